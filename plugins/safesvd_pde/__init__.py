@@ -1,0 +1,1 @@
+"""safesvd built-in plugin: pde."""

@@ -1,0 +1,236 @@
+"""The abstract kinds that plugins implement.
+
+Each concrete class carries a ``name`` class attribute, unique within its kind, and is returned
+by one of the hooks in :mod:`safesvd_core._hookspecs`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from ._field import FieldDescription
+    from ._result import CompressionResult
+
+#: Signals an estimator can observe for one layer and one batch (rows = flattened samples).
+SIGNALS = ("input", "shifted_input", "output_grad")
+
+
+@attrs.frozen(kw_only=True)
+class LayerSignals:
+    """What one layer saw on one calibration batch, flattened to rows.
+
+    ``inputs`` is ``(rows, n)`` from the original model, ``shifted_inputs`` the same rows through
+    the partially compressed model, ``output_grads`` is ``(rows, m)`` (``∂L/∂y``), ``domain`` the
+    batch's physical-domain label for multi-domain estimators.
+    """
+
+    inputs: Tensor | None = None
+    shifted_inputs: Tensor | None = None
+    output_grads: Tensor | None = None
+    domain: str | None = None
+
+
+class Estimator(ABC):
+    """Streaming per-layer statistic, accumulated in float64 as plain sums plus a row count.
+
+    Subclasses declare which signals they need (``requires``) and which named statistics they
+    provide (``provides``, e.g. ``"sigma"``). States are mergeable across processes with
+    :meth:`merge` and serialisable with :meth:`state_dict` / :meth:`load_state_dict`.
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[frozenset[str]]
+    provides: ClassVar[frozenset[str]]
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        self.in_features = in_features
+        self.out_features = out_features
+
+    @abstractmethod
+    def update(self, signals: LayerSignals) -> None:
+        """Accumulate one batch."""
+
+    @abstractmethod
+    def merge(self, other: Estimator) -> None:
+        """Add the sums and counts of ``other`` (same class, same shapes) into ``self``."""
+
+    @abstractmethod
+    def statistics(self) -> dict[str, Tensor]:
+        """Return the finished statistics (means), keyed by the names in ``provides``."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Tensor]:
+        """Return the raw sums and counts as tensors (safetensors-compatible)."""
+
+    @abstractmethod
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Restore the state written by :meth:`state_dict`."""
+
+
+@attrs.frozen(kw_only=True)
+class SolveRecord:
+    """How one layer was solved: which factorisation path each matrix took, and the jitter used."""
+
+    paths: Mapping[str, str]
+    jitters: Mapping[str, float]
+    note: str = ""
+
+    @property
+    def fell_back(self) -> bool:
+        """True when any matrix left the Cholesky path."""
+        return any(path != "cholesky" for path in self.paths.values())
+
+
+@attrs.frozen(kw_only=True)
+class Factorization:
+    """``W' = first_factor @ second_factor``; ``first`` is ``m × k``, ``second`` is ``k × n``."""
+
+    first: Tensor
+    second: Tensor
+    record: SolveRecord
+
+
+class Solver(ABC):
+    """Turns a dense weight plus named statistics into two low-rank factors."""
+
+    name: ClassVar[str]
+    requires: ClassVar[frozenset[str]]
+
+    @abstractmethod
+    def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
+        """Return the rank-``rank`` factors of ``weight`` (``m × n``) for this solver's objective."""
+
+    @abstractmethod
+    def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
+        """Return the proxy singular values (descending, float64) that allocators rank by."""
+
+
+@attrs.frozen(kw_only=True)
+class LayerCandidate:
+    """One compressible layer as the allocator sees it."""
+
+    name: str
+    out_features: int
+    in_features: int
+    spectrum: Tensor
+    order: int
+
+    @property
+    def dense_params(self) -> int:
+        """Weights of the dense layer, ``m n``."""
+        return self.out_features * self.in_features
+
+    @property
+    def params_per_rank(self) -> int:
+        """Weights one kept component costs, ``m + n``."""
+        return self.out_features + self.in_features
+
+    @property
+    def break_even_rank(self) -> int:
+        """``⌊m n / (m + n)⌋``: from this rank on, the dense layer is no larger."""
+        return self.dense_params // self.params_per_rank
+
+
+class Allocator(ABC):
+    """Chooses a rank per layer so that the kept weights fit ``budget``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
+        """Return layer name → rank, or ``None`` where the layer stays dense.
+
+        The cost of the result (``rank (m + n)`` per factored layer, ``m n`` per dense one) must
+        not exceed ``budget``; raise :class:`~safesvd_core.BudgetError` when no assignment fits.
+        """
+
+
+class PhysicsLoss(ABC):
+    """A differentiable scalar loss ``(prediction, reference, field) -> Tensor``.
+
+    Fields are ``(batch, channels, *grid)``; ``field`` says which channel is which, the grid
+    spacing and the boundary per axis.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def __call__(self, prediction: Tensor, reference: Tensor, field: FieldDescription) -> Tensor:
+        """Return a scalar, finite, non-negative, zero when ``prediction == reference``."""
+
+
+class ModelAdapter(ABC):
+    """How safesvd runs, scores and slices one family of models."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def predict(self, model: nn.Module, batch: Any) -> Tensor:
+        """Run ``model`` on ``batch`` and return the prediction tensor."""
+
+    @abstractmethod
+    def reference(self, batch: Any) -> Tensor:
+        """Return the ground-truth target of ``batch``."""
+
+    @abstractmethod
+    def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:
+        """The model's own training criterion, a scalar."""
+
+    @abstractmethod
+    def compressible_layers(self, model: nn.Module) -> list[str]:
+        """Qualified names of the modules to compress (``nn.Linear``)."""
+
+    def blocks(self, model: nn.Module) -> list[str] | None:
+        """Qualified names of a sequential chain of blocks, or ``None`` for per-layer stages.
+
+        Block ``k + 1`` must receive block ``k``'s output as its first positional argument (its
+        other arguments unchanged): this is checked on the first calibration batch.
+        """
+        return None
+
+    def next_block_input(self, output: Any) -> Tensor:
+        """Extract the tensor that the next block receives from a block's output."""
+        return output[0] if isinstance(output, tuple) else output
+
+    def field(self, batch: Any) -> FieldDescription | None:
+        """Describe the fields of ``batch`` (channel roles, spacing, boundaries), if known."""
+        return None
+
+    def domain(self, batch: Any) -> str | None:
+        """The physical-domain label of ``batch`` for multi-domain calibration, if any."""
+        return None
+
+    def to_device(self, batch: Any, device: torch.device) -> Any:
+        """Move ``batch`` to ``device``; tuples, lists and dicts of tensors by default."""
+        return _move(batch, device)
+
+
+def _move(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {key: _move(value, device) for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_move(value, device) for value in batch)
+    return batch
+
+
+class Recipe(ABC):
+    """A named compression method: a composition of the other kinds plus options.
+
+    Concrete recipes are frozen attrs classes whose fields are the options users pass to
+    :func:`safesvd_core.compress`.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def compress(self, job: Any) -> CompressionResult:
+        """Run the compression described by ``job`` (a :class:`safesvd_core.CompressionJob`)."""
