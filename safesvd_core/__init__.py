@@ -1,0 +1,63 @@
+"""safesvd: physics-aware low-rank SVD compression of physics foundation models (SAFE-SVD).
+
+Importing this package loads no plugin and touches no GPU: plugins load on first use of a
+registry (``available``, ``compress``, ...).
+"""
+
+from ._compress import compress
+from ._engine import CompressionJob, Plan, run_plan
+from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
+from ._hookspecs import hookimpl
+from ._interfaces import (
+    Allocator,
+    Estimator,
+    Factorization,
+    LayerCandidate,
+    LayerSignals,
+    ModelAdapter,
+    PhysicsLoss,
+    Recipe,
+    Solver,
+    SolveRecord,
+)
+from ._lowrank import LowRankLinear
+from ._plugins import KINDS, PluginManager, Registry, available, plugin_manager, registry
+from ._result import CompressionResult
+from ._solve import solve_layer
+from ._statistics import CalibrationStatistics
+
+__all__ = sorted(
+    [
+        "Allocator",
+        "BudgetError",
+        "CalibrationStatistics",
+        "CompressionJob",
+        "CompressionResult",
+        "ConfigError",
+        "DuplicatePluginError",
+        "Estimator",
+        "Factorization",
+        "KINDS",
+        "LayerCandidate",
+        "LayerSignals",
+        "LowRankLinear",
+        "ModelAdapter",
+        "NumericalError",
+        "PhysicsLoss",
+        "Plan",
+        "PluginManager",
+        "Recipe",
+        "Registry",
+        "SafeSVDError",
+        "SolveRecord",
+        "Solver",
+        "UnknownPluginError",
+        "available",
+        "compress",
+        "hookimpl",
+        "plugin_manager",
+        "registry",
+        "run_plan",
+        "solve_layer",
+    ]
+)

@@ -1,0 +1,94 @@
+"""Built-in rank allocators: greedy global benefit/cost (Algorithm 1) and uniform."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import attrs
+
+from safesvd_core._errors import BudgetError
+from safesvd_core._interfaces import Allocator, LayerCandidate
+from safesvd_core._validators import positive_int
+
+
+def layer_cost(layer: LayerCandidate, rank: int | None) -> int:
+    """Kept weights of ``layer`` at ``rank`` (``None`` = dense)."""
+    return layer.dense_params if rank is None else rank * layer.params_per_rank
+
+
+def _start(layers: Sequence[LayerCandidate], min_rank: int, budget: int) -> tuple[dict[str, int | None], int]:
+    """Every layer at its minimum: ``min_rank`` factors, or dense where factoring saves nothing."""
+    ranks: dict[str, int | None] = {}
+    for layer in layers:
+        ranks[layer.name] = None if layer.break_even_rank <= min_rank else min_rank
+    spent = sum(layer_cost(layer, ranks[layer.name]) for layer in layers)
+    if spent > budget:
+        raise BudgetError(
+            f"the budget of {budget:,} weights for the compressible layers is below the {spent:,} that "
+            f"rank {min_rank} everywhere needs; raise the ratio or compress fewer layers"
+        )
+    return ranks, spent
+
+
+@attrs.frozen(kw_only=True)
+class GreedyAllocator(Allocator):
+    """Global greedy: components by ``s_i² / (m + n)``; a layer at break-even rank goes dense.
+
+    Ties are broken by layer order then component index, so the result is deterministic.
+    """
+
+    name: ClassVar[str] = "greedy"
+    min_rank: int = attrs.field(default=1, validator=positive_int)
+
+    def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
+        ranks, spent = _start(layers, self.min_rank, budget)
+        candidates = []
+        for layer in layers:
+            if ranks[layer.name] is None:
+                continue
+            energy = layer.spectrum.double() ** 2 / layer.params_per_rank
+            for index in range(self.min_rank, layer.break_even_rank):
+                candidates.append((-float(energy[index]), layer.order, index, layer))
+        candidates.sort(key=lambda item: item[:3])
+        for _, _, index, layer in candidates:
+            rank = ranks[layer.name]
+            if rank is None or rank != index:
+                continue
+            new_rank: int | None = None if index + 1 >= layer.break_even_rank else index + 1
+            extra = layer_cost(layer, new_rank) - layer_cost(layer, rank)
+            if spent + extra <= budget:
+                ranks[layer.name] = new_rank
+                spent += extra
+        return ranks
+
+
+@attrs.frozen(kw_only=True)
+class UniformAllocator(Allocator):
+    """The same fraction ``r`` everywhere: ``k = ⌊r · m n / (m + n)⌋``, ``r`` the largest that fits."""
+
+    name: ClassVar[str] = "uniform"
+    min_rank: int = attrs.field(default=1, validator=positive_int)
+
+    def _ranks(self, layers: Sequence[LayerCandidate], fraction: float) -> dict[str, int | None]:
+        ranks: dict[str, int | None] = {}
+        for layer in layers:
+            rank = max(self.min_rank, int(fraction * layer.dense_params / layer.params_per_rank))
+            ranks[layer.name] = None if rank >= layer.break_even_rank else rank
+        return ranks
+
+    def _cost(self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None]) -> int:
+        return sum(layer_cost(layer, ranks[layer.name]) for layer in layers)
+
+    def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
+        _start(layers, self.min_rank, budget)
+        low, high = 0.0, 1.0
+        if self._cost(layers, self._ranks(layers, high)) <= budget:
+            return self._ranks(layers, high)
+        for _ in range(60):
+            middle = 0.5 * (low + high)
+            if self._cost(layers, self._ranks(layers, middle)) <= budget:
+                low = middle
+            else:
+                high = middle
+        return self._ranks(layers, low)

@@ -1,0 +1,169 @@
+"""Built-in estimators: clean, shifted and cross covariance, output Fisher, energy balancing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from safesvd_core._errors import ConfigError, NumericalError
+from safesvd_core._interfaces import Estimator, LayerSignals
+from safesvd_core._moments import RunningMoment
+
+
+class MomentEstimator(Estimator):
+    """An estimator made of named :class:`RunningMoment` sums; subclasses say what to add."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self.moments: dict[str, RunningMoment] = self._create()
+
+    def _create(self) -> dict[str, RunningMoment]:
+        raise NotImplementedError
+
+    def _signal(self, signals: LayerSignals, attribute: str) -> Tensor:
+        value = getattr(signals, attribute)
+        if value is None:
+            raise ConfigError(f"estimator {self.name!r} needs the {attribute!r} signal, which was not provided")
+        return value
+
+    def merge(self, other: Estimator) -> None:
+        if type(other) is not type(self):
+            raise ConfigError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        for key, moment in self.moments.items():
+            moment.merge(other.moments[key])
+
+    def statistics(self) -> dict[str, Tensor]:
+        return {key: moment.mean() for key, moment in self.moments.items()}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        state: dict[str, Tensor] = {}
+        for key, moment in self.moments.items():
+            state.update(moment.state_dict(prefix=f"{key}."))
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        for key, moment in self.moments.items():
+            moment.load_state_dict(state, prefix=f"{key}.")
+
+
+class CleanCovariance(MomentEstimator):
+    """``sigma = E[x xᵀ]`` of the layer input in the original model."""
+
+    name: ClassVar[str] = "clean-covariance"
+    requires: ClassVar[frozenset[str]] = frozenset({"input"})
+    provides: ClassVar[frozenset[str]] = frozenset({"sigma"})
+
+    def _create(self) -> dict[str, RunningMoment]:
+        return {"sigma": RunningMoment(self.in_features, self.in_features)}
+
+    def update(self, signals: LayerSignals) -> None:
+        self.moments["sigma"].add(self._signal(signals, "inputs"))
+
+
+class ShiftedCovariance(MomentEstimator):
+    """``sigma_shift = E[x̃ x̃ᵀ]`` and ``sigma_cross = E[x x̃ᵀ]`` over paired clean/shifted rows."""
+
+    name: ClassVar[str] = "shifted-covariance"
+    requires: ClassVar[frozenset[str]] = frozenset({"input", "shifted_input"})
+    provides: ClassVar[frozenset[str]] = frozenset({"sigma_shift", "sigma_cross"})
+
+    def _create(self) -> dict[str, RunningMoment]:
+        n = self.in_features
+        return {"sigma_shift": RunningMoment(n, n), "sigma_cross": RunningMoment(n, n)}
+
+    def update(self, signals: LayerSignals) -> None:
+        clean = self._signal(signals, "inputs")
+        shifted = self._signal(signals, "shifted_inputs")
+        self.moments["sigma_shift"].add(shifted)
+        self.moments["sigma_cross"].add(clean, shifted)
+
+
+class OutputFisher(MomentEstimator):
+    """``fisher = E[g gᵀ]`` with ``g = ∂L/∂y`` the gradient of the calibration loss at the output."""
+
+    name: ClassVar[str] = "output-fisher"
+    requires: ClassVar[frozenset[str]] = frozenset({"output_grad"})
+    provides: ClassVar[frozenset[str]] = frozenset({"fisher"})
+
+    def _create(self) -> dict[str, RunningMoment]:
+        return {"fisher": RunningMoment(self.out_features, self.out_features)}
+
+    def update(self, signals: LayerSignals) -> None:
+        self.moments["fisher"].add(self._signal(signals, "output_grads"))
+
+
+class EnergyBalanced(Estimator):
+    """Per-domain copies of inner estimators, combined with trace weights (METHOD.md, App. D).
+
+    For each statistic ``M`` with per-domain means ``M_d`` and traces ``τ_d``:
+    ``M_bal = Σ_d w_d M_d / D`` with ``w_d = τ̄ / (τ_d + ε)``, ``τ̄ = mean_d τ_d``.
+    """
+
+    name: ClassVar[str] = "energy-balanced"
+    requires: ClassVar[frozenset[str]] = frozenset()
+    provides: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, in_features: int, out_features: int, inner: tuple[str, ...] = ("clean-covariance",)) -> None:
+        super().__init__(in_features, out_features)
+        from safesvd_core._plugins import registry
+
+        if not inner:
+            raise ConfigError("energy-balanced needs at least one inner estimator name")
+        self.inner_classes = {name: registry("estimator").get(name) for name in inner}
+        self.domains: dict[str, dict[str, Estimator]] = {}
+
+    def _domain(self, label: str) -> dict[str, Estimator]:
+        if label not in self.domains:
+            self.domains[label] = {n: cls(self.in_features, self.out_features) for n, cls in self.inner_classes.items()}
+        return self.domains[label]
+
+    def update(self, signals: LayerSignals) -> None:
+        if signals.domain is None:
+            raise ConfigError("energy-balanced calibration needs a domain label per batch (adapter.domain)")
+        for estimator in self._domain(signals.domain).values():
+            estimator.update(signals)
+
+    def merge(self, other: Estimator) -> None:
+        if not isinstance(other, EnergyBalanced) or other.inner_classes.keys() != self.inner_classes.keys():
+            raise ConfigError("cannot merge energy-balanced estimators with different inner estimators")
+        for label, by_name in other.domains.items():
+            for name, estimator in by_name.items():
+                self._domain(label)[name].merge(estimator)
+
+    def statistics(self) -> dict[str, Tensor]:
+        if not self.domains:
+            raise NumericalError("energy-balanced estimator saw no calibration rows")
+        per_domain = [
+            {key: value for estimator in by_name.values() for key, value in estimator.statistics().items()}
+            for _, by_name in sorted(self.domains.items())
+        ]
+        return {key: balance([stats[key] for stats in per_domain]) for key in per_domain[0]}
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {
+            f"{label}/{name}/{key}": value
+            for label, by_name in self.domains.items()
+            for name, estimator in by_name.items()
+            for key, value in estimator.state_dict().items()
+        }
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        grouped: dict[tuple[str, str], dict[str, Tensor]] = {}
+        for flat, value in state.items():
+            label, name, key = flat.split("/", 2)
+            grouped.setdefault((label, name), {})[key] = value
+        self.domains = {}
+        for (label, name), values in grouped.items():
+            self._domain(label)[name].load_state_dict(values)
+
+
+def balance(matrices: list[Tensor], *, relative_eps: float = 1e-12) -> Tensor:
+    """``Σ_d w_d M_d / D`` with ``w_d = τ̄ / (τ_d + ε)``, ``τ_d = tr(M_d)``, ``ε`` relative to ``τ̄``."""
+    traces = torch.stack([torch.diagonal(m).sum() for m in matrices])
+    mean_trace = traces.mean()
+    eps = relative_eps * float(mean_trace.abs()) + torch.finfo(torch.float64).tiny
+    weights = mean_trace / (traces + eps)
+    return sum(w * m for w, m in zip(weights, matrices)) / len(matrices)

@@ -1,0 +1,403 @@
+"""The compression engine shared by the recipes: statistics, allocation, sequential solve.
+
+Phases (METHOD.md, "Sequential compression"):
+
+1. probe: one forward pass on the first batch records the forward order of the layers, how
+   often each is called, and the inputs of the adapter's blocks (to check the chain);
+2. λ (only with physics terms and ``lam="auto"``): one no-grad pass;
+3. clean pass: clean-phase estimators (covariance, Fisher) over the calibration set;
+4. allocation: proxy spectra from clean statistics, ranks from the allocator under the budget;
+5. stages in forward order. A *block* stage collects the shifted statistics of all its layers
+   in one pass over the block alone, from cached block inputs (the earlier layers of the same
+   block are not yet compressed when they are taken: the documented approximation). An *exact*
+   stage is one layer, its inputs taken by a forward pass of the partially compressed model
+   that stops right after the layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ._capture import BlockRecorder, LayerRecorder, run_until_stopped
+from ._errors import BudgetError, ConfigError, SafeSVDError
+from ._interfaces import Allocator, Estimator, LayerCandidate, LayerSignals, ModelAdapter, PhysicsLoss, Solver
+from ._lowrank import LowRankLinear
+from ._modules import count_parameters, linear_layer, set_submodule
+from ._objective import CalibrationObjective, auto_lambda
+from ._result import CompressionResult
+from ._statistics import CalibrationStatistics
+
+StageMode = Literal["auto", "block", "exact"]
+
+
+@attrs.define(kw_only=True)
+class CompressionJob:
+    """Everything a recipe needs: the untouched original, the model to compress, the data."""
+
+    original: nn.Module
+    model: nn.Module
+    batches: Sequence[Any]
+    adapter: ModelAdapter
+    ratio: float
+    recipe: str
+    options: dict[str, Any]
+    statistics: CalibrationStatistics | None = None
+    progress: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """A recipe's composition: which estimators run when, which solver and allocator."""
+
+    clean_estimators: tuple[str, ...]
+    shifted_estimators: tuple[str, ...] = ()
+    solver: Solver
+    allocator: Allocator
+    physics: tuple[PhysicsLoss, ...] = ()
+    lam: float | str = "auto"
+    lam_ratio: float = 10.0
+    stage_mode: StageMode = "auto"
+    estimator_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+
+    @property
+    def sequential(self) -> bool:
+        return bool(self.shifted_estimators)
+
+
+@attrs.frozen
+class Stage:
+    """Layers solved together; ``block`` is the block they run in, or None for an exact stage."""
+
+    layers: tuple[str, ...]
+    block: str | None
+
+
+@attrs.frozen
+class Probe:
+    order: tuple[str, ...]
+    calls: Mapping[str, int]
+    block_order: tuple[str, ...]
+    block_inputs: Mapping[str, Tensor]
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+
+def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
+    """Compress ``job.model`` in place following ``plan``; the original stays untouched."""
+    from ._plugins import registry
+
+    timer = _Timer()
+    start = time.perf_counter()
+    adapter = job.adapter
+    names = _validated_layers(job)
+    shapes = {name: (linear_layer(job.model, name).in_features, linear_layer(job.model, name).out_features) for name in names}
+    params_before = count_parameters(job.original)
+    budget = int(job.ratio * params_before)
+    factor_budget = budget - (params_before - sum(n * m for n, m in shapes.values()))
+    passes: dict[str, int] = {}
+
+    with _evaluating(job.original), _evaluating(job.model):
+        with timer("probe"):
+            probe = _probe(job, names)
+        order = [name for name in probe.order]
+        lam: float | None = None
+        if plan.physics:
+            if plan.lam == "auto":
+                with timer("lambda"):
+                    lam = auto_lambda(job.original, job.batches, adapter, plan.physics, ratio=plan.lam_ratio)
+                passes["lambda"] = 1
+            else:
+                lam = float(plan.lam)
+        objective = CalibrationObjective(adapter=adapter, physics=plan.physics, lam=lam or 0.0)
+
+        estimator_registry = registry("estimator")
+
+        def make(name: str, n: int, m: int) -> Estimator:
+            return estimator_registry.create(name, in_features=n, out_features=m, **plan.estimator_options.get(name, {}))
+
+        statistics = job.statistics
+        if statistics is None:
+            statistics = CalibrationStatistics.create(shapes, plan.clean_estimators, make)
+            needs_gradients = any("output_grad" in estimator_registry.get(n).requires for n in plan.clean_estimators)
+            with timer("clean"):
+                _clean_pass(job, statistics, names, objective, needs_gradients)
+            passes["clean"] = 1
+            statistics.metadata["lam"] = lam
+        clean = {name: statistics.layer(name) for name in names}
+
+        with timer("allocate"):
+            candidates = [
+                LayerCandidate(name=name, out_features=shapes[name][1], in_features=shapes[name][0],
+                               spectrum=plan.solver.spectrum(linear_layer(job.model, name).weight, clean[name]), order=index)
+                for index, name in enumerate(order)
+            ]
+            if factor_budget < 0:
+                raise BudgetError(
+                    f"ratio {job.ratio} keeps {budget:,} parameters, fewer than the {params_before - factor_budget - budget:,} "
+                    f"outside the compressible layers"
+                )
+            ranks = plan.allocator.allocate(candidates, factor_budget)
+
+        stages = _stages(order, probe, adapter.blocks(job.model) if plan.sequential else None, plan.stage_mode, ranks)
+        records = {}
+        with timer("stages"):
+            solver_stats = _StageRunner(job, probe, plan, make, passes)
+            iterator = tqdm(stages, desc="stages", disable=not job.progress)
+            for stage in iterator:
+                shifted = solver_stats.collect(stage) if plan.sequential else {}
+                for name in stage.layers:
+                    rank = ranks[name]
+                    if rank is None:
+                        continue
+                    layer = linear_layer(job.model, name)
+                    stats = dict(clean[name])
+                    stats.update(shifted.get(name, {}))
+                    factors = plan.solver.solve(layer.weight, rank, stats)
+                    records[name] = factors.record
+                    bias = None if layer.bias is None else layer.bias.detach()
+                    set_submodule(job.model, name, LowRankLinear.from_factors(factors.first, factors.second, bias))
+                solver_stats.advance(stage)
+
+    params_after = count_parameters(job.model)
+    timer.seconds["total"] = time.perf_counter() - start
+    if params_after > budget:
+        raise BudgetError(f"compressed model keeps {params_after:,} parameters, over the budget of {budget:,}")
+    return CompressionResult(
+        model=job.model, recipe=job.recipe, options=dict(job.options), ratio=job.ratio, ranks=dict(ranks),
+        params_before=params_before, params_after=params_after, budget=budget, records=records,
+        timings=timer.seconds, passes=passes, lam=lam, layer_order=order,
+        stages=[list(stage.layers) for stage in stages], statistics=statistics,
+    )
+
+
+def _validated_layers(job: CompressionJob) -> list[str]:
+    names = job.adapter.compressible_layers(job.model)
+    if not names:
+        raise ConfigError(f"adapter {job.adapter.name!r} found no compressible layer in the model")
+    if len(set(names)) != len(names):
+        raise ConfigError("the adapter listed a layer twice")
+    for name in names:
+        linear_layer(job.model, name)
+        linear_layer(job.original, name)
+    return list(names)
+
+
+@contextlib.contextmanager
+def _evaluating(model: nn.Module) -> Iterator[None]:
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, mode in modes.items():
+            module.train(mode)
+
+
+def _probe(job: CompressionJob, names: Sequence[str]) -> Probe:
+    batch = job.batches[0]
+    blocks = job.adapter.blocks(job.model) or []
+    layers = LayerRecorder(job.original, names)
+    block_recorder = BlockRecorder(job.original, blocks)
+    with torch.no_grad(), layers.attached(), block_recorder.attached():
+        job.adapter.predict(job.original, batch)
+    missing = [name for name in names if not layers.inputs[name]]
+    if missing:
+        raise ConfigError(f"these compressible layers are never called by the model's forward pass: {missing}")
+    for block, calls in block_recorder.calls.items():
+        if len(calls) != 1:
+            raise ConfigError(f"block {block!r} runs {len(calls)} times per forward pass; blocks must run exactly once")
+    block_inputs = {name: calls[0][0][0] for name, calls in block_recorder.calls.items() if calls and calls[0][0]}
+    return Probe(
+        order=tuple(layers.order), calls={name: len(v) for name, v in layers.inputs.items()},
+        block_order=tuple(block_recorder.order), block_inputs=block_inputs,
+    )
+
+
+@contextlib.contextmanager
+def _weights_require_grad(model: nn.Module, names: Sequence[str]) -> Iterator[None]:
+    layers = [linear_layer(model, name) for name in names]
+    flags = [layer.weight.requires_grad for layer in layers]
+    for layer in layers:
+        layer.weight.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for layer, flag in zip(layers, flags):
+            layer.weight.requires_grad_(flag)
+
+
+def _clean_pass(job: CompressionJob, statistics: CalibrationStatistics, names: Sequence[str],
+                objective: CalibrationObjective, needs_gradients: bool) -> None:
+    model, adapter = job.original, job.adapter
+    recorder = LayerRecorder(model, names, keep_outputs=needs_gradients)
+    grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
+    with grad_context, recorder.attached():
+        for batch in tqdm(job.batches, desc="clean statistics", disable=not job.progress):
+            recorder.clear()
+            grads: list[Tensor | None] = []
+            with torch.set_grad_enabled(needs_gradients):
+                prediction = adapter.predict(model, batch)
+                if needs_gradients:
+                    loss = objective(prediction, batch)
+                    outputs = [out for name in names for out in recorder.outputs[name]]
+                    grads = list(torch.autograd.grad(loss, outputs, allow_unused=True))
+            domain = adapter.domain(batch)
+            position = 0
+            for name in names:
+                for index, layer_input in enumerate(recorder.inputs[name]):
+                    grad = None
+                    if needs_gradients:
+                        grad = grads[position + index]
+                        if grad is None:
+                            grad = torch.zeros_like(recorder.outputs[name][index])
+                    signals = LayerSignals(
+                        inputs=_rows(layer_input),
+                        output_grads=None if grad is None else _rows(grad.detach()),
+                        domain=domain,
+                    )
+                    statistics.update(name, signals)
+                position += len(recorder.inputs[name])
+
+
+def _rows(tensor: Tensor) -> Tensor:
+    return tensor.reshape(-1, tensor.shape[-1])
+
+
+def _stages(order: Sequence[str], probe: Probe, blocks: Sequence[str] | None, mode: StageMode,
+            ranks: Mapping[str, int | None]) -> list[Stage]:
+    if mode not in ("auto", "block", "exact"):
+        raise ConfigError(f"stage_mode must be 'auto', 'block' or 'exact', got {mode!r}")
+    if mode == "block" and not blocks:
+        raise ConfigError("stage_mode='block' needs an adapter that names its blocks")
+    use_blocks = bool(blocks) and mode != "exact"
+    stages: list[Stage] = []
+    for name in order:
+        block = _owning_block(name, blocks) if use_blocks else None
+        if block is not None and stages and stages[-1].block == block:
+            stages[-1] = Stage(stages[-1].layers + (name,), block)
+            continue
+        if block is not None and any(stage.block == block for stage in stages):
+            raise ConfigError(f"the layers of block {block!r} do not run contiguously; use stage_mode='exact'")
+        stages.append(Stage((name,), block))
+    return stages
+
+
+def _owning_block(layer: str, blocks: Sequence[str]) -> str | None:
+    owners = [block for block in blocks if layer.startswith(block + ".")]
+    return max(owners, key=len) if owners else None
+
+
+class _StageRunner:
+    """Collects shifted statistics stage by stage, caching block inputs along the chain."""
+
+    def __init__(self, job: CompressionJob, probe: Probe, plan: Plan, make, passes: dict[str, int]) -> None:
+        self.job = job
+        self.probe = probe
+        self.plan = plan
+        self.make = make
+        self.passes = passes
+        self.cache_block: str | None = None  # block whose inputs are cached
+        self.clean_inputs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.shift_inputs: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self.clean_outputs: list[Any] = []
+
+    def _count(self, phase: str) -> None:
+        self.passes[phase] = self.passes.get(phase, 0) + 1
+
+    def collect(self, stage: Stage) -> dict[str, dict[str, Tensor]]:
+        job = self.job
+        layers = {name: (linear_layer(job.model, name).in_features, linear_layer(job.model, name).out_features) for name in stage.layers}
+        stats = CalibrationStatistics.create(layers, self.plan.shifted_estimators, self.make)
+        calls = {name: self.probe.calls[name] for name in stage.layers}
+        self._count("stages")
+        if stage.block is not None:
+            self._ensure_block_inputs(stage.block)
+        self.clean_outputs = []
+        with torch.no_grad():
+            for index, batch in enumerate(job.batches):
+                clean_rec = LayerRecorder(job.original, stage.layers, stop_after=None if stage.block else calls)
+                shift_rec = LayerRecorder(job.model, stage.layers, stop_after=None if stage.block else calls)
+                if stage.block is None:
+                    with clean_rec.attached():
+                        run_until_stopped(job.adapter.predict, job.original, batch)
+                    with shift_rec.attached():
+                        run_until_stopped(job.adapter.predict, job.model, batch)
+                else:
+                    args, kwargs = self.clean_inputs[index]
+                    with clean_rec.attached():
+                        self.clean_outputs.append(job.original.get_submodule(stage.block)(*args, **kwargs))
+                    args, kwargs = self.shift_inputs[index]
+                    with shift_rec.attached():
+                        job.model.get_submodule(stage.block)(*args, **kwargs)
+                domain = job.adapter.domain(batch)
+                for name in stage.layers:
+                    clean_calls, shift_calls = clean_rec.inputs[name], shift_rec.inputs[name]
+                    if len(clean_calls) != len(shift_calls):
+                        raise SafeSVDError(f"layer {name!r} ran {len(clean_calls)} times in the original and "
+                                           f"{len(shift_calls)} times in the compressed model")
+                    for clean_in, shift_in in zip(clean_calls, shift_calls):
+                        stats.update(name, LayerSignals(inputs=_rows(clean_in), shifted_inputs=_rows(shift_in), domain=domain))
+        return {name: stats.layer(name) for name in stage.layers}
+
+    def _ensure_block_inputs(self, block: str) -> None:
+        if self.cache_block == block:
+            return
+        job = self.job
+        self.clean_inputs, self.shift_inputs = [], []
+        with torch.no_grad():
+            for batch in job.batches:
+                for model, store in ((job.original, self.clean_inputs), (job.model, self.shift_inputs)):
+                    recorder = BlockRecorder(model, [block], stop_at=block)
+                    with recorder.attached():
+                        run_until_stopped(job.adapter.predict, model, batch)
+                    store.append(recorder.calls[block][0])
+        self._count("prefix")
+        self.cache_block = block
+
+    def advance(self, stage: Stage) -> None:
+        """After ``stage`` is solved: move the block-input caches to the next block of the chain."""
+        if stage.block is None:
+            self.cache_block = None
+            return
+        order = self.probe.block_order
+        position = order.index(stage.block)
+        if position + 1 >= len(order):
+            self.cache_block = None
+            return
+        following = order[position + 1]
+        adapter = self.job.adapter
+        block = self.job.model.get_submodule(stage.block)
+        new_shift = []
+        with torch.no_grad():
+            for args, kwargs in self.shift_inputs:
+                new_shift.append(((adapter.next_block_input(block(*args, **kwargs)),) + tuple(args[1:]), kwargs))
+        new_clean = [((adapter.next_block_input(out),) + tuple(args[1:]), kwargs)
+                     for out, (args, kwargs) in zip(self.clean_outputs, self.clean_inputs)]
+        expected = self.probe.block_inputs.get(following)
+        got = new_clean[0][0][0] if new_clean else None
+        if expected is None or got is None or expected.shape != got.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
+            raise SafeSVDError(
+                f"blocks {stage.block!r} → {following!r} are not a sequential chain (the output of one is not the "
+                f"input of the next); name a chain in the adapter or use stage_mode='exact'"
+            )
+        self.clean_inputs, self.shift_inputs = new_clean, new_shift
+        self.cache_block = following

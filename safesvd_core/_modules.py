@@ -1,0 +1,37 @@
+"""Small helpers on module trees: parameter counts, lookup and replacement by qualified name."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ._errors import ConfigError
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of distinct parameter elements (shared parameters counted once)."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def get_submodule(model: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name``, with a clear error if there is none."""
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        raise ConfigError(f"the model has no submodule {name!r}") from None
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule called ``name`` by ``module``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = get_submodule(model, parent_name) if parent_name else model
+    if not hasattr(parent, child):
+        raise ConfigError(f"the model has no submodule {name!r}")
+    setattr(parent, child, module)
+
+
+def linear_layer(model: nn.Module, name: str) -> nn.Linear:
+    """The ``nn.Linear`` called ``name``; anything else is a clear error."""
+    module = get_submodule(model, name)
+    if not isinstance(module, nn.Linear):
+        raise ConfigError(f"layer {name!r} is a {type(module).__name__}, but only nn.Linear can be compressed")
+    return module

@@ -1,0 +1,70 @@
+"""What :func:`safesvd_core.compress` returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from torch import nn
+
+from ._interfaces import SolveRecord
+from ._statistics import CalibrationStatistics
+
+
+@attrs.define(kw_only=True)
+class CompressionResult:
+    """The compressed model and everything needed to judge and reproduce it.
+
+    ``ranks`` maps each compressible layer to its kept rank, or ``None`` where it stays dense.
+    ``records`` says per solved layer which factorisation path each matrix took; ``fallbacks``
+    keeps the ones that left the Cholesky path. ``passes`` counts passes over the calibration
+    set by phase; ``timings`` are wall seconds by phase.
+    """
+
+    model: nn.Module
+    recipe: str
+    options: dict[str, Any]
+    ratio: float
+    ranks: dict[str, int | None]
+    params_before: int
+    params_after: int
+    budget: int
+    records: dict[str, SolveRecord] = attrs.field(factory=dict)
+    timings: dict[str, float] = attrs.field(factory=dict)
+    passes: dict[str, int] = attrs.field(factory=dict)
+    lam: float | None = None
+    layer_order: list[str] = attrs.field(factory=list)
+    stages: list[list[str]] = attrs.field(factory=list)
+    statistics: CalibrationStatistics | None = None
+    notes: list[str] = attrs.field(factory=list)
+
+    @property
+    def fallbacks(self) -> dict[str, SolveRecord]:
+        """The layers whose solve left the Cholesky path (eigen or identity roots)."""
+        return {name: record for name, record in self.records.items() if record.fell_back}
+
+    @property
+    def kept_ratio(self) -> float:
+        """``params_after / params_before``."""
+        return self.params_after / self.params_before
+
+    @property
+    def met_budget(self) -> bool:
+        """Whether ``params_after ≤ ratio × params_before``."""
+        return self.params_after <= self.budget
+
+    def summary(self) -> str:
+        """A short markdown table: one row per compressible layer, then totals."""
+        lines = ["| layer | rank | path |", "|---|---|---|"]
+        for name in self.layer_order or list(self.ranks):
+            rank = self.ranks.get(name)
+            record = self.records.get(name)
+            path = ", ".join(f"{k}:{v}" for k, v in record.paths.items()) if record else "dense"
+            lines.append(f"| {name} | {'dense' if rank is None else rank} | {path} |")
+        lines.append("")
+        lines.append(
+            f"recipe {self.recipe}, ratio {self.ratio}: {self.params_after:,} of {self.params_before:,} "
+            f"parameters kept ({self.kept_ratio:.4f}; budget {self.budget:,}, "
+            f"{'met' if self.met_budget else 'MISSED'})"
+        )
+        return "\n".join(lines)

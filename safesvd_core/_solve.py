@@ -1,0 +1,138 @@
+"""The closed-form SAFE-SVD layer solution (METHOD.md, eqs. 4–9) as pure functions."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._errors import ConfigError, NumericalError
+from ._interfaces import Factorization, SolveRecord
+from ._linalg import DEFAULT_JITTER, Root, psd_root
+
+
+def solve_layer(
+    weight: Tensor,
+    rank: int,
+    sigma: Tensor,
+    *,
+    sigma_shift: Tensor | None = None,
+    sigma_cross: Tensor | None = None,
+    fisher: Tensor | None = None,
+    alpha: float = 0.5,
+) -> tuple[Tensor, Tensor]:
+    """Optimal rank-``rank`` factors ``(A, B)`` of ``weight`` for the SAFE-SVD objective.
+
+    Minimises ``(1−α) E‖S(W−W')x‖² + α E‖S(Wx − W'x̃)‖²`` with ``S = chol(F)ᵀ``
+    (``S = I`` when ``fisher`` is None). ``sigma = E[x xᵀ]``, ``sigma_shift = E[x̃ x̃ᵀ]``,
+    ``sigma_cross = E[x x̃ᵀ]``; without shifted statistics the clean-only objective is solved.
+    Returns ``A`` (``m × rank``) and ``B`` (``rank × n``) in ``weight``'s dtype, ``W' = A @ B``.
+    """
+    result = whitened_factorization(
+        weight, rank, sigma, sigma_shift=sigma_shift, sigma_cross=sigma_cross, fisher=fisher, alpha=alpha
+    )
+    return result.first, result.second
+
+
+def whitened_factorization(
+    weight: Tensor,
+    rank: int,
+    sigma: Tensor,
+    *,
+    sigma_shift: Tensor | None = None,
+    sigma_cross: Tensor | None = None,
+    fisher: Tensor | None = None,
+    alpha: float = 0.5,
+    jitter: float = DEFAULT_JITTER,
+    fisher_jitter: float | None = None,
+) -> Factorization:
+    """:func:`solve_layer` plus the record of which factorisation path each matrix took."""
+    out_features, in_features = _check_weight(weight)
+    _check_rank(rank, out_features, in_features)
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha must lie in [0, 1], got {alpha!r}")
+    _check_square(sigma, in_features, "sigma")
+    if (sigma_shift is None) != (sigma_cross is None):
+        raise ConfigError("sigma_shift and sigma_cross must be given together (or neither)")
+    w = weight.detach().to(torch.float64)
+    clean = sigma.to(w.device, torch.float64)
+    if sigma_shift is None:
+        shift = cross = clean
+    else:
+        _check_square(sigma_shift, in_features, "sigma_shift")
+        _check_square(sigma_cross, in_features, "sigma_cross")
+        shift = sigma_shift.to(w.device, torch.float64)
+        cross = sigma_cross.to(w.device, torch.float64)
+    combined = (1.0 - alpha) * clean + alpha * shift
+    target = (1.0 - alpha) * clean + alpha * cross
+    input_root = psd_root(combined, jitter=jitter, what="input covariance C")
+    sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter if fisher_jitter is not None else jitter)
+
+    weighted = _apply_sensitivity(sens, w) @ target
+    whitened = input_root.solve(weighted.mT).mT  # S W B L⁻ᵀ
+    u, s, vh = _svd(whitened)
+    root_s = s[:rank].sqrt()
+    first = _unapply_sensitivity(sens, u[:, :rank] * root_s)
+    second = input_root.solve_transposed(vh[:rank].mT * root_s).mT
+    if not (torch.isfinite(first).all() and torch.isfinite(second).all()):
+        raise NumericalError("the low-rank factors contain NaN or Inf")
+    paths = {"input": input_root.path, "fisher": sens.path if sens is not None else "none"}
+    jitters = {"input": input_root.jitter, "fisher": sens.jitter if sens is not None else 0.0}
+    record = SolveRecord(paths=paths, jitters=jitters)
+    return Factorization(first=first.to(weight.dtype), second=second.to(weight.dtype), record=record)
+
+
+def whitened_spectrum(
+    weight: Tensor, sigma: Tensor, *, fisher: Tensor | None = None, jitter: float = DEFAULT_JITTER,
+    fisher_jitter: float | None = None,
+) -> Tensor:
+    """Proxy spectrum for allocation: singular values of ``S W L_c`` with ``Σ = L_c L_cᵀ``."""
+    out_features, in_features = _check_weight(weight)
+    _check_square(sigma, in_features, "sigma")
+    w = weight.detach().to(torch.float64)
+    root = psd_root(sigma.to(w.device, torch.float64), jitter=jitter, what="clean covariance")
+    sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter if fisher_jitter is not None else jitter)
+    return torch.linalg.svdvals(_apply_sensitivity(sens, w) @ root.factor)
+
+
+def _sensitivity_root(fisher: Tensor | None, size: int, device: torch.device, jitter: float) -> Root | None:
+    if fisher is None:
+        return None
+    _check_square(fisher, size, "fisher")
+    return psd_root(fisher.to(device, torch.float64), jitter=jitter, what="Fisher F")
+
+
+def _apply_sensitivity(sens: Root | None, matrix: Tensor) -> Tensor:
+    """``S @ matrix`` with ``S = Rᵀ``."""
+    return matrix if sens is None else sens.factor.mT @ matrix
+
+
+def _unapply_sensitivity(sens: Root | None, matrix: Tensor) -> Tensor:
+    """``S⁻¹ @ matrix`` with ``S⁻¹ = R⁻ᵀ``."""
+    return matrix if sens is None else sens.solve_transposed(matrix)
+
+
+def _svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    if not torch.isfinite(matrix).all():
+        raise NumericalError("the whitened weight contains NaN or Inf")
+    return torch.linalg.svd(matrix, full_matrices=False)
+
+
+def _check_weight(weight: Tensor) -> tuple[int, int]:
+    if weight.ndim != 2:
+        raise ConfigError(f"weight must be a 2-D (out × in) matrix, got shape {tuple(weight.shape)}")
+    if not torch.isfinite(weight).all():
+        raise NumericalError("weight contains NaN or Inf")
+    return int(weight.shape[0]), int(weight.shape[1])
+
+
+def _check_rank(rank: int, out_features: int, in_features: int) -> None:
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= min(out_features, in_features):
+        raise ConfigError(
+            f"rank must be an integer in [1, {min(out_features, in_features)}] for a "
+            f"{out_features} × {in_features} weight, got {rank!r}"
+        )
+
+
+def _check_square(matrix: Tensor, size: int, what: str) -> None:
+    if tuple(matrix.shape) != (size, size):
+        raise ConfigError(f"{what} must have shape ({size}, {size}), got {tuple(matrix.shape)}")
