@@ -1,0 +1,72 @@
+"""The bundled reference PFM: a :class:`FieldTransformer` trained on 2-D incompressible NS.
+
+Its weights (safetensors) and a JSON card (configuration, seeds, test losses) ship in
+``weights/``; ``benchmarks/train_reference.py`` regenerates both. Data splits are generated
+on the fly from fixed seeds (a few seconds), so nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from safesvd_core._errors import ConfigError
+
+from .navier_stokes import velocity_pairs
+from .operator import FieldTransformer, OperatorConfig
+
+NAME = "ns2d-transformer"
+SPLITS = {"train": (512, 0), "calibration": (32, 1), "test": (64, 2)}
+LEAD_TIME = 1.0
+GRID = 32
+
+
+def split(name: str) -> tuple[Tensor, Tensor]:
+    """``(inputs, targets)`` of a data split: ``"train"``, ``"calibration"`` or ``"test"``."""
+    if name not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
+    samples, seed = SPLITS[name]
+    return velocity_pairs(samples, size=GRID, lead_time=LEAD_TIME, seed=seed)
+
+
+def batches(name: str, batch_size: int = 16) -> list[tuple[Tensor, Tensor]]:
+    """A split cut into ``(input, target)`` batches."""
+    inputs, targets = split(name)
+    return [(inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+
+
+def _weights_dir():
+    return resources.files("safesvd_zoo") / "weights"
+
+
+def card() -> dict[str, Any]:
+    """The JSON card of the shipped weights (configuration, seeds, recorded losses)."""
+    path = _weights_dir() / f"{NAME}.json"
+    if not path.is_file():
+        raise ConfigError(f"reference weights are missing ({path}); run benchmarks/train_reference.py")
+    return json.loads(path.read_text())
+
+
+def load() -> FieldTransformer:
+    """The trained reference model, in eval mode."""
+    model = FieldTransformer(OperatorConfig(**card()["config"]))
+    with resources.as_file(_weights_dir() / f"{NAME}.safetensors") as path:
+        model.load_state_dict(load_file(str(path)))
+    return model.eval()
+
+
+def block_names(model: FieldTransformer) -> list[str]:
+    """Names of the model's transformer blocks (a sequential chain)."""
+    return model.block_names()
+
+
+def test_loss(model: torch.nn.Module) -> float:
+    """Mean squared error on the test split."""
+    inputs, targets = split("test")
+    with torch.no_grad():
+        return float(torch.mean((model(inputs) - targets) ** 2))
