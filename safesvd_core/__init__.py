@@ -6,6 +6,8 @@ registry (``available``, ``compress``, ...).
 
 from ._compress import compress
 from ._engine import CompressionJob, Plan, run_plan
+from ._family import Metric, PDEFamily
+from ._field import FieldDescription, Role
 from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
 from ._hookspecs import hookimpl
 from ._interfaces import (
@@ -37,17 +39,21 @@ __all__ = sorted(
         "DuplicatePluginError",
         "Estimator",
         "Factorization",
+        "FieldDescription",
         "KINDS",
         "LayerCandidate",
         "LayerSignals",
         "LowRankLinear",
         "ModelAdapter",
+        "Metric",
         "NumericalError",
+        "PDEFamily",
         "PhysicsLoss",
         "Plan",
         "PluginManager",
         "Recipe",
         "Registry",
+        "Role",
         "SafeSVDError",
         "SolveRecord",
         "Solver",

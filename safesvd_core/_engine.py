@@ -152,8 +152,8 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
             ]
             if factor_budget < 0:
                 raise BudgetError(
-                    f"ratio {job.ratio} keeps {budget:,} parameters, fewer than the {params_before - factor_budget - budget:,} "
-                    f"outside the compressible layers"
+                    f"ratio {job.ratio} gives a budget of {budget:,} parameters, fewer than the "
+                    f"{budget - factor_budget:,} outside the compressible layers, which are always kept"
                 )
             ranks = plan.allocator.allocate(candidates, factor_budget)
 

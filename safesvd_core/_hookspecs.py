@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from ._family import PDEFamily
     from ._interfaces import Allocator, Estimator, ModelAdapter, PhysicsLoss, Recipe, Solver
 
 PROJECT = "safesvd"
@@ -40,7 +41,7 @@ def safesvd_allocators() -> list[type[Allocator]]:
 
 @hookspec
 def safesvd_physics_losses() -> list[type[PhysicsLoss]]:
-    """Return :class:`PhysicsLoss` classes: callables ``(prediction, reference) -> scalar``."""
+    """Return :class:`PhysicsLoss` classes: callables ``(prediction, reference, field) -> scalar``."""
     raise NotImplementedError
 
 
@@ -57,6 +58,6 @@ def safesvd_recipes() -> list[type[Recipe]]:
 
 
 @hookspec
-def safesvd_pde_families() -> list[type]:
+def safesvd_pde_families() -> list[type[PDEFamily]]:
     """Return PDE-family classes: a default physics-loss composition, metrics and channel roles."""
     raise NotImplementedError

@@ -40,7 +40,7 @@ class CalibrationObjective:
         if self.physics and self.lam != 0.0:
             value = value + self.lam * self.physics_value(prediction, batch)
         if not torch.isfinite(value):
-            raise NumericalError(f"calibration loss is {float(value)}; the batch is not skipped silently")
+            raise NumericalError(f"calibration loss is {float(value.detach())}; the batch is not skipped silently")
         return value
 
 

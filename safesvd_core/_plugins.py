@@ -147,7 +147,7 @@ class PluginManager:
     def _collect(self, kind: str) -> list[Registration[Any]]:
         hook = getattr(self._pm.hook, KINDS[kind])
         found: list[Registration[Any]] = []
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order
             classes = impl.function()
             if classes is None:
                 continue

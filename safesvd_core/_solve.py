@@ -65,6 +65,7 @@ def whitened_factorization(
     combined = (1.0 - alpha) * clean + alpha * shift
     target = (1.0 - alpha) * clean + alpha * cross
     input_root = psd_root(combined, jitter=jitter, what="input covariance C")
+    target = _ridge_target(target, input_root)
     sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter if fisher_jitter is not None else jitter)
 
     weighted = _apply_sensitivity(sens, w) @ target
@@ -92,6 +93,20 @@ def whitened_spectrum(
     root = psd_root(sigma.to(w.device, torch.float64), jitter=jitter, what="clean covariance")
     sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter if fisher_jitter is not None else jitter)
     return torch.linalg.svdvals(_apply_sensitivity(sens, w) @ root.factor)
+
+
+def _ridge_target(target: Tensor, root: Root) -> Tensor:
+    """Add to ``B`` the ridge ``εI`` that ``C`` received.
+
+    The jitter acts like ridge rows present identically in the clean and shifted streams, so
+    ``Σ``, ``Σ̃`` and ``Σ×`` all gain ``εI``: at ``α = 0`` the result is SVD-LLM's whitening of
+    ``H + εI`` exactly, and at full rank the clean-only solution is ``W`` itself. With all-zero
+    statistics (identity root) every ``W'`` is equally good; ``B = I`` then gives the plain SVD.
+    """
+    eye = torch.eye(target.shape[0], dtype=target.dtype, device=target.device)
+    if root.path == "identity":
+        return eye
+    return target + root.jitter * eye
 
 
 def _sensitivity_root(fisher: Tensor | None, size: int, device: torch.device, jitter: float) -> Root | None:

@@ -10,7 +10,7 @@ import attrs
 from torch import Tensor, nn
 
 from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription
+from safesvd_core import FieldDescription
 from safesvd_core._interfaces import ModelAdapter
 
 from .base_losses import BASE_LOSSES, BaseLoss
