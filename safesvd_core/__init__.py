@@ -5,6 +5,7 @@ registry (``available``, ``compress``, ...).
 """
 
 from ._compress import compress
+from ._evaluate import EvaluationReport, MetricChange, evaluate, results_json, results_table
 from ._engine import CompressionJob, Plan, run_plan
 from ._family import Metric, PDEFamily
 from ._field import FieldDescription, Role
@@ -38,6 +39,7 @@ __all__ = sorted(
         "ConfigError",
         "DuplicatePluginError",
         "Estimator",
+        "EvaluationReport",
         "Factorization",
         "FieldDescription",
         "KINDS",
@@ -46,6 +48,7 @@ __all__ = sorted(
         "LowRankLinear",
         "ModelAdapter",
         "Metric",
+        "MetricChange",
         "NumericalError",
         "PDEFamily",
         "PhysicsLoss",
@@ -60,9 +63,12 @@ __all__ = sorted(
         "UnknownPluginError",
         "available",
         "compress",
+        "evaluate",
         "hookimpl",
         "plugin_manager",
         "registry",
+        "results_json",
+        "results_table",
         "run_plan",
         "solve_layer",
     ]

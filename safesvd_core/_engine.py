@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ._capture import BlockRecorder, LayerRecorder, run_until_stopped
 from ._errors import BudgetError, ConfigError, SafeSVDError
+from ._family import PDEFamily
 from ._interfaces import Allocator, Estimator, LayerCandidate, LayerSignals, ModelAdapter, PhysicsLoss, Solver
 from ._lowrank import LowRankLinear
 from ._modules import count_parameters, linear_layer, set_submodule
@@ -64,8 +65,14 @@ class Plan:
     physics: tuple[PhysicsLoss, ...] = ()
     lam: float | str = "auto"
     lam_ratio: float = 10.0
+    lam_mode: str = "global"
+    lam_cap: float = 1000.0
+    family: PDEFamily | None = None
     stage_mode: StageMode = "auto"
     estimator_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    #: A recipe that cannot meet the budget by construction (e.g. SVD-LLM V2) sets this: the
+    #: result then reports the miss in ``notes`` instead of raising :class:`BudgetError`.
+    may_miss_budget: bool = False
 
     @property
     def sequential(self) -> bool:
@@ -119,15 +126,21 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
         with timer("probe"):
             probe = _probe(job, names)
         order = [name for name in probe.order]
+        if plan.family is not None:
+            field = adapter.field(job.batches[0])
+            if field is None:
+                raise ConfigError(f"family {plan.family.name!r} needs a field description from the adapter; none was given")
+            plan.family.check(field)
         lam: float | None = None
-        if plan.physics:
+        if plan.physics and plan.lam_mode == "global":
             if plan.lam == "auto":
                 with timer("lambda"):
                     lam = auto_lambda(job.original, job.batches, adapter, plan.physics, ratio=plan.lam_ratio)
                 passes["lambda"] = 1
             else:
                 lam = float(plan.lam)
-        objective = CalibrationObjective(adapter=adapter, physics=plan.physics, lam=lam or 0.0)
+        objective = CalibrationObjective(adapter=adapter, physics=plan.physics, lam=lam or 0.0, mode=plan.lam_mode,
+                                         lam_ratio=plan.lam_ratio, lam_cap=plan.lam_cap)
 
         estimator_registry = registry("estimator")
 
@@ -135,7 +148,9 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
             return estimator_registry.create(name, in_features=n, out_features=m, **plan.estimator_options.get(name, {}))
 
         statistics = job.statistics
-        if statistics is None:
+        if statistics is None and not plan.clean_estimators:
+            statistics = CalibrationStatistics.create(shapes, (), make)
+        elif statistics is None:
             statistics = CalibrationStatistics.create(shapes, plan.clean_estimators, make)
             needs_gradients = any("output_grad" in estimator_registry.get(n).requires for n in plan.clean_estimators)
             with timer("clean"):
@@ -179,13 +194,20 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
 
     params_after = count_parameters(job.model)
     timer.seconds["total"] = time.perf_counter() - start
+    notes: list[str] = []
     if params_after > budget:
-        raise BudgetError(f"compressed model keeps {params_after:,} parameters, over the budget of {budget:,}")
+        message = (f"compressed model keeps {params_after:,} parameters, over the budget of {budget:,} "
+                   f"by {params_after - budget:,} ({100.0 * (params_after - budget) / budget:.1f} %)")
+        if not plan.may_miss_budget:
+            raise BudgetError(message)
+        notes.append(message)
     return CompressionResult(
         model=job.model, recipe=job.recipe, options=dict(job.options), ratio=job.ratio, ranks=dict(ranks),
         params_before=params_before, params_after=params_after, budget=budget, records=records,
         timings=timer.seconds, passes=passes, lam=lam, layer_order=order,
-        stages=[list(stage.layers) for stage in stages], statistics=statistics,
+        objective={"physics": [repr(loss) for loss in plan.physics], "lam_mode": plan.lam_mode,
+                   "family": plan.family.name if plan.family else None},
+        stages=[list(stage.layers) for stage in stages], statistics=statistics, notes=notes,
     )
 
 

@@ -14,6 +14,8 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from ._errors import ConfigError
+
 if TYPE_CHECKING:
     from ._field import FieldDescription
     from ._result import CompressionResult
@@ -206,6 +208,18 @@ class ModelAdapter(ABC):
     def domain(self, batch: Any) -> str | None:
         """The physical-domain label of ``batch`` for multi-domain calibration, if any."""
         return None
+
+    def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
+        """The batch of autoregressive step ``step`` (1-based) of ``sequence``.
+
+        Default: ``sequence`` is ``(input, trajectory)`` with time on dim 1 of ``trajectory``;
+        the step's input is ``state`` (the previous prediction; ``input`` at step 1) and its
+        target ``trajectory[:, step - 1]``.
+        """
+        start, trajectory = sequence[0], sequence[1]
+        if step > trajectory.shape[1]:
+            raise ConfigError(f"rollout step {step} is beyond the trajectory's {trajectory.shape[1]} steps")
+        return (start if state is None else state, trajectory[:, step - 1])
 
     def to_device(self, batch: Any, device: torch.device) -> Any:
         """Move ``batch`` to ``device``; tuples, lists and dicts of tensors by default."""

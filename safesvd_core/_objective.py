@@ -13,18 +13,26 @@ from ._errors import ConfigError, NumericalError
 from ._interfaces import ModelAdapter, PhysicsLoss
 
 
+#: How physics terms are weighted against the base loss.
+#: ``"global"`` (default, §E.2): one λ for the summed physics terms, fixed before calibration.
+#: ``"per-order"`` (the authors' public script): per batch, each derivative order ``k`` of each
+#: loss gets ``min(lam_ratio · L_base / L_k, lam_cap)`` (weights detached from the graph).
+LAM_MODES = ("global", "per-order")
+
+
 @attrs.frozen(kw_only=True)
 class CalibrationObjective:
-    """``base_loss + lam · Σ_i loss_i(prediction, reference, field)`` for one adapter."""
+    """``base_loss + lam · Σ_i loss_i(prediction, reference, field)`` for one adapter
+    (or, in ``"per-order"`` mode, per-batch balanced weights per derivative order)."""
 
     adapter: ModelAdapter
     physics: tuple[PhysicsLoss, ...] = ()
     lam: float = 0.0
+    mode: str = "global"
+    lam_ratio: float = 10.0
+    lam_cap: float = 1000.0
 
-    def physics_value(self, prediction: Tensor, batch: Any) -> Tensor:
-        """The summed physics terms of one batch (a zero tensor when there are none)."""
-        if not self.physics:
-            return prediction.new_zeros(())
+    def _field(self, batch: Any):
         field = self.adapter.field(batch)
         if field is None:
             names = ", ".join(loss.name for loss in self.physics)
@@ -32,12 +40,34 @@ class CalibrationObjective:
                 f"physics losses ({names}) need a field description, but adapter "
                 f"{self.adapter.name!r} gave none for this batch; pass one to the adapter"
             )
+        return field
+
+    def order_terms(self, prediction: Tensor, batch: Any) -> list[Tensor]:
+        """Each physics loss split per derivative order where it can be (``order_terms``), else whole."""
+        field = self._field(batch)
+        reference = self.adapter.reference(batch)
+        terms: list[Tensor] = []
+        for loss in self.physics:
+            split = getattr(loss, "order_terms", None)
+            terms.extend(split(prediction, reference, field).values() if split else [loss(prediction, reference, field)])
+        return terms
+
+    def physics_value(self, prediction: Tensor, batch: Any) -> Tensor:
+        """The summed physics terms of one batch (a zero tensor when there are none)."""
+        if not self.physics:
+            return prediction.new_zeros(())
+        field = self._field(batch)
         reference = self.adapter.reference(batch)
         return sum((loss(prediction, reference, field) for loss in self.physics), prediction.new_zeros(()))
 
     def __call__(self, prediction: Tensor, batch: Any) -> Tensor:
         value = self.adapter.base_loss(prediction, batch)
-        if self.physics and self.lam != 0.0:
+        if self.physics and self.mode == "per-order":
+            base = value.detach()
+            for term in self.order_terms(prediction, batch):
+                weight = torch.clamp(self.lam_ratio * base / term.detach().clamp_min(1e-30), max=self.lam_cap)
+                value = value + weight * term
+        elif self.physics and self.lam != 0.0:
             value = value + self.lam * self.physics_value(prediction, batch)
         if not torch.isfinite(value):
             raise NumericalError(f"calibration loss is {float(value.detach())}; the batch is not skipped silently")

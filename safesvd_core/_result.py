@@ -17,7 +17,8 @@ class CompressionResult:
 
     ``ranks`` maps each compressible layer to its kept rank, or ``None`` where it stays dense.
     ``records`` says per solved layer which factorisation path each matrix took; ``fallbacks``
-    keeps the ones that left the Cholesky path. ``passes`` counts passes over the calibration
+    keeps the ones that left the Cholesky path. ``objective`` describes the calibration loss
+    (physics terms, λ mode, family). ``passes`` counts passes over the calibration
     set by phase; ``timings`` are wall seconds by phase.
     """
 
@@ -33,6 +34,7 @@ class CompressionResult:
     timings: dict[str, float] = attrs.field(factory=dict)
     passes: dict[str, int] = attrs.field(factory=dict)
     lam: float | None = None
+    objective: dict[str, Any] = attrs.field(factory=dict)
     layer_order: list[str] = attrs.field(factory=list)
     stages: list[list[str]] = attrs.field(factory=list)
     statistics: CalibrationStatistics | None = None

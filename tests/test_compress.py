@@ -164,7 +164,7 @@ def test_auto_lambda_balances_base_and_physics():
     assert fixed.lam == 0.0 and "lambda" not in fixed.passes
     fisher_with = result.statistics.layer("blocks.0.query")["fisher"]
     fisher_without = fixed.statistics.layer("blocks.0.query")["fisher"]
-    assert not torch.allclose(fisher_with, fisher_without)
+    assert not torch.allclose(fisher_with, fisher_without, rtol=1e-3, atol=0.0)
 
 
 def test_physics_without_a_field_is_a_clear_error():

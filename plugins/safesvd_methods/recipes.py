@@ -10,6 +10,7 @@ import attrs
 from safesvd_core._engine import CompressionJob, Plan, run_plan
 from safesvd_core._errors import ConfigError
 from safesvd_core._interfaces import PhysicsLoss, Recipe
+from safesvd_core._objective import LAM_MODES
 from safesvd_core._plugins import registry
 from safesvd_core._result import CompressionResult
 from safesvd_core._validators import one_of, positive, registered, unit_interval
@@ -53,7 +54,9 @@ class SafeSVD(Recipe):
     Options: ``alpha`` (clean/shifted balance), ``sensitivity`` (Fisher ``S`` on/off),
     ``allocator`` (any registered allocator), ``sequential`` (shifted statistics on/off),
     ``stage_mode`` ("auto", "block", "exact"), ``physics`` (loss names/specs added to the
-    calibration loss), ``lam`` ("auto" or a number), ``lam_ratio`` (the 10 of λ = 10·L_base/L_phys),
+    calibration loss), ``family`` (a PDE family: its Sobolev loss, of order ``sobolev_order`` or
+    the family's, with ``sobolev_p``), ``lam`` ("auto" or a number), ``lam_ratio`` (the 10 of
+    λ = 10·L_base/L_phys), ``lam_mode`` ("global" or "per-order", capped at ``lam_cap``),
     ``jitter`` and ``fisher_jitter`` (relative), ``min_rank``.
     """
 
@@ -66,8 +69,13 @@ class SafeSVD(Recipe):
     sequential: bool = True
     stage_mode: str = attrs.field(default="auto", validator=one_of(("auto", "block", "exact")))
     physics: tuple[PhysicsSpec, ...] = attrs.field(default=(), converter=_tuple)
+    family: str | None = attrs.field(default=None, validator=attrs.validators.optional(registered("pde_family")))
+    sobolev_order: int | None = attrs.field(default=None, validator=attrs.validators.optional(one_of((0, 1, 2))))
+    sobolev_p: int = attrs.field(default=1, validator=one_of((1, 2)))
     lam: float | str = attrs.field(default="auto", validator=_lam)
     lam_ratio: float = attrs.field(default=10.0, validator=positive)
+    lam_mode: str = attrs.field(default="global", validator=one_of(LAM_MODES))
+    lam_cap: float = attrs.field(default=1000.0, validator=positive)
     jitter: float = attrs.field(default=1e-6, validator=positive)
     fisher_jitter: float = attrs.field(default=1e-6, validator=positive)
     min_rank: int = 1
@@ -88,12 +96,29 @@ class SafeSVD(Recipe):
             shifted_estimators=("shifted-covariance",) if self.sequential and self.alpha > 0 else (),
             solver=solver,
             allocator=registry("allocator").create(self.allocator, min_rank=self.min_rank),
-            physics=build_physics(self.physics),
+            physics=self._physics(),
             lam=self.lam,
             lam_ratio=self.lam_ratio,
+            lam_mode=self.lam_mode,
+            lam_cap=self.lam_cap,
+            family=registry("pde_family").create(self.family) if self.family else None,
             stage_mode=self.stage_mode,  # type: ignore[arg-type]
             estimator_options=estimator_options,
         )
+
+    def _physics(self) -> tuple[PhysicsLoss, ...]:
+        """Explicit ``physics`` wins; else the family's Sobolev loss (order and p overridable)."""
+        if self.physics:
+            if self.sobolev_order is not None:
+                raise ConfigError("sobolev_order applies to the family's Sobolev loss; with explicit physics, set it there")
+            return build_physics(self.physics)
+        if self.family is None:
+            if self.sobolev_order is not None:
+                raise ConfigError("sobolev_order needs a family (or an explicit physics=[{'name': 'sobolev', ...}])")
+            return ()
+        family = registry("pde_family").get(self.family)
+        order = family.sobolev_order if self.sobolev_order is None else self.sobolev_order
+        return (registry("physics_loss").create("sobolev", order=order, p=self.sobolev_p),)
 
     def compress(self, job: CompressionJob) -> CompressionResult:
         return run_plan(job, self.plan())

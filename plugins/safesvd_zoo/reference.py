@@ -15,15 +15,36 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from safesvd_core import FieldDescription
 from safesvd_core._errors import ConfigError
 
-from .navier_stokes import velocity_pairs
+from .navier_stokes import NavierStokes2D, velocity_pairs
 from .operator import FieldTransformer, OperatorConfig
 
 NAME = "ns2d-transformer"
 SPLITS = {"train": (512, 0), "calibration": (32, 1), "test": (64, 2)}
 LEAD_TIME = 1.0
 GRID = 32
+
+
+#: The reference data: velocity (u, v) on a periodic 32² grid over [0, 2π)², axis 2 = x.
+FIELD = FieldDescription(
+    channels=("u", "v"), roles=("velocity_x", "velocity_y"), spacing=(NavierStokes2D(size=GRID).spacing,) * 2,
+    periodic=(True, True),
+)
+
+
+def trajectories(samples: int = 8, steps: int = 5, *, seed: int = 3) -> tuple[Tensor, Tensor]:
+    """``(input, trajectory)``: ``trajectory[:, s]`` is the flow ``(s + 1)`` lead times after the input."""
+    solver = NavierStokes2D(size=GRID)
+    generator = torch.Generator().manual_seed(seed)
+    state = solver.advance(solver.random_vorticity(samples, generator), 1.0)
+    start = solver.velocity(state).float()
+    frames = []
+    for _ in range(steps):
+        state = solver.advance(state, LEAD_TIME)
+        frames.append(solver.velocity(state).float())
+    return start, torch.stack(frames, dim=1)
 
 
 def split(name: str) -> tuple[Tensor, Tensor]:
