@@ -24,6 +24,7 @@ from ._interfaces import (
     SolveRecord,
 )
 from ._lowrank import LowRankLinear
+from ._persist import load_compressed, save_compressed
 from ._plugins import KINDS, PluginManager, Registry, available, plugin_manager, registry
 from ._result import CompressionResult
 from ._solve import solve_layer
@@ -65,11 +66,13 @@ __all__ = sorted(
         "compress",
         "evaluate",
         "hookimpl",
+        "load_compressed",
         "plugin_manager",
         "registry",
         "results_json",
         "results_table",
         "run_plan",
+        "save_compressed",
         "solve_layer",
     ]
 )

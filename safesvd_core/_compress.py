@@ -45,6 +45,9 @@ def compress(
     recipe_obj = make_recipe(recipe, options)
     adapter_obj = make_adapter(adapter, adapter_options)
     batches = _materialise(calibration)
+    device = _device(model)
+    if device is not None:
+        batches = [adapter_obj.to_device(batch, device) for batch in batches]
     if inplace:
         original, work = copy.deepcopy(model), model
     else:
@@ -88,6 +91,12 @@ def _describe(recipe: Recipe) -> dict[str, Any]:
     if not attrs.has(type(recipe)):
         return {}
     return {field.name: getattr(recipe, field.name) for field in attrs.fields(type(recipe))}
+
+
+def _device(model: nn.Module):
+    """The device of the model's parameters (None for a parameter-free model)."""
+    first = next(model.parameters(), None)
+    return None if first is None else first.device
 
 
 def _materialise(calibration: Iterable[Any]) -> list[Any]:

@@ -24,6 +24,8 @@ class RunningMoment:
 
     def add(self, left: Tensor, right: Tensor | None = None) -> None:
         """Add the rows of ``left`` (``(r, rows)``) against ``right`` (``(r, cols)``, default ``left``)."""
+        if self.count == 0 and left.device != self.total.device:
+            self.total = self.total.to(left.device)  # accumulate where the activations live
         left = left.reshape(-1, left.shape[-1]).to(self.total.device, torch.float64)
         right = left if right is None else right.reshape(-1, right.shape[-1]).to(self.total.device, torch.float64)
         if left.shape[0] != right.shape[0]:
