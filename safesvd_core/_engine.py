@@ -30,8 +30,8 @@ from ._capture import BlockRecorder, LayerRecorder, run_until_stopped
 from ._errors import BudgetError, ConfigError, SafeSVDError
 from ._family import PDEFamily
 from ._interfaces import Allocator, Estimator, LayerCandidate, LayerSignals, ModelAdapter, PhysicsLoss, Solver
-from ._lowrank import LowRankLinear
-from ._modules import count_parameters, linear_layer, set_submodule
+from ._layers import linear_map
+from ._modules import count_parameters, set_submodule
 from ._objective import CalibrationObjective, auto_lambda
 from ._result import CompressionResult
 from ._statistics import CalibrationStatistics
@@ -116,7 +116,8 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
     start = time.perf_counter()
     adapter = job.adapter
     names = _validated_layers(job)
-    shapes = {name: (linear_layer(job.model, name).in_features, linear_layer(job.model, name).out_features) for name in names}
+    maps = {name: linear_map(job.model, name) for name in names}
+    shapes = {name: (view.in_features, view.out_features) for name, view in maps.items()}
     params_before = count_parameters(job.original)
     budget = int(job.ratio * params_before)
     factor_budget = budget - (params_before - sum(n * m for n, m in shapes.values()))
@@ -133,7 +134,9 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
             plan.family.check(field)
         lam: float | None = None
         if plan.physics and plan.lam_mode == "global":
-            if plan.lam == "auto":
+            if plan.lam == "auto" and job.statistics is not None and job.statistics.metadata.get("lam") is not None:
+                lam = float(job.statistics.metadata["lam"])  # resumed: λ was balanced with these statistics
+            elif plan.lam == "auto":
                 with timer("lambda"):
                     lam = auto_lambda(job.original, job.batches, adapter, plan.physics, ratio=plan.lam_ratio)
                 passes["lambda"] = 1
@@ -162,7 +165,7 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
         with timer("allocate"):
             candidates = [
                 LayerCandidate(name=name, out_features=shapes[name][1], in_features=shapes[name][0],
-                               spectrum=plan.solver.spectrum(linear_layer(job.model, name).weight, clean[name]), order=index)
+                               spectrum=plan.solver.spectrum(maps[name].weight, clean[name]), order=index)
                 for index, name in enumerate(order)
             ]
             if factor_budget < 0:
@@ -183,13 +186,12 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
                     rank = ranks[name]
                     if rank is None:
                         continue
-                    layer = linear_layer(job.model, name)
+                    layer = maps[name]
                     stats = dict(clean[name])
                     stats.update(shifted.get(name, {}))
                     factors = plan.solver.solve(layer.weight, rank, stats)
                     records[name] = factors.record
-                    bias = None if layer.bias is None else layer.bias.detach()
-                    set_submodule(job.model, name, LowRankLinear.from_factors(factors.first, factors.second, bias))
+                    set_submodule(job.model, name, layer.low_rank(factors.first, factors.second))
                 solver_stats.advance(stage)
 
     params_after = count_parameters(job.model)
@@ -218,8 +220,8 @@ def _validated_layers(job: CompressionJob) -> list[str]:
     if len(set(names)) != len(names):
         raise ConfigError("the adapter listed a layer twice")
     for name in names:
-        linear_layer(job.model, name)
-        linear_layer(job.original, name)
+        linear_map(job.model, name)
+        linear_map(job.original, name)
     return list(names)
 
 
@@ -256,7 +258,7 @@ def _probe(job: CompressionJob, names: Sequence[str]) -> Probe:
 
 @contextlib.contextmanager
 def _weights_require_grad(model: nn.Module, names: Sequence[str]) -> Iterator[None]:
-    layers = [linear_layer(model, name) for name in names]
+    layers = [linear_map(model, name).module for name in names]
     flags = [layer.weight.requires_grad for layer in layers]
     for layer in layers:
         layer.weight.requires_grad_(True)
@@ -270,6 +272,7 @@ def _weights_require_grad(model: nn.Module, names: Sequence[str]) -> Iterator[No
 def _clean_pass(job: CompressionJob, statistics: CalibrationStatistics, names: Sequence[str],
                 objective: CalibrationObjective, needs_gradients: bool) -> None:
     model, adapter = job.original, job.adapter
+    views = {name: linear_map(model, name) for name in names}
     recorder = LayerRecorder(model, names, keep_outputs=needs_gradients)
     grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
     with grad_context, recorder.attached():
@@ -285,6 +288,7 @@ def _clean_pass(job: CompressionJob, statistics: CalibrationStatistics, names: S
             domain = adapter.domain(batch)
             position = 0
             for name in names:
+                view = views[name]
                 for index, layer_input in enumerate(recorder.inputs[name]):
                     grad = None
                     if needs_gradients:
@@ -292,16 +296,12 @@ def _clean_pass(job: CompressionJob, statistics: CalibrationStatistics, names: S
                         if grad is None:
                             grad = torch.zeros_like(recorder.outputs[name][index])
                     signals = LayerSignals(
-                        inputs=_rows(layer_input),
-                        output_grads=None if grad is None else _rows(grad.detach()),
+                        inputs=view.rows(layer_input),
+                        output_grads=None if grad is None else view.rows(grad.detach()),
                         domain=domain,
                     )
                     statistics.update(name, signals)
                 position += len(recorder.inputs[name])
-
-
-def _rows(tensor: Tensor) -> Tensor:
-    return tensor.reshape(-1, tensor.shape[-1])
 
 
 def _stages(order: Sequence[str], probe: Probe, blocks: Sequence[str] | None, mode: StageMode,
@@ -347,7 +347,8 @@ class _StageRunner:
 
     def collect(self, stage: Stage) -> dict[str, dict[str, Tensor]]:
         job = self.job
-        layers = {name: (linear_layer(job.model, name).in_features, linear_layer(job.model, name).out_features) for name in stage.layers}
+        views = {name: linear_map(job.model, name) for name in stage.layers}
+        layers = {name: (view.in_features, view.out_features) for name, view in views.items()}
         stats = CalibrationStatistics.create(layers, self.plan.shifted_estimators, self.make)
         calls = {name: self.probe.calls[name] for name in stage.layers}
         self._count("stages")
@@ -377,7 +378,8 @@ class _StageRunner:
                         raise SafeSVDError(f"layer {name!r} ran {len(clean_calls)} times in the original and "
                                            f"{len(shift_calls)} times in the compressed model")
                     for clean_in, shift_in in zip(clean_calls, shift_calls):
-                        stats.update(name, LayerSignals(inputs=_rows(clean_in), shifted_inputs=_rows(shift_in), domain=domain))
+                        stats.update(name, LayerSignals(inputs=views[name].rows(clean_in),
+                                                        shifted_inputs=views[name].rows(shift_in), domain=domain))
         return {name: stats.layer(name) for name in stage.layers}
 
     def _ensure_block_inputs(self, block: str) -> None:

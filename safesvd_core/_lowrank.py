@@ -9,10 +9,14 @@ from ._errors import ConfigError
 
 
 class LowRankLinear(nn.Module):
-    """Two factors and the original bias: ``first`` maps ``n → k`` (``B``), ``second`` ``k → m`` (``A``)."""
+    """Two factors and the original bias: ``first`` maps ``n → k`` (``B``), ``second`` ``k → m`` (``A``).
+
+    ``channel_dim`` is the axis it maps: ``-1`` for a replaced ``nn.Linear``, ``1`` for a replaced
+    1×1 convolution (channels-first).
+    """
 
     def __init__(
-        self, in_features: int, out_features: int, rank: int, *, bias: bool = True,
+        self, in_features: int, out_features: int, rank: int, *, bias: bool = True, channel_dim: int = -1,
         device: torch.device | str | None = None, dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
@@ -21,17 +25,18 @@ class LowRankLinear(nn.Module):
         self.in_features = in_features
         self.out_features = out_features
         self.rank = rank
+        self.channel_dim = channel_dim
         self.first = nn.Linear(in_features, rank, bias=False, device=device, dtype=dtype)
         self.second = nn.Linear(rank, out_features, bias=bias, device=device, dtype=dtype)
 
     @classmethod
-    def from_factors(cls, first: Tensor, second: Tensor, bias: Tensor | None) -> LowRankLinear:
+    def from_factors(cls, first: Tensor, second: Tensor, bias: Tensor | None, *, channel_dim: int = -1) -> LowRankLinear:
         """Build from ``A`` (``m × k``), ``B`` (``k × n``) and the bias (or ``None``)."""
         out_features, rank = first.shape
         if second.shape[0] != rank:
             raise ConfigError(f"factor shapes do not chain: A {tuple(first.shape)}, B {tuple(second.shape)}")
         module = cls(int(second.shape[1]), int(out_features), int(rank), bias=bias is not None,
-                     device=first.device, dtype=first.dtype)
+                     channel_dim=channel_dim, device=first.device, dtype=first.dtype)
         with torch.no_grad():
             module.second.weight.copy_(first)
             module.first.weight.copy_(second)
@@ -50,7 +55,9 @@ class LowRankLinear(nn.Module):
         return self.second.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.second(self.first(x))
+        if self.channel_dim == -1:
+            return self.second(self.first(x))
+        return self.second(self.first(x.movedim(self.channel_dim, -1))).movedim(-1, self.channel_dim)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, bias={self.bias is not None}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, bias={self.bias is not None}, channel_dim={self.channel_dim}"

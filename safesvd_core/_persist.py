@@ -14,8 +14,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ._errors import ConfigError
-from ._lowrank import LowRankLinear
-from ._modules import linear_layer, set_submodule
+from ._layers import linear_map
+from ._modules import set_submodule
 from ._result import CompressionResult
 
 FORMAT = "safesvd.compressed/1"
@@ -41,9 +41,6 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
     for name, rank in header["ranks"].items():
         if rank is None:
             continue
-        layer = linear_layer(model, name)
-        replacement = LowRankLinear(layer.in_features, layer.out_features, int(rank), bias=layer.bias is not None,
-                                    device=layer.weight.device, dtype=layer.weight.dtype)
-        set_submodule(model, name, replacement)
+        set_submodule(model, name, linear_map(model, name).empty_low_rank(int(rank)))
     model.load_state_dict(load_file(str(path), device=str(next(model.parameters()).device)), strict=strict)
     return model

@@ -175,13 +175,15 @@ def test_physics_without_a_field_is_a_clear_error():
 def test_resume_from_saved_statistics(tmp_path):
     model = small_transformer()
     data = small_data()
-    first = compress(model, data, ratio=0.5)
+    physics = {"physics": [Roughness()], "adapter_options": {"field_description": object()}}
+    first = compress(model, data, ratio=0.5, **physics)
     path = tmp_path / "clean.safetensors"
     first.statistics.save(path)
     stats = safesvd_core.CalibrationStatistics({layer: dict(by) for layer, by in first.statistics.estimators.items()})
     stats.load(path)
-    second = compress(model, data, ratio=0.5, statistics=stats)
-    assert "clean" not in second.passes
+    second = compress(model, data, ratio=0.5, statistics=stats, **physics)
+    assert "clean" not in second.passes and "lambda" not in second.passes
+    assert second.lam == first.lam
     assert first.ranks == second.ranks
     for name, rank in first.ranks.items():
         if rank is not None:

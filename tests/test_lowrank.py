@@ -52,3 +52,39 @@ def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
     save_file({"x": torch.zeros(1)}, str(path))
     with pytest.raises(ConfigError, match="not a safesvd compressed model"):
         load_compressed(torch.nn.Linear(1, 1), path)
+
+
+@pytest.mark.parametrize("conv", [torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d])
+def test_pointwise_convolutions_compress_as_linear_maps(conv):
+    torch.manual_seed(0)
+    shape = {torch.nn.Conv1d: (4, 16, 9), torch.nn.Conv2d: (4, 16, 5, 6), torch.nn.Conv3d: (2, 16, 3, 4, 5)}[conv]
+    model = torch.nn.Sequential(conv(16, 48, 1), torch.nn.GELU(), conv(48, 16, 1))
+    data = [(torch.randn(*shape), torch.randn(*shape)) for _ in range(2)]
+    result = compress(model, data, ratio=0.6)
+    assert result.params_after <= 0.6 * result.params_before
+    out = result.model(data[0][0])
+    assert out.shape == data[0][1].shape and torch.isfinite(out).all()
+    replaced = [m for m in result.model.modules() if isinstance(m, LowRankLinear)]
+    assert replaced and all(m.channel_dim == 1 for m in replaced)
+    # a full-rank channels-first LowRankLinear equals the convolution it replaces
+    layer = model[0]
+    weight = layer.weight.reshape(48, 16)
+    full = LowRankLinear.from_factors(weight, torch.eye(16), layer.bias.detach(), channel_dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(full(data[0][0]), layer(data[0][0]), rtol=1e-5, atol=1e-5)
+
+
+def test_non_pointwise_convolutions_are_not_compressible():
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 8, 1), torch.nn.Conv2d(8, 4, 1, groups=2))
+    data = [(torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6))]
+    from safesvd_core import registry
+
+    assert registry("model_adapter").create("generic").compressible_layers(model) == ["1"]
+    with pytest.raises(ConfigError, match="found no compressible layer"):
+        compress(model, data, ratio=0.9, adapter_options={"include": ["0"]})
+    from safesvd_core._layers import linear_map
+
+    with pytest.raises(ConfigError, match="kernel size"):
+        linear_map(model, "0")
+    with pytest.raises(ConfigError, match="groups=2"):
+        linear_map(model, "2")

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from safesvd_core._errors import ConfigError
 from safesvd_core import FieldDescription
 from safesvd_core._interfaces import ModelAdapter
+from safesvd_core._layers import is_compressible
 
 from .base_losses import BASE_LOSSES, BaseLoss
 
@@ -27,7 +28,8 @@ def _loss(value: str | BaseLoss) -> str | BaseLoss:
 @attrs.frozen(kw_only=True)
 class GenericAdapter(ModelAdapter):
     """Batches are ``(input, target)`` / ``(input, target, domain)`` tuples or dicts with keys
-    ``input``, ``target`` (and optionally ``domain``). Every ``nn.Linear`` is compressible unless
+    ``input``, ``target`` (and optionally ``domain``). Every ``nn.Linear`` and 1×1 convolution is
+    compressible unless
     ``include``/``exclude`` glob patterns say otherwise. ``block_names`` names a sequential chain
     of blocks for staged compression; ``field_description`` describes the fields for physics losses.
     """
@@ -72,7 +74,7 @@ class GenericAdapter(ModelAdapter):
     def compressible_layers(self, model: nn.Module) -> list[str]:
         return [
             name for name, module in model.named_modules()
-            if isinstance(module, nn.Linear)
+            if is_compressible(module)
             and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.include)
             and not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.exclude)
         ]
