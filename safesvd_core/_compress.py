@@ -52,6 +52,9 @@ def compress(
         original, work = copy.deepcopy(model), model
     else:
         original, work = model, copy.deepcopy(model)
+    if adapter_obj.rewrites_modules:
+        original = adapter_obj.prepare(original if inplace else copy.deepcopy(model))
+        work = adapter_obj.prepare(work)
     job = CompressionJob(
         original=original, model=work, batches=batches, adapter=adapter_obj, ratio=float(ratio),
         recipe=recipe_obj.name, options=_describe(recipe_obj), statistics=statistics, progress=progress,

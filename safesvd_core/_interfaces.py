@@ -173,6 +173,15 @@ class ModelAdapter(ABC):
 
     name: ClassVar[str]
 
+    #: True when :meth:`prepare` changes the module structure (then the clean reference is a
+    #: prepared copy too, and the caller's model is never touched).
+    rewrites_modules: ClassVar[bool] = False
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Rewrite ``model`` (a private copy) into an output-identical form whose compressible
+        maps are ``nn.Linear``/1×1 conv modules, e.g. packed attention projections. Default: as is."""
+        return model
+
     @abstractmethod
     def predict(self, model: nn.Module, batch: Any) -> Tensor:
         """Run ``model`` on ``batch`` and return the prediction tensor."""
