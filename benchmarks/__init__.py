@@ -1,0 +1,1 @@
+"""Benchmarks of safesvd: run with ``python -m benchmarks.run`` (see its ``--help``)."""

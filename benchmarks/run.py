@@ -1,0 +1,74 @@
+"""Reference benchmark: every recipe × ratios on the bundled reference PFM, paper-style tables.
+
+    python -m benchmarks.run            # full run
+    python -m benchmarks.run --quick    # the CI-sized subset (a few minutes)
+
+Writes docs/results/{fidelity.md,fidelity.csv,ablation.md,rollout.md,cost.md,*.png}. Every
+page carries the command, the git revision and the machine. Targets are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+from pathlib import Path
+from typing import Any
+
+from safesvd_core import available
+
+from . import report
+from .measure import measure
+
+RATIOS = (0.8, 0.6, 0.4, 0.2)
+QUICK_RECIPES = ("svd", "svd-llm", "safe-svd")
+ABLATION: dict[str, dict[str, Any]] = {
+    "baseline (uniform, S = I)": {"allocator": "uniform", "sensitivity": False},
+    "+ rank selection": {"allocator": "greedy", "sensitivity": False},
+    "+ sensitivity, Sobolev order 0": {"family": "ns-incompressible", "sobolev_order": 0},
+    "+ sensitivity, Sobolev order 1": {"family": "ns-incompressible", "sobolev_order": 1},
+    "+ sensitivity, Sobolev order 2 (L1)": {"family": "ns-incompressible", "sobolev_order": 2},
+    "+ sensitivity, Sobolev order 2 (L2)": {"family": "ns-incompressible", "sobolev_order": 2, "sobolev_p": 2},
+    "α = 0.3": {"family": "ns-incompressible", "alpha": 0.3},
+    "α = 0.5": {"family": "ns-incompressible", "alpha": 0.5},
+    "α = 0.7": {"family": "ns-incompressible", "alpha": 0.7},
+}
+RECIPE_OPTIONS: dict[str, dict[str, Any]] = {"safe-svd": {"family": "ns-incompressible"},
+                                             "safe-svd-balanced": {"family": "ns-incompressible"}}
+
+
+def _run(jobs: list[tuple[str, float, dict[str, Any], bool]]) -> list[dict[str, Any]]:
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    for recipe, ratio, options, rollout in jobs:
+        with context.Pool(1) as pool:  # a fresh process per measurement: its own peak memory
+            try:
+                rows.append(pool.apply(measure, (recipe, ratio, options), {"rollout": rollout}))
+            except Exception as error:  # noqa: BLE001 - a failing recipe is reported, not hidden
+                rows.append({"recipe": recipe, "ratio": ratio, "options": options, "error": f"{type(error).__name__}: {error}"})
+        print(json.dumps({k: rows[-1].get(k) for k in ("recipe", "ratio", "seconds", "params_after", "error")}), flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a subset that finishes in a few minutes")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
+    args = parser.parse_args(argv)
+    command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+    recipes = [r for r in available("recipe") if not args.quick or r in QUICK_RECIPES]
+    ratios = (0.6, 0.4) if args.quick else RATIOS
+    fidelity = _run([(r, ratio, RECIPE_OPTIONS.get(r, {}), r == "safe-svd" or r == "svd-llm") for r in recipes for ratio in ratios])
+    ablation_ratios = (0.4,) if args.quick else (0.6, 0.4)
+    ablation = _run([("safe-svd", ratio, options, False) for ratio in ablation_ratios for options in ABLATION.values()])
+    for row, label in zip(ablation, [label for _ in ablation_ratios for label in ABLATION]):
+        row["label"] = label
+    args.out.mkdir(parents=True, exist_ok=True)
+    report.write_all(args.out, command, fidelity, ablation)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
