@@ -5,6 +5,7 @@ registry (``available``, ``compress``, ...).
 """
 
 from ._compress import compress
+from ._config import config_from_dict, config_to_dict
 from ._evaluate import EvaluationReport, MetricChange, evaluate, results_json, results_table
 from ._engine import CompressionJob, Plan, run_plan
 from ._family import Metric, PDEFamily
@@ -64,6 +65,8 @@ __all__ = sorted(
         "UnknownPluginError",
         "available",
         "compress",
+        "config_from_dict",
+        "config_to_dict",
         "evaluate",
         "hookimpl",
         "load_compressed",
