@@ -14,7 +14,8 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=25)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# One intra-op thread: on a loaded 2-core machine OpenMP contention slowed stages ~50x.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+
+from safesvd_core._errors import ConfigError
 
 BaseLoss = Callable[[Tensor, Tensor], Tensor]
 
@@ -44,10 +46,34 @@ def relative_mse(prediction: Tensor, target: Tensor) -> Tensor:
     return torch.mean(squared_error / target.flatten(1).pow(2).sum(1).clamp_min(_TINY))
 
 
+def channel_nmse(prediction: Tensor, target: Tensor) -> Tensor:
+    """MSE over the grid divided by ``mean(target²) + 1e-7``, per sample and channel, averaged
+    (MPP's / The Well's normalised MSE). Fields are ``(batch, channels, *grid)``."""
+    grid = tuple(range(2, target.ndim))
+    error = (prediction - target).pow(2).mean(grid)
+    return torch.mean(error / (target.pow(2).mean(grid) + 1e-7))
+
+
+def grouped_relative(prediction: Tensor, target: Tensor, groups: Sequence[Sequence[int]], p: int = 1) -> Tensor:
+    """Poseidon's criterion: per channel group, ``mean|pred − t|^p / (mean|t|^p + 1e-10)`` over the
+    batch, then the mean over groups. ``groups`` lists channel indices (dim 1) per group."""
+    if p not in (1, 2):
+        raise ConfigError(f"p must be 1 or 2, got {p!r}")
+    terms = []
+    for group in groups:
+        index = torch.as_tensor(list(group), device=target.device)
+        pred, ref = prediction.index_select(1, index), target.index_select(1, index)
+        terms.append((pred - ref).abs().pow(p).mean() / (ref.abs().pow(p).mean() + 1e-10))
+    if not terms:
+        raise ConfigError("grouped_relative needs at least one channel group")
+    return torch.stack(terms).mean()
+
+
 BASE_LOSSES: dict[str, BaseLoss] = {
     "mse": mse,
     "l1": l1,
     "relative-l1": relative_l1,
     "relative-l2": relative_l2,
     "relative-mse": relative_mse,
+    "nmse": channel_nmse,
 }

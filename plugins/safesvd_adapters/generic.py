@@ -2,82 +2,65 @@
 
 from __future__ import annotations
 
-import fnmatch
-from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import attrs
 from torch import Tensor, nn
 
-from safesvd_core._errors import ConfigError
 from safesvd_core import FieldDescription
+from safesvd_core._errors import ConfigError
 from safesvd_core._interfaces import ModelAdapter
-from safesvd_core._layers import is_compressible
 
-from .base_losses import BASE_LOSSES, BaseLoss
+from . import attention
+from .base_losses import BaseLoss
+from .framework import SelectingAdapter, TupleBatches, check_loss, resolve_loss
+from .selection import Selection, pattern_tuple, select
 
-
-def _loss(value: str | BaseLoss) -> str | BaseLoss:
-    if isinstance(value, str) and value not in BASE_LOSSES:
-        raise ConfigError(f"loss must be a callable or one of {', '.join(sorted(BASE_LOSSES))}, got {value!r}")
-    if not isinstance(value, str) and not callable(value):
-        raise ConfigError(f"loss must be a callable (prediction, target) -> Tensor or a name, got {value!r}")
-    return value
+_RAW_ATTENTION = ("projection of an nn.MultiheadAttention left as it is (separate kdim/vdim, add_bias_kv, "
+                  "add_zero_attn, or rewrite_attention=False): torch uses its weight directly, not the module")
 
 
 @attrs.frozen(kw_only=True)
-class GenericAdapter(ModelAdapter):
+class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     """Batches are ``(input, target)`` / ``(input, target, domain)`` tuples or dicts with keys
     ``input``, ``target`` (and optionally ``domain``). Every ``nn.Linear`` and 1×1 convolution is
-    compressible unless
-    ``include``/``exclude`` glob patterns say otherwise. ``block_names`` names a sequential chain
-    of blocks for staged compression; ``field_description`` describes the fields for physics losses.
+    compressible unless ``include``/``exclude`` glob patterns say otherwise. ``block_names`` names
+    a sequential chain of blocks for staged compression (for ``nn.TransformerEncoder`` models:
+    :func:`safesvd_adapters.attention.transformer_layer_names`); ``field_description`` describes
+    the fields for physics losses.
+
+    With ``rewrite_attention`` (default), packed ``nn.MultiheadAttention`` modules are rewritten
+    (on private copies) into :class:`~safesvd_adapters.attention.ExplicitMultiheadAttention`, so
+    that their ``in_proj`` (``d → 3d``) and ``out_proj`` are compressible.
     """
 
     name: ClassVar[str] = "generic"
 
-    loss: str | BaseLoss = attrs.field(default="mse", validator=lambda i, a, v: _loss(v))
-    include: tuple[str, ...] = attrs.field(default=("*",), converter=tuple)
-    exclude: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    loss: str | BaseLoss = attrs.field(default="mse", validator=lambda i, a, v: check_loss(v))
+    include: tuple[str, ...] = attrs.field(default=("*",), converter=pattern_tuple)
+    exclude: tuple[str, ...] = attrs.field(default=(), converter=pattern_tuple)
     block_names: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: None if v is None else tuple(v))
     field_description: FieldDescription | None = None
+    rewrite_attention: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
-    def _parts(self, batch: Any) -> tuple[Any, Tensor, str | None]:
-        if isinstance(batch, Mapping):
-            missing = {"input", "target"} - batch.keys()
-            if missing:
-                raise ConfigError(f"a dict batch needs the keys 'input' and 'target'; missing {sorted(missing)}")
-            return batch["input"], batch["target"], batch.get("domain")
-        if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
-            return batch[0], batch[1], (batch[2] if len(batch) == 3 else None)
-        raise ConfigError(
-            f"the generic adapter expects (input, target) tuples or {{'input', 'target'}} dicts, got {type(batch).__name__}"
-        )
+    @property
+    def rewrites_modules(self) -> bool:
+        return self.rewrite_attention
 
-    def predict(self, model: nn.Module, batch: Any) -> Tensor:
-        return model(self._parts(batch)[0])
-
-    def reference(self, batch: Any) -> Tensor:
-        return self._parts(batch)[1]
+    def prepare(self, model: nn.Module) -> nn.Module:
+        return attention.rewrite_attention(model) if self.rewrite_attention else model
 
     def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:
-        loss: Callable[[Tensor, Tensor], Tensor] = BASE_LOSSES[self.loss] if isinstance(self.loss, str) else self.loss
-        return loss(prediction, self.reference(batch))
-
-    def domain(self, batch: Any) -> str | None:
-        label = self._parts(batch)[2]
-        return None if label is None else str(label)
+        return resolve_loss(self.loss)(prediction, self.reference(batch))
 
     def field(self, batch: Any) -> FieldDescription | None:
         return self.field_description
 
-    def compressible_layers(self, model: nn.Module) -> list[str]:
-        return [
-            name for name, module in model.named_modules()
-            if is_compressible(module)
-            and any(fnmatch.fnmatchcase(name, pattern) for pattern in self.include)
-            and not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.exclude)
-        ]
+    def selection(self, model: nn.Module) -> Selection:
+        raw = {f"{name}.{child}" if name else child: _RAW_ATTENTION
+               for name, module in model.named_modules() if isinstance(module, nn.MultiheadAttention)
+               for child, _ in module.named_children()}
+        return select(model, (), include=self.include, exclude=self.exclude, extra=raw)
 
     def blocks(self, model: nn.Module) -> list[str] | None:
         if self.block_names is None:

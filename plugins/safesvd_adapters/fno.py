@@ -1,0 +1,94 @@
+"""The ``neuraloperator`` adapter: FNO/TFNO from the ``neuraloperator`` package (the negative control).
+
+Most of an FNO's weights are complex spectral weights of its ``SpectralConv`` layers: raw
+parameters, not linear maps over channels. Only the channel MLPs and the 1×1 skip convolutions are
+compressible; :meth:`NeuralOperatorAdapter.coverage` says how much that is and the smallest ratio
+``compress`` can meet. ``neuralop`` is imported when the adapter is created (extra
+``safesvd[neuraloperator]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+from torch import Tensor, nn
+
+from safesvd_core._interfaces import ModelAdapter
+from safesvd_core._modules import count_parameters, set_submodule
+
+from .framework import FieldAdapter, TupleBatches, require, tuple_parts
+from .selection import NORMALISATION, TIME_CONDITIONING, embedding, recovery
+
+_SPECTRAL = "neuralop.layers.base_spectral_conv"
+_SKIPS = "neuralop.layers.skip_connections"
+
+
+class FlatSkip(nn.Module):
+    """Output-identical stand-in for neuraloperator's ``Flattened1dConv`` skip, whose forward reads
+    ``self.conv.out_channels`` (which a low-rank replacement of the 1×1 conv does not have)."""
+
+    def __init__(self, conv: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: Tensor) -> Tensor:
+        size = list(x.shape)
+        out = self.conv(x.view(*size[:2], -1))
+        return out.view(size[0], -1, *size[2:])
+
+
+def small_fno(*, channels: int = 3, modes: int = 8, width: int = 16, layers: int = 2,
+              factorization: str | None = None) -> nn.Module:
+    """A randomly initialised ``neuralop.models.FNO`` (``factorization="tucker"``: TFNO), eval mode."""
+    models = require("neuralop.models", adapter="neuraloperator", extra="neuraloperator")
+    return models.FNO(n_modes=(modes, modes), in_channels=channels, out_channels=channels, hidden_channels=width,
+                      n_layers=layers, factorization=factorization).eval()
+
+
+@attrs.frozen(kw_only=True)
+class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
+    """FNO-family operators: compresses ``fno_blocks.channel_mlp.*.fcs.*`` and the 1×1 ``fno_skips``.
+
+    Skipped: the ``SpectralConv`` layers (raw complex Fourier weights), ``lifting`` and
+    ``projection`` (input/output heads), normalisations. Batches: ``(input, target[, domain])``
+    tuples or neuraloperator's ``{'x', 'y'}`` dicts, fields ``(B, C, *grid)``. Loss:
+    ``relative-l2`` (neuraloperator's relative L2, averaged over the batch). No blocks: one
+    ``FNOBlocks`` module runs every layer by index, so the layers are not a chain of modules.
+    :meth:`prepare` swaps each ``Flattened1dConv`` skip for :class:`FlatSkip` (same ``conv``, same
+    output), so that the compressed skip still runs.
+    """
+
+    name: ClassVar[str] = "neuraloperator"
+    skip_rules: ClassVar = (TIME_CONDITIONING, embedding("lifting.*", "*.lifting.*"),
+                            recovery("projection.*", "*.projection.*"), NORMALISATION)
+
+    rewrites_modules: ClassVar[bool] = True
+
+    loss: Any = "relative-l2"
+
+    def __attrs_post_init__(self) -> None:
+        require(_SPECTRAL, adapter=self.name, extra="neuraloperator")
+        super().__attrs_post_init__()
+
+    def _parts(self, batch: Any) -> tuple[Any, Tensor, str | None]:
+        if isinstance(batch, Mapping) and "x" in batch and "y" in batch:
+            return batch["x"], batch["y"], batch.get("domain")
+        return tuple_parts(batch, self.name)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Replace each ``Flattened1dConv`` skip by :class:`FlatSkip` (same ``conv``, same output)."""
+        flattened = require(_SKIPS, adapter=self.name, extra="neuraloperator").Flattened1dConv
+        for name in [name for name, module in model.named_modules() if isinstance(module, flattened)]:
+            set_submodule(model, name, FlatSkip(model.get_submodule(name).conv))
+        return model
+
+    def extra_skips(self, model: nn.Module) -> dict[str, str]:
+        spectral = require(_SPECTRAL, adapter=self.name, extra="neuraloperator").BaseSpectralConv
+        total = count_parameters(model)
+        return {
+            name: (f"spectral convolution: raw complex Fourier-mode weights, not a linear map over channels "
+                   f"({100.0 * count_parameters(module) / total:.1f} % of the parameters)")
+            for name, module in model.named_modules() if isinstance(module, spectral)
+        }

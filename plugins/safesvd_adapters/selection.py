@@ -1,0 +1,159 @@
+"""Which layers an adapter compresses: skip rules with reasons, include/exclude globs, coverage.
+
+Every ``nn.Linear`` and plain 1×1 convolution is compressible unless a rule skips it. Every
+other linear-looking module (a strided or wide convolution, a transposed convolution) is
+reported as skipped with the reason :func:`safesvd_core._layers.linear_map` gives.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import attrs
+from torch import nn
+
+from safesvd_core._errors import ConfigError
+from safesvd_core._layers import is_compressible, linear_map
+from safesvd_core._modules import count_parameters
+
+
+def pattern_tuple(value: object) -> tuple[str, ...]:
+    """A converter: a sequence of non-empty strings (names or glob patterns) → tuple; a bare
+    string is an error rather than a sequence of characters."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"expected a sequence of strings (names or glob patterns), got {value!r}")
+    items = tuple(value)
+    if not all(isinstance(item, str) and item for item in items):
+        raise ConfigError(f"expected non-empty strings (names or glob patterns), got {list(items)!r}")
+    return items
+
+
+@attrs.frozen(kw_only=True)
+class SkipRule:
+    """Skip the modules whose qualified name matches one of ``patterns`` (globs), or for which
+    ``when(module)`` is true, for ``reason``."""
+
+    reason: str
+    patterns: tuple[str, ...] = attrs.field(default=(), converter=pattern_tuple)
+    when: Callable[[nn.Module], bool] | None = None
+
+    def matches(self, name: str, module: nn.Module) -> bool:
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.patterns):
+            return True
+        return self.when is not None and bool(self.when(module))
+
+
+def _is_scalar_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) and module.in_features == 1
+
+
+#: Rules shared by the framework adapters (issue 5's "skipped by default" list).
+TIME_CONDITIONING = SkipRule(
+    reason="Linear(1, d) time/scalar conditioning: already rank 1, a factorisation saves nothing",
+    when=_is_scalar_linear,
+)
+POSITION_BIAS = SkipRule(
+    reason="relative-position-bias MLP: it maps a fixed coordinate table, not the field",
+    patterns=("*continuous_position_bias_mlp*", "*cpb_mlp*"),
+)
+NORMALISATION = SkipRule(
+    reason="inside a normalisation layer (e.g. a conditional LayerNorm's scale/shift)",
+    patterns=("*norm*.*",),
+)
+
+
+def recovery(*patterns: str) -> SkipRule:
+    """The output head / patch-recovery rule for ``patterns``."""
+    return SkipRule(
+        reason="patch recovery / output head: few output channels, where a rank cut destroys the "
+               "prediction (docs/BASELINES.md, 'Same layers for every recipe')",
+        patterns=patterns,
+    )
+
+
+def embedding(*patterns: str) -> SkipRule:
+    """The patch-embedding / lifting rule for ``patterns``."""
+    return SkipRule(reason="patch embedding / lifting from the input channels: small fan-in", patterns=patterns)
+
+
+@attrs.frozen(kw_only=True)
+class Selection:
+    """The compressible layer names (forward-agnostic module order) and the skipped ones with reasons."""
+
+    compressible: tuple[str, ...]
+    skipped: Mapping[str, str]
+
+
+def _linear_like(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Linear, nn.modules.conv._ConvNd))
+
+
+def select(
+    model: nn.Module,
+    rules: Sequence[SkipRule],
+    *,
+    include: Sequence[str] = ("*",),
+    exclude: Sequence[str] = (),
+    extra: Mapping[str, str] | None = None,
+) -> Selection:
+    """Apply ``extra`` (name → reason, adapter-specific), then ``rules``, then the user's globs."""
+    extra = dict(extra or {})
+    compressible: list[str] = []
+    skipped: dict[str, str] = {}
+    for name, module in model.named_modules():
+        if name in extra:
+            skipped[name] = extra[name]
+            continue
+        if not name or not _linear_like(module) or any(name.startswith(owner + ".") for owner in extra):
+            continue
+        if not is_compressible(module):
+            try:
+                linear_map(model, name)
+            except ConfigError as error:
+                skipped[name] = f"not a linear map over channels: {error}"
+            continue
+        rule = next((rule for rule in rules if rule.matches(name, module)), None)
+        if rule is not None:
+            skipped[name] = rule.reason
+        elif not any(fnmatch.fnmatchcase(name, pattern) for pattern in include):
+            skipped[name] = f"matches no include pattern ({', '.join(include)})"
+        elif matched := [pattern for pattern in exclude if fnmatch.fnmatchcase(name, pattern)]:
+            skipped[name] = f"excluded by pattern {matched[0]!r}"
+        else:
+            compressible.append(name)
+    return Selection(compressible=tuple(compressible), skipped=skipped)
+
+
+@attrs.frozen(kw_only=True)
+class Coverage:
+    """How much of a model the adapter can compress.
+
+    ``min_ratio`` is the smallest ratio ``compress`` can meet: everything outside the
+    compressible layers is kept, and each compressible layer costs at least ``min(m n, m + n)``.
+    """
+
+    total_params: int
+    compressible_params: int
+    min_params: int
+
+    @property
+    def fraction(self) -> float:
+        """Share of the parameters in compressible layers."""
+        return self.compressible_params / self.total_params if self.total_params else 0.0
+
+    @property
+    def min_ratio(self) -> float:
+        return self.min_params / self.total_params if self.total_params else 1.0
+
+
+def coverage(model: nn.Module, names: Iterable[str]) -> Coverage:
+    """The :class:`Coverage` of compressing the layers ``names`` of ``model``."""
+    total = count_parameters(model)
+    dense = floor = 0
+    for name in names:
+        view = linear_map(model, name)
+        m, n = view.out_features, view.in_features
+        dense += m * n
+        floor += min(m * n, m + n)
+    return Coverage(total_params=total, compressible_params=dense, min_params=total - dense + floor)

@@ -1,0 +1,116 @@
+"""transformers adapter: a Poseidon-scOT-shaped HF Swinv2 operator and a HF ViT operator, compressed at 0.5."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from adapter_helpers import assert_compressed, optional
+from safesvd_core import ConfigError, compress, registry
+
+optional("transformers")
+from safesvd_adapters.hf_models import small_scot, small_vit  # noqa: E402
+
+CHANNELS = {"channels": ["rho", "u", "v", "p"], "roles": ["density", "velocity_x", "velocity_y", "pressure"],
+            "periodic": True}
+
+
+def poseidon_batches(masked_channel: int | None = 3, batches: int = 2) -> list[dict[str, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(1)
+    out = []
+    for _ in range(batches):
+        batch = {"pixel_values": torch.randn(2, 4, 16, 16, generator=generator),
+                 "labels": torch.randn(2, 4, 16, 16, generator=generator), "time": torch.rand(2, generator=generator)}
+        if masked_channel is not None:
+            batch["pixel_mask"] = torch.zeros(2, 4, 16, 16, dtype=torch.bool)
+            batch["pixel_mask"][:, masked_channel] = True
+        out.append(batch)
+    return out
+
+
+def adapter(**options):
+    return registry("model_adapter").create("transformers", **{**CHANNELS, **options})
+
+
+def test_scot_like_model_is_built_from_hf_swinv2_classes():
+    from transformers import Swinv2PreTrainedModel
+    from transformers.models.swinv2.modeling_swinv2 import Swinv2Encoder, Swinv2SelfAttention
+
+    model = small_scot()
+    assert isinstance(model, Swinv2PreTrainedModel) and isinstance(model.encoder, Swinv2Encoder)
+    assert any(isinstance(m, Swinv2SelfAttention) for m in model.modules())
+    names = adapter().compressible_layers(model)
+    for suffix in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                   "intermediate.dense", "output.dense", "downsample.reduction"):
+        assert any(name.endswith(suffix) for name in names), suffix
+
+
+def test_scot_compresses_at_half_with_masked_channels():
+    torch.manual_seed(0)
+    model, data = small_scot(), poseidon_batches()
+    ad = adapter(masked=["p"])
+    result = compress(model, data, ratio=0.5, adapter=ad)
+    out = ad.predict(result.model, data[0])
+    assert_compressed(result, out, (2, 4, 16, 16))
+    assert torch.equal(out[:, 3], data[0]["labels"][:, 3])  # pixel_mask: masked entries are the labels
+    assert ad.blocks(model) is None and all(len(stage) == 1 for stage in result.stages)
+    field = ad.field(data[0])
+    assert field.masked == ("p",) and field.periodic == (True, True) and field.spacing == (1 / 16, 1 / 16)
+
+
+def test_scot_skips_conditioning_position_bias_embedding_and_recovery_with_reasons():
+    model = small_scot()
+    skipped = adapter().skipped_layers(model)
+    assert "time" in skipped["embedding_norm.weight"] and "time" in skipped["output_norm.bias"]
+    assert "position-bias" in skipped["encoder.layers.0.blocks.0.attention.self.continuous_position_bias_mlp.0"]
+    assert "not a linear map" in skipped["embeddings.patch_embeddings.projection"]
+    assert "not a linear map" in skipped["patch_recovery.projection"]
+    names = set(adapter().compressible_layers(model))
+    assert not names & set(skipped)
+    linear_like = (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    assert names | set(skipped) == {n for n, m in model.named_modules() if isinstance(m, linear_like)}
+    one_by_one = small_scot(patch=1, size=8)  # a 1×1 patch embedding is a linear map, skipped by name
+    assert "embedding" in adapter().skipped_layers(one_by_one)["embeddings.patch_embeddings.projection"]
+
+
+def test_poseidon_loss_is_per_channel_group_relative_l1():
+    data = poseidon_batches(masked_channel=None)[0]
+    labels = data["labels"]
+    prediction = labels + 0.1
+    ad = adapter()
+    assert ad.groups(4, data) == [[0], [1, 2], [3]]
+    expected = torch.stack([(prediction[:, g] - labels[:, g]).abs().mean() / labels[:, g].abs().mean()
+                            for g in ([0], [1, 2], [3])]).mean()
+    torch.testing.assert_close(ad.base_loss(prediction, data), expected)
+    assert adapter(masked=["p"]).groups(4, data) == [[0], [1, 2]]
+    assert adapter(channel_groups=[0, 1, 3, 4]).groups(4, data) == [[0], [1, 2], [3]]
+    assert registry("model_adapter").create("transformers").groups(4, data) == [[0, 1, 2, 3]]
+    assert float(adapter(loss="mse").base_loss(prediction, data)) == pytest.approx(0.01, rel=1e-5)
+
+
+def test_vit_operator_compresses_at_half_in_block_stages():
+    from transformers import ViTModel
+
+    torch.manual_seed(0)
+    model, data = small_vit(), poseidon_batches(masked_channel=None)
+    assert isinstance(model.vit, ViTModel)
+    ad = adapter()
+    result = compress(model, data, ratio=0.5, adapter=ad)
+    assert_compressed(result, ad.predict(result.model, data[0]), (2, 4, 16, 16))
+    assert ad.blocks(model) == ["vit.layers.0", "vit.layers.1"]
+    assert [len(stage) for stage in result.stages] == [6, 6]
+    skipped = ad.skipped_layers(model)
+    assert {"time_scale", "time_shift", "recovery"} <= set(skipped)
+
+
+def test_transformers_adapter_errors_are_clear():
+    with pytest.raises(ConfigError, match="channel_groups"):
+        adapter(channel_groups=[1, 3])
+    with pytest.raises(ConfigError, match="loss must be"):
+        adapter(loss="poseidonn")
+    with pytest.raises(ConfigError, match="dict batches"):
+        adapter().predict(small_vit(), (torch.randn(1, 4, 16, 16), torch.randn(1, 4, 16, 16)))
+    with pytest.raises(ConfigError, match="time-conditioned"):
+        small_scot()(pixel_values=torch.randn(1, 4, 16, 16))
+    with pytest.raises(ConfigError, match="has no attribute 'prediction'"):
+        adapter(output_key="prediction").predict(small_vit(), poseidon_batches()[0])
