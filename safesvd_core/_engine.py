@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -110,17 +110,13 @@ class _Timer:
 
 def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
     """Compress ``job.model`` in place following ``plan``; the original stays untouched."""
-    from ._plugins import registry
-
     timer = _Timer()
     start = time.perf_counter()
     adapter = job.adapter
     names = _validated_layers(job)
     maps = {name: linear_map(job.model, name) for name in names}
     shapes = {name: (view.in_features, view.out_features) for name, view in maps.items()}
-    params_before = count_parameters(job.original)
-    budget = int(job.ratio * params_before)
-    factor_budget = budget - (params_before - sum(n * m for n, m in shapes.values()))
+    params_before, budget, factor_budget = _budgets(job, shapes)
     passes: dict[str, int] = {}
 
     with _evaluating(job.original), _evaluating(job.model):
@@ -132,34 +128,7 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
             if field is None:
                 raise ConfigError(f"family {plan.family.name!r} needs a field description from the adapter; none was given")
             plan.family.check(field)
-        lam: float | None = None
-        if plan.physics and plan.lam_mode == "global":
-            if plan.lam == "auto" and job.statistics is not None and job.statistics.metadata.get("lam") is not None:
-                lam = float(job.statistics.metadata["lam"])  # resumed: λ was balanced with these statistics
-            elif plan.lam == "auto":
-                with timer("lambda"):
-                    lam = auto_lambda(job.original, job.batches, adapter, plan.physics, ratio=plan.lam_ratio)
-                passes["lambda"] = 1
-            else:
-                lam = float(plan.lam)
-        objective = CalibrationObjective(adapter=adapter, physics=plan.physics, lam=lam or 0.0, mode=plan.lam_mode,
-                                         lam_ratio=plan.lam_ratio, lam_cap=plan.lam_cap)
-
-        estimator_registry = registry("estimator")
-
-        def make(name: str, n: int, m: int) -> Estimator:
-            return estimator_registry.create(name, in_features=n, out_features=m, **plan.estimator_options.get(name, {}))
-
-        statistics = job.statistics
-        if statistics is None and not plan.clean_estimators:
-            statistics = CalibrationStatistics.create(shapes, (), make)
-        elif statistics is None:
-            statistics = CalibrationStatistics.create(shapes, plan.clean_estimators, make)
-            needs_gradients = any("output_grad" in estimator_registry.get(n).requires for n in plan.clean_estimators)
-            with timer("clean"):
-                _clean_pass(job, statistics, names, objective, needs_gradients)
-            passes["clean"] = 1
-            statistics.metadata["lam"] = lam
+        statistics, lam, make = _gather_clean(job, plan, names, shapes, timer, passes)
         clean = {name: statistics.layer(name) for name in names}
 
         with timer("allocate"):
@@ -211,6 +180,78 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
                    "family": plan.family.name if plan.family else None},
         stages=[list(stage.layers) for stage in stages], statistics=statistics, notes=notes,
     )
+
+
+def _shapes(model: nn.Module, names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Layer name → ``(in, out)``."""
+    return {name: (view.in_features, view.out_features) for name, view in ((n, linear_map(model, n)) for n in names)}
+
+
+def _budgets(job: CompressionJob, shapes: Mapping[str, tuple[int, int]]) -> tuple[int, int, int]:
+    """``(N_total, ⌊ratio · N_total⌋, factor budget)``: every parameter outside the compressible
+    weights is kept, so the factor budget is what the budget leaves for them."""
+    params_before = count_parameters(job.original)
+    budget = int(job.ratio * params_before)
+    return params_before, budget, budget - (params_before - sum(n * m for n, m in shapes.values()))
+
+
+def factor_budget(job: CompressionJob) -> int:
+    """The weights :func:`run_plan` lets the compressible layers keep (for recipes that allocate themselves)."""
+    return _budgets(job, _shapes(job.model, _validated_layers(job)))[2]
+
+
+def clean_statistics(job: CompressionJob, plan: Plan) -> CalibrationStatistics:
+    """The clean statistics of ``plan`` (λ balanced as :func:`run_plan` does), or ``job.statistics``.
+
+    For recipes that need them before allocation (a sensitivity search, a training loop): give the
+    result back as ``job.statistics`` and :func:`run_plan` takes neither the λ nor the clean pass again.
+    """
+    if job.statistics is not None:
+        return job.statistics
+    names = _validated_layers(job)
+    with _evaluating(job.original), _evaluating(job.model):
+        statistics, _, _ = _gather_clean(job, plan, names, _shapes(job.model, names), _Timer(), {})
+    return statistics
+
+
+def _gather_clean(
+    job: CompressionJob, plan: Plan, names: Sequence[str], shapes: Mapping[str, tuple[int, int]], timer: _Timer,
+    passes: dict[str, int],
+) -> tuple[CalibrationStatistics, float | None, Callable[[str, int, int], Estimator]]:
+    """λ (balanced, resumed or fixed), then the clean pass unless ``job.statistics`` is given."""
+    from ._plugins import registry
+
+    adapter = job.adapter
+    lam: float | None = None
+    if plan.physics and plan.lam_mode == "global":
+        if plan.lam == "auto" and job.statistics is not None and job.statistics.metadata.get("lam") is not None:
+            lam = float(job.statistics.metadata["lam"])  # resumed: λ was balanced with these statistics
+        elif plan.lam == "auto":
+            with timer("lambda"):
+                lam = auto_lambda(job.original, job.batches, adapter, plan.physics, ratio=plan.lam_ratio)
+            passes["lambda"] = 1
+        else:
+            lam = float(plan.lam)
+    objective = CalibrationObjective(adapter=adapter, physics=plan.physics, lam=lam or 0.0, mode=plan.lam_mode,
+                                     lam_ratio=plan.lam_ratio, lam_cap=plan.lam_cap)
+
+    estimator_registry = registry("estimator")
+
+    def make(name: str, n: int, m: int) -> Estimator:
+        return estimator_registry.create(name, in_features=n, out_features=m, **plan.estimator_options.get(name, {}))
+
+    statistics = job.statistics
+    if statistics is None and not plan.clean_estimators:
+        statistics = CalibrationStatistics.create(shapes, (), make)
+    elif statistics is None:
+        statistics = CalibrationStatistics.create(shapes, plan.clean_estimators, make)
+        needs_gradients = any("output_grad" in estimator.requires  # instances: a wrapper's needs are its inner ones
+                              for by_name in statistics.estimators.values() for estimator in by_name.values())
+        with timer("clean"):
+            _clean_pass(job, statistics, names, objective, needs_gradients)
+        passes["clean"] = 1
+        statistics.metadata["lam"] = lam
+    return statistics, lam, make
 
 
 def _validated_layers(job: CompressionJob) -> list[str]:

@@ -76,6 +76,10 @@ class Estimator(ABC):
         """Restore the state written by :meth:`state_dict`."""
 
 
+#: The paths of :func:`~safesvd_core._linalg.psd_root` that mean its Cholesky failed or had nothing to factor.
+FALLBACK_PATHS = frozenset({"eigen", "identity"})
+
+
 @attrs.frozen(kw_only=True)
 class SolveRecord:
     """How one layer was solved: which factorisation path each matrix took, and the jitter used."""
@@ -86,8 +90,9 @@ class SolveRecord:
 
     @property
     def fell_back(self) -> bool:
-        """True when any matrix left the Cholesky path."""
-        return any(path != "cholesky" for path in self.paths.values())
+        """True when any matrix took a fallback of :func:`~safesvd_core._linalg.psd_root` (``"eigen"``,
+        ``"identity"``); ``"none"`` (no such matrix) and a method's own planned route are not fallbacks."""
+        return any(path in FALLBACK_PATHS for path in self.paths.values())
 
 
 @attrs.frozen(kw_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 import attrs
@@ -17,12 +17,37 @@ def layer_cost(layer: LayerCandidate, rank: int | None) -> int:
     return layer.dense_params if rank is None else rank * layer.params_per_rank
 
 
-def _start(layers: Sequence[LayerCandidate], min_rank: int, budget: int) -> tuple[dict[str, int | None], int]:
+def total_cost(layers: Sequence[LayerCandidate], ranks: Mapping[str, int | None]) -> int:
+    """Kept weights of all ``layers`` at ``ranks``."""
+    return sum(layer_cost(layer, ranks[layer.name]) for layer in layers)
+
+
+def rank_at_fraction(layer: LayerCandidate, fraction: float, min_rank: int) -> int | None:
+    """``max(min_rank, ⌊fraction · m n / (m + n)⌋)``, or ``None`` (dense) from the break-even rank on."""
+    rank = max(min_rank, int(fraction * layer.dense_params / layer.params_per_rank))
+    return None if rank >= layer.break_even_rank else rank
+
+
+def largest_fitting(fits: Callable[[float], bool], high: float, *, steps: int = 60) -> float:
+    """The largest ``x ∈ [0, high]`` with ``fits(x)``, by bisection (``fits(0)`` must hold)."""
+    if fits(high):
+        return high
+    low = 0.0
+    for _ in range(steps):
+        middle = 0.5 * (low + high)
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def minimum_ranks(layers: Sequence[LayerCandidate], min_rank: int, budget: int) -> tuple[dict[str, int | None], int]:
     """Every layer at its minimum: ``min_rank`` factors, or dense where factoring saves nothing."""
     ranks: dict[str, int | None] = {}
     for layer in layers:
         ranks[layer.name] = None if layer.break_even_rank <= min_rank else min_rank
-    spent = sum(layer_cost(layer, ranks[layer.name]) for layer in layers)
+    spent = total_cost(layers, ranks)
     if spent > budget:
         raise BudgetError(
             f"the budget of {budget:,} weights for the compressible layers is below the {spent:,} that "
@@ -42,7 +67,7 @@ class GreedyAllocator(Allocator):
     min_rank: int = attrs.field(default=1, validator=positive_int)
 
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
-        ranks, spent = _start(layers, self.min_rank, budget)
+        ranks, spent = minimum_ranks(layers, self.min_rank, budget)
         candidates = []
         for layer in layers:
             if ranks[layer.name] is None:
@@ -71,24 +96,12 @@ class UniformAllocator(Allocator):
     min_rank: int = attrs.field(default=1, validator=positive_int)
 
     def _ranks(self, layers: Sequence[LayerCandidate], fraction: float) -> dict[str, int | None]:
-        ranks: dict[str, int | None] = {}
-        for layer in layers:
-            rank = max(self.min_rank, int(fraction * layer.dense_params / layer.params_per_rank))
-            ranks[layer.name] = None if rank >= layer.break_even_rank else rank
-        return ranks
+        return {layer.name: rank_at_fraction(layer, fraction, self.min_rank) for layer in layers}
 
-    def _cost(self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None]) -> int:
-        return sum(layer_cost(layer, ranks[layer.name]) for layer in layers)
+    def fraction(self, layers: Sequence[LayerCandidate], budget: int) -> float:
+        """The largest ``r ∈ [0, 1]`` whose uniform ranks fit ``budget``."""
+        minimum_ranks(layers, self.min_rank, budget)
+        return largest_fitting(lambda r: total_cost(layers, self._ranks(layers, r)) <= budget, 1.0)
 
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
-        _start(layers, self.min_rank, budget)
-        low, high = 0.0, 1.0
-        if self._cost(layers, self._ranks(layers, high)) <= budget:
-            return self._ranks(layers, high)
-        for _ in range(60):
-            middle = 0.5 * (low + high)
-            if self._cost(layers, self._ranks(layers, middle)) <= budget:
-                low = middle
-            else:
-                high = middle
-        return self._ranks(layers, low)
+        return self._ranks(layers, self.fraction(layers, budget))

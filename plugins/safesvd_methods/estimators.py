@@ -113,6 +113,7 @@ class EnergyBalanced(Estimator):
         if not inner:
             raise ConfigError("energy-balanced needs at least one inner estimator name")
         self.inner_classes = {name: registry("estimator").get(name) for name in inner}
+        self.requires = frozenset().union(*(cls.requires for cls in self.inner_classes.values()))
         self.domains: dict[str, dict[str, Estimator]] = {}
 
     def _domain(self, label: str) -> dict[str, Estimator]:

@@ -88,3 +88,37 @@ def field_descriptions(
 def grids(dim: int, *, min_size: int = 4, max_size: int = 9) -> st.SearchStrategy[tuple[int, ...]]:
     """Grid shapes of ``dim`` axes, each large enough for every second-order stencil."""
     return st.tuples(*[st.integers(min_size, max_size)] * dim)
+
+
+@st.composite
+def channel_scales(draw, size: int, *, zeros: bool = True) -> Tensor:
+    """A non-negative per-input-channel statistic of length ``size`` (float64), spanning decades,
+    with exact zeros (dead channels) when ``zeros``."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    generator = torch.Generator().manual_seed(seed)
+    values = torch.exp(2.0 * torch.randn(size, generator=generator, dtype=torch.float64))
+    if zeros and size > 1:
+        dead = draw(st.lists(st.integers(0, size - 1), max_size=size - 1, unique=True))
+        values[dead] = 0.0
+    return values
+
+
+@st.composite
+def gram_problems(draw, *, max_size: int = 10, full_rank: bool | None = None) -> dict[str, object]:
+    """A weight ``m × n`` with calibration rows ``X`` (``r × n``) and ``H = Xᵀ X`` (the Gram *sum*).
+
+    ``full_rank=True`` draws ``r ≥ n + 2`` rows, ``False`` fewer than ``n``, ``None`` either.
+    """
+    m = draw(st.integers(2, max_size))
+    n = draw(st.integers(2, max_size))
+    if full_rank is None:
+        rows = draw(st.integers(1, 3 * n))
+    elif full_rank:
+        rows = draw(st.integers(n + 2, 3 * n + 2))
+    else:
+        rows = draw(st.integers(1, n - 1))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    weight = torch.randn(m, n, generator=generator, dtype=torch.float64)
+    inputs = torch.randn(rows, n, generator=generator, dtype=torch.float64)
+    inputs = inputs * torch.exp(0.5 * torch.randn(n, generator=generator, dtype=torch.float64))
+    return {"weight": weight, "inputs": inputs, "gram": inputs.mT @ inputs, "rank": draw(st.integers(1, min(m, n)))}

@@ -1,0 +1,1 @@
+"""The paper's baselines (App. F, BASELINES.md) as estimators, solvers, allocators and recipes."""
