@@ -231,3 +231,8 @@ def test_result_summary_reports_budget():
     result = compress(small_transformer(), small_data(), ratio=0.5)
     text = result.summary()
     assert "budget" in text and "met" in text and "blocks.0.query" in text
+
+
+def test_block_names_must_be_a_sequence_of_names():
+    with pytest.raises(ConfigError, match="expected a sequence of strings"):
+        compress(small_transformer(), small_data(), ratio=0.6, adapter_options={"block_names": "blocks.0"})

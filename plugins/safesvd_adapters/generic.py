@@ -39,7 +39,7 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     loss: str | BaseLoss = attrs.field(default="mse", validator=lambda i, a, v: check_loss(v))
     include: tuple[str, ...] = attrs.field(default=("*",), converter=pattern_tuple)
     exclude: tuple[str, ...] = attrs.field(default=(), converter=pattern_tuple)
-    block_names: tuple[str, ...] | None = attrs.field(default=None, converter=lambda v: None if v is None else tuple(v))
+    block_names: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(pattern_tuple))
     field_description: FieldDescription | None = None
     rewrite_attention: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
