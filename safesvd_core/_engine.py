@@ -140,7 +140,8 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
             if factor_budget < 0:
                 raise BudgetError(
                     f"ratio {job.ratio} gives a budget of {budget:,} parameters, fewer than the "
-                    f"{budget - factor_budget:,} outside the compressible layers, which are always kept"
+                    f"{budget - factor_budget:,} outside the compressible layers, which are always kept: "
+                    f"no ratio below {(budget - factor_budget) / params_before:.4f} can be met on this model"
                 )
             ranks = plan.allocator.allocate(candidates, factor_budget)
 
