@@ -1,0 +1,21 @@
+"""scot-ns (a SmallScOT, HF transformers): loads, reproduces its card, beats copy by ≥ 3×."""
+
+from __future__ import annotations
+
+from conftest import check_recorded, optional
+
+optional("transformers")
+
+
+def test_scot_ns_reproduces_its_card_and_beats_copy_by_three():
+    check_recorded("scot-ns")
+
+
+def test_scot_ns_batches_follow_the_adapter_convention():
+    from safesvd_zoo import models
+
+    batch = next(models.batches("scot-ns", "test", batch_size=4))
+    assert set(batch) == {"pixel_values", "labels", "time", "domain"}
+    assert batch["pixel_values"].shape == (4, 2, 32, 32)
+    prediction = models.spec("scot-ns").adapter().predict(models.load("scot-ns"), batch)
+    assert prediction.shape == batch["labels"].shape
