@@ -1,0 +1,79 @@
+"""Multi-domain calibration: ``safe-svd`` against ``safe-svd-balanced`` on the AViT multi-physics model.
+
+    .venv-full/bin/python -m benchmarks.multidomain      # needs the_well (torchvision): see docs/adapters.md
+
+Writes docs/results/multidomain.md: per recipe and ratio, the relative MSE per physical domain
+and pooled, and its change against the uncompressed model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from safesvd_core import compress
+from safesvd_zoo import models
+
+from .report import header
+
+NAME = "avit-multiphysics"
+RECIPES = ("safe-svd", "safe-svd-balanced")
+RATIOS = (0.8, 0.6, 0.4)
+
+
+def domain_losses(model: torch.nn.Module, split: models.Split) -> dict[str, float]:
+    """Relative MSE per domain (mask-weighted means over that domain's samples), and pooled."""
+    entry = models.spec(NAME)
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for domain in dict.fromkeys(split.domains):
+            rows = torch.tensor([i for i, d in enumerate(split.domains) if d == domain])
+            out[domain] = float(entry.loss(model, split, rows))
+    out["pooled"] = models.test_loss(NAME, model, split)[0]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = models.load(NAME)
+    split = models.test_split(NAME)
+    calibration = list(models.batches(NAME, "calibration"))
+    original = domain_losses(model, split)
+    columns = list(original)
+    lines = [header("Multi-domain calibration: safe-svd against safe-svd-balanced", "python -m benchmarks.multidomain")]
+    lines.append(f"Model `{NAME}` (the_well AViT, {sum(p.numel() for p in model.parameters()):,} parameters) on "
+                 f"{', '.join(c for c in columns if c != 'pooled')}; {len(calibration)} calibration batches, one domain "
+                 "each. Relative MSE on the test split, and in brackets the change against the original (%).\n")
+    lines.append("| method | ratio | " + " | ".join(columns) + " |")
+    lines.append("|---|---|" + "---|" * len(columns))
+    lines.append("| original | 1.0 | " + " | ".join(f"{original[c]:.5f}" for c in columns) + " |")
+    wins = []
+    for ratio in RATIOS:
+        pooled = {}
+        for recipe in RECIPES:
+            result = compress(model, calibration, ratio=ratio, recipe=recipe, adapter=models.spec(NAME).adapter())
+            losses = domain_losses(result.model, split)
+            pooled[recipe] = losses["pooled"]
+            cells = [f"{losses[c]:.5f} ({100 * (losses[c] - original[c]) / original[c]:+.2f})" for c in columns]
+            lines.append(f"| {recipe} | {ratio} | " + " | ".join(cells) + " |")
+            print(recipe, ratio, losses, flush=True)
+        wins.append((ratio, pooled["safe-svd-balanced"] < pooled["safe-svd"], pooled))
+    lines.append("\n## Target\n")
+    for ratio, won, pooled in wins:
+        lines.append(f"- ratio {ratio}: pooled relative MSE safe-svd-balanced {pooled['safe-svd-balanced']:.5f} against "
+                     f"safe-svd {pooled['safe-svd']:.5f}: **{'met' if won else 'MISSED'}** (target: balanced beats plain)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "multidomain.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out / 'multidomain.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
