@@ -6,7 +6,7 @@ The Well's ``DefaultChannelsLastFormatter`` does (time stacked into channels, co
 NaN → 0; the target is the first output step), or ``(input, target[, domain])`` tuples already
 channels-last. The prediction and reference are returned channels-first ``(B, C, *grid)``,
 safesvd's layout for losses and fields. ``the_well`` is imported when the adapter is created
-(extra ``safesvd[the_well]``).
+(extra ``safesvd[the-well]``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def small_avit(*, fields: int = 4, steps: int = 1, size: int = 32, width: int = 
                blocks: int = 2) -> nn.Module:
     """A randomly initialised the_well ``AViT`` (eval mode): ``fields × steps`` inputs, ``fields``
     outputs, on a ``size × size`` grid (a multiple of 16; ``width`` a multiple of 48)."""
-    avit = require(_AVIT, adapter="the_well", extra="the_well")
+    avit = require(_AVIT, adapter="the_well", extra="the-well")
     return avit.AViT(dim_in=fields * steps, dim_out=fields, n_spatial_dims=2, spatial_resolution=(size, size),
                      hidden_dim=width, num_heads=heads, processor_blocks=blocks).eval()
 
@@ -57,7 +57,7 @@ class WellAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     loss: Any = "nmse"
 
     def __attrs_post_init__(self) -> None:
-        require(_AVIT, adapter=self.name, extra="the_well")
+        require(_AVIT, adapter=self.name, extra="the-well")
         super().__attrs_post_init__()
 
     def _parts(self, batch: Any) -> tuple[Any, Tensor, str | None]:
@@ -78,4 +78,4 @@ class WellAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         return super().reference(batch).movedim(-1, 1)
 
     def blocks(self, model: nn.Module) -> list[str] | None:
-        return sibling_chain(model, require(_AVIT, adapter=self.name, extra="the_well").AxialAttentionBlock)
+        return sibling_chain(model, require(_AVIT, adapter=self.name, extra="the-well").AxialAttentionBlock)
