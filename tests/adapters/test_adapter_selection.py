@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,8 +18,10 @@ from safesvd_adapters.selection import TIME_CONDITIONING, SkipRule, coverage, se
 from safesvd_core import ConfigError, registry
 
 ADAPTERS = {"generic", "transformers", "timm", "the_well", "neuraloperator"}
-EXTRAS = {"transformers": "transformers", "timm": "timm", "the_well": "the_well.benchmark.models.avit",
-          "neuraloperator": "neuralop.layers.base_spectral_conv"}
+#: adapter → (the module it imports, the pip extra that installs it; pyproject's spelling)
+EXTRAS = {"transformers": ("transformers", "transformers"), "timm": ("timm", "timm"),
+          "the_well": ("the_well.benchmark.models.avit", "the-well"),
+          "neuraloperator": ("neuralop.layers.base_spectral_conv", "neuraloperator")}
 
 
 def test_every_adapter_is_registered_and_listing_imports_no_framework():
@@ -32,11 +36,14 @@ def test_every_adapter_is_registered_and_listing_imports_no_framework():
 
 @pytest.mark.parametrize("name", sorted(EXTRAS))
 def test_an_adapter_whose_package_is_missing_names_the_extra(name, monkeypatch):
-    for module in {EXTRAS[name], EXTRAS[name].split(".")[0]}:
+    module_name, extra = EXTRAS[name]
+    for module in {module_name, module_name.split(".")[0]}:
         monkeypatch.setitem(sys.modules, module, None)  # makes the import fail
-    with pytest.raises(MissingExtraError, match=rf"pip install 'safesvd\[{name}\]'") as info:
+    with pytest.raises(MissingExtraError, match=rf"pip install 'safesvd\[{extra}\]'") as info:
         registry("model_adapter").create(name)
     assert isinstance(info.value, ImportError) and isinstance(info.value, ConfigError)
+    declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert extra in declared["project"]["optional-dependencies"]
 
 
 def test_require_returns_the_module():
