@@ -201,7 +201,7 @@ class ModelAdapter(ABC):
 
     @abstractmethod
     def compressible_layers(self, model: nn.Module) -> list[str]:
-        """Qualified names of the modules to compress (``nn.Linear``)."""
+        """Qualified names of the modules to compress (``nn.Linear`` or plain 1×1 convolutions)."""
 
     def blocks(self, model: nn.Module) -> list[str] | None:
         """Qualified names of a sequential chain of blocks, or ``None`` for per-layer stages.

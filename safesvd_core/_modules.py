@@ -28,10 +28,3 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
         raise ConfigError(f"the model has no submodule {name!r}")
     setattr(parent, child, module)
 
-
-def linear_layer(model: nn.Module, name: str) -> nn.Linear:
-    """The ``nn.Linear`` called ``name``; anything else is a clear error."""
-    module = get_submodule(model, name)
-    if not isinstance(module, nn.Linear):
-        raise ConfigError(f"layer {name!r} is a {type(module).__name__}, but only nn.Linear can be compressed")
-    return module
