@@ -11,10 +11,10 @@ from safesvd_core import compress
 
 from . import reference
 
-#: Name → options. "uniform whitening" is SVD-LLM's truncation-aware whitening with uniform ranks.
+#: Name → options: SAFE-SVD with the incompressible-NS family's Sobolev loss, against SVD-LLM.
 VARIANTS: dict[str, dict[str, object]] = {
-    "safe-svd": {"recipe": "safe-svd"},
-    "uniform whitening": {"recipe": "safe-svd", "allocator": "uniform", "sensitivity": False, "sequential": False},
+    "safe-svd (ns-incompressible)": {"recipe": "safe-svd", "family": "ns-incompressible"},
+    "svd-llm": {"recipe": "svd-llm"},
 }
 
 
@@ -24,7 +24,8 @@ def run(ratios: Sequence[float] = (0.8, 0.6, 0.4), *, progress: bool = False) ->
     model = reference.load()
     calibration = reference.batches("calibration", batch_size=16)
     inputs, targets = reference.split("test")
-    adapter_options = {"block_names": reference.block_names(model), "include": ["blocks.*"]}
+    adapter_options = {"block_names": reference.block_names(model), "include": ["blocks.*"],
+                       "field_description": reference.FIELD}
 
     def test_mse(m: torch.nn.Module) -> float:
         with torch.no_grad():

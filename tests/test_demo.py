@@ -1,0 +1,20 @@
+"""The README's main job: the demo table on the bundled reference model."""
+
+from __future__ import annotations
+
+import re
+
+from safesvd_core.__main__ import main
+from safesvd_zoo import demo
+
+
+def test_demo_prints_a_table_where_safe_svd_degrades_less(capsys):
+    assert main(["demo", "--ratios", "0.8"]) == 0
+    table = capsys.readouterr().out
+    changes = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[1] == "0.8":
+            changes[cells[0]] = float(re.sub(r"[^0-9.+-]", "", cells[4]))
+    assert set(changes) == set(demo.VARIANTS)
+    assert abs(changes["safe-svd (ns-incompressible)"]) < abs(changes["svd-llm"])
