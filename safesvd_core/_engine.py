@@ -116,13 +116,19 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
     names = _validated_layers(job)
     maps = {name: linear_map(job.model, name) for name in names}
     shapes = {name: (view.in_features, view.out_features) for name, view in maps.items()}
-    params_before, budget, factor_budget = _budgets(job, shapes)
+    params_before, budget, weights_budget = _budgets(job, shapes)
+    if weights_budget < 0:  # known from parameter counts alone: refuse before any pass over the data
+        raise BudgetError(
+            f"ratio {job.ratio} gives a budget of {budget:,} parameters, fewer than the "
+            f"{budget - weights_budget:,} outside the compressible layers, which are always kept: "
+            f"no ratio below {(budget - weights_budget) / params_before:.4f} can be met on this model"
+        )
     passes: dict[str, int] = {}
 
     with _evaluating(job.original), _evaluating(job.model):
         with timer("probe"):
             probe = _probe(job, names)
-        order = [name for name in probe.order]
+        order = list(probe.order)
         if plan.family is not None:
             field = adapter.field(job.batches[0])
             if field is None:
@@ -137,13 +143,7 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
                                spectrum=plan.solver.spectrum(maps[name].weight, clean[name]), order=index)
                 for index, name in enumerate(order)
             ]
-            if factor_budget < 0:
-                raise BudgetError(
-                    f"ratio {job.ratio} gives a budget of {budget:,} parameters, fewer than the "
-                    f"{budget - factor_budget:,} outside the compressible layers, which are always kept: "
-                    f"no ratio below {(budget - factor_budget) / params_before:.4f} can be met on this model"
-                )
-            ranks = plan.allocator.allocate(candidates, factor_budget)
+            ranks = plan.allocator.allocate(candidates, weights_budget)
 
         stages = _stages(order, probe, adapter.blocks(job.model) if plan.sequential else None, plan.stage_mode, ranks)
         records = {}

@@ -236,3 +236,12 @@ def test_result_summary_reports_budget():
 def test_block_names_must_be_a_sequence_of_names():
     with pytest.raises(ConfigError, match="expected a sequence of strings"):
         compress(small_transformer(), small_data(), ratio=0.6, adapter_options={"block_names": "blocks.0"})
+
+
+def test_unreachable_ratio_is_refused_before_any_calibration_pass():
+    model = small_transformer()
+    calls = {"forward": 0}
+    model.register_forward_pre_hook(lambda *_: calls.__setitem__("forward", calls["forward"] + 1))
+    with pytest.raises(BudgetError, match="no ratio below"):
+        compress(model, small_data(), ratio=0.01)
+    assert calls["forward"] == 0
