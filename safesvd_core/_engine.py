@@ -9,7 +9,9 @@ Phases (METHOD.md, "Sequential compression"):
 4. allocation: proxy spectra from clean statistics, ranks from the allocator under the budget;
 5. stages in forward order. A *block* stage collects the shifted statistics of all its layers
    in one pass over the block alone, from cached block inputs (the earlier layers of the same
-   block are not yet compressed when they are taken: the documented approximation). An *exact*
+   block are not yet compressed when they are taken: the documented approximation). The cache
+   is carried from a block to the next when the next one reads its output (checked on the first
+   batch); otherwise a *prefix* pass runs both models up to the next block. An *exact*
    stage is one layer, its inputs taken by a forward pass of the partially compressed model
    that stops right after the layer.
 """
@@ -461,9 +463,9 @@ class _StageRunner:
         expected = self.probe.block_inputs.get(following)
         got = new_clean[0][0][0] if new_clean else None
         if expected is None or got is None or expected.shape != got.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
-            raise SafeSVDError(
-                f"blocks {stage.block!r} → {following!r} are not a sequential chain (the output of one is not the "
-                f"input of the next); name a chain in the adapter or use stage_mode='exact'"
-            )
+            # ``following`` is not fed by this block (a skip, a merge, a new level of a U-Net): its
+            # inputs are taken afresh by a prefix pass when its stage starts (counted in ``passes``)
+            self.cache_block = None
+            return
         self.clean_inputs, self.shift_inputs = new_clean, new_shift
         self.cache_block = following

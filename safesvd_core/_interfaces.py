@@ -204,10 +204,12 @@ class ModelAdapter(ABC):
         """Qualified names of the modules to compress (``nn.Linear`` or plain 1×1 convolutions)."""
 
     def blocks(self, model: nn.Module) -> list[str] | None:
-        """Qualified names of a sequential chain of blocks, or ``None`` for per-layer stages.
+        """Qualified names of the blocks (each runs once per forward pass), or ``None`` for per-layer stages.
 
-        Block ``k + 1`` must receive block ``k``'s output as its first positional argument (its
-        other arguments unchanged): this is checked on the first calibration batch.
+        Where block ``k + 1`` receives block ``k``'s output as its first positional argument (its
+        other arguments unchanged; checked on the first calibration batch), the block inputs are
+        carried along; elsewhere they are taken by a forward pass up to the block (a ``prefix``
+        pass in ``result.passes``).
         """
         return None
 

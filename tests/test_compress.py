@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import safesvd_core
-from safesvd_core import BudgetError, ConfigError, LowRankLinear, NumericalError, PhysicsLoss, SafeSVDError, compress
+from safesvd_core import BudgetError, ConfigError, LowRankLinear, NumericalError, PhysicsLoss, compress
 from safesvd_zoo import reference
 from safesvd_zoo.operator import FieldTransformer, OperatorConfig
 
@@ -132,12 +132,17 @@ class SkipChain(nn.Module):
         return self.a(x) + self.b(x)
 
 
-def test_blocks_that_are_not_a_chain_are_refused():
-    data = [(torch.randn(16, 8), torch.randn(16, 8))]
-    with pytest.raises(SafeSVDError, match="not a sequential chain"):
-        compress(SkipChain(), data, ratio=0.8, adapter_options={"block_names": ["a", "b"]})
-    result = compress(SkipChain(), data, ratio=0.8, adapter_options={"block_names": ["a", "b"]}, stage_mode="exact")
-    assert result.met_budget
+def test_blocks_that_are_not_a_chain_take_their_inputs_by_a_prefix_pass():
+    # block b does not read block a's output: its inputs come from a forward pass up to b, so the
+    # block stages give exactly what per-layer stages give, at the cost of one more prefix pass
+    data = [(torch.randn(16, 8), torch.randn(16, 8)), (torch.randn(16, 8), torch.randn(16, 8))]
+    options = {"adapter_options": {"block_names": ["a", "b"]}}
+    model = SkipChain()
+    blocks = compress(model, data, ratio=0.8, **options)
+    exact = compress(model, data, ratio=0.8, stage_mode="exact", **options)
+    assert blocks.passes["stages"] == 2 and blocks.passes["prefix"] == 2
+    for name in ("a.0", "b.0"):
+        torch.testing.assert_close(blocks.model.get_submodule(name).weight, exact.model.get_submodule(name).weight)
 
 
 class Roughness(PhysicsLoss):

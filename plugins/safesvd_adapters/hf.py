@@ -64,8 +64,8 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
     else all channels as one group; masked channels are left out. Skipped by default: the
     ``Linear(1, d)`` time conditioning, relative-position-bias MLPs, patch embedding, patch recovery
     and output heads, and anything inside a normalisation layer. Blocks: the layers of a HF ViT
-    encoder (a true chain); Swinv2 U-Nets have none (stages downsample and decoder levels add skip
-    connections), so their layers are compressed in exact per-layer stages.
+    encoder (a true chain), or every ``Swinv2Layer`` of a Swinv2 U-Net (a chain within each stage;
+    the engine takes a prefix pass where a stage starts, after a downsampling or a skip merge).
     """
 
     name: ClassVar[str] = "transformers"
@@ -132,6 +132,8 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         return role_groups(field) if field is not None else [sorted(active)]
 
     def blocks(self, model: nn.Module) -> list[str] | None:
+        from transformers.models.swinv2.modeling_swinv2 import Swinv2Layer
         from transformers.models.vit.modeling_vit import ViTLayer
 
-        return sibling_chain(model, ViTLayer)
+        swin_layers = [name for name, module in model.named_modules() if isinstance(module, Swinv2Layer)]
+        return swin_layers or sibling_chain(model, ViTLayer)

@@ -53,7 +53,10 @@ def test_scot_compresses_at_half_with_masked_channels():
     out = ad.predict(result.model, data[0])
     assert_compressed(result, out, (2, 4, 16, 16))
     assert torch.equal(out[:, 3], data[0]["labels"][:, 3])  # pixel_mask: masked entries are the labels
-    assert ad.blocks(model) is None and all(len(stage) == 1 for stage in result.stages)
+    blocks = ad.blocks(model)
+    assert blocks and all(type(model.get_submodule(b)).__name__ == "Swinv2Layer" for b in blocks)
+    assert result.passes["stages"] == len(result.stages) < len(result.ranks)  # one stage per block, not per layer
+    assert result.passes["prefix"] > 1  # each Swinv2 stage and decoder level starts with a prefix pass
     field = ad.field(data[0])
     assert field.masked == ("p",) and field.periodic == (True, True) and field.spacing == (1 / 16, 1 / 16)
 
