@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -14,6 +15,7 @@ from ._errors import ConfigError
 from ._interfaces import ModelAdapter, Recipe
 from ._plugins import registry
 from ._result import CompressionResult
+from ._spill import SpillPolicy
 from ._statistics import CalibrationStatistics
 
 
@@ -28,6 +30,8 @@ def compress(
     inplace: bool = False,
     statistics: CalibrationStatistics | None = None,
     progress: bool = False,
+    statistics_memory: int | str | None = None,
+    spill_dir: str | Path | None = None,
     **options: Any,
 ) -> CompressionResult:
     """Compress ``model`` so that it keeps at most ``ratio`` of its parameters.
@@ -37,11 +41,20 @@ def compress(
     name (options passed as keywords) or a recipe object. ``statistics`` resumes from clean
     statistics saved by an earlier run (``result.statistics.save``). The original model is left
     untouched unless ``inplace=True``.
+
+    For models whose clean statistics do not fit in memory, ``statistics_memory`` (bytes, or a
+    size like ``"6GiB"``) caps them: the clean pass runs once per group of layers that fits, each
+    group spilled to ``spill_dir`` (a new or empty directory, kept afterwards: reopen it with
+    ``CalibrationStatistics.open`` to resume). The two go together.
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
         raise ConfigError(f"ratio must be a number in (0, 1] (the fraction of parameters kept), got {ratio!r}")
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if (statistics_memory is None) != (spill_dir is None):
+        raise ConfigError("statistics_memory and spill_dir go together: the cap says how much stays in memory, "
+                          "the directory where the rest goes")
+    spill = None if spill_dir is None else SpillPolicy(spill_dir, statistics_memory)
     recipe_obj = make_recipe(recipe, options)
     adapter_obj = make_adapter(adapter, adapter_options)
     batches = _materialise(calibration)
@@ -58,6 +71,7 @@ def compress(
     job = CompressionJob(
         original=original, model=work, batches=batches, adapter=adapter_obj, ratio=float(ratio),
         recipe=recipe_obj.name, options=_describe(recipe_obj), statistics=statistics, progress=progress,
+        spill=spill,
     )
     return recipe_obj.compress(job)
 

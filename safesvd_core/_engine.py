@@ -36,7 +36,8 @@ from ._layers import linear_map
 from ._modules import count_parameters, set_submodule
 from ._objective import CalibrationObjective, auto_lambda
 from ._result import CompressionResult
-from ._statistics import CalibrationStatistics
+from ._spill import SpillPolicy, layer_groups
+from ._statistics import CalibrationStatistics, EstimatorFactory
 
 StageMode = Literal["auto", "block", "exact"]
 
@@ -54,6 +55,7 @@ class CompressionJob:
     options: dict[str, Any]
     statistics: CalibrationStatistics | None = None
     progress: bool = False
+    spill: SpillPolicy | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -137,12 +139,11 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
                 raise ConfigError(f"family {plan.family.name!r} needs a field description from the adapter; none was given")
             plan.family.check(field)
         statistics, lam, make = _gather_clean(job, plan, names, shapes, timer, passes)
-        clean = {name: statistics.layer(name) for name in names}
 
-        with timer("allocate"):
+        with timer("allocate"):  # one layer's statistics at a time: they may be spilled to disk
             candidates = [
                 LayerCandidate(name=name, out_features=shapes[name][1], in_features=shapes[name][0],
-                               spectrum=plan.solver.spectrum(maps[name].weight, clean[name]), order=index)
+                               spectrum=plan.solver.spectrum(maps[name].weight, statistics.layer(name)), order=index)
                 for index, name in enumerate(order)
             ]
             ranks = plan.allocator.allocate(candidates, weights_budget)
@@ -159,7 +160,7 @@ def run_plan(job: CompressionJob, plan: Plan) -> CompressionResult:
                     if rank is None:
                         continue
                     layer = maps[name]
-                    stats = dict(clean[name])
+                    stats = statistics.layer(name)
                     stats.update(shifted.get(name, {}))
                     factors = plan.solver.solve(layer.weight, rank, stats)
                     records[name] = factors.record
@@ -222,9 +223,12 @@ def _gather_clean(
     passes: dict[str, int],
 ) -> tuple[CalibrationStatistics, float | None, Callable[[str, int, int], Estimator]]:
     """λ (balanced, resumed or fixed), then the clean pass unless ``job.statistics`` is given."""
-    from ._plugins import registry
-
     adapter = job.adapter
+    make = EstimatorFactory(plan.estimator_options)
+    statistics = job.statistics
+    gather = statistics is None and bool(plan.clean_estimators)
+    # the grouping can fail (a layer over the cap): find out before any pass over the data
+    groups = [list(names)] if not gather or job.spill is None else _spill_groups(job, plan, names, shapes, make)
     lam: float | None = None
     if plan.physics and plan.lam_mode == "global":
         if plan.lam == "auto" and job.statistics is not None and job.statistics.metadata.get("lam") is not None:
@@ -238,23 +242,34 @@ def _gather_clean(
     objective = CalibrationObjective(adapter=adapter, physics=plan.physics, lam=lam or 0.0, mode=plan.lam_mode,
                                      lam_ratio=plan.lam_ratio, lam_cap=plan.lam_cap)
 
-    estimator_registry = registry("estimator")
-
-    def make(name: str, n: int, m: int) -> Estimator:
-        return estimator_registry.create(name, in_features=n, out_features=m, **plan.estimator_options.get(name, {}))
-
-    statistics = job.statistics
     if statistics is None and not plan.clean_estimators:
         statistics = CalibrationStatistics.create(shapes, (), make)
-    elif statistics is None:
-        statistics = CalibrationStatistics.create(shapes, plan.clean_estimators, make)
-        needs_gradients = any("output_grad" in estimator.requires  # instances: a wrapper's needs are its inner ones
-                              for by_name in statistics.estimators.values() for estimator in by_name.values())
-        with timer("clean"):
-            _clean_pass(job, statistics, names, objective, needs_gradients)
-        passes["clean"] = 1
-        statistics.metadata["lam"] = lam
+    elif gather:
+        for group in groups:
+            statistics = CalibrationStatistics.create({name: shapes[name] for name in group}, plan.clean_estimators, make)
+            statistics.metadata["lam"] = lam
+            needs_gradients = any("output_grad" in estimator.requires  # instances: a wrapper's needs are its inner ones
+                                  for by_name in statistics.estimators.values() for estimator in by_name.values())
+            with timer("clean"):
+                _clean_pass(job, statistics, group, objective, needs_gradients)
+            if job.spill is not None:
+                with timer("spill"):
+                    statistics.spill(job.spill.directory)
+        passes["clean"] = len(groups)
+        if job.spill is not None:
+            statistics = CalibrationStatistics.open(job.spill.directory)
     return statistics, lam, make
+
+
+def _spill_groups(job: CompressionJob, plan: Plan, names: Sequence[str], shapes: Mapping[str, tuple[int, int]],
+                  make: EstimatorFactory) -> list[list[str]]:
+    """The layers of each clean pass under ``job.spill``'s memory cap (sizes from the estimators' footprints)."""
+    domains = max(1, len({job.adapter.domain(batch) for batch in job.batches}))
+    sizes = {}
+    for name in names:
+        n, m = shapes[name]
+        sizes[name] = sum(make(estimator, n, m).footprint(domains) for estimator in plan.clean_estimators)
+    return layer_groups(sizes, names, job.spill.max_bytes)
 
 
 def _validated_layers(job: CompressionJob) -> list[str]:

@@ -75,6 +75,12 @@ class Estimator(ABC):
     def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
         """Restore the state written by :meth:`state_dict`."""
 
+    def footprint(self, domains: int = 1) -> int:
+        """Bytes the state will hold after a calibration set with ``domains`` distinct domains
+        (plans how many layers share one clean pass under a memory cap). Default: the current
+        state's size, whatever the domains."""
+        return sum(value.numel() * value.element_size() for value in self.state_dict().values())
+
 
 #: The paths of :func:`~safesvd_core._linalg.psd_root` that mean its Cholesky failed or had nothing to factor.
 FALLBACK_PATHS = frozenset({"eigen", "identity"})

@@ -1,11 +1,13 @@
-"""Per-layer estimator states for a whole model: merge across processes, save and load."""
+"""Per-layer estimator states for a whole model: merge across processes, save and load, spill to disk."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+import attrs
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -13,40 +15,145 @@ from ._errors import ConfigError
 from ._interfaces import Estimator, LayerSignals
 
 SEPARATOR = "::"
+#: The file that lists the layers of a spill directory (see :meth:`CalibrationStatistics.spill`).
+INDEX = "index.json"
+_INDEX_VERSION = 1
+
+
+@attrs.frozen
+class EstimatorFactory:
+    """Builds registered estimators by name, with per-estimator options (JSON-able, so that
+    spilled statistics can be reopened in another process)."""
+
+    options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=lambda v: {k: dict(o) for k, o in dict(v).items()})
+
+    def __call__(self, name: str, in_features: int, out_features: int) -> Estimator:
+        from ._plugins import registry
+
+        return registry("estimator").create(name, in_features=in_features, out_features=out_features,
+                                            **self.options.get(name, {}))
+
+
+@attrs.frozen
+class _SpilledLayer:
+    file: str
+    in_features: int
+    out_features: int
+    estimators: tuple[str, ...]
 
 
 class CalibrationStatistics:
     """``layer name → estimator name → Estimator``, plus free-form scalar metadata (e.g. λ).
 
     Reducible: :meth:`merge` adds another instance built on other calibration batches (another
-    process); persistent: :meth:`save` / :meth:`load` use safetensors, never pickle.
+    process); persistent: :meth:`save` / :meth:`load` use safetensors, never pickle. Layers can be
+    *spilled*: their sums written to a directory (:meth:`spill`) and read back one layer at a time
+    by :meth:`layer`, so that a large model's statistics need not all fit in memory.
     """
 
-    def __init__(self, estimators: Mapping[str, Mapping[str, Estimator]], metadata: Mapping[str, object] | None = None) -> None:
+    def __init__(self, estimators: Mapping[str, Mapping[str, Estimator]], metadata: Mapping[str, object] | None = None,
+                 *, make: Callable[[str, int, int], Estimator] | None = None) -> None:
         self.estimators = {layer: dict(by_name) for layer, by_name in estimators.items()}
         self.metadata: dict[str, object] = dict(metadata or {})
+        self._make = make
+        self._spilled: dict[str, _SpilledLayer] = {}
+        self._directory: Path | None = None
 
     @classmethod
     def create(
         cls, layers: Mapping[str, tuple[int, int]], estimator_names: tuple[str, ...], make: Callable[[str, int, int], Estimator]
     ) -> CalibrationStatistics:
         """Fresh estimators for ``layers`` (name → (in, out)) built by ``make(name, in, out)``."""
-        return cls({layer: {name: make(name, n, m) for name in estimator_names} for layer, (n, m) in layers.items()})
+        return cls({layer: {name: make(name, n, m) for name in estimator_names} for layer, (n, m) in layers.items()},
+                   make=make)
+
+    @classmethod
+    def open(cls, directory: str | Path) -> CalibrationStatistics:
+        """The statistics spilled to ``directory`` (every layer stays on disk until asked for)."""
+        directory = Path(directory)
+        index = _read_index(directory)
+        if index is None:
+            raise ConfigError(f"{directory} holds no spilled statistics (no {INDEX})")
+        opened = cls({}, index["metadata"], make=EstimatorFactory(index["options"]))
+        opened._directory = directory
+        opened._spilled = {name: _SpilledLayer(entry["file"], entry["in"], entry["out"], tuple(entry["estimators"]))
+                           for name, entry in index["layers"].items()}
+        return opened
+
+    @property
+    def layers(self) -> list[str]:
+        """Every layer, in memory or spilled."""
+        return [*self.estimators, *self._spilled]
+
+    @property
+    def spilled(self) -> bool:
+        """Whether some layers live on disk (then :meth:`merge` and :meth:`save` refuse)."""
+        return bool(self._spilled)
+
+    def spill(self, directory: str | Path, layers: Iterable[str] | None = None) -> None:
+        """Write the sums of ``layers`` (default: every layer in memory) to ``directory``, one
+        safetensors file per layer listed in ``index.json``, and free them. The directory may
+        already hold layers spilled by other passes of the same run; :meth:`open` reads it back."""
+        if not isinstance(self._make, EstimatorFactory):
+            raise ConfigError("only statistics created with an EstimatorFactory can be spilled (they must be rebuilt)")
+        directory = Path(directory)
+        if self._directory is not None and self._directory != directory:
+            raise ConfigError(f"these statistics are already spilled to {self._directory}, not {directory}")
+        directory.mkdir(parents=True, exist_ok=True)
+        index = _read_index(directory) or {"version": _INDEX_VERSION, "options": self._make.options, "metadata": {},
+                                            "layers": {}}
+        if index["options"] != json.loads(json.dumps(self._make.options)):
+            raise ConfigError(f"{directory} holds statistics built with other estimator options: {index['options']}")
+        for layer in list(self.estimators if layers is None else layers):
+            if layer in index["layers"]:
+                raise ConfigError(f"{directory} already holds statistics of layer {layer!r}")
+            by_name = self.estimators.pop(layer)
+            first = next(iter(by_name.values()))
+            entry = _SpilledLayer(f"{len(index['layers']):05d}.safetensors", first.in_features, first.out_features,
+                                  tuple(by_name))
+            state = {SEPARATOR.join((name, key)): value.contiguous()
+                     for name, estimator in by_name.items() for key, value in estimator.state_dict().items()}
+            save_file(state, str(directory / entry.file), metadata={"layer": layer})
+            index["layers"][layer] = {"file": entry.file, "in": entry.in_features, "out": entry.out_features,
+                                      "estimators": list(entry.estimators)}
+            self._spilled[layer] = entry
+        index["metadata"].update(self.metadata)
+        (directory / INDEX).write_text(json.dumps(index, indent=1))
+        self._directory = directory
+
+    def _restore(self, layer: str) -> dict[str, Estimator]:
+        entry = self._spilled[layer]
+        state = load_file(str(self._directory / entry.file))
+        by_name = {name: self._make(name, entry.in_features, entry.out_features) for name in entry.estimators}
+        for name, estimator in by_name.items():
+            prefix = name + SEPARATOR
+            estimator.load_state_dict({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
+        return by_name
 
     def update(self, layer: str, signals: LayerSignals) -> None:
         """Feed one batch of ``layer``'s signals to each of its estimators."""
+        if layer in self._spilled:
+            raise ConfigError(f"the statistics of {layer!r} are spilled to disk; they take no more rows")
         for estimator in self.estimators[layer].values():
             estimator.update(signals)
 
     def layer(self, layer: str) -> dict[str, Tensor]:
-        """All finished statistics of ``layer``, merged over its estimators."""
+        """All finished statistics of ``layer``, merged over its estimators (read from disk if spilled)."""
+        by_name = self._restore(layer) if layer in self._spilled else self.estimators[layer]
         merged: dict[str, Tensor] = {}
-        for estimator in self.estimators[layer].values():
+        for estimator in by_name.values():
             merged.update(estimator.statistics())
         return merged
 
+    def _refuse_spilled(self, action: str) -> None:
+        if self._spilled:
+            raise ConfigError(f"cannot {action} statistics spilled to {self._directory}: that directory is already "
+                              "their safetensors copy (CalibrationStatistics.open reads it); reduce before spilling")
+
     def merge(self, other: CalibrationStatistics) -> None:
         """Add ``other``'s sums and counts (same layers, same estimators)."""
+        self._refuse_spilled("merge")
+        other._refuse_spilled("merge")
         if self.estimators.keys() != other.estimators.keys():
             raise ConfigError("cannot merge statistics over different layer sets")
         for layer, by_name in self.estimators.items():
@@ -57,6 +164,7 @@ class CalibrationStatistics:
 
     def state_dict(self) -> dict[str, Tensor]:
         """Flat ``layer::estimator::key → tensor`` mapping."""
+        self._refuse_spilled("flatten")
         flat: dict[str, Tensor] = {}
         for layer, by_name in self.estimators.items():
             for name, estimator in by_name.items():
@@ -88,3 +196,13 @@ class CalibrationStatistics:
             header = handle.metadata() or {}
         self.metadata.update(json.loads(header.get("safesvd", "{}")))
         self.load_state_dict(load_file(str(path)))
+
+
+def _read_index(directory: Path) -> dict[str, Any] | None:
+    path = directory / INDEX
+    if not path.exists():
+        return None
+    index = json.loads(path.read_text())
+    if index.get("version") != _INDEX_VERSION:
+        raise ConfigError(f"{path} has version {index.get('version')!r}; this safesvd reads version {_INDEX_VERSION}")
+    return index

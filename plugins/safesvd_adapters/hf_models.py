@@ -134,10 +134,11 @@ class SmallScOT(Swinv2PreTrainedModel):
 
 
 def small_scot(*, channels: int = 4, size: int = 16, patch: int = 2, embed_dim: int = 32,
-               depths: tuple[int, ...] = (2, 2), heads: tuple[int, ...] = (2, 4), window: int = 4) -> SmallScOT:
+               depths: tuple[int, ...] = (2, 2), heads: tuple[int, ...] = (2, 4), window: int = 4,
+               mlp_ratio: float = 2.0) -> SmallScOT:
     """A randomly initialised :class:`SmallScOT` (eval mode) with ``channels`` in and out."""
     config = Swinv2Config(image_size=size, patch_size=patch, num_channels=channels, embed_dim=embed_dim,
-                          depths=list(depths), num_heads=list(heads), window_size=window, mlp_ratio=2.0,
+                          depths=list(depths), num_heads=list(heads), window_size=window, mlp_ratio=mlp_ratio,
                           drop_path_rate=0.0)
     config.num_out_channels = channels
     return SmallScOT(config).eval()

@@ -38,6 +38,9 @@ class MomentEstimator(Estimator):
     def statistics(self) -> dict[str, Tensor]:
         return {key: moment.mean() for key, moment in self.moments.items()}
 
+    def footprint(self, domains: int = 1) -> int:
+        return sum(moment.total.numel() * moment.total.element_size() for moment in self.moments.values())
+
     def state_dict(self) -> dict[str, Tensor]:
         state: dict[str, Tensor] = {}
         for key, moment in self.moments.items():
@@ -120,6 +123,10 @@ class EnergyBalanced(Estimator):
         if label not in self.domains:
             self.domains[label] = {n: cls(self.in_features, self.out_features) for n, cls in self.inner_classes.items()}
         return self.domains[label]
+
+    def footprint(self, domains: int = 1) -> int:
+        """One copy of every inner estimator per domain."""
+        return domains * sum(cls(self.in_features, self.out_features).footprint() for cls in self.inner_classes.values())
 
     def update(self, signals: LayerSignals) -> None:
         if signals.domain is None:
