@@ -7,7 +7,7 @@ from torch import Tensor
 
 from ._errors import ConfigError, NumericalError
 from ._interfaces import Factorization, SolveRecord
-from ._linalg import DEFAULT_JITTER, Root, psd_root
+from ._linalg import DEFAULT_JITTER, Root, psd_root, singular_values, thin_svd
 
 
 def solve_layer(
@@ -92,7 +92,7 @@ def whitened_spectrum(
     w = weight.detach().to(torch.float64)
     root = psd_root(sigma.to(w.device, torch.float64), jitter=jitter, what="clean covariance")
     sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter if fisher_jitter is not None else jitter)
-    return torch.linalg.svdvals(_apply_sensitivity(sens, w) @ root.factor)
+    return singular_values(_apply_sensitivity(sens, w) @ root.factor)
 
 
 def _ridge_target(target: Tensor, root: Root) -> Tensor:
@@ -129,7 +129,7 @@ def _unapply_sensitivity(sens: Root | None, matrix: Tensor) -> Tensor:
 def _svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     if not torch.isfinite(matrix).all():
         raise NumericalError("the whitened weight contains NaN or Inf")
-    return torch.linalg.svd(matrix, full_matrices=False)
+    return thin_svd(matrix)
 
 
 def _check_weight(weight: Tensor) -> tuple[int, int]:

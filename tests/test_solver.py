@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from safesvd_core import ConfigError, NumericalError, solve_layer
-from safesvd_core._linalg import psd_root
+from safesvd_core._linalg import psd_root, singular_values, thin_svd
 from safesvd_core._solve import whitened_factorization
 from safesvd_core.testing.strategies import layer_problems, second_moment
 
@@ -152,3 +152,16 @@ def test_nan_statistics_are_refused():
 def test_factors_keep_the_weight_dtype():
     a, b = solve_layer(torch.randn(3, 4), 2, torch.eye(4))
     assert a.dtype == b.dtype == torch.float32
+
+
+@given(rows=st.integers(1, 12), cols=st.integers(1, 12), seed=st.integers(0, 2**31 - 1))
+def test_thin_svd_on_either_orientation_is_a_thin_svd(rows, cols, seed):
+    matrix = torch.randn(rows, cols, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    u, s, vh = thin_svd(matrix)
+    k = min(rows, cols)
+    assert u.shape == (rows, k) and s.shape == (k,) and vh.shape == (k, cols)
+    torch.testing.assert_close(u @ torch.diag(s) @ vh, matrix, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(u.mT @ u, torch.eye(k, dtype=torch.float64), rtol=0, atol=1e-10)
+    torch.testing.assert_close(vh @ vh.mT, torch.eye(k, dtype=torch.float64), rtol=0, atol=1e-10)
+    assert bool((s[:-1] >= s[1:]).all())
+    torch.testing.assert_close(singular_values(matrix), s, rtol=1e-10, atol=1e-10)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from safesvd_core._errors import ConfigError
 from safesvd_core._interfaces import Factorization, Solver
-from safesvd_core._linalg import DEFAULT_JITTER, psd_root
+from safesvd_core._linalg import DEFAULT_JITTER, psd_root, thin_svd
 from safesvd_core._solve import whitened_factorization, whitened_spectrum
 from safesvd_core._validators import positive
 
@@ -46,7 +46,7 @@ def _beta_range(instance: object, attribute: attrs.Attribute, value: object) -> 
 
 def aces_beta(g0: Tensor, g1: Tensor, rank: int, low: float, high: float) -> float:
     """The ``β ∈ [low, high]`` minimising ``‖R(g0 + β g1)‖² / ‖g0 + β g1‖²`` (ties: the smaller ``β``)."""
-    u, _, vh = torch.linalg.svd(g0, full_matrices=False)
+    u, _, vh = thin_svd(g0)
     left, right = u[:, :rank], vh[:rank].mT
 
     def tail(matrix: Tensor) -> Tensor:

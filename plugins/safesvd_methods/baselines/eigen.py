@@ -17,6 +17,7 @@ from torch import Tensor
 
 from safesvd_core._errors import ConfigError, NumericalError
 from safesvd_core._interfaces import Factorization, Solver, SolveRecord
+from safesvd_core._linalg import singular_values, thin_svd
 from safesvd_core._solve import _check_rank
 from safesvd_core._validators import positive
 
@@ -74,7 +75,7 @@ class EigenSolver(Solver):
         second = w.new_zeros(rank, n)
         kept = min(rank, root.sqrt_values.shape[0])
         if kept:
-            u, s, vh = torch.linalg.svd((w @ root.vectors) * root.sqrt_values, full_matrices=False)  # D = W Q Λ^{1/2}
+            u, s, vh = thin_svd((w @ root.vectors) * root.sqrt_values)  # D = W Q Λ^{1/2}
             root_s = s[:kept].sqrt()
             first[:, :kept] = u[:, :kept] * root_s
             second[:kept] = ((root_s[:, None] * vh[:kept]) / root.sqrt_values) @ root.vectors.mT  # Λ^{-1/2} Qᵀ
@@ -89,5 +90,5 @@ class EigenSolver(Solver):
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """Singular values of ``D = W Q Λ^{1/2}``; ``‖σ_{>k}(D)‖`` is the truncation loss at rank ``k``."""
         w, root = self._parts(weight, statistics)
-        values = torch.linalg.svdvals((w @ root.vectors) * root.sqrt_values)
+        values = singular_values((w @ root.vectors) * root.sqrt_values)
         return torch.cat([values, values.new_zeros(min(w.shape) - values.shape[0])])  # unseen directions: 0

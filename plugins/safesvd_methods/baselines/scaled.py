@@ -17,6 +17,7 @@ from torch import Tensor
 
 from safesvd_core._errors import ConfigError, NumericalError
 from safesvd_core._interfaces import Factorization, Solver
+from safesvd_core._linalg import singular_values
 from safesvd_core._solve import whitened_factorization, whitened_spectrum
 from safesvd_core._validators import one_of, positive
 
@@ -60,7 +61,7 @@ class ScaledSolver(Solver):
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         if self.proxy == "weight":
-            return torch.linalg.svdvals(weight.detach().to(torch.float64))
+            return singular_values(weight.detach().to(torch.float64))
         return whitened_spectrum(weight, self._second_moment(weight, statistics), jitter=self.jitter)
 
 
@@ -78,4 +79,4 @@ class TruncatedSVD(Solver):
         return whitened_factorization(weight, rank, self._identity(weight), alpha=0.0)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
-        return torch.linalg.svdvals(weight.detach().to(torch.float64))
+        return singular_values(weight.detach().to(torch.float64))
