@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import resource
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -64,6 +65,17 @@ def relative_deviation(adapter, original, compressed, batches) -> float:
     return (num / den) ** 0.5
 
 
+def latency(adapter, model, batch, repeats: int = 3) -> float:
+    """Median wall seconds of one forward pass on ``batch`` (after one warm-up pass)."""
+    times = []
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            adapter.predict(model, batch)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ratio", type=float, default=0.4)
@@ -102,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         peak = peak_gib()
         spilled_bytes = sum(f.stat().st_size for f in spill_dir.iterdir())
         deviation = relative_deviation(adapter, model, result.model, batches[:1])
+        latency_ratio = latency(adapter, result.model, batches[0]) / latency(adapter, model, batches[0])
     finally:
         if args.spill_dir is None:
             shutil.rmtree(spill_dir.parent, ignore_errors=True)
@@ -128,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         ("stages", f"{len(result.stages)} ({len(blocks)} blocks; the other stages are single layers outside blocks)"),
         ("statistics spilled to disk", f"{spilled_bytes / 2**30:.1f} GiB"),
         ("solves that left the Cholesky path", f"{len(result.fallbacks)} of {len(result.records)}"),
+        ("CPU latency, compressed / original", f"{latency_ratio:.3f} (parameter ratio {result.kept_ratio:.3f}; "
+                                               f"a batch of {args.batch}, median of 3)"),
         ("relative output deviation, first batch", f"{deviation:.3e} (random weights: a sanity check, not fidelity)"),
         ("model build / data generation (not timed above)", f"{build_seconds:.0f} s / {data_seconds:.0f} s"),
     ]
@@ -135,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     lines.append("\n## Targets\n")
     lines.append(f"- wall time {seconds / 60:.1f} min (target < {TARGET_SECONDS // 60} min): "
                  f"**{'met' if seconds < TARGET_SECONDS else 'MISSED'}**")
+    if args.ratio <= 0.6:
+        bound = 1.15 * result.kept_ratio
+        lines.append(f"- CPU latency ratio {latency_ratio:.3f} (target ≤ 1.15 × parameter ratio = {bound:.3f}): "
+                     f"**{'met' if latency_ratio <= bound else 'MISSED'}**")
     lines.append(f"- peak memory {peak:.1f} GiB (target < {TARGET_GIB:.0f} GiB): **{'met' if peak < TARGET_GIB else 'MISSED'}**")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scale.md").write_text("\n".join(lines) + "\n")
