@@ -1,54 +1,125 @@
-"""One measurement: compress the reference model with one recipe at one ratio, in a fresh process.
+"""One measurement: compress a model with one recipe at one ratio, in a fresh process.
 
 A fresh process per measurement makes the peak resident memory (``ru_maxrss``) that recipe's own.
+Models: the bundled reference ``ns2d-transformer`` (generic adapter) and the single-family zoo
+models (e.g. ``scot-ns``, through their framework adapter).
 """
 
 from __future__ import annotations
 
+import functools
 import resource
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 import torch
 
-from safesvd_core import compress, evaluate
-from safesvd_zoo import reference
+from safesvd_core import ConfigError, ModelAdapter, compress, evaluate
+from safesvd_data import GENERATORS
+from safesvd_zoo import models, reference
 
 FAMILY = "ns-incompressible"
 HORIZONS = (1, 3, 5)
 
 
-def _latency(model: torch.nn.Module, inputs: torch.Tensor, repeats: int = 15) -> float:
+@attrs.frozen(kw_only=True)
+class Subject:
+    """One model as :func:`measure` uses it: its calibration batches, the adapter keywords of
+    ``compress`` and ``evaluate``, its test batches (made after compression, so the peak memory is
+    the compression's), a 16-sample forward on them (latency) and its block names."""
+
+    model: torch.nn.Module
+    calibration: list[Any]
+    compress_options: dict[str, Any]
+    evaluate_options: dict[str, Any]
+    test: Callable[[], list[Any]]
+    forward: Callable[[torch.nn.Module, list[Any]], Any]
+    blocks: list[str]
+
+
+def _reference() -> Subject:
+    model = reference.load()
+    return Subject(
+        model=model, calibration=reference.batches("calibration", batch_size=16),
+        compress_options={"adapter_options": {"block_names": model.block_names(), "include": ["blocks.*"],
+                                              "field_description": reference.FIELD}},
+        evaluate_options={"adapter_options": {"field_description": reference.FIELD}},
+        test=lambda: reference.batches("test", batch_size=32), forward=lambda m, test: m(test[0][0][:16]),
+        blocks=model.block_names(),
+    )
+
+
+def zoo_adapter(name: str) -> ModelAdapter:
+    """The zoo model's adapter with the field of its one family, as that family's data generator
+    describes it (for NS: ``(u, v)`` velocity, periodic, spacing 2π / grid)."""
+    entry = models.spec(name)
+    if len(entry.families) != 1 or entry.families[0].slots != tuple(range(len(entry.channels))):
+        raise ConfigError(f"{name}: only single-family zoo models whose channels are the family's are measured")
+    family = entry.families[0]
+    field = GENERATORS[family.generator](size=entry.grid, **dict(family.options)).field()
+    return attrs.evolve(entry.adapter(), channels=field.channels, roles=field.roles, spacing=field.spacing,
+                        periodic=field.periodic, axes=field.axes)
+
+
+def _zoo(name: str) -> Subject:
+    adapter, model = zoo_adapter(name), models.load(name)
+    return Subject(
+        model=model, calibration=list(models.batches(name, "calibration", batch_size=16)),
+        compress_options={"adapter": adapter}, evaluate_options={"adapter": adapter},
+        test=lambda: list(models.batches(name, "test", batch_size=16)),
+        forward=lambda m, test: adapter.predict(m, test[0]), blocks=adapter.blocks(model) or [],
+    )
+
+
+def _latency(forward: Callable[[], Any], repeats: int = 15) -> float:
     with torch.no_grad():
-        model(inputs)
+        forward()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            model(inputs)
+            forward()
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def measure(recipe: str, ratio: float, options: dict[str, Any], *, rollout: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Compress, evaluate against the original, time inference; everything as plain numbers."""
+def _loose(layers: list[str], blocks: list[str]) -> int:
+    """How many of ``layers`` lie outside every block (the engine gives each a stage of its own)."""
+    return sum(not any(layer.startswith(block + ".") for block in blocks) for layer in layers)
+
+
+def _samples(batches: list[Any]) -> int:
+    return sum(len(batch["labels"] if isinstance(batch, Mapping) else batch[0]) for batch in batches)
+
+
+def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = reference.NAME,
+            rollout: bool = False, seed: int = 0) -> dict[str, Any]:
+    """Compress ``model``, evaluate against the original, time inference; everything as plain numbers.
+
+    ``rollout`` (autoregressive horizons) is measured on the reference model only."""
+    if rollout and model != reference.NAME:
+        raise ConfigError(f"rollout is measured on {reference.NAME} only, not {model}")
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # the machine is shared: one thread gives steadier timings
-    model = reference.load()
-    calibration = reference.batches("calibration", batch_size=16)
-    adapter_options = {"block_names": model.block_names(), "include": ["blocks.*"], "field_description": reference.FIELD}
+    subject = _reference() if model == reference.NAME else _zoo(model)
     start = time.perf_counter()
-    result = compress(model, calibration, ratio=ratio, recipe=recipe, adapter_options=adapter_options, **options)
+    result = compress(subject.model, subject.calibration, ratio=ratio, recipe=recipe, **subject.compress_options,
+                      **options)
     seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    evaluation_options: dict[str, Any] = {"family": FAMILY, "adapter_options": {"field_description": reference.FIELD}}
+    evaluation_options: dict[str, Any] = {"family": FAMILY, **subject.evaluate_options}
     if rollout:
         start_state, trajectory = reference.trajectories(samples=8, steps=max(HORIZONS))
         evaluation_options.update(rollout=[(start_state, trajectory)], horizons=HORIZONS)
-    report = evaluate(model, result.model, reference.batches("test", batch_size=32), **evaluation_options)
-    inputs = reference.split("test")[0][:16]
-    latency_original, latency_compressed = _latency(model, inputs), _latency(result.model, inputs)
+    test = subject.test()
+    report = evaluate(subject.model, result.model, test, **evaluation_options)
+    latency_original, latency_compressed = (_latency(functools.partial(subject.forward, m, test))
+                                            for m in (subject.model, result.model))
     return {
+        "model": model, "samples": {"calibration": _samples(subject.calibration), "test": _samples(test)},
+        "blocks": len(subject.blocks), "loose_layers": _loose(result.layer_order, subject.blocks),
         "recipe": recipe, "ratio": ratio, "options": {k: str(v) for k, v in options.items()},
         "params_before": result.params_before, "params_after": result.params_after, "budget": result.budget,
         "met_budget": result.met_budget, "notes": list(result.notes), "seconds": seconds, "peak_mib": peak_mib,

@@ -36,26 +36,53 @@ def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if "error" not in row]
 
 
+#: What the fidelity page says of each model (the zoo's are documented in docs/zoo.md).
+MODEL_NOTES = {
+    "ns2d-transformer": "The bundled safesvd `FieldTransformer` (generic adapter); base loss MSE.",
+    "scot-ns": "The zoo's `SmallScOT` (HF Swinv2 U-Net shaped like Poseidon's scOT, transformers adapter), "
+               "lead times 0.5 and 1.0; base loss relative MSE.",
+}
+
+
+def by_model(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by ``model``, in the order the models first appear."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["model"], []).append(row)
+    return groups
+
+
+def _model_heading(model: str, rows: list[dict[str, Any]]) -> str:
+    ok = _ok(rows)
+    sizes = (f" {ok[0]['params_before']:,} parameters; calibration {ok[0]['samples']['calibration']} samples, "
+             f"test {ok[0]['samples']['test']}." if ok else " Every measurement failed.")
+    return f"## `{model}`\n\n{MODEL_NOTES.get(model, '')}{sizes}\n"
+
+
 def fidelity(rows: list[dict[str, Any]], command: str) -> tuple[str, list[list[Any]]]:
     lines = [header("Fidelity: relative change against the uncompressed model (%)", command)]
-    lines.append("Model: the bundled `ns2d-transformer` (2-D incompressible NS); calibration 32 samples, test 64. "
-                 "Metrics of the `ns-incompressible` family; change = |M_c − M_o| / M_o.\n")
-    lines.append("| method | ratio | params kept | budget met | " + " | ".join(METRICS) + " |")
-    lines.append("|---|---|---|---|" + "---|" * len(METRICS))
-    table = [["method", "ratio", "params_after", "params_before", "met_budget", *METRICS, "notes"]]
-    for row in sorted(rows, key=lambda r: (-r["ratio"], r["recipe"])):
-        if "error" in row:
-            lines.append(f"| {row['recipe']} | {row['ratio']} | — | — | failed: {row['error']} |" + " |" * (len(METRICS) - 1))
-            continue
-        changes = [_change(row, m) for m in METRICS]
-        kept = f"{row['params_after']:,} ({row['params_after'] / row['params_before']:.3f})"
-        lines.append(f"| {row['recipe']} | {row['ratio']} | {kept} | {'yes' if row['met_budget'] else 'NO'} | "
-                     + " | ".join(f"{c:.3f}" for c in changes) + " |")
-        table.append([row["recipe"], row["ratio"], row["params_after"], row["params_before"], row["met_budget"],
-                      *changes, "; ".join(row["notes"])])
-    lines.append("\n## Targets\n")
-    lines += _fidelity_targets(_ok(rows))
-    return "\n".join(lines) + "\n", table
+    lines.append("2-D incompressible NS, one table per model. Metrics of the `ns-incompressible` family, each "
+                 "compressed model against its own original; change = |M_c − M_o| / M_o.\n")
+    table = [["model", "method", "ratio", "params_after", "params_before", "met_budget", *METRICS, "notes"]]
+    for model, group in by_model(rows).items():
+        lines.append(_model_heading(model, group))
+        lines.append("| method | ratio | params kept | budget met | " + " | ".join(METRICS) + " |")
+        lines.append("|---|---|---|---|" + "---|" * len(METRICS))
+        for row in sorted(group, key=lambda r: (-r["ratio"], r["recipe"])):
+            if "error" in row:
+                lines.append(f"| {row['recipe']} | {row['ratio']} | — | — | failed: {row['error']} |"
+                             + " |" * (len(METRICS) - 1))
+                continue
+            changes = [_change(row, m) for m in METRICS]
+            kept = f"{row['params_after']:,} ({row['params_after'] / row['params_before']:.3f})"
+            lines.append(f"| {row['recipe']} | {row['ratio']} | {kept} | {'yes' if row['met_budget'] else 'NO'} | "
+                         + " | ".join(f"{c:.3f}" for c in changes) + " |")
+            table.append([model, row["recipe"], row["ratio"], row["params_after"], row["params_before"],
+                          row["met_budget"], *changes, "; ".join(row["notes"])])
+        lines.append(f"\n### Targets: `{model}`\n")
+        lines += _fidelity_targets(_ok(group))
+        lines.append("")
+    return "\n".join(lines), table
 
 
 def _fidelity_targets(rows: list[dict[str, Any]]) -> list[str]:
@@ -98,7 +125,8 @@ def rollout(rows: list[dict[str, Any]], command: str) -> str:
     if not with_rollout:
         return lines[0] + "No rollout measurements in this run.\n"
     horizons = sorted(int(h) for h in with_rollout[0]["report"]["rollout"])
-    lines.append("Relative change (%) of the base loss after h steps (8 trajectories, lead time 1.0 per step); "
+    lines.append(f"Model `{with_rollout[0]['model']}`. Relative change (%) of the base loss after h steps "
+                 "(8 trajectories, lead time 1.0 per step); "
                  "in brackets the original model's own MSE at that horizon.\n")
     lines.append("| method | ratio | " + " | ".join(f"h = {h}" for h in horizons) + " |")
     lines.append("|---|---|" + "---|" * len(horizons))
@@ -114,61 +142,75 @@ def rollout(rows: list[dict[str, Any]], command: str) -> str:
 def cost(rows: list[dict[str, Any]], command: str) -> str:
     lines = [header("Cost: compression time, memory, passes, inference latency", command)]
     ok = _ok(rows)
-    reference = {row["ratio"]: row["seconds"] for row in ok if row["recipe"] == REFERENCE_COST}
-    lines.append(f"Wall time of `compress` (one thread), its ratio to `{REFERENCE_COST}` at the same ratio in this run, "
-                 "peak resident memory of the measuring process, passes over the calibration set by phase, and "
-                 "the median CPU latency of a 16-sample forward pass, compressed / original. GPU: not measured "
-                 "(no GPU on this machine).\n")
-    lines.append(f"| method | ratio | time (s) | × {REFERENCE_COST} | peak MiB | passes | latency ratio | param ratio |")
-    lines.append("|---|---|---|---|---|---|---|---|")
-    for row in sorted(ok, key=lambda r: (r["recipe"], -r["ratio"])):
-        relative = f"{row['seconds'] / reference[row['ratio']]:.2f}" if row["ratio"] in reference else "—"
-        passes = ", ".join(f"{k} {v}" for k, v in row["passes"].items())
-        latency = row["latency_compressed"] / row["latency_original"]
-        lines.append(f"| {row['recipe']} | {row['ratio']} | {row['seconds']:.2f} | {relative} | {row['peak_mib']:.0f} | "
-                     f"{passes} | {latency:.3f} | {row['params_after'] / row['params_before']:.3f} |")
+    reference = {(row["model"], row["ratio"]): row["seconds"] for row in ok if row["recipe"] == REFERENCE_COST}
+    lines.append(f"Wall time of `compress` (one thread), its ratio to `{REFERENCE_COST}` on the same model at the same "
+                 "ratio in this run, peak resident memory of the measuring process, passes over the calibration set by "
+                 "phase, and the median CPU latency of a 16-sample forward pass, compressed / original. GPU: not "
+                 "measured (no GPU on this machine).\n")
+    lines.append(f"| model | method | ratio | time (s) | × {REFERENCE_COST} | peak MiB | passes | latency ratio "
+                 "| param ratio |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    groups = by_model(ok)
+    for model, group in groups.items():
+        for row in sorted(group, key=lambda r: (r["recipe"], -r["ratio"])):
+            key = (model, row["ratio"])
+            relative = f"{row['seconds'] / reference[key]:.2f}" if key in reference else "—"
+            passes = ", ".join(f"{k} {v}" for k, v in row["passes"].items())
+            latency = row["latency_compressed"] / row["latency_original"]
+            kept = row["params_after"] / row["params_before"]
+            lines.append(f"| {model} | {row['recipe']} | {row['ratio']} | {row['seconds']:.2f} | {relative} | "
+                         f"{row['peak_mib']:.0f} | {passes} | {latency:.3f} | {kept:.3f} |")
     lines.append("\n## Targets\n")
-    ours = [row for row in ok if row["recipe"] == OURS]
+    for model, group in groups.items():
+        lines += _cost_targets(model, [row for row in group if row["recipe"] == OURS], reference)
+    return "\n".join(lines) + "\n"
+
+
+def _cost_targets(model: str, ours: list[dict[str, Any]], reference: dict[tuple[str, float], float]) -> list[str]:
+    out = []
     for row in ours:
-        if row["ratio"] in reference:
-            x = row["seconds"] / reference[row["ratio"]]
-            lines.append(f"- ratio {row['ratio']}: {OURS} takes {x:.2f}× the time of {REFERENCE_COST} (target ≤ 1.5×): "
-                         f"**{'met' if x <= 1.5 else 'MISSED'}**")
-    blocks = 4
+        if (model, row["ratio"]) in reference:
+            x = row["seconds"] / reference[model, row["ratio"]]
+            out.append(f"- `{model}`, ratio {row['ratio']}: {OURS} takes {x:.2f}× the time of {REFERENCE_COST} "
+                       f"(target ≤ 1.5×): **{'met' if x <= 1.5 else 'MISSED'}**")
     for row in ours[:1]:
-        stages = row["passes"].get("stages")
-        lines.append(f"- stage passes: {stages} for {blocks} blocks and {len(row['layer_order'])} layers "
-                     f"(target = blocks): **{'met' if stages == blocks else 'MISSED'}**")
+        stages, blocks, loose = row["passes"].get("stages"), row["blocks"], row["loose_layers"]
+        out.append(f"- `{model}`, stage passes: {stages} for {blocks} blocks, {loose} layers outside them and "
+                   f"{len(row['layer_order'])} layers in all (target = blocks + layers outside them): "
+                   f"**{'met' if stages == blocks + loose else 'MISSED'}**")
     for row in ours:
         if row["ratio"] <= 0.6:
             latency = row["latency_compressed"] / row["latency_original"]
             bound = 1.15 * row["params_after"] / row["params_before"]
-            lines.append(f"- ratio {row['ratio']}: latency ratio {latency:.3f} against 1.15 × parameter ratio = {bound:.3f}: "
-                         f"**{'met' if latency <= bound else 'MISSED'}**")
-    return "\n".join(lines) + "\n"
+            out.append(f"- `{model}`, ratio {row['ratio']}: latency ratio {latency:.3f} against 1.15 × parameter ratio "
+                       f"= {bound:.3f}: **{'met' if latency <= bound else 'MISSED'}**")
+    return out
 
 
 def plots(out: Path, fidelity_rows: list[dict[str, Any]]) -> list[str]:
-    """Error against ratio per recipe, and ranks per layer (greedy vs uniform). Returns the files."""
+    """Error against ratio per recipe (a panel per model), and ranks per layer of the first model (greedy vs
+    uniform). Returns the files."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = _ok(fidelity_rows)
+    groups = by_model(_ok(fidelity_rows))
     files = []
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for recipe in sorted({r["recipe"] for r in ok}):
-        points = sorted((r["ratio"], max(_change(r, "base loss"), 1e-4)) for r in ok if r["recipe"] == recipe)
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=recipe)
-    axis.set(xlabel="ratio (fraction of parameters kept)", ylabel="base loss change (%)", yscale="log",
-             title="Degradation against compression ratio")
-    axis.invert_xaxis()
-    axis.legend(fontsize=7)
+    figure, axes = plt.subplots(1, len(groups) or 1, figsize=(6 * max(len(groups), 1), 4), squeeze=False)
+    for axis, (model, ok) in zip(axes[0], groups.items()):
+        for recipe in sorted({r["recipe"] for r in ok}):
+            points = sorted((r["ratio"], max(_change(r, "base loss"), 1e-4)) for r in ok if r["recipe"] == recipe)
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=recipe)
+        axis.set(xlabel="ratio (fraction of parameters kept)", ylabel="base loss change (%)", yscale="log",
+                 title=f"{model}: degradation against compression ratio")
+        axis.invert_xaxis()
+        axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out / "error_vs_ratio.png", dpi=120)
     plt.close(figure)
     files.append("error_vs_ratio.png")
+    ok = next(iter(groups.values()), [])  # the ranks of the first (reference) model
     greedy = next((r for r in ok if r["recipe"] == OURS and r["ratio"] == 0.4), None)
     uniform = next((r for r in ok if r["recipe"] == REFERENCE_COST and r["ratio"] == 0.4), None)
     if greedy and uniform:
@@ -178,7 +220,7 @@ def plots(out: Path, fidelity_rows: list[dict[str, Any]]) -> list[str]:
             ranks = [row["ranks"].get(n) or 0 for n in names]
             axis.bar([i + 0.4 * offset for i in range(len(names))], ranks, width=0.4, label=label)
         axis.set_xticks(range(len(names)), [n.replace("blocks.", "b") for n in names], rotation=90, fontsize=6)
-        axis.set(ylabel="rank (0 = dense)", title="Rank per layer at ratio 0.4")
+        axis.set(ylabel="rank (0 = dense)", title=f"{greedy['model']}: rank per layer at ratio 0.4")
         axis.legend()
         figure.tight_layout()
         figure.savefig(out / "ranks_per_layer.png", dpi=120)

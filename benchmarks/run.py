@@ -1,7 +1,9 @@
-"""Reference benchmark: every recipe × ratios on the bundled reference PFM, paper-style tables.
+"""Reference benchmark: every recipe × ratios on the reference models, paper-style tables.
 
-    python -m benchmarks.run            # full run
-    python -m benchmarks.run --quick    # the CI-sized subset (a few minutes)
+    python -m benchmarks.run            # full run: ns2d-transformer and the zoo's scot-ns
+    python -m benchmarks.run --quick    # the CI-sized subset, ns2d-transformer only (a few minutes)
+
+Ablation and rollout run on the bundled reference model (ns2d-transformer) only.
 
 Writes docs/results/{fidelity.md,fidelity.csv,ablation.md,rollout.md,cost.md,*.png}. Every
 page carries the command, the git revision and the machine. Targets are reported, not asserted.
@@ -18,28 +20,35 @@ from typing import Any
 
 from safesvd_core import available
 from safesvd_methods.ablations import TABLE1
+from safesvd_zoo import reference
 
 from . import report
 from .measure import measure
 
 RATIOS = (0.8, 0.6, 0.4, 0.2)
 QUICK_RECIPES = ("svd", "svd-llm", "safe-svd")
+#: The models of the fidelity and cost tables (the quick run: the first only).
+MODELS = (reference.NAME, "scot-ns")
+ROLLOUT_RECIPES = ("safe-svd", "svd-llm")
 #: Multi-domain recipes need domain labels: they run on the multi-physics model, not here.
 MULTI_DOMAIN = ("safe-svd-balanced",)
 RECIPE_OPTIONS: dict[str, dict[str, Any]] = {"safe-svd": {"family": "ns-incompressible"},
                                              "safe-svd-balanced": {"family": "ns-incompressible"}}
 
 
-def _run(jobs: list[tuple[str, float, dict[str, Any], bool]]) -> list[dict[str, Any]]:
+def _run(jobs: list[tuple[str, str, float, dict[str, Any], bool]]) -> list[dict[str, Any]]:
+    """Measure each ``(model, recipe, ratio, options, rollout)`` job in a fresh process."""
     context = multiprocessing.get_context("spawn")
     rows = []
-    for recipe, ratio, options, rollout in jobs:
+    for model, recipe, ratio, options, rollout in jobs:
         with context.Pool(1) as pool:  # a fresh process per measurement: its own peak memory
             try:
-                rows.append(pool.apply(measure, (recipe, ratio, options), {"rollout": rollout}))
+                rows.append(pool.apply(measure, (recipe, ratio, options), {"model": model, "rollout": rollout}))
             except Exception as error:  # noqa: BLE001 - a failing recipe is reported, not hidden
-                rows.append({"recipe": recipe, "ratio": ratio, "options": options, "error": f"{type(error).__name__}: {error}"})
-        print(json.dumps({k: rows[-1].get(k) for k in ("recipe", "ratio", "seconds", "params_after", "error")}), flush=True)
+                rows.append({"model": model, "recipe": recipe, "ratio": ratio, "options": options,
+                             "error": f"{type(error).__name__}: {error}"})
+        keys = ("model", "recipe", "ratio", "seconds", "params_after", "error")
+        print(json.dumps({k: rows[-1].get(k) for k in keys}), flush=True)
     return rows
 
 
@@ -51,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
     recipes = [r for r in available("recipe") if r not in MULTI_DOMAIN and (not args.quick or r in QUICK_RECIPES)]
     ratios = (0.6, 0.4) if args.quick else RATIOS
-    fidelity = _run([(r, ratio, RECIPE_OPTIONS.get(r, {}), r == "safe-svd" or r == "svd-llm") for r in recipes for ratio in ratios])
+    fidelity = _run([(model, r, ratio, RECIPE_OPTIONS.get(r, {}), model == reference.NAME and r in ROLLOUT_RECIPES)
+                     for model in (MODELS[:1] if args.quick else MODELS) for r in recipes for ratio in ratios])
     ablation_ratios = (0.4,) if args.quick else (0.6, 0.4)
-    ablation = _run([("safe-svd", ratio, options, False) for ratio in ablation_ratios for options in TABLE1.values()])
+    ablation = _run([(reference.NAME, "safe-svd", ratio, options, False)
+                     for ratio in ablation_ratios for options in TABLE1.values()])
     for row, label in zip(ablation, [label for _ in ablation_ratios for label in TABLE1]):
         row["label"] = label
     args.out.mkdir(parents=True, exist_ok=True)
