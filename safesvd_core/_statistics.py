@@ -102,7 +102,11 @@ class CalibrationStatistics:
         directory.mkdir(parents=True, exist_ok=True)
         index = _read_index(directory) or {"version": _INDEX_VERSION, "options": self._make.options, "metadata": {},
                                             "layers": {}}
-        if index["options"] != json.loads(json.dumps(self._make.options)):
+        try:
+            options = json.loads(json.dumps(self._make.options))
+        except TypeError as error:
+            raise ConfigError(f"estimator options must be JSON-able to be spilled (and reopened): {error}") from None
+        if index["options"] != options:
             raise ConfigError(f"{directory} holds statistics built with other estimator options: {index['options']}")
         for layer in list(self.estimators if layers is None else layers):
             if layer in index["layers"]:

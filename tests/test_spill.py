@@ -108,3 +108,10 @@ def test_layer_groups_are_consecutive_within_the_cap_and_greedy(sizes, cap):
     assert all(sum(by_name[name] for name in group) <= cap for group in groups)
     for group, following in zip(groups, groups[1:]):  # a group closes only when the next layer would overflow it
         assert sum(by_name[name] for name in group) + by_name[following[0]] > cap
+
+
+def test_spilling_needs_json_able_estimator_options(tmp_path):
+    make = EstimatorFactory({"energy-balanced": {"inner": ("clean-covariance",), "note": object()}})
+    statistics = CalibrationStatistics.create({"layer": (4, 4)}, ("clean-covariance",), make)
+    with pytest.raises(ConfigError, match="JSON-able"):
+        statistics.spill(tmp_path / "stats")
