@@ -99,13 +99,12 @@ class CalibrationStatistics:
         directory = Path(directory)
         if self._directory is not None and self._directory != directory:
             raise ConfigError(f"these statistics are already spilled to {self._directory}, not {directory}")
-        directory.mkdir(parents=True, exist_ok=True)
-        index = _read_index(directory) or {"version": _INDEX_VERSION, "options": self._make.options, "metadata": {},
-                                            "layers": {}}
-        try:
+        try:  # as the index stores them (tuples become lists), to compare with an existing index
             options = json.loads(json.dumps(self._make.options))
         except TypeError as error:
             raise ConfigError(f"estimator options must be JSON-able to be spilled (and reopened): {error}") from None
+        directory.mkdir(parents=True, exist_ok=True)
+        index = _read_index(directory) or {"version": _INDEX_VERSION, "options": options, "metadata": {}, "layers": {}}
         if index["options"] != options:
             raise ConfigError(f"{directory} holds statistics built with other estimator options: {index['options']}")
         for layer in list(self.estimators if layers is None else layers):

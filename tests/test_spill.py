@@ -115,3 +115,16 @@ def test_spilling_needs_json_able_estimator_options(tmp_path):
     statistics = CalibrationStatistics.create({"layer": (4, 4)}, ("clean-covariance",), make)
     with pytest.raises(ConfigError, match="JSON-able"):
         statistics.spill(tmp_path / "stats")
+
+
+def test_balanced_statistics_spill_and_give_the_in_memory_result(tmp_path):
+    # energy-balanced carries a tuple option (its inner estimators): the spill index stores it as JSON
+    model = small_transformer(depth=1)
+    data = [(x, y, domain) for (x, y), domain in zip(small_data(), ("a", "b"))]
+    in_memory = compress(model, data, ratio=0.5, recipe="safe-svd-balanced")
+    spilled = compress(model, data, ratio=0.5, recipe="safe-svd-balanced", statistics_memory="1MiB",
+                       spill_dir=tmp_path / "stats")
+    assert spilled.ranks == in_memory.ranks
+    for name in in_memory.ranks:
+        for key, value in in_memory.statistics.layer(name).items():
+            torch.testing.assert_close(spilled.statistics.layer(name)[key], value)
