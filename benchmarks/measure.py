@@ -74,7 +74,8 @@ def _zoo(name: str) -> Subject:
     )
 
 
-def _latency(forward: Callable[[], Any], repeats: int = 15) -> float:
+def median_latency(forward: Callable[[], Any], repeats: int = 15) -> float:
+    """Median wall seconds of ``forward()`` over ``repeats`` calls, after one warm-up call (no grad)."""
     with torch.no_grad():
         forward()
         times = []
@@ -115,7 +116,7 @@ def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = 
         evaluation_options.update(rollout=[(start_state, trajectory)], horizons=HORIZONS)
     test = subject.test()
     report = evaluate(subject.model, result.model, test, **evaluation_options)
-    latency_original, latency_compressed = (_latency(functools.partial(subject.forward, m, test))
+    latency_original, latency_compressed = (median_latency(functools.partial(subject.forward, m, test))
                                             for m in (subject.model, result.model))
     return {
         "model": model, "samples": {"calibration": _samples(subject.calibration), "test": _samples(test)},

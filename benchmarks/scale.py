@@ -16,11 +16,11 @@ latency ratio are recorded against the targets (< 30 min, < 20 GiB, ≤ 1.5× sv
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import resource
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +33,7 @@ import torch
 from safesvd_core import compress
 from safesvd_data import GENERATORS
 
+from .measure import median_latency
 from .report import header
 
 #: Poseidon-L's Swinv2 shapes (Herde et al., 2024: scOT-L), as keyword arguments of ``small_scot``.
@@ -74,17 +75,6 @@ def relative_deviation(adapter, original, compressed, batches) -> float:
     return (num / den) ** 0.5
 
 
-def latency(adapter, model, batch, repeats: int = 3) -> float:
-    """Median wall seconds of one forward pass on ``batch`` (after one warm-up pass)."""
-    times = []
-    with torch.no_grad():
-        for _ in range(repeats + 1):
-            start = time.perf_counter()
-            adapter.predict(model, batch)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
-
-
 RECIPE_OPTIONS = {"safe-svd": {"family": "euler-compressible"}}
 
 
@@ -124,7 +114,8 @@ def measure_scale(recipe: str, shape: str, ratio: float, samples: int, batch: in
         "blocks": len(adapter.blocks(model) or []), "stages": len(result.stages),
         "timings": {k: v for k, v in result.timings.items() if k != "total"}, "passes": dict(result.passes),
         "solved": len(result.records), "fallbacks": len(result.fallbacks),
-        "latency_ratio": latency(adapter, result.model, batches[0]) / latency(adapter, model, batches[0]),
+        "latency_ratio": (median_latency(functools.partial(adapter.predict, result.model, batches[0]), repeats=3)
+                          / median_latency(functools.partial(adapter.predict, model, batches[0]), repeats=3)),
         "deviation": relative_deviation(adapter, model, result.model, batches[:1]),
         "build_seconds": build_seconds, "data_seconds": data_seconds,
     }
