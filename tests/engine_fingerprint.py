@@ -1,0 +1,85 @@
+"""Fingerprints of the engine's output: ranks and factors of reference compressions, hashed.
+
+``python tests/engine_fingerprint.py`` rewrites ``tests/golden/engine.json``; ``test_engine_fingerprint``
+recomputes the fingerprints and requires them bit-identical. The golden file was written by the
+engine before it was split into phases (``git log tests/golden/engine.json``), so the test proves
+that refactors of the engine change no bit of what it computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+GOLDEN = Path(__file__).parent / "golden" / "engine.json"
+RATIO = 0.4
+
+
+def _reference() -> tuple[torch.nn.Module, list[Any], dict[str, Any]]:
+    from safesvd_zoo import reference
+
+    model = reference.load()
+    options = {"block_names": model.block_names(), "include": ["blocks.*"], "field_description": reference.FIELD}
+    return model, reference.batches("calibration", batch_size=16), options
+
+
+def _with_domains(batches: list[Any]) -> list[Any]:
+    """The calibration batches labelled with two alternating pseudo-domains (for safe-svd-balanced)."""
+    return [(inputs, targets, "even" if index % 2 == 0 else "odd") for index, (inputs, targets) in enumerate(batches)]
+
+
+def digest(result: Any) -> str:
+    """sha256 of the ranks (as JSON) and of every tensor of the compressed model's state, in key order."""
+    hasher = hashlib.sha256(json.dumps(result.ranks, sort_keys=True).encode())
+    state = result.model.state_dict()
+    for key in sorted(state):
+        tensor = state[key].detach().contiguous().cpu()
+        hasher.update(key.encode())
+        hasher.update(str(tensor.dtype).encode())
+        hasher.update(tensor.numpy().tobytes())
+    return hasher.hexdigest()
+
+
+def fingerprints() -> dict[str, str]:
+    """Case name → digest of the compression of the bundled reference model at ``RATIO``."""
+    from safesvd_core import compress
+
+    model, batches, options = _reference()
+    cases = {
+        "safe-svd": dict(recipe="safe-svd", family="ns-incompressible"),
+        "svd-llm": dict(recipe="svd-llm"),
+        "safe-svd-balanced": dict(recipe="safe-svd-balanced", family="ns-incompressible"),
+    }
+    out = {}
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, case in cases.items():
+            data = _with_domains(batches) if "balanced" in name else batches
+            out[name] = digest(compress(model, data, ratio=RATIO, adapter_options=options, **case))
+            with tempfile.TemporaryDirectory() as directory:
+                spilled = compress(model, data, ratio=RATIO, adapter_options=options, statistics_memory="512KiB",
+                                   spill_dir=Path(directory) / "statistics", **case)
+                assert spilled.passes["clean"] > 1, "the spilled case must take several clean passes"
+                out[name + " (spilled)"] = digest(spilled)
+    finally:
+        torch.set_num_threads(previous)
+    return out
+
+
+def environment() -> dict[str, str]:
+    """What the fingerprints depend on beyond the code: the torch build."""
+    return {"torch": torch.__version__}
+
+
+if __name__ == "__main__":
+    GOLDEN.parent.mkdir(exist_ok=True)
+    GOLDEN.write_text(json.dumps({"environment": environment(), "fingerprints": fingerprints()}, indent=1) + "\n")
+    print(GOLDEN.read_text())
+    sys.exit(0)
