@@ -17,7 +17,8 @@ from typing import Any
 import attrs
 import torch
 
-from safesvd_core import ConfigError, ModelAdapter, compress, evaluate
+from safesvd_core import ConfigError, compress, evaluate
+from safesvd_core.plugin import ModelAdapter
 from safesvd_data import GENERATORS
 from safesvd_zoo import models, reference
 

@@ -10,9 +10,9 @@ from typing import Any
 import attrs
 from torch import nn
 
-from ._engine import CompressionJob
 from ._errors import ConfigError
-from ._interfaces import ModelAdapter, Recipe
+from ._interfaces import ModelAdapter
+from ._job import CompressionJob, Recipe
 from ._plugins import registry
 from ._result import CompressionResult
 from ._spill import SpillPolicy
@@ -82,7 +82,7 @@ def make_recipe(recipe: str | Recipe, options: Mapping[str, Any]) -> Recipe:
         if options:
             raise ConfigError(f"options {sorted(options)} were given beside a ready recipe object; set them on the object")
         return recipe
-    return _instantiate("recipe", recipe, options)
+    return registry("recipe").create(recipe, **options)
 
 
 def make_adapter(adapter: str | ModelAdapter, options: Mapping[str, Any] | None) -> ModelAdapter:
@@ -91,17 +91,7 @@ def make_adapter(adapter: str | ModelAdapter, options: Mapping[str, Any] | None)
         if options:
             raise ConfigError("adapter_options were given beside a ready adapter object; set them on the object")
         return adapter
-    return _instantiate("model_adapter", adapter, options or {})
-
-
-def _instantiate(kind: str, name: str, options: Mapping[str, Any]) -> Any:
-    cls = registry(kind).get(name)
-    if attrs.has(cls):
-        known = {field.alias for field in attrs.fields(cls) if field.init}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"{kind} {name!r} has no option(s) {unknown}. Its options: {', '.join(sorted(known))}")
-    return cls(**options)
+    return registry("model_adapter").create(adapter, **(options or {}))
 
 
 def _describe(recipe: Recipe) -> dict[str, Any]:

@@ -17,14 +17,16 @@ class ConfigError(SafeSVDError, ValueError):
 class UnknownPluginError(SafeSVDError, LookupError):
     """A plugin name is not registered for its kind."""
 
-    def __init__(self, kind: str, name: str, available: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, available: Iterable[str], failed: Iterable[object] = ()) -> None:
         names = sorted(available)
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         choices = ", ".join(names) if names else "(none registered)"
+        failures = "; ".join(map(str, failed))
+        broken = f" These plugins failed to load: {failures}." if failures else ""
         super().__init__(
             f"{kind} {name!r} is not available (plugin may not be installed).{hint} "
-            f"Choose one of: {choices}."
+            f"Choose one of: {choices}.{broken}"
         )
         self.kind = kind
         self.name = name

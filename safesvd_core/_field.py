@@ -53,7 +53,8 @@ MOMENTUM_ROLES: Mapping[str, Role] = {"x": Role.MOMENTUM_X, "y": Role.MOMENTUM_Y
 _COMPONENT_ROLES = frozenset(VELOCITY_ROLES.values()) | frozenset(MOMENTUM_ROLES.values())
 
 
-def _role(value: Any, field: str) -> Role:
+def parse_role(value: Any, field: str = "role") -> Role:
+    """``value`` as a :class:`Role`; anything else is a :class:`ConfigError` naming ``field`` and the roles."""
     try:
         return Role(value)
     except ValueError:
@@ -108,7 +109,7 @@ class FieldDescription:
     """
 
     channels: tuple[str, ...] = attrs.field(converter=_sequence("channels", _name))
-    roles: tuple[Role, ...] = attrs.field(converter=_sequence("roles", _role))
+    roles: tuple[Role, ...] = attrs.field(converter=_sequence("roles", parse_role))
     spacing: tuple[float, ...] = attrs.field(converter=_sequence("spacing", _spacing))
     periodic: tuple[bool, ...] = attrs.field(converter=_sequence("periodic", _flag))
     masked: tuple[str, ...] = attrs.field(default=(), converter=_sequence("masked", _name))
@@ -195,7 +196,7 @@ class FieldDescription:
 
     def channels_with_role(self, role: Role | str, *, include_masked: bool = False) -> list[int]:
         """Indices of the channels with ``role`` (masked ones only if ``include_masked``)."""
-        wanted = _role(role, "role")
+        wanted = parse_role(role, "role")
         return [
             i
             for i, (name, have) in enumerate(zip(self.channels, self.roles, strict=True))
@@ -208,7 +209,7 @@ class FieldDescription:
 
     def missing_roles(self, roles: Iterable[Role | str]) -> list[Role]:
         """The roles in ``roles`` that no unmasked channel carries, in the order given."""
-        wanted = [_role(role, "role") for role in roles]
+        wanted = [parse_role(role, "role") for role in roles]
         return [role for role in wanted if not self.channels_with_role(role)]
 
     def require_roles(self, roles: Iterable[Role | str], *, context: str = "this computation") -> None:

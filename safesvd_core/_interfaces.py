@@ -15,10 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from ._errors import ConfigError
+from ._validators import positive_int
 
 if TYPE_CHECKING:
     from ._field import FieldDescription
-    from ._result import CompressionResult
 
 #: Signals an estimator can observe for one layer and one batch (rows = flattened samples).
 SIGNALS = ("input", "shifted_input", "output_grad")
@@ -39,12 +39,26 @@ class LayerSignals:
     domain: str | None = None
 
 
+class Reduction(ABC):
+    """How partial statistics held by several processes combine (all-reduce); see :meth:`Estimator.reduce`."""
+
+    @abstractmethod
+    def sum_(self, tensor: Tensor) -> None:
+        """Replace ``tensor``, in place, by its sum over every process (same shape and order everywhere)."""
+
+    @abstractmethod
+    def union(self, labels: Sequence[str]) -> list[str]:
+        """The sorted union of ``labels`` over every process."""
+
+
 class Estimator(ABC):
     """Streaming per-layer statistic, accumulated in float64 as plain sums plus a row count.
 
     Subclasses declare which signals they need (``requires``) and which named statistics they
-    provide (``provides``, e.g. ``"sigma"``). States are mergeable across processes with
-    :meth:`merge` and serialisable with :meth:`state_dict` / :meth:`load_state_dict`.
+    provide (``provides``, e.g. ``"sigma"``; :meth:`provided` when it depends on options).
+    Constructed as ``cls(in_features=n, out_features=m, **options)``. States are mergeable with
+    :meth:`merge`, reducible across processes with :meth:`reduce` and serialisable with
+    :meth:`state_dict` / :meth:`load_state_dict`.
     """
 
     name: ClassVar[str]
@@ -54,6 +68,11 @@ class Estimator(ABC):
     def __init__(self, in_features: int, out_features: int) -> None:
         self.in_features = in_features
         self.out_features = out_features
+
+    @classmethod
+    def provided(cls, **options: Any) -> frozenset[str]:
+        """The statistics an instance built with ``options`` provides. Default: ``provides``."""
+        return cls.provides
 
     @abstractmethod
     def update(self, signals: LayerSignals) -> None:
@@ -74,6 +93,15 @@ class Estimator(ABC):
     @abstractmethod
     def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
         """Restore the state written by :meth:`state_dict`."""
+
+    def reduce(self, reduction: Reduction) -> None:
+        """Sum this state over every process, in place. Default: each :meth:`state_dict` tensor, in
+        key order, which is right when every process has the same keys; an estimator whose keys
+        depend on the data it saw (e.g. per-domain copies) first agrees on them with ``reduction.union``."""
+        state = self.state_dict()
+        for key in sorted(state):
+            reduction.sum_(state[key])
+        self.load_state_dict(state)
 
     def footprint(self, domains: int = 1) -> int:
         """Bytes the state will hold after a calibration set with ``domains`` distinct domains
@@ -103,7 +131,8 @@ class SolveRecord:
 
 @attrs.frozen(kw_only=True)
 class Factorization:
-    """``W' = first_factor @ second_factor``; ``first`` is ``m × k``, ``second`` is ``k × n``."""
+    """``W' = second @ first``, named by the order they apply to an input (as in :class:`LowRankLinear`):
+    ``first`` is ``B`` (``k × n``), ``second`` is ``A`` (``m × k``)."""
 
     first: Tensor
     second: Tensor
@@ -111,10 +140,14 @@ class Factorization:
 
 
 class Solver(ABC):
-    """Turns a dense weight plus named statistics into two low-rank factors."""
+    """Turns a dense weight plus named statistics into two low-rank factors.
+
+    ``requires`` names the statistics :meth:`solve` and :meth:`spectrum` read (a property where it
+    depends on options); a :class:`~safesvd_core.plugin.Plan` checks that its estimators provide them.
+    """
 
     name: ClassVar[str]
-    requires: ClassVar[frozenset[str]]
+    requires: frozenset[str]
 
     @abstractmethod
     def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
@@ -151,10 +184,17 @@ class LayerCandidate:
         return self.dense_params // self.params_per_rank
 
 
+@attrs.frozen(kw_only=True)
 class Allocator(ABC):
-    """Chooses a rank per layer so that the kept weights fit ``budget``."""
+    """Chooses a rank per layer so that the kept weights fit ``budget``.
+
+    Every allocator takes ``min_rank`` (recipes pass it): a factored layer keeps at least that rank.
+    Subclasses are ``@attrs.frozen(kw_only=True)`` classes that add their own options.
+    """
 
     name: ClassVar[str]
+
+    min_rank: int = attrs.field(default=1, validator=positive_int)
 
     @abstractmethod
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
@@ -177,6 +217,11 @@ class PhysicsLoss(ABC):
     @abstractmethod
     def __call__(self, prediction: Tensor, reference: Tensor, field: FieldDescription) -> Tensor:
         """Return a scalar, finite, non-negative, zero when ``prediction == reference``."""
+
+    def order_terms(self, prediction: Tensor, reference: Tensor, field: FieldDescription) -> dict[int | None, Tensor]:
+        """The loss split into terms per derivative order, summing to the loss (for ``lam_mode="per-order"``).
+        Default: one term, the whole loss, under the key ``None``."""
+        return {None: self(prediction, reference, field)}
 
 
 class ModelAdapter(ABC):
@@ -256,17 +301,3 @@ def _move(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, (tuple, list)):
         return type(batch)(_move(value, device) for value in batch)
     return batch
-
-
-class Recipe(ABC):
-    """A named compression method: a composition of the other kinds plus options.
-
-    Concrete recipes are frozen attrs classes whose fields are the options users pass to
-    :func:`safesvd_core.compress`.
-    """
-
-    name: ClassVar[str]
-
-    @abstractmethod
-    def compress(self, job: Any) -> CompressionResult:
-        """Run the compression described by ``job`` (a :class:`safesvd_core.CompressionJob`)."""

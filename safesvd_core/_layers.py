@@ -49,7 +49,7 @@ class LinearMap:
         return tensor.reshape(-1, tensor.shape[-1])
 
     def low_rank(self, first: Tensor, second: Tensor) -> LowRankLinear:
-        """The replacement module with factors ``A`` (``m × k``) and ``B`` (``k × n``)."""
+        """The replacement module with factors ``first`` = ``B`` (``k × n``) and ``second`` = ``A`` (``m × k``)."""
         bias = None if self.bias is None else self.bias.detach()
         return LowRankLinear.from_factors(first, second, bias, channel_dim=self.channel_dim)
 

@@ -31,15 +31,15 @@ class LowRankLinear(nn.Module):
 
     @classmethod
     def from_factors(cls, first: Tensor, second: Tensor, bias: Tensor | None, *, channel_dim: int = -1) -> LowRankLinear:
-        """Build from ``A`` (``m × k``), ``B`` (``k × n``) and the bias (or ``None``)."""
-        out_features, rank = first.shape
-        if second.shape[0] != rank:
-            raise ConfigError(f"factor shapes do not chain: A {tuple(first.shape)}, B {tuple(second.shape)}")
-        module = cls(int(second.shape[1]), int(out_features), int(rank), bias=bias is not None,
+        """Build from ``first`` = ``B`` (``k × n``), ``second`` = ``A`` (``m × k``) and the bias (or ``None``)."""
+        rank, in_features = first.shape
+        if second.shape[1] != rank:
+            raise ConfigError(f"factor shapes do not chain: first (B) {tuple(first.shape)}, second (A) {tuple(second.shape)}")
+        module = cls(int(in_features), int(second.shape[0]), int(rank), bias=bias is not None,
                      channel_dim=channel_dim, device=first.device, dtype=first.dtype)
         with torch.no_grad():
-            module.second.weight.copy_(first)
-            module.first.weight.copy_(second)
+            module.first.weight.copy_(first)
+            module.second.weight.copy_(second)
             if bias is not None:
                 module.second.bias.copy_(bias)
         return module

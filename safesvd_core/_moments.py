@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor
@@ -14,8 +14,7 @@ class RunningMoment:
     """``E[a bᵀ]`` over rows, accumulated as ``Σ a bᵀ`` and a count.
 
     Two instances built over disjoint chunks merge into the instance built over their union, so
-    partial sums from several processes reduce with a plain sum (``torch.distributed.all_reduce``
-    on :meth:`state_dict` tensors works too).
+    partial sums from several processes reduce with a plain sum (:meth:`reduce`).
     """
 
     def __init__(self, rows: int, cols: int, *, device: torch.device | str | None = None) -> None:
@@ -45,6 +44,13 @@ class RunningMoment:
             raise NumericalError(f"cannot merge moments of shapes {tuple(self.total.shape)} and {tuple(other.total.shape)}")
         self.total += other.total.to(self.total.device)
         self.count += other.count
+
+    def reduce(self, sum_: Callable[[Tensor], None]) -> None:
+        """Sum and count over every process, with ``sum_`` an in-place all-reduce (sum) of a tensor."""
+        sum_(self.total)
+        count = torch.tensor(self.count, dtype=torch.int64, device=self.total.device)
+        sum_(count)
+        self.count = int(count)
 
     def mean(self) -> Tensor:
         """``Σ a bᵀ / count``."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._errors import ConfigError, NumericalError
 from ._interfaces import ModelAdapter, PhysicsLoss
@@ -43,14 +43,10 @@ class CalibrationObjective:
         return field
 
     def order_terms(self, prediction: Tensor, batch: Any) -> list[Tensor]:
-        """Each physics loss split per derivative order where it can be (``order_terms``), else whole."""
+        """Each physics loss split per derivative order (:meth:`PhysicsLoss.order_terms`)."""
         field = self._field(batch)
         reference = self.adapter.reference(batch)
-        terms: list[Tensor] = []
-        for loss in self.physics:
-            split = getattr(loss, "order_terms", None)
-            terms.extend(split(prediction, reference, field).values() if split else [loss(prediction, reference, field)])
-        return terms
+        return [term for loss in self.physics for term in loss.order_terms(prediction, reference, field).values()]
 
     def physics_value(self, prediction: Tensor, batch: Any) -> Tensor:
         """The summed physics terms of one batch (a zero tensor when there are none)."""
@@ -75,18 +71,17 @@ class CalibrationObjective:
 
 
 def auto_lambda(
-    model: nn.Module, batches: Iterable[Any], adapter: ModelAdapter, physics: Sequence[PhysicsLoss], *, ratio: float = 10.0
+    calls: Iterable[tuple[Tensor, Any]], adapter: ModelAdapter, physics: Sequence[PhysicsLoss], *, ratio: float = 10.0
 ) -> float:
-    """``λ = ratio · mean L_base / mean L_phys`` over the calibration set with ``model`` (§E.2)."""
+    """``λ = ratio · mean L_base / mean L_phys`` over ``(prediction, batch)`` pairs of the original
+    model on the calibration set (§E.2)."""
     probe = CalibrationObjective(adapter=adapter, physics=tuple(physics), lam=0.0)
     base_total = physics_total = 0.0
     count = 0
-    with torch.no_grad():
-        for batch in batches:
-            prediction = adapter.predict(model, batch)
-            base_total += float(adapter.base_loss(prediction, batch))
-            physics_total += float(probe.physics_value(prediction, batch))
-            count += 1
+    for prediction, batch in calls:
+        base_total += float(adapter.base_loss(prediction, batch))
+        physics_total += float(probe.physics_value(prediction, batch))
+        count += 1
     if count == 0:
         raise ConfigError("the calibration set is empty")
     if not (physics_total > 0.0 and base_total >= 0.0) or physics_total != physics_total:

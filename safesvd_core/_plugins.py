@@ -8,8 +8,10 @@ and loaded the same way. ``SAFESVD_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the en
 from __future__ import annotations
 
 import importlib.metadata
+import inspect
 import os
 import threading
+import warnings
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any, Generic, TypeVar
@@ -18,7 +20,7 @@ import attrs
 import pluggy
 
 from . import _hookspecs
-from ._errors import DuplicatePluginError, SafeSVDError, UnknownPluginError
+from ._errors import ConfigError, DuplicatePluginError, SafeSVDError, UnknownPluginError
 from ._hookspecs import PROJECT
 
 DISTRIBUTION = "safesvd"
@@ -34,6 +36,7 @@ KINDS: dict[str, str] = {
     "model_adapter": "safesvd_model_adapters",
     "recipe": "safesvd_recipes",
     "pde_family": "safesvd_pde_families",
+    "cli_command": "safesvd_cli_commands",
 }
 
 T = TypeVar("T")
@@ -50,11 +53,40 @@ class Registration(Generic[T]):
     distribution: str
 
 
+class PluginLoadWarning(UserWarning):
+    """A plugin failed to load; the others were loaded (see :attr:`PluginManager.failures`)."""
+
+
+@attrs.frozen
+class PluginFailure:
+    """A plugin that raised while it was loaded, registered or asked for its classes."""
+
+    plugin: str
+    distribution: str
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.plugin!r} ({self.distribution}): {self.error}"
+
+
+def option_names(cls: type) -> frozenset[str] | None:
+    """The keyword options ``cls(...)`` accepts, or ``None`` when it takes any (``**kwargs``)."""
+    if attrs.has(cls):
+        return frozenset(field.alias for field in attrs.fields(cls) if field.init)
+    parameters = list(inspect.signature(cls).parameters.values())
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return None
+    return frozenset(parameter.name for parameter in parameters
+                     if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+
+
 class Registry(Generic[T]):
     """Name → class for one kind. Unknown names list the alternatives; duplicates are errors."""
 
-    def __init__(self, kind: str, registrations: Iterable[Registration[T]]) -> None:
+    def __init__(self, kind: str, registrations: Iterable[Registration[T]],
+                 failures: Iterable[PluginFailure] = ()) -> None:
         self.kind = kind
+        self.failures = tuple(failures)
         self._entries: dict[str, Registration[T]] = {}
         for entry in registrations:
             name = getattr(entry.cls, "name", None)
@@ -80,15 +112,22 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownPluginError(self.kind, name, self._entries) from None
+            raise UnknownPluginError(self.kind, name, self._entries, self.failures) from None
 
     def get(self, name: str) -> type[T]:
         """The class registered as ``name``."""
         return self.registration(name).cls
 
     def create(self, name: str, /, **params: Any) -> T:
-        """Instantiate the class registered as ``name`` with ``params``."""
-        return self.get(name)(**params)
+        """Instantiate the class registered as ``name`` with the options ``params``; an option it
+        does not take is a :class:`ConfigError` that lists the ones it does."""
+        cls = self.get(name)
+        known = option_names(cls)
+        unknown = [] if known is None else sorted(set(params) - known)
+        if unknown:
+            raise ConfigError(f"{self.kind} {name!r} has no option(s) {unknown}. "
+                              f"Its options: {', '.join(sorted(known)) or '(none)'}")
+        return cls(**params)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -105,50 +144,84 @@ class PluginManager:
         self._pm.add_hookspecs(_hookspecs)
         self._distributions: dict[str, str] = {}
         self._registries: dict[str, Registry[Any]] = {}
+        #: Plugins that raised while loading; the others loaded (``safesvd plugins`` lists both).
+        self.failures: list[PluginFailure] = []
         if autoload:
             self.load_entry_points()
         self._pm.check_pending()
 
     def register(self, plugin: ModuleType | object, name: str | None = None, *, distribution: str = "(registered in code)") -> None:
-        """Register a plugin object (usually a module with ``@hookimpl`` functions)."""
+        """Register a plugin object (usually a module with ``@hookimpl`` functions). A name or an
+        object registered already is a :class:`DuplicatePluginError` that names both providers."""
+        if name is not None and self._pm.has_plugin(name):
+            raise DuplicatePluginError(f"plugin name {name!r} is registered twice: by {self._distributions.get(name, '?')} "
+                                       f"and by {distribution}")
+        if self._pm.is_registered(plugin):
+            first = self._pm.get_name(plugin)
+            raise DuplicatePluginError(f"plugin {plugin!r} is registered twice: as {first!r} "
+                                       f"({self._distributions.get(first, '?')}) and as {name!r} ({distribution})")
         registered = self._pm.register(plugin, name=name)
-        if registered is None:
-            raise DuplicatePluginError(f"plugin {name or plugin!r} is already registered")
         self._distributions[registered] = distribution
         self._pm.check_pending()
         self._registries.clear()
 
     def load_entry_points(self) -> None:
-        """Load the ``safesvd`` entry points, honouring the environment switches."""
+        """Load the ``safesvd`` entry points, honouring the environment switches.
+
+        One entry-point name offered by two distributions is a :class:`DuplicatePluginError` naming
+        both. A plugin that raises while it loads is recorded in :attr:`failures`, with a
+        :class:`PluginLoadWarning`, and the others still load.
+        """
         allow = _allowlist()
         only_builtin = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip() not in ("", "0")
+        providers: dict[str, str] = {}
         for dist in importlib.metadata.distributions():
             dist_name = dist.metadata["Name"] or "?"
             if only_builtin and _normalise(dist_name) != DISTRIBUTION:
                 continue
             for entry in dist.entry_points:
-                if entry.group != PROJECT:
+                if entry.group != PROJECT or (allow is not None and entry.name not in allow):
                     continue
-                if allow is not None and entry.name not in allow:
-                    continue
-                if self._pm.get_plugin(entry.name) is not None:
-                    continue
-                plugin = entry.load()
-                self.register(plugin, name=entry.name, distribution=f"{dist_name} {dist.version}")
+                if entry.name in providers:
+                    if providers[entry.name] == _normalise(dist_name):
+                        continue  # one distribution found twice on sys.path
+                    raise DuplicatePluginError(
+                        f"plugin {entry.name!r} is offered by two distributions: {self._distributions.get(entry.name, '?')} "
+                        f"and {dist_name} {dist.version}; uninstall one of them"
+                    )
+                providers[entry.name] = _normalise(dist_name)
+                distribution = f"{dist_name} {dist.version}"
+                try:
+                    self.register(entry.load(), name=entry.name, distribution=distribution)
+                except DuplicatePluginError:
+                    raise
+                except Exception as error:  # noqa: BLE001 - isolated, named and recorded, never swallowed
+                    self._fail(entry.name, distribution, error)
+
+    def _fail(self, plugin: str, distribution: str, error: BaseException) -> None:
+        failure = PluginFailure(plugin, distribution, f"{type(error).__name__}: {error}")
+        self.failures.append(failure)
+        warnings.warn(f"safesvd plugin {failure} failed to load; the other plugins are available", PluginLoadWarning,
+                      stacklevel=3)
 
     def registry(self, kind: str) -> Registry[Any]:
         """The registry of ``kind`` (one of :data:`KINDS`)."""
         if kind not in KINDS:
             raise UnknownPluginError("plugin kind", kind, KINDS)
         if kind not in self._registries:
-            self._registries[kind] = Registry(kind, self._collect(kind))
+            found = self._collect(kind)
+            self._registries[kind] = Registry(kind, found, self.failures)
         return self._registries[kind]
 
     def _collect(self, kind: str) -> list[Registration[Any]]:
         hook = getattr(self._pm.hook, KINDS[kind])
         found: list[Registration[Any]] = []
         for impl in hook.get_hookimpls():  # registration order
-            classes = impl.function()
+            try:
+                classes = impl.function()
+            except Exception as error:  # noqa: BLE001 - isolated, named and recorded, never swallowed
+                self._fail(impl.plugin_name, self._distributions.get(impl.plugin_name, "?"), error)
+                continue
             if classes is None:
                 continue
             for cls in classes:
@@ -206,5 +279,5 @@ def registry(kind: str) -> Registry[Any]:
 
 def available(kind: str) -> list[str]:
     """Sorted names registered for ``kind``: ``"estimator"``, ``"solver"``, ``"allocator"``,
-    ``"physics_loss"``, ``"model_adapter"``, ``"recipe"`` or ``"pde_family"``."""
+    ``"physics_loss"``, ``"model_adapter"``, ``"recipe"``, ``"pde_family"`` or ``"cli_command"``."""
     return registry(kind).names()

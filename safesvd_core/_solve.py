@@ -30,7 +30,7 @@ def solve_layer(
     result = whitened_factorization(
         weight, rank, sigma, sigma_shift=sigma_shift, sigma_cross=sigma_cross, fisher=fisher, alpha=alpha
     )
-    return result.first, result.second
+    return result.second, result.first
 
 
 def whitened_factorization(
@@ -47,7 +47,7 @@ def whitened_factorization(
 ) -> Factorization:
     """:func:`solve_layer` plus the record of which factorisation path each matrix took."""
     out_features, in_features = _check_weight(weight)
-    _check_rank(rank, out_features, in_features)
+    check_rank(rank, out_features, in_features)
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha must lie in [0, 1], got {alpha!r}")
     _check_square(sigma, in_features, "sigma")
@@ -72,14 +72,14 @@ def whitened_factorization(
     whitened = input_root.solve(weighted.mT).mT  # S W B L⁻ᵀ
     u, s, vh = _svd(whitened)
     root_s = s[:rank].sqrt()
-    first = _unapply_sensitivity(sens, u[:, :rank] * root_s)
-    second = input_root.solve_transposed(vh[:rank].mT * root_s).mT
-    if not (torch.isfinite(first).all() and torch.isfinite(second).all()):
+    a = _unapply_sensitivity(sens, u[:, :rank] * root_s)
+    b = input_root.solve_transposed(vh[:rank].mT * root_s).mT
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         raise NumericalError("the low-rank factors contain NaN or Inf")
     paths = {"input": input_root.path, "fisher": sens.path if sens is not None else "none"}
     jitters = {"input": input_root.jitter, "fisher": sens.jitter if sens is not None else 0.0}
     record = SolveRecord(paths=paths, jitters=jitters)
-    return Factorization(first=first.to(weight.dtype), second=second.to(weight.dtype), record=record)
+    return Factorization(first=b.to(weight.dtype), second=a.to(weight.dtype), record=record)
 
 
 def whitened_spectrum(
@@ -140,7 +140,8 @@ def _check_weight(weight: Tensor) -> tuple[int, int]:
     return int(weight.shape[0]), int(weight.shape[1])
 
 
-def _check_rank(rank: int, out_features: int, in_features: int) -> None:
+def check_rank(rank: int, out_features: int, in_features: int) -> None:
+    """Refuse a rank that is not an integer in ``[1, min(m, n)]``, naming the weight's shape."""
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= min(out_features, in_features):
         raise ConfigError(
             f"rank must be an integer in [1, {min(out_features, in_features)}] for a "

@@ -12,7 +12,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from ._errors import ConfigError
-from ._interfaces import Estimator, LayerSignals
+from ._interfaces import Estimator, LayerSignals, Reduction
+from ._plugins import registry
 
 SEPARATOR = "::"
 #: The file that lists the layers of a spill directory (see :meth:`CalibrationStatistics.spill`).
@@ -28,8 +29,6 @@ class EstimatorFactory:
     options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, converter=lambda v: {k: dict(o) for k, o in dict(v).items()})
 
     def __call__(self, name: str, in_features: int, out_features: int) -> Estimator:
-        from ._plugins import registry
-
         return registry("estimator").create(name, in_features=in_features, out_features=out_features,
                                             **self.options.get(name, {}))
 
@@ -164,6 +163,14 @@ class CalibrationStatistics:
                 raise ConfigError(f"cannot merge statistics of {layer!r}: different estimators")
             for name, estimator in by_name.items():
                 estimator.merge(other.estimators[layer][name])
+
+    def reduce(self, reduction: Reduction) -> None:
+        """Sum every estimator over the processes of ``reduction``, layer by layer in name order
+        (:meth:`Estimator.reduce`); every process must hold the same layers and estimators."""
+        self._refuse_spilled("reduce")
+        for layer in sorted(self.estimators):
+            for name in sorted(self.estimators[layer]):
+                self.estimators[layer][name].reduce(reduction)
 
     def state_dict(self) -> dict[str, Tensor]:
         """Flat ``layer::estimator::key → tensor`` mapping."""

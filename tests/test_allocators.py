@@ -6,7 +6,8 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from safesvd_core import BudgetError, LayerCandidate, registry
+from safesvd_core import BudgetError, registry
+from safesvd_core.plugin import LayerCandidate
 from safesvd_core.testing.strategies import layer_candidates
 from safesvd_methods.allocators import layer_cost
 

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import safesvd_core
-from safesvd_core import BudgetError, ConfigError, LowRankLinear, NumericalError, PhysicsLoss, compress
+from safesvd_core import BudgetError, compress, ConfigError, LowRankLinear, NumericalError
+from safesvd_core.plugin import PhysicsLoss
 from safesvd_zoo import reference
 from safesvd_zoo.operator import FieldTransformer, OperatorConfig
 

@@ -7,7 +7,7 @@ import json
 import attrs
 import pytest
 
-from safesvd_core import ConfigError, available, config_from_dict, config_to_dict, registry
+from safesvd_core import available, config_from_dict, config_to_dict, ConfigError, registry
 
 
 @pytest.mark.parametrize("kind", ["recipe", "allocator", "solver", "physics_loss", "model_adapter", "pde_family"])

@@ -6,7 +6,8 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from safesvd_core import CalibrationStatistics, ConfigError, LayerSignals, NumericalError, registry
+from safesvd_core import CalibrationStatistics, ConfigError, NumericalError, registry
+from safesvd_core.plugin import LayerSignals
 from safesvd_core.testing.strategies import second_moment
 from safesvd_methods.estimators import balance
 

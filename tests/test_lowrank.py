@@ -6,26 +6,26 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from safesvd_core import ConfigError, LowRankLinear, compress, load_compressed, save_compressed
+from safesvd_core import compress, ConfigError, load_compressed, LowRankLinear, save_compressed
 from safesvd_zoo.operator import FieldTransformer, OperatorConfig
 
 
 @given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 6), st.booleans())
 def test_forward_equals_the_dense_product(m, n, k, bias):
     k = min(k, m, n)
-    first, second = torch.randn(m, k), torch.randn(k, n)
+    a, b_factor = torch.randn(m, k), torch.randn(k, n)  # W' = A B: B applies first
     b = torch.randn(m) if bias else None
-    layer = LowRankLinear.from_factors(first, second, b)
+    layer = LowRankLinear.from_factors(b_factor, a, b)
     x = torch.randn(3, 5, n)
-    expected = x @ (first @ second).T + (0 if b is None else b)
+    expected = x @ (a @ b_factor).T + (0 if b is None else b)
     torch.testing.assert_close(layer(x), expected)
-    torch.testing.assert_close(layer.weight, first @ second)
+    torch.testing.assert_close(layer.weight, a @ b_factor)
     assert sum(p.numel() for p in layer.parameters()) == k * (m + n) + (m if bias else 0)
 
 
 def test_bad_factor_shapes_and_ranks_are_refused():
     with pytest.raises(ConfigError, match="do not chain"):
-        LowRankLinear.from_factors(torch.randn(4, 2), torch.randn(3, 5), None)
+        LowRankLinear.from_factors(torch.randn(3, 5), torch.randn(4, 2), None)
     with pytest.raises(ConfigError, match="rank must lie"):
         LowRankLinear(4, 3, 5)
 
@@ -69,7 +69,7 @@ def test_pointwise_convolutions_compress_as_linear_maps(conv):
     # a full-rank channels-first LowRankLinear equals the convolution it replaces
     layer = model[0]
     weight = layer.weight.reshape(48, 16)
-    full = LowRankLinear.from_factors(weight, torch.eye(16), layer.bias.detach(), channel_dim=1)
+    full = LowRankLinear.from_factors(torch.eye(16), weight, layer.bias.detach(), channel_dim=1)
     with torch.no_grad():
         torch.testing.assert_close(full(data[0][0]), layer(data[0][0]), rtol=1e-5, atol=1e-5)
 
@@ -82,7 +82,7 @@ def test_non_pointwise_convolutions_are_not_compressible():
     assert registry("model_adapter").create("generic").compressible_layers(model) == ["1"]
     with pytest.raises(ConfigError, match="found no compressible layer"):
         compress(model, data, ratio=0.9, adapter_options={"include": ["0"]})
-    from safesvd_core._layers import linear_map
+    from safesvd_core.plugin import linear_map
 
     with pytest.raises(ConfigError, match="kernel size"):
         linear_map(model, "0")

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from safesvd_core import ConfigError, compress, evaluate, results_json, results_table
+from safesvd_core import compress, ConfigError, evaluate, results_json, results_table
 from safesvd_zoo import reference
 
 

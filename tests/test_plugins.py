@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import safesvd_core
-from safesvd_core import DuplicatePluginError, PluginManager, UnknownPluginError, hookimpl
+from safesvd_core import DuplicatePluginError, UnknownPluginError
+from safesvd_core.plugin import hookimpl, PluginManager
 from safesvd_core import _hookspecs, _plugins
 
 ROOT = Path(__file__).resolve().parents[1]

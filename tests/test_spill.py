@@ -9,9 +9,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safesvd_core import CalibrationStatistics, ConfigError, compress
+from safesvd_core import CalibrationStatistics, compress, ConfigError
 from safesvd_core._spill import layer_groups, parse_bytes
-from safesvd_core._statistics import EstimatorFactory
+from safesvd_core.plugin import EstimatorFactory
 
 from test_compress import Roughness, small_data, small_transformer
 

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core import PhysicsLoss, hookimpl
+from safesvd_core.plugin import PhysicsLoss, hookimpl
 from safesvd_pde.finite_difference import vorticity
 from safesvd_pde.validation import check_pair, finite
 

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._modules import set_submodule
+from safesvd_core.plugin import ConfigError, set_submodule
 
 
 def packable(module: nn.MultiheadAttention) -> bool:

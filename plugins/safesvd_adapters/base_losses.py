@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
+from safesvd_core.plugin import ConfigError
 
 BaseLoss = Callable[[Tensor, Tensor], Tensor]
 

@@ -15,8 +15,7 @@ from typing import Any, ClassVar
 import attrs
 from torch import Tensor, nn
 
-from safesvd_core._interfaces import ModelAdapter
-from safesvd_core._modules import count_parameters, set_submodule
+from safesvd_core.plugin import count_parameters, ModelAdapter, set_submodule
 
 from .framework import FieldAdapter, TupleBatches, require, tuple_parts
 from .selection import NORMALISATION, TIME_CONDITIONING, embedding, recovery

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from safesvd_core import FieldDescription, Role
-from safesvd_core._errors import ConfigError
+from safesvd_core.plugin import ConfigError
 
 from .base_losses import BASE_LOSSES, BaseLoss
 from .selection import Coverage, Selection, SkipRule, coverage, pattern_tuple, select

@@ -8,8 +8,7 @@ import attrs
 from torch import Tensor, nn
 
 from safesvd_core import FieldDescription
-from safesvd_core._errors import ConfigError
-from safesvd_core._interfaces import ModelAdapter
+from safesvd_core.plugin import ConfigError, ModelAdapter
 
 from . import attention
 from .base_losses import BaseLoss

@@ -15,9 +15,7 @@ import attrs
 from torch import Tensor, nn
 
 from safesvd_core import FieldDescription, Role
-from safesvd_core._errors import ConfigError
-from safesvd_core._interfaces import ModelAdapter
-from safesvd_core._validators import one_of
+from safesvd_core.plugin import ConfigError, ModelAdapter, one_of
 
 from .base_losses import grouped_relative
 from .framework import FieldAdapter, require, sibling_chain

@@ -20,7 +20,7 @@ from transformers import Swinv2Config, Swinv2PreTrainedModel, ViTConfig, ViTMode
 from transformers.models.swinv2.modeling_swinv2 import Swinv2Embeddings, Swinv2Encoder, Swinv2Stage
 from transformers.utils import ModelOutput
 
-from safesvd_core._errors import ConfigError
+from safesvd_core.plugin import ConfigError
 
 from .tokens import unpatchify
 

@@ -7,7 +7,7 @@ imports no framework, and creating an adapter whose package is missing raises
 
 from __future__ import annotations
 
-from safesvd_core._hookspecs import hookimpl
+from safesvd_core.plugin import hookimpl
 
 from .fno import NeuralOperatorAdapter
 from .generic import GenericAdapter

@@ -2,7 +2,7 @@
 
 Every ``nn.Linear`` and plain 1×1 convolution is compressible unless a rule skips it. Every
 other linear-looking module (a strided or wide convolution, a transposed convolution) is
-reported as skipped with the reason :func:`safesvd_core._layers.linear_map` gives.
+reported as skipped with the reason :func:`safesvd_core.plugin.linear_map` gives.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 from torch import nn
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._layers import is_compressible, linear_map
-from safesvd_core._modules import count_parameters
+from safesvd_core.plugin import ConfigError, count_parameters, is_compressible, linear_map
 
 
 def pattern_tuple(value: object) -> tuple[str, ...]:

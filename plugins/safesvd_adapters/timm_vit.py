@@ -12,7 +12,7 @@ from typing import ClassVar
 import attrs
 from torch import Tensor, nn
 
-from safesvd_core._interfaces import ModelAdapter
+from safesvd_core.plugin import ModelAdapter
 
 from .framework import FieldAdapter, TupleBatches, require
 from .selection import NORMALISATION, POSITION_BIAS, TIME_CONDITIONING, embedding, recovery

@@ -18,8 +18,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._interfaces import ModelAdapter
+from safesvd_core.plugin import ConfigError, ModelAdapter
 
 from .framework import FieldAdapter, TupleBatches, require, sibling_chain, tuple_parts
 from .selection import NORMALISATION, POSITION_BIAS, TIME_CONDITIONING, embedding, recovery

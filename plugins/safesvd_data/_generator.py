@@ -11,9 +11,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription
-from safesvd_core._validators import positive, positive_int
+from safesvd_core.plugin import ConfigError, FieldDescription, positive, positive_int
 
 from .pairs import PairSet
 

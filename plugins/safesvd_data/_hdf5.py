@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from safesvd_core._errors import ConfigError
+from safesvd_core.plugin import ConfigError
 
 
 def _where(group: Any) -> str:

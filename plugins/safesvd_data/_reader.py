@@ -12,9 +12,7 @@ import attrs
 import numpy as np
 import torch
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription
-from safesvd_core._validators import positive_int
+from safesvd_core.plugin import ConfigError, FieldDescription, positive_int
 
 from .pairs import PairSet
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import NumericalError
+from safesvd_core.plugin import NumericalError
 
 
 def integrate(rhs: Callable[[Tensor], Tensor], state: Tensor, duration: float, dt: Callable[[Tensor], float]) -> Tensor:

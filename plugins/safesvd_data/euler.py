@@ -15,8 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._field import FieldDescription, Role
-from safesvd_core._validators import positive
+from safesvd_core.plugin import FieldDescription, positive, Role
 
 from . import _finite_volume
 from ._generator import Generator, cell_centres, uniform

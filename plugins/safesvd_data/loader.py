@@ -8,9 +8,7 @@ from collections.abc import Iterable, Iterator
 import attrs
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription
-from safesvd_core._validators import positive_int
+from safesvd_core.plugin import ConfigError, FieldDescription, positive_int
 
 from .pairs import PairSet
 

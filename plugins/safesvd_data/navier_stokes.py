@@ -15,8 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._field import FieldDescription, Role
-from safesvd_core._validators import positive, positive_int
+from safesvd_core.plugin import FieldDescription, positive, positive_int, Role
 
 from ._generator import Generator, non_negative, random_smooth
 

@@ -8,8 +8,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription
+from safesvd_core.plugin import ConfigError, FieldDescription
 
 
 def _check(instance: PairSet, attribute: attrs.Attribute, value: Tensor) -> None:

@@ -20,9 +20,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription, Role
-from safesvd_core._validators import positive
+from safesvd_core.plugin import ConfigError, FieldDescription, positive, Role
 
 from ._hdf5 import member
 from ._reader import Reader, Trajectories, uniform_spacing

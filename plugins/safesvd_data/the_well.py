@@ -21,8 +21,15 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import AXES, MOMENTUM_ROLES, VELOCITY_ROLES, FieldDescription, Role, _role
+from safesvd_core.plugin import (
+    AXES,
+    ConfigError,
+    FieldDescription,
+    MOMENTUM_ROLES,
+    parse_role,
+    Role,
+    VELOCITY_ROLES,
+)
 
 from ._hdf5 import attribute, member
 from ._reader import Reader, Trajectories, uniform_spacing
@@ -46,7 +53,7 @@ VECTOR_ROLES: Mapping[str, Mapping[str, Role]] = {"velocity": VELOCITY_ROLES, "m
 def _roles(value: Any) -> dict[str, Role]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"roles must be a mapping channel name → role, got {value!r}")
-    return {str(name): _role(role, f"roles[{name!r}]") for name, role in value.items()}
+    return {str(name): parse_role(role, f"roles[{name!r}]") for name, role in value.items()}
 
 
 @attrs.frozen(kw_only=True)

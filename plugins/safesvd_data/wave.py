@@ -14,8 +14,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._field import FieldDescription
-from safesvd_core._validators import positive
+from safesvd_core.plugin import FieldDescription, positive
 
 from ._generator import Generator, random_smooth
 

@@ -7,9 +7,7 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core._errors import BudgetError
-from safesvd_core._interfaces import Allocator, LayerCandidate
-from safesvd_core._validators import positive_int
+from safesvd_core.plugin import Allocator, BudgetError, LayerCandidate
 
 
 def layer_cost(layer: LayerCandidate, rank: int | None) -> int:
@@ -64,7 +62,6 @@ class GreedyAllocator(Allocator):
     """
 
     name: ClassVar[str] = "greedy"
-    min_rank: int = attrs.field(default=1, validator=positive_int)
 
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
         ranks, spent = minimum_ranks(layers, self.min_rank, budget)
@@ -93,7 +90,6 @@ class UniformAllocator(Allocator):
     """The same fraction ``r`` everywhere: ``k = ⌊r · m n / (m + n)⌋``, ``r`` the largest that fits."""
 
     name: ClassVar[str] = "uniform"
-    min_rank: int = attrs.field(default=1, validator=positive_int)
 
     def _ranks(self, layers: Sequence[LayerCandidate], fraction: float) -> dict[str, int | None]:
         return {layer.name: rank_at_fraction(layer, fraction, self.min_rank) for layer in layers}

@@ -8,9 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError, NumericalError
-from safesvd_core._interfaces import Estimator, LayerSignals
-from safesvd_core._moments import RunningMoment
+from safesvd_core.plugin import ConfigError, Estimator, LayerSignals, NumericalError, Reduction, RunningMoment, registry
 
 
 class MomentEstimator(Estimator):
@@ -37,6 +35,11 @@ class MomentEstimator(Estimator):
 
     def statistics(self) -> dict[str, Tensor]:
         return {key: moment.mean() for key, moment in self.moments.items()}
+
+    def reduce(self, reduction: Reduction) -> None:
+        """Each moment's sum and count, in key order (every process has the same keys)."""
+        for key in sorted(self.moments):
+            self.moments[key].reduce(reduction.sum_)
 
     def footprint(self, domains: int = 1) -> int:
         return sum(moment.total.numel() * moment.total.element_size() for moment in self.moments.values())
@@ -111,13 +114,16 @@ class EnergyBalanced(Estimator):
 
     def __init__(self, in_features: int, out_features: int, inner: tuple[str, ...] = ("clean-covariance",)) -> None:
         super().__init__(in_features, out_features)
-        from safesvd_core._plugins import registry
-
         if not inner:
             raise ConfigError("energy-balanced needs at least one inner estimator name")
         self.inner_classes = {name: registry("estimator").get(name) for name in inner}
         self.requires = frozenset().union(*(cls.requires for cls in self.inner_classes.values()))
         self.domains: dict[str, dict[str, Estimator]] = {}
+
+    @classmethod
+    def provided(cls, inner: tuple[str, ...] = ("clean-covariance",)) -> frozenset[str]:
+        """What the inner estimators provide, balanced."""
+        return frozenset().union(*(registry("estimator").get(name).provided() for name in inner))
 
     def _domain(self, label: str) -> dict[str, Estimator]:
         if label not in self.domains:
@@ -133,6 +139,13 @@ class EnergyBalanced(Estimator):
             raise ConfigError("energy-balanced calibration needs a domain label per batch (adapter.domain)")
         for estimator in self._domain(signals.domain).values():
             estimator.update(signals)
+
+    def reduce(self, reduction: Reduction) -> None:
+        """Processes may have seen different domains: first agree on their union (a domain a
+        process never saw joins with zero sums), then reduce every domain's estimators in order."""
+        for label in reduction.union(sorted(self.domains)):
+            for name in sorted(self.inner_classes):
+                self._domain(label)[name].reduce(reduction)
 
     def merge(self, other: Estimator) -> None:
         if not isinstance(other, EnergyBalanced) or other.inner_classes.keys() != self.inner_classes.keys():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safesvd_core._hookspecs import hookimpl
+from safesvd_core.plugin import hookimpl
 
 from .allocators import GreedyAllocator, UniformAllocator
 from .baselines.aces import ACESSolver

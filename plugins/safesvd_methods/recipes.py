@@ -7,13 +7,21 @@ from typing import Any, ClassVar
 
 import attrs
 
-from safesvd_core._engine import CompressionJob, Plan, run_plan
-from safesvd_core._errors import ConfigError
-from safesvd_core._interfaces import PhysicsLoss, Recipe
-from safesvd_core._objective import LAM_MODES
-from safesvd_core._plugins import registry
-from safesvd_core._result import CompressionResult
-from safesvd_core._validators import one_of, positive, registered, unit_interval
+from safesvd_core.plugin import (
+    CompressionJob,
+    CompressionResult,
+    ConfigError,
+    LAM_MODES,
+    one_of,
+    PhysicsLoss,
+    Plan,
+    positive,
+    Recipe,
+    registered,
+    registry,
+    run_plan,
+    unit_interval,
+)
 
 PhysicsSpec = str | Mapping[str, Any] | PhysicsLoss
 

@@ -8,29 +8,39 @@ from typing import ClassVar
 import attrs
 from torch import Tensor
 
-from safesvd_core._interfaces import Factorization, Solver
-from safesvd_core._solve import whitened_factorization, whitened_spectrum
-from safesvd_core._validators import positive, unit_interval
+from safesvd_core.plugin import (
+    Factorization,
+    positive,
+    Solver,
+    unit_interval,
+    whitened_factorization,
+    whitened_spectrum,
+)
 
 
 @attrs.frozen(kw_only=True)
 class WhitenedSolver(Solver):
     """Exact minimiser of ``(1−α)E‖S(W−W')x‖² + αE‖S(Wx−W'x̃)‖²`` over rank-k matrices.
 
-    Uses ``fisher`` when ``sensitivity`` is on and the statistic is present, and the shifted
-    statistics when present (otherwise the clean-only objective).
+    Reads ``fisher`` when ``sensitivity`` is on, and the shifted statistics when ``alpha > 0``
+    (the plan must provide what :attr:`requires` lists).
     """
 
     name: ClassVar[str] = "whitened"
-    requires: ClassVar[frozenset[str]] = frozenset({"sigma"})
 
     alpha: float = attrs.field(default=0.5, validator=unit_interval)
     sensitivity: bool = True
     jitter: float = attrs.field(default=1e-6, validator=positive)
     fisher_jitter: float = attrs.field(default=1e-6, validator=positive)
 
+    @property
+    def requires(self) -> frozenset[str]:
+        """``sigma``; ``fisher`` with ``sensitivity``; the shifted pair with ``alpha > 0``."""
+        return frozenset({"sigma"} | ({"fisher"} if self.sensitivity else set())
+                         | ({"sigma_shift", "sigma_cross"} if self.alpha > 0 else set()))
+
     def _fisher(self, statistics: Mapping[str, Tensor]) -> Tensor | None:
-        return statistics.get("fisher") if self.sensitivity else None
+        return statistics["fisher"] if self.sensitivity else None
 
     def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
         return whitened_factorization(

@@ -16,9 +16,14 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import MOMENTUM_ROLES, VELOCITY_ROLES, FieldDescription, Role
-from safesvd_core._interfaces import PhysicsLoss
+from safesvd_core.plugin import (
+    ConfigError,
+    FieldDescription,
+    MOMENTUM_ROLES,
+    PhysicsLoss,
+    Role,
+    VELOCITY_ROLES,
+)
 
 from .validation import check_pair, finite
 

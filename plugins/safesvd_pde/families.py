@@ -6,14 +6,11 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core._family import Metric, PDEFamily
-from safesvd_core._field import FieldDescription, Role
-from safesvd_core._interfaces import PhysicsLoss
+from safesvd_core.plugin import FieldDescription, Metric, PDEFamily, PhysicsLoss, Role, one_of
 
 from .conservation import Conservation
 from .flow import Divergence, DivergenceFree, Vorticity
 from .sobolev import Sobolev
-from .validation import one_of
 
 
 @attrs.frozen(kw_only=True)
@@ -24,7 +21,7 @@ class _Family(PDEFamily):
     velocity component along every grid axis (so a 3-D field needs ``velocity_z``).
     """
 
-    p: int = attrs.field(default=1, validator=one_of(1, 2))
+    p: int = attrs.field(default=1, validator=one_of((1, 2)))
 
     requires_velocity: ClassVar[bool] = False
 

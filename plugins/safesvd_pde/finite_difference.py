@@ -1,7 +1,7 @@
 """Finite-difference operators on fields ``(batch, channels, *grid)``: the only place they live.
 
 Grid axis ``i`` is tensor dimension ``2 + i`` with spacing ``spacing[i]`` (see
-:mod:`safesvd_core._field` for which axis is ``x``). Every stencil is second-order accurate:
+:class:`safesvd_core.FieldDescription` for which axis is ``x``). Every stencil is second-order accurate:
 
 - first derivative: ``(u[i+1] − u[i−1]) / 2h`` inside and on periodic axes; at non-periodic
   edges ``(−3 u[0] + 4 u[1] − u[2]) / 2h`` and ``(3 u[n−1] − 4 u[n−2] + u[n−3]) / 2h``;
@@ -20,8 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription
+from safesvd_core.plugin import ConfigError, FieldDescription
 
 #: Smallest grid along an axis for each derivative order: periodic, non-periodic.
 _MIN_POINTS = {1: (3, 3), 2: (3, 4)}

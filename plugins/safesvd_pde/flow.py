@@ -7,8 +7,7 @@ from typing import ClassVar
 import attrs
 from torch import Tensor
 
-from safesvd_core._field import FieldDescription
-from safesvd_core._interfaces import PhysicsLoss
+from safesvd_core.plugin import FieldDescription, PhysicsLoss
 
 from .finite_difference import divergence, vorticity
 from .validation import check_pair, finite

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from safesvd_core._family import PDEFamily
-from safesvd_core._hookspecs import hookimpl
-from safesvd_core._interfaces import PhysicsLoss
+from safesvd_core.plugin import hookimpl, PDEFamily, PhysicsLoss
 
 from .conservation import Conservation
 from .families import FAMILIES

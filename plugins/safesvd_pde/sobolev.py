@@ -10,12 +10,10 @@ from typing import ClassVar
 import attrs
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription
-from safesvd_core._interfaces import PhysicsLoss
+from safesvd_core.plugin import ConfigError, FieldDescription, PhysicsLoss, one_of
 
 from .finite_difference import derivative, multi_indices
-from .validation import check_pair, finite, one_of
+from .validation import check_pair, finite
 
 #: A weight key: a derivative order ``|β|`` (applies to all its multi-indices) or one multi-index ``β``.
 WeightKey = int | tuple[int, ...]
@@ -58,8 +56,8 @@ class Sobolev(PhysicsLoss):
 
     name: ClassVar[str] = "sobolev"
 
-    order: int = attrs.field(default=1, validator=one_of(0, 1, 2))
-    p: int = attrs.field(default=1, validator=one_of(1, 2))
+    order: int = attrs.field(default=1, validator=one_of((0, 1, 2)))
+    p: int = attrs.field(default=1, validator=one_of((1, 2)))
     weights: tuple[tuple[WeightKey, float], ...] = attrs.field(default=None, converter=_weights)
 
     def __attrs_post_init__(self) -> None:

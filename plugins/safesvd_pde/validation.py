@@ -1,16 +1,11 @@
-"""Checks shared by the physics losses: option validators, input shapes, finite results."""
+"""Checks shared by the physics losses: input shapes and finite results."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError, NumericalError
-from safesvd_core._field import FieldDescription
+from safesvd_core.plugin import ConfigError, FieldDescription, NumericalError
 
 
 def check_pair(prediction: Tensor, reference: Tensor, field: FieldDescription) -> None:
@@ -35,15 +30,3 @@ def finite(value: Tensor, name: str) -> Tensor:
             "the prediction or reference holds NaN/Inf or overflows this dtype"
         )
     return value
-
-
-def one_of(*allowed: object) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
-    """An attrs validator: the value must be one of ``allowed`` (``True`` is not ``1``)."""
-
-    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-        if isinstance(value, bool) != isinstance(allowed[0], bool) or value not in allowed:
-            choices = ", ".join(map(repr, allowed))
-            owner = getattr(type(instance), "name", type(instance).__name__)
-            raise ConfigError(f"{owner} {attribute.name}: expected one of {choices}, got {value!r}")
-
-    return check

@@ -26,8 +26,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._interfaces import ModelAdapter
+from safesvd_core.plugin import ConfigError, ModelAdapter
 from safesvd_data import GENERATORS
 
 #: Split name → seed offset; a family's seed is ``offset + 100 × family index``.

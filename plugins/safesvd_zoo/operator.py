@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._validators import positive_int
+from safesvd_core.plugin import ConfigError, positive_int
 
 
 @attrs.frozen(kw_only=True)

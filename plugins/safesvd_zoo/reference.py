@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from safesvd_core import FieldDescription
-from safesvd_core._errors import ConfigError
+from safesvd_core.plugin import ConfigError
 
 from .navier_stokes import NavierStokes2D, velocity_pairs
 from .operator import FieldTransformer, OperatorConfig

@@ -10,7 +10,7 @@ from torch import nn
 
 from adapter_helpers import assert_compressed, fields
 from safesvd_adapters.attention import ExplicitMultiheadAttention, rewrite_attention, transformer_layer_names
-from safesvd_core import ConfigError, LowRankLinear, compress, registry
+from safesvd_core import compress, ConfigError, LowRankLinear, registry
 
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning",
                                         "ignore:The PyTorch API of nested tensors:UserWarning")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adapter_helpers import assert_compressed, optional
-from safesvd_core import ConfigError, compress, registry
+from safesvd_core import compress, ConfigError, registry
 
 optional("transformers")
 from safesvd_adapters.hf_models import small_scot, small_vit  # noqa: E402

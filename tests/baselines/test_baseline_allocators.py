@@ -9,7 +9,8 @@ import pytest
 import torch
 from hypothesis import assume, given, strategies as st
 
-from safesvd_core import BudgetError, LayerCandidate, registry
+from safesvd_core import BudgetError, registry
+from safesvd_core.plugin import LayerCandidate
 from safesvd_core.testing.strategies import layer_candidates
 from safesvd_methods.allocators import rank_at_fraction, total_cost
 from safesvd_methods.baselines.asvd_search import ASVD_RATIOS, ASVDAllocator

@@ -7,7 +7,8 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from safesvd_core import ConfigError, LayerSignals, NumericalError, registry
+from safesvd_core import ConfigError, NumericalError, registry
+from safesvd_core.plugin import LayerSignals
 
 
 @st.composite

@@ -10,7 +10,7 @@ from hypothesis import assume, given, strategies as st
 from torch import nn
 
 from safesvd_core import ConfigError, NumericalError
-from safesvd_core._layers import linear_map
+from safesvd_core.plugin import linear_map
 from safesvd_core.testing.strategies import channel_scales, gram_problems, layer_problems, second_moment
 from safesvd_methods.baselines.aces import BETA_RANGE, aces_beta
 from safesvd_methods.baselines.asvd import ASVD
@@ -22,7 +22,7 @@ JITTER = 1e-6
 
 
 def product(factors) -> np.ndarray:
-    return (factors.first @ factors.second).numpy()
+    return (factors.second @ factors.first).numpy()
 
 
 def truncate(matrix: np.ndarray, rank: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_svd_is_the_truncated_svd(problem):
     factors = PlainSVD().plan().solver.solve(weight, rank, {})
     close(product(factors), truncate(weight.numpy(), rank))
     # √Σ split evenly: A = U_k √S_k, so AᵀA = BBᵀ = S_k
-    close((factors.first.mT @ factors.first).numpy(), (factors.second @ factors.second.mT).numpy())
+    close((factors.second.mT @ factors.second).numpy(), (factors.first @ factors.first.mT).numpy())
 
 
 @given(layer_problems(), st.data())

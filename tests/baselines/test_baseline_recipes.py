@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import safesvd_core
-from safesvd_core import BudgetError, ConfigError, LowRankLinear, compress
+from safesvd_core import BudgetError, compress, ConfigError, LowRankLinear
 from safesvd_zoo.operator import FieldTransformer, OperatorConfig
 
 BASELINES = ("svd", "asvd", "fwsvd", "svd-llm", "svd-llm-v2", "saes-svd", "dobi-svd")

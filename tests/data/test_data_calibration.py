@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError
+from safesvd_core import ConfigError
 from safesvd_data import GENERATORS, MultiDomainLoader, NavierStokes2D, WaveGenerator, default_calibration_set
 
 

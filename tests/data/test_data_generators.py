@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError
+from safesvd_core import ConfigError
 from safesvd_data import GENERATORS, BurgersGenerator, EulerGenerator, ShallowWaterGenerator, WaveGenerator, checks
 
 #: Copy-the-input relative L2 error (channel mean) of each default generator, at least.

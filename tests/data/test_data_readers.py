@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import Role
+from safesvd_core import ConfigError
+from safesvd_core import Role
 from safesvd_data import (
     MultiDomainLoader,
     PDEBenchCFD,

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import torch
 
-from safesvd_core._field import FieldDescription, Role
-from safesvd_core._interfaces import PhysicsLoss
+from safesvd_core import FieldDescription, Role
+from safesvd_core.plugin import PhysicsLoss
 from safesvd_core.testing.physics import PhysicsLossConformance
 from safesvd_pde.conservation import Conservation
 from safesvd_pde.finite_difference import derivative

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError, NumericalError
-from safesvd_core._field import FieldDescription
+from safesvd_core import ConfigError, NumericalError
+from safesvd_core import FieldDescription
 from safesvd_pde.conservation import Conservation, totals
 
 FLOW = FieldDescription.uniform(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._family import PDEFamily
-from safesvd_core._field import FieldDescription, Role
-from safesvd_core._plugins import available, registry
+from safesvd_core import ConfigError
+from safesvd_core.plugin import PDEFamily
+from safesvd_core import FieldDescription, Role
+from safesvd_core import available, registry
 
 ORDERS = {
     "ns-incompressible": 2,
@@ -81,12 +81,12 @@ def test_velocity_metrics_only_where_velocity_exists() -> None:
 
 
 def test_bad_family_option() -> None:
-    with pytest.raises(ConfigError, match="ns-incompressible p: expected one of 1, 2, got 3"):
+    with pytest.raises(ConfigError, match="ns-incompressible p must be one of 1, 2, got 3"):
         registry("pde_family").create("ns-incompressible", p=3)
 
 
 def test_importing_the_plugin_registers_nothing() -> None:
-    from safesvd_core._plugins import PluginManager
+    from safesvd_core.plugin import PluginManager
     from safesvd_pde import plugin
 
     manager = PluginManager(autoload=False)

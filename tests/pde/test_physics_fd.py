@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError
+from safesvd_core import ConfigError
 from safesvd_pde.finite_difference import derivative, multi_indices
 
 SECOND_ORDER = [beta for beta in multi_indices(2, 2) if sum(beta) > 0] + [(2, 1), (2, 2)]

@@ -7,8 +7,8 @@ import json
 import pytest
 from hypothesis import given
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription, Role
+from safesvd_core import ConfigError
+from safesvd_core import FieldDescription, Role
 from safesvd_core.testing.strategies import field_descriptions
 
 

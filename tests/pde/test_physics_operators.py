@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription, Role
+from safesvd_core import ConfigError
+from safesvd_core import FieldDescription, Role
 from safesvd_pde.finite_difference import derivative, divergence, vorticity
 
 VELOCITY_2D = (Role.VELOCITY_X, Role.VELOCITY_Y)

@@ -11,8 +11,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._field import FieldDescription, Role
+from safesvd_core import ConfigError
+from safesvd_core import FieldDescription, Role
 from safesvd_core.testing.strategies import field_descriptions, grids
 from safesvd_pde.sobolev import Sobolev
 
@@ -98,8 +98,8 @@ def test_masked_channels_are_ignored() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"order": 3}, "sobolev order: expected one of 0, 1, 2, got 3"),
-        ({"p": 3}, "sobolev p: expected one of 1, 2, got 3"),
+        ({"order": 3}, "sobolev order must be one of 0, 1, 2, got 3"),
+        ({"p": 3}, "sobolev p must be one of 1, 2, got 3"),
         ({"order": True}, "sobolev order"),
         ({"order": 1, "weights": {2: 1.0}}, "above the loss order 1"),
         ({"weights": {0: -1.0}}, "expected a finite number ≥ 0"),

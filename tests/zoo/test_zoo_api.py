@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import torch
 
-from safesvd_core._errors import ConfigError
+from safesvd_core import ConfigError
 from safesvd_zoo import models
 
 

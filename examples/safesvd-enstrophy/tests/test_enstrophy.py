@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from safesvd_core import ConfigError, PluginManager
-from safesvd_core._field import FieldDescription
+from safesvd_core import ConfigError, FieldDescription
+from safesvd_core.plugin import PluginManager
 from safesvd_core.testing.physics import PhysicsLossConformance
 from safesvd_enstrophy import Enstrophy
 

@@ -19,11 +19,17 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError
-from safesvd_core._interfaces import Factorization, Solver
-from safesvd_core._linalg import DEFAULT_JITTER, psd_root, thin_svd
-from safesvd_core._solve import whitened_factorization, whitened_spectrum
-from safesvd_core._validators import positive
+from safesvd_core.plugin import (
+    ConfigError,
+    DEFAULT_JITTER,
+    Factorization,
+    positive,
+    psd_root,
+    Solver,
+    thin_svd,
+    whitened_factorization,
+    whitened_spectrum,
+)
 
 #: The paper's α ∈ [0.25, 0.75] mapped by β = α / (1 + α) (App. F.3).
 BETA_RANGE = (0.2, 0.75 / 1.75)

@@ -17,16 +17,25 @@ from typing import Any, ClassVar
 import attrs
 import torch
 
-from safesvd_core._engine import CompressionJob, _evaluating, clean_statistics, run_plan
-from safesvd_core._errors import ConfigError
-from safesvd_core._interfaces import LayerCandidate, Solver
-from safesvd_core._layers import linear_map
-from safesvd_core._linalg import DEFAULT_JITTER
-from safesvd_core._modules import set_submodule
-from safesvd_core._plugins import registry
-from safesvd_core._result import CompressionResult
-from safesvd_core._statistics import CalibrationStatistics
-from safesvd_core._validators import one_of, positive, positive_int, registered
+from safesvd_core.plugin import (
+    CalibrationStatistics,
+    clean_statistics,
+    CompressionJob,
+    CompressionResult,
+    ConfigError,
+    DEFAULT_JITTER,
+    evaluating,
+    LayerCandidate,
+    linear_map,
+    one_of,
+    positive,
+    positive_int,
+    registered,
+    registry,
+    run_plan,
+    set_submodule,
+    Solver,
+)
 
 from ..allocators import rank_at_fraction
 from .asvd_search import ASVD_RATIOS, ASVDAllocator, _ratios
@@ -41,7 +50,7 @@ def loss_table(job: CompressionJob, solver: Solver, statistics: CalibrationStati
                min_rank: int, batches: Sequence[Any]) -> dict[str, dict[float, float]]:
     """Layer → ratio → calibration loss with only that layer compressed (``job.model`` is restored)."""
     table: dict[str, dict[float, float]] = {}
-    with _evaluating(job.model):
+    with evaluating(job.model):
         dense = mean_loss(job, batches)
         for name in job.adapter.compressible_layers(job.model):
             view = linear_map(job.model, name)

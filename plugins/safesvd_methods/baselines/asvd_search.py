@@ -21,9 +21,7 @@ from typing import ClassVar
 import attrs
 import torch
 
-from safesvd_core._errors import BudgetError, ConfigError
-from safesvd_core._interfaces import Allocator, LayerCandidate
-from safesvd_core._validators import positive_int
+from safesvd_core.plugin import Allocator, BudgetError, ConfigError, LayerCandidate
 
 from ..allocators import rank_at_fraction, total_cost
 
@@ -52,7 +50,6 @@ class ASVDAllocator(Allocator):
     """
 
     name: ClassVar[str] = "asvd"
-    min_rank: int = attrs.field(default=1, validator=positive_int)
     ratios: tuple[float, ...] = attrs.field(default=ASVD_RATIOS, converter=lambda v: tuple(sorted(v)), validator=_ratios)
     losses: Mapping[str, Mapping[float, float]] | None = None
 

@@ -30,15 +30,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from safesvd_core._engine import CompressionJob, Plan, _evaluating, clean_statistics, factor_budget, run_plan
-from safesvd_core._errors import ConfigError, NumericalError
-from safesvd_core._interfaces import Allocator, LayerCandidate, Recipe
-from safesvd_core._layers import LinearMap, linear_map
-from safesvd_core._modules import set_submodule
-from safesvd_core._objective import CalibrationObjective
-from safesvd_core._plugins import registry
-from safesvd_core._result import CompressionResult
-from safesvd_core._validators import positive, positive_int, registered
+from safesvd_core.plugin import (
+    Allocator,
+    CalibrationObjective,
+    clean_statistics,
+    CompressionJob,
+    CompressionResult,
+    ConfigError,
+    evaluating,
+    factor_budget,
+    LayerCandidate,
+    linear_map,
+    LinearMap,
+    NumericalError,
+    Plan,
+    positive,
+    positive_int,
+    Recipe,
+    registered,
+    registry,
+    run_plan,
+    set_submodule,
+)
 
 from ..allocators import largest_fitting, minimum_ranks, total_cost
 from .evaluation import mean_loss
@@ -192,7 +205,7 @@ class DobiSVD(Recipe):
         start_ranks = initial.allocate(layers, budget)
         gammas = {layer.name: float(min(start_ranks[layer.name] or layer.break_even_rank, bases[layer.name].values.shape[0]))
                   + 0.5 for layer in layers}
-        with _evaluating(job.model):
+        with evaluating(job.model):
             scale = self._scale(job)
             trained, summary = self._train(job, views, bases, layers, gammas, budget, scale)
         ranks, factor = ranks_within_budget(layers, trained, budget, self.min_rank)

@@ -15,11 +15,17 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError, NumericalError
-from safesvd_core._interfaces import Factorization, Solver, SolveRecord
-from safesvd_core._linalg import singular_values, thin_svd
-from safesvd_core._solve import _check_rank
-from safesvd_core._validators import positive
+from safesvd_core.plugin import (
+    check_rank,
+    ConfigError,
+    Factorization,
+    NumericalError,
+    positive,
+    singular_values,
+    Solver,
+    SolveRecord,
+    thin_svd,
+)
 
 
 @attrs.frozen
@@ -50,10 +56,13 @@ class EigenSolver(Solver):
     """The SVD-LLM V2 solution of ``min ‖(W − W')X‖_F`` over rank-``k`` matrices, by the eigen route."""
 
     name: ClassVar[str] = "eigen-whitened"
-    requires: ClassVar[frozenset[str]] = frozenset()
 
     statistic: str = "gram"
     rcond: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return frozenset({self.statistic})
 
     def _parts(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> tuple[Tensor, EigenRoot]:
         if self.statistic not in statistics:
@@ -70,22 +79,22 @@ class EigenSolver(Solver):
     def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
         w, root = self._parts(weight, statistics)
         m, n = w.shape
-        _check_rank(rank, m, n)
-        first = w.new_zeros(m, rank)
-        second = w.new_zeros(rank, n)
+        check_rank(rank, m, n)
+        a = w.new_zeros(m, rank)
+        b = w.new_zeros(rank, n)
         kept = min(rank, root.sqrt_values.shape[0])
         if kept:
             u, s, vh = thin_svd((w @ root.vectors) * root.sqrt_values)  # D = W Q Λ^{1/2}
             root_s = s[:kept].sqrt()
-            first[:, :kept] = u[:, :kept] * root_s
-            second[:kept] = ((root_s[:, None] * vh[:kept]) / root.sqrt_values) @ root.vectors.mT  # Λ^{-1/2} Qᵀ
-        if not (torch.isfinite(first).all() and torch.isfinite(second).all()):
+            a[:, :kept] = u[:, :kept] * root_s
+            b[:kept] = ((root_s[:, None] * vh[:kept]) / root.sqrt_values) @ root.vectors.mT  # Λ^{-1/2} Qᵀ
+        if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
             raise NumericalError("the low-rank factors contain NaN or Inf")
         note = f"pseudo-inverse root dropped {root.dropped} of {n} eigen-directions" if root.dropped else ""
         if kept < rank:
             note += f"{'; ' if note else ''}H has rank {kept} < {rank}: the last {rank - kept} factor columns are zero"
         record = SolveRecord(paths={"input": "eigen-route"}, jitters={"input": 0.0}, note=note)
-        return Factorization(first=first.to(weight.dtype), second=second.to(weight.dtype), record=record)
+        return Factorization(first=b.to(weight.dtype), second=a.to(weight.dtype), record=record)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """Singular values of ``D = W Q Λ^{1/2}``; ``‖σ_{>k}(D)‖`` is the truncation loss at rank ``k``."""

@@ -7,8 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from safesvd_core._interfaces import LayerSignals
-from safesvd_core._moments import RunningMoment
+from safesvd_core.plugin import LayerSignals, RunningMoment
 
 from ..estimators import CleanCovariance, MomentEstimator
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import torch
 
-from safesvd_core._engine import CompressionJob
-from safesvd_core._objective import CalibrationObjective
+from safesvd_core.plugin import CalibrationObjective, CompressionJob
 
 
 def mean_loss(job: CompressionJob, batches: Sequence[Any]) -> float:

@@ -23,8 +23,7 @@ from typing import ClassVar
 import attrs
 import torch
 
-from safesvd_core._interfaces import Allocator, LayerCandidate
-from safesvd_core._validators import positive_int
+from safesvd_core.plugin import Allocator, LayerCandidate
 
 from ..allocators import UniformAllocator, largest_fitting, minimum_ranks, rank_at_fraction, total_cost
 
@@ -50,7 +49,6 @@ class GroupedAllocator(Allocator):
     """SVD-LLM V2: per-type groups, reduction ∝ ``1 / log L_min`` within a group, then the budget fix."""
 
     name: ClassVar[str] = "grouped"
-    min_rank: int = attrs.field(default=1, validator=positive_int)
     fix_budget: bool = True
 
     def kept_fractions(self, layers: Sequence[LayerCandidate], fraction: float) -> dict[str, float]:

@@ -15,9 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError, NumericalError
-from safesvd_core._interfaces import Factorization, Solver, SolveRecord
-from safesvd_core._solve import _check_rank
+from safesvd_core.plugin import check_rank, ConfigError, Factorization, NumericalError, Solver, SolveRecord
 
 
 @attrs.frozen
@@ -52,11 +50,11 @@ class OutputProjection(Solver):
     def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
         basis = output_basis(weight, statistics["sigma"])
         m, n = weight.shape
-        _check_rank(rank, m, n)
-        first = basis.vectors[:, :rank]
-        second = first.mT @ weight.detach().to(torch.float64)
+        check_rank(rank, m, n)
+        a = basis.vectors[:, :rank]
+        b = a.mT @ weight.detach().to(torch.float64)
         record = SolveRecord(paths={"output": "projection"}, jitters={"output": 0.0})
-        return Factorization(first=first.to(weight.dtype), second=second.to(weight.dtype), record=record)
+        return Factorization(first=b.to(weight.dtype), second=a.to(weight.dtype), record=record)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """``√λ`` of ``W Σ Wᵀ``: the singular values of ``W L`` (SVD-LLM's spectrum)."""

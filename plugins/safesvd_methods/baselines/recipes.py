@@ -11,12 +11,21 @@ from typing import Any, ClassVar
 
 import attrs
 
-from safesvd_core._engine import CompressionJob, Plan, run_plan
-from safesvd_core._interfaces import Allocator, Recipe, Solver
-from safesvd_core._linalg import DEFAULT_JITTER
-from safesvd_core._plugins import registry
-from safesvd_core._result import CompressionResult
-from safesvd_core._validators import one_of, positive, positive_int, registered
+from safesvd_core.plugin import (
+    Allocator,
+    CompressionJob,
+    CompressionResult,
+    DEFAULT_JITTER,
+    one_of,
+    Plan,
+    positive,
+    positive_int,
+    Recipe,
+    registered,
+    registry,
+    run_plan,
+    Solver,
+)
 
 from .aces import BETA_RANGE, _beta, _beta_range
 
@@ -30,6 +39,8 @@ class BaselineRecipe(Recipe):
 
     #: Clean estimators the solver needs.
     estimators: ClassVar[tuple[str, ...]] = ()
+    #: Shifted estimators (sequential recipes).
+    shifted_estimators: ClassVar[tuple[str, ...]] = ()
 
     def solver(self) -> Solver:
         raise NotImplementedError
@@ -43,7 +54,8 @@ class BaselineRecipe(Recipe):
 
     def plan(self) -> Plan:
         """The engine plan these options describe."""
-        return Plan(clean_estimators=self.estimators, solver=self.solver(), allocator=self.make_allocator())
+        return Plan(clean_estimators=self.estimators, shifted_estimators=self.shifted_estimators, solver=self.solver(),
+                    allocator=self.make_allocator())
 
     def compress(self, job: CompressionJob) -> CompressionResult:
         return run_plan(job, self.plan())
@@ -117,6 +129,7 @@ class SAESSVD(BaselineRecipe):
 
     name: ClassVar[str] = "saes-svd"
     estimators: ClassVar[tuple[str, ...]] = ("clean-covariance",)
+    shifted_estimators: ClassVar[tuple[str, ...]] = ("shifted-covariance",)
     beta: float | None = attrs.field(default=None, validator=_beta)
     beta_range: tuple[float, float] = attrs.field(default=BETA_RANGE, converter=tuple, validator=_beta_range)
     stage_mode: str = attrs.field(default="auto", validator=one_of(("auto", "block", "exact")))
@@ -126,4 +139,4 @@ class SAESSVD(BaselineRecipe):
         return registry("solver").create("aces", beta=self.beta, beta_range=self.beta_range, jitter=self.jitter)
 
     def plan(self) -> Plan:
-        return attrs.evolve(super().plan(), shifted_estimators=("shifted-covariance",), stage_mode=self.stage_mode)
+        return attrs.evolve(super().plan(), stage_mode=self.stage_mode)

@@ -15,11 +15,17 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core._errors import ConfigError, NumericalError
-from safesvd_core._interfaces import Factorization, Solver
-from safesvd_core._linalg import singular_values
-from safesvd_core._solve import whitened_factorization, whitened_spectrum
-from safesvd_core._validators import one_of, positive
+from safesvd_core.plugin import (
+    ConfigError,
+    Factorization,
+    NumericalError,
+    one_of,
+    positive,
+    singular_values,
+    Solver,
+    whitened_factorization,
+    whitened_spectrum,
+)
 
 
 def _nonnegative(instance: object, attribute: attrs.Attribute, value: object) -> None:
@@ -37,12 +43,15 @@ class ScaledSolver(Solver):
     """
 
     name: ClassVar[str] = "scaled"
-    requires: ClassVar[frozenset[str]] = frozenset()
 
     statistic: str
     exponent: float = attrs.field(default=0.5, validator=_nonnegative)
     proxy: str = attrs.field(default="scaled", validator=one_of(("scaled", "weight")))
     jitter: float = attrs.field(default=1e-6, validator=positive)
+
+    @property
+    def requires(self) -> frozenset[str]:
+        return frozenset({self.statistic})
 
     def _second_moment(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """``D² = diag(s^{2a})`` in float64."""

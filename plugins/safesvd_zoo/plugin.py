@@ -1,0 +1,30 @@
+"""Entry point of the zoo: the ``safesvd demo`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from typing import ClassVar
+
+from safesvd_core.plugin import CliCommand, hookimpl
+
+
+class DemoCommand(CliCommand):
+    """``safesvd demo``: compress the bundled reference PFM at several ratios and print a table."""
+
+    name: ClassVar[str] = "demo"
+    help: ClassVar[str] = "compress the bundled reference PFM and print a table"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.6, 0.4], help="kept-parameter fractions")
+        parser.add_argument("--progress", action="store_true", help="show progress bars")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from . import demo  # loads the reference model's code only when the demo runs
+
+        print(demo.run(args.ratios, progress=args.progress))
+        return 0
+
+
+@hookimpl
+def safesvd_cli_commands():
+    return [DemoCommand]

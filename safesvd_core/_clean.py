@@ -1,0 +1,118 @@
+"""The clean-statistics phase: the plan's clean estimators over the original model, in one pass
+per group of layers (one group, unless a memory cap spills them to disk)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ._capture import LayerRecorder
+from ._interfaces import LayerSignals
+from ._job import Phase, RunState
+from ._layers import linear_map
+from ._objective import CalibrationObjective
+from ._spill import layer_groups
+from ._statistics import CalibrationStatistics, EstimatorFactory
+
+
+class CleanStatisticsPhase(Phase):
+    """Sets ``state.statistics``: ``job.statistics`` when given (resume), else the clean pass.
+
+    Each group's statistics go through the job's reducer, then (with a memory cap) to the spill
+    directory, which is reopened once every group is there.
+    """
+
+    name: ClassVar[str] = "clean"
+
+    def check(self, state: RunState) -> None:
+        # the grouping can fail (a layer over the cap): find out before any pass over the data
+        if state.job.spill is not None and state.job.statistics is None and state.plan.clean_estimators:
+            state.clean_groups = _spill_groups(state)
+
+    def run(self, state: RunState) -> None:
+        job, plan = state.job, state.plan
+        make = EstimatorFactory(plan.estimator_options)
+        if job.statistics is not None:
+            state.statistics = job.statistics
+            return
+        if not plan.clean_estimators:
+            state.statistics = CalibrationStatistics.create(state.shapes, (), make)
+            return
+        objective = state.need("objective", self.name)
+        shapes = state.shapes
+        groups = state.clean_groups or [state.layers]
+        for group in groups:
+            statistics = CalibrationStatistics.create({name: shapes[name] for name in group}, plan.clean_estimators, make)
+            statistics.metadata["lam"] = state.lam
+            needs_gradients = any("output_grad" in estimator.requires  # instances: a wrapper's needs are its inner ones
+                                  for by_name in statistics.estimators.values() for estimator in by_name.values())
+            clean_pass(state, statistics, group, objective, needs_gradients)
+            job.reducer.reduce(statistics)
+            if job.spill is not None:
+                with state.timed("spill"):
+                    statistics.spill(job.spill.directory)
+        state.count(self.name, len(groups))
+        state.statistics = statistics if job.spill is None else CalibrationStatistics.open(job.spill.directory)
+
+
+def _spill_groups(state: RunState) -> list[list[str]]:
+    """The layers of each clean pass under the job's memory cap (sizes from the estimators' footprints)."""
+    job, plan = state.job, state.plan
+    make = EstimatorFactory(plan.estimator_options)
+    domains = max(1, len({job.adapter.domain(state.source.first_batch(job.adapter, item)) for item in job.batches}))
+    sizes = {name: sum(make(estimator, n, m).footprint(domains) for estimator in plan.clean_estimators)
+             for name, (n, m) in state.shapes.items()}
+    return layer_groups(sizes, state.layers, job.spill.max_bytes)
+
+
+@contextlib.contextmanager
+def _weights_require_grad(model: nn.Module, names: Sequence[str]) -> Iterator[None]:
+    layers = [linear_map(model, name).module for name in names]
+    flags = [layer.weight.requires_grad for layer in layers]
+    for layer in layers:
+        layer.weight.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for layer, flag in zip(layers, flags):
+            layer.weight.requires_grad_(flag)
+
+
+def clean_pass(state: RunState, statistics: CalibrationStatistics, names: Sequence[str],
+               objective: CalibrationObjective, needs_gradients: bool) -> None:
+    """Feed ``statistics`` the inputs (and, with ``needs_gradients``, the output gradients of the
+    calibration loss) of ``names`` in the original model, over every calibration item."""
+    job, source = state.job, state.source
+    model, adapter = job.original, job.adapter
+    views = {name: linear_map(model, name) for name in names}
+    recorder = LayerRecorder(model, names, keep_outputs=needs_gradients)
+    grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
+    with grad_context, recorder.attached():
+        for item in tqdm(job.batches, desc="clean statistics", disable=not job.progress):
+            recorder.clear()
+            grads: list[Tensor | None] = []
+            with torch.set_grad_enabled(needs_gradients):
+                calls = source.run(adapter, model, item)
+                if needs_gradients:
+                    loss = source.loss(objective, calls)
+                    outputs = [out for name in names for out in recorder.outputs[name]]
+                    grads = list(torch.autograd.grad(loss, outputs, allow_unused=True))
+            domain = adapter.domain(source.first_batch(adapter, item))
+            position = 0
+            for name in names:
+                view = views[name]
+                for index, layer_input in enumerate(recorder.inputs[name]):
+                    grad = None
+                    if needs_gradients:
+                        grad = grads[position + index]
+                        if grad is None:
+                            grad = torch.zeros_like(recorder.outputs[name][index])
+                    signals = LayerSignals(inputs=view.rows(layer_input),
+                                           output_grads=None if grad is None else view.rows(grad.detach()), domain=domain)
+                    statistics.update(name, signals)
+                position += len(recorder.inputs[name])

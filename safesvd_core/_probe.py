@@ -1,0 +1,45 @@
+"""The probe phase: one forward pass on the first calibration item, before anything else."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from ._capture import BlockRecorder, LayerRecorder
+from ._errors import ConfigError
+from ._job import Phase, Probe, RunState
+
+
+class ProbePhase(Phase):
+    """Records the forward order of the layers, how often each is called per item, and the first
+    input of each of the adapter's blocks (to tell later whether a block feeds the next); checks
+    the plan's PDE family against the adapter's field description."""
+
+    name: ClassVar[str] = "probe"
+
+    def run(self, state: RunState) -> None:
+        job = state.job
+        item = job.batches[0]
+        blocks = job.adapter.blocks(job.model) or []
+        layers = LayerRecorder(job.original, state.layers)
+        block_recorder = BlockRecorder(job.original, blocks)
+        with torch.no_grad(), layers.attached(), block_recorder.attached():
+            state.source.run(job.adapter, job.original, item)
+        missing = [name for name in state.layers if not layers.inputs[name]]
+        if missing:
+            raise ConfigError(f"these compressible layers are never called by the model's forward pass: {missing}")
+        for block, calls in block_recorder.calls.items():
+            if len(calls) != 1:
+                raise ConfigError(f"block {block!r} runs {len(calls)} times per forward pass; blocks must run exactly once")
+        state.probe = Probe(
+            order=tuple(layers.order), calls={name: len(v) for name, v in layers.inputs.items()},
+            block_order=tuple(block_recorder.order),
+            block_inputs={name: calls[0][0][0] for name, calls in block_recorder.calls.items() if calls and calls[0][0]},
+        )
+        family = state.plan.family
+        if family is not None:
+            field = job.adapter.field(state.source.first_batch(job.adapter, item))
+            if field is None:
+                raise ConfigError(f"family {family.name!r} needs a field description from the adapter; none was given")
+            family.check(field)

@@ -1,0 +1,121 @@
+"""Shifted statistics of one stage: clean and shifted inputs of its layers, paired row by row.
+
+A *block* stage runs the block alone on cached block inputs (the earlier layers of the same
+block are not yet compressed when they are taken: the documented approximation). The cache is
+carried from a block to the next when the next one reads its output (checked against the probe);
+otherwise a *prefix* pass runs both models up to the next block. An *exact* stage is one layer,
+its inputs taken by passes of both models that stop right after the layer's last call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._capture import BlockRecorder, LayerRecorder, run_until_stopped
+from ._errors import SafeSVDError
+from ._interfaces import LayerSignals
+from ._job import RunState, Stage
+from ._statistics import CalibrationStatistics, EstimatorFactory
+
+#: The positional and keyword arguments of one block call.
+BlockCall = tuple[tuple[Any, ...], dict[str, Any]]
+
+
+class StageInputs:
+    """Collects the shifted statistics of stage after stage, caching block inputs along the chain."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.make = EstimatorFactory(state.plan.estimator_options)
+        self.cache_block: str | None = None  # block whose inputs are cached
+        self.clean_inputs: list[BlockCall] = []
+        self.shift_inputs: list[BlockCall] = []
+        self.clean_outputs: list[Any] = []
+
+    def collect(self, stage: Stage) -> dict[str, dict[str, Tensor]]:
+        """Layer → the plan's shifted statistics of ``stage``, reduced by the job's reducer."""
+        state = self.state
+        job, source, probe = state.job, state.source, state.need("probe", "stages")
+        views = {name: state.maps[name] for name in stage.layers}
+        layers = {name: (view.in_features, view.out_features) for name, view in views.items()}
+        stats = CalibrationStatistics.create(layers, state.plan.shifted_estimators, self.make)
+        calls = {name: probe.calls[name] for name in stage.layers}
+        state.count("stages")
+        if stage.block is not None:
+            self._ensure_block_inputs(stage.block)
+        self.clean_outputs = []
+        with torch.no_grad():
+            for index, item in enumerate(job.batches):
+                clean_rec = LayerRecorder(job.original, stage.layers, stop_after=None if stage.block else calls)
+                shift_rec = LayerRecorder(job.model, stage.layers, stop_after=None if stage.block else calls)
+                if stage.block is None:
+                    with clean_rec.attached():
+                        run_until_stopped(source.run, job.adapter, job.original, item)
+                    with shift_rec.attached():
+                        run_until_stopped(source.run, job.adapter, job.model, item)
+                else:
+                    args, kwargs = self.clean_inputs[index]
+                    with clean_rec.attached():
+                        self.clean_outputs.append(job.original.get_submodule(stage.block)(*args, **kwargs))
+                    args, kwargs = self.shift_inputs[index]
+                    with shift_rec.attached():
+                        job.model.get_submodule(stage.block)(*args, **kwargs)
+                domain = job.adapter.domain(source.first_batch(job.adapter, item))
+                for name in stage.layers:
+                    clean_calls, shift_calls = clean_rec.inputs[name], shift_rec.inputs[name]
+                    if len(clean_calls) != len(shift_calls):
+                        raise SafeSVDError(f"layer {name!r} ran {len(clean_calls)} times in the original and "
+                                           f"{len(shift_calls)} times in the compressed model")
+                    for clean_in, shift_in in zip(clean_calls, shift_calls):
+                        stats.update(name, LayerSignals(inputs=views[name].rows(clean_in),
+                                                        shifted_inputs=views[name].rows(shift_in), domain=domain))
+        job.reducer.reduce(stats)
+        return {name: stats.layer(name) for name in stage.layers}
+
+    def _ensure_block_inputs(self, block: str) -> None:
+        if self.cache_block == block:
+            return
+        job, source = self.state.job, self.state.source
+        self.clean_inputs, self.shift_inputs = [], []
+        with torch.no_grad():
+            for item in job.batches:
+                for model, store in ((job.original, self.clean_inputs), (job.model, self.shift_inputs)):
+                    recorder = BlockRecorder(model, [block], stop_at=block)
+                    with recorder.attached():
+                        run_until_stopped(source.run, job.adapter, model, item)
+                    store.append(recorder.calls[block][0])
+        self.state.count("prefix")
+        self.cache_block = block
+
+    def advance(self, stage: Stage) -> None:
+        """After ``stage`` is solved: move the block-input caches to the next block of the chain."""
+        if stage.block is None:
+            self.cache_block = None
+            return
+        state = self.state
+        order = state.need("probe", "stages").block_order
+        position = order.index(stage.block)
+        if position + 1 >= len(order):
+            self.cache_block = None
+            return
+        following = order[position + 1]
+        adapter = state.job.adapter
+        block = state.job.model.get_submodule(stage.block)
+        new_shift = []
+        with torch.no_grad():
+            for args, kwargs in self.shift_inputs:
+                new_shift.append(((adapter.next_block_input(block(*args, **kwargs)),) + tuple(args[1:]), kwargs))
+        new_clean = [((adapter.next_block_input(out),) + tuple(args[1:]), kwargs)
+                     for out, (args, kwargs) in zip(self.clean_outputs, self.clean_inputs)]
+        expected = state.probe.block_inputs.get(following)
+        got = new_clean[0][0][0] if new_clean else None
+        if expected is None or got is None or expected.shape != got.shape or not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
+            # ``following`` is not fed by this block (a skip, a merge, a new level of a U-Net): its
+            # inputs are taken afresh by a prefix pass when its stage starts (counted in ``passes``)
+            self.cache_block = None
+            return
+        self.clean_inputs, self.shift_inputs = new_clean, new_shift
+        self.cache_block = following

@@ -1,0 +1,75 @@
+"""The stages phase: layers solved in forward order, one stage (a block, or one layer) at a time,
+each with the shifted statistics of the model compressed so far; stage hooks run after each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from tqdm.auto import tqdm
+
+from ._errors import ConfigError
+from ._job import Phase, RunState, Stage
+from ._modules import set_submodule
+from ._stage_inputs import StageInputs
+
+
+class StagesPhase(Phase):
+    """Sets ``state.stages``, then solves each stage's layers at their ranks and replaces them in
+    ``job.model``, counting ``state.stage_index`` up. Stages before ``state.stage_index`` are taken as done."""
+
+    name: ClassVar[str] = "stages"
+
+    def check(self, state: RunState) -> None:
+        if state.plan.stage_mode == "block" and not self._blocks(state):
+            raise ConfigError("stage_mode='block' needs an adapter that names its blocks")
+
+    @staticmethod
+    def _blocks(state: RunState) -> list[str] | None:
+        return state.job.adapter.blocks(state.job.model) if state.plan.sequential else None
+
+    def run(self, state: RunState) -> None:
+        job, plan = state.job, state.plan
+        probe = state.need("probe", self.name)
+        statistics = state.need("statistics", self.name)
+        state.stages = plan_stages(probe.order, self._blocks(state), plan.stage_mode)
+        inputs = StageInputs(state) if plan.sequential else None
+        for stage in tqdm(state.stages[state.stage_index:], desc="stages", disable=not job.progress):
+            shifted = inputs.collect(stage) if inputs is not None else {}
+            for name in stage.layers:
+                rank = state.ranks[name]
+                if rank is None:
+                    continue
+                view = state.maps[name]
+                layer_statistics = statistics.layer(name)
+                layer_statistics.update(shifted.get(name, {}))
+                factors = plan.solver.solve(view.weight, rank, layer_statistics)
+                state.records[name] = factors.record
+                set_submodule(job.model, name, view.low_rank(factors.first, factors.second))
+            if inputs is not None:
+                inputs.advance(stage)
+            state.stage_index += 1
+            for hook in job.stage_hooks:
+                hook.stage_done(state, stage)
+
+
+def plan_stages(order: Sequence[str], blocks: Sequence[str] | None, mode: str) -> list[Stage]:
+    """Layers in forward order, grouped into one stage per block (``mode`` "auto"/"block" with blocks),
+    or one stage per layer."""
+    use_blocks = bool(blocks) and mode != "exact"
+    stages: list[Stage] = []
+    for name in order:
+        block = owning_block(name, blocks) if use_blocks else None
+        if block is not None and stages and stages[-1].block == block:
+            stages[-1] = Stage(stages[-1].layers + (name,), block)
+            continue
+        if block is not None and any(stage.block == block for stage in stages):
+            raise ConfigError(f"the layers of block {block!r} do not run contiguously; use stage_mode='exact'")
+        stages.append(Stage((name,), block))
+    return stages
+
+
+def owning_block(layer: str, blocks: Sequence[str]) -> str | None:
+    """The innermost block whose name prefixes ``layer``, if any."""
+    owners = [block for block in blocks if layer.startswith(block + ".")]
+    return max(owners, key=len) if owners else None
