@@ -9,6 +9,7 @@ repository's own plugins off them).
 from ._allocate import AllocationPhase
 from ._clean import CleanStatisticsPhase
 from ._command import CliCommand
+from ._compress import make_adapter, make_recipe
 from ._config import config_version
 from ._engine import DEFAULT_PHASES, clean_statistics, evaluating, factor_budget, run_phases, run_plan, start_state
 from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
@@ -114,6 +115,8 @@ __all__ = sorted(
         "hookimpl",
         "is_compressible",
         "linear_map",
+        "make_adapter",
+        "make_recipe",
         "non_negative",
         "one_of",
         "parse_role",
