@@ -1,5 +1,8 @@
 """Shipped test helpers: hypothesis strategies and conformance suites that plugins subclass.
 
-Import the submodules directly (e.g. :mod:`safesvd_core.testing.physics`); they need the ``test``
-extra (pytest, hypothesis).
+One suite per plugin kind: :mod:`~safesvd_core.testing.estimators`, :mod:`~safesvd_core.testing.solvers`,
+:mod:`~safesvd_core.testing.allocators`, :mod:`~safesvd_core.testing.adapters` and
+:mod:`~safesvd_core.testing.physics`; :mod:`~safesvd_core.testing.strategies` has the strategies and
+:mod:`~safesvd_core.testing.reduction` a two-process reduction in threads. Import the submodules
+directly; they need the ``test`` extra (pytest, hypothesis).
 """

@@ -48,8 +48,12 @@ def second_moment(left: Tensor, right: Tensor | None = None) -> Tensor:
 
 
 @st.composite
-def layer_candidates(draw, *, max_layers: int = 6, max_size: int = 24) -> list[LayerCandidate]:
-    """Random layers with descending non-negative spectra, in order."""
+def layer_candidates(
+    draw, *, max_layers: int = 6, max_size: int = 24, types: tuple[str, ...] | None = None
+) -> list[LayerCandidate]:
+    """Random layers with descending non-negative spectra, in order: named ``layer0``, ``layer1``, …,
+    or with ``types`` ``0.query``, ``1.value``, … (a type drawn from ``types`` per layer, as
+    allocators that group layers by type see them)."""
     count = draw(st.integers(1, max_layers))
     layers = []
     for index in range(count):
@@ -57,7 +61,8 @@ def layer_candidates(draw, *, max_layers: int = 6, max_size: int = 24) -> list[L
         n = draw(st.integers(1, max_size))
         values = draw(st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=min(m, n), max_size=min(m, n)))
         spectrum = torch.tensor(sorted(values, reverse=True), dtype=torch.float64)
-        layers.append(LayerCandidate(name=f"layer{index}", out_features=m, in_features=n, spectrum=spectrum, order=index))
+        name = f"layer{index}" if types is None else f"{index}.{draw(st.sampled_from(types))}"
+        layers.append(LayerCandidate(name=name, out_features=m, in_features=n, spectrum=spectrum, order=index))
     return layers
 
 _COMPONENTS = {role for role in Role if role.value[-2:] in ("_x", "_y", "_z")}
@@ -122,3 +127,19 @@ def gram_problems(draw, *, max_size: int = 10, full_rank: bool | None = None) ->
     inputs = torch.randn(rows, n, generator=generator, dtype=torch.float64)
     inputs = inputs * torch.exp(0.5 * torch.randn(n, generator=generator, dtype=torch.float64))
     return {"weight": weight, "inputs": inputs, "gram": inputs.mT @ inputs, "rank": draw(st.integers(1, min(m, n)))}
+
+
+@st.composite
+def chunkings(draw, rows: int, *, max_chunks: int = 6) -> list[tuple[int, int]]:
+    """A split of ``range(rows)`` into consecutive non-empty chunks ``(start, stop)``, in order."""
+    cuts = draw(st.lists(st.integers(1, rows - 1), unique=True, max_size=max_chunks - 1)) if rows > 1 else []
+    bounds = [0, *sorted(cuts), rows]
+    return list(zip(bounds, bounds[1:]))
+
+
+@st.composite
+def weights(draw, *, max_size: int = 10, dtypes: tuple[torch.dtype, ...] = (torch.float64,)) -> Tensor:
+    """A random dense weight ``m × n`` (``1 ≤ m, n ≤ max_size``) of one of ``dtypes``."""
+    m, n = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    return torch.randn(m, n, generator=generator, dtype=torch.float64).to(draw(st.sampled_from(dtypes)))

@@ -23,6 +23,7 @@ from safesvd_core.plugin import (
     ConfigError,
     DEFAULT_JITTER,
     Factorization,
+    NumericalError,
     positive,
     psd_root,
     Solver,
@@ -106,6 +107,8 @@ class ACESSolver(Solver):
             return float(self.beta)
         shift, cross = self._shifted(statistics)
         w = weight.detach().to(torch.float64)
+        if not torch.isfinite(w).all():
+            raise NumericalError("weight contains NaN or Inf")
         shift, cross = shift.to(w.device), cross.to(w.device)
         root = psd_root(shift, jitter=self.jitter, what="shifted covariance H̃")
         eye = torch.eye(shift.shape[0], dtype=torch.float64, device=w.device)

@@ -28,6 +28,14 @@ from safesvd_core.plugin import (
 )
 
 
+def _weight_spectrum(weight: Tensor) -> Tensor:
+    """Singular values of the raw ``weight`` (float64); a non-finite weight is a :class:`NumericalError`."""
+    w = weight.detach().to(torch.float64)
+    if not torch.isfinite(w).all():
+        raise NumericalError("weight contains NaN or Inf")
+    return singular_values(w)
+
+
 def _nonnegative(instance: object, attribute: attrs.Attribute, value: object) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise ConfigError(f"{attribute.name} must be a number ≥ 0, got {value!r}")
@@ -70,7 +78,7 @@ class ScaledSolver(Solver):
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         if self.proxy == "weight":
-            return singular_values(weight.detach().to(torch.float64))
+            return _weight_spectrum(weight)
         return whitened_spectrum(weight, self._second_moment(weight, statistics), jitter=self.jitter)
 
 
@@ -88,4 +96,4 @@ class TruncatedSVD(Solver):
         return whitened_factorization(weight, rank, self._identity(weight), alpha=0.0)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
-        return singular_values(weight.detach().to(torch.float64))
+        return _weight_spectrum(weight)
