@@ -64,22 +64,24 @@ class LayerRecorder:
 class BlockRecorder:
     """Records each named block's positional and keyword arguments, per call.
 
-    With ``stop_at`` set, the forward pass stops at that block's first call, before it runs.
+    With ``stop_at`` set, the forward pass stops at that block's ``stop_after``-th call (its
+    arguments recorded), before it runs.
     """
 
-    def __init__(self, model: nn.Module, names: Sequence[str], *, stop_at: str | None = None) -> None:
+    def __init__(self, model: nn.Module, names: Sequence[str], *, stop_at: str | None = None, stop_after: int = 1) -> None:
         self.calls: dict[str, list[tuple[tuple[Any, ...], dict[str, Any]]]] = {name: [] for name in names}
         self.order: list[str] = []
         self._model = model
         self._names = list(names)
         self._stop_at = stop_at
+        self._stop_after = stop_after
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             if name not in self.order:
                 self.order.append(name)
             self.calls[name].append((_detach(args), _detach(kwargs)))
-            if name == self._stop_at:
+            if name == self._stop_at and len(self.calls[name]) >= self._stop_after:
                 raise StopForward
 
         return hook

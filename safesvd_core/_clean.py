@@ -86,33 +86,44 @@ def _weights_require_grad(model: nn.Module, names: Sequence[str]) -> Iterator[No
 def clean_pass(state: RunState, statistics: CalibrationStatistics, names: Sequence[str],
                objective: CalibrationObjective, needs_gradients: bool) -> None:
     """Feed ``statistics`` the inputs (and, with ``needs_gradients``, the output gradients of the
-    calibration loss) of ``names`` in the original model, over every calibration item."""
+    calibration loss) of ``names`` in the original model, over every calibration item: per
+    statistics group of the batch source, the layer calls made by that group's model calls."""
     job, source = state.job, state.source
     model, adapter = job.original, job.adapter
     views = {name: linear_map(model, name) for name in names}
     recorder = LayerRecorder(model, names, keep_outputs=needs_gradients)
     grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
     with grad_context, recorder.attached():
-        for item in tqdm(job.batches, desc="clean statistics", disable=not job.progress):
+        for index, item in enumerate(tqdm(job.batches, desc="clean statistics", disable=not job.progress)):
             recorder.clear()
-            grads: list[Tensor | None] = []
             with torch.set_grad_enabled(needs_gradients):
-                calls = source.run(adapter, model, item)
-                if needs_gradients:
-                    loss = source.loss(objective, calls)
-                    outputs = [out for name in names for out in recorder.outputs[name]]
-                    grads = list(torch.autograd.grad(loss, outputs, allow_unused=True))
-            domain = adapter.domain(source.first_batch(adapter, item))
-            position = 0
-            for name in names:
-                view = views[name]
-                for index, layer_input in enumerate(recorder.inputs[name]):
-                    grad = None
+                calls, ends = [], []  # ends[c][name]: the layer calls made up to the end of model call c
+                for call in source.predictions(adapter, model, item):
+                    calls.append(call)
+                    ends.append({name: len(recorder.inputs[name]) for name in names})
+                groups = source.groups(len(calls))
+                item_objective = objective.for_item(index)
+                domain = adapter.domain(source.first_batch(adapter, item))
+                for position, (group, chosen) in enumerate(groups.items()):
+                    spans = {name: [i for c in chosen for i in range(ends[c - 1][name] if c else 0, ends[c][name])]
+                             for name in names}
+                    grads: list[Tensor | None] = []
                     if needs_gradients:
-                        grad = grads[position + index]
-                        if grad is None:
-                            grad = torch.zeros_like(recorder.outputs[name][index])
-                    signals = LayerSignals(inputs=view.rows(layer_input),
-                                           output_grads=None if grad is None else view.rows(grad.detach()), domain=domain)
-                    statistics.update(name, signals)
-                position += len(recorder.inputs[name])
+                        loss = source.loss(item_objective, calls, group)
+                        outputs = [recorder.outputs[name][i] for name in names for i in spans[name]]
+                        grads = list(torch.autograd.grad(loss, outputs, allow_unused=True,
+                                                         retain_graph=position + 1 < len(groups)))
+                    _feed(statistics, views, recorder, spans, grads, domain, group)
+
+
+def _feed(statistics: CalibrationStatistics, views, recorder: LayerRecorder, spans, grads, domain, group) -> None:
+    """One group's rows of every layer (``spans``: the layer calls it covers), with their gradients if any."""
+    position = 0
+    for name, view in views.items():
+        for offset, call in enumerate(spans[name]):
+            grad = grads[position + offset] if grads else None
+            if grads and grad is None:
+                grad = torch.zeros_like(recorder.outputs[name][call])
+            statistics.update(name, LayerSignals(inputs=view.rows(recorder.inputs[name][call]), domain=domain, group=group,
+                                                 output_grads=None if grad is None else view.rows(grad.detach())))
+        position += len(spans[name])

@@ -14,6 +14,7 @@ from ._errors import ConfigError
 from ._interfaces import ModelAdapter
 from ._job import CompressionJob, Recipe
 from ._plugins import registry
+from ._rollout import one_step_batches
 from ._result import CompressionResult
 from ._spill import SpillPolicy
 from ._statistics import CalibrationStatistics
@@ -61,6 +62,8 @@ def compress(
     device = _device(model)
     if device is not None:
         batches = [adapter_obj.to_device(batch, device) for batch in batches]
+    if not recipe_obj.handles_trajectories:
+        batches = one_step_batches(adapter_obj, batches)
     if inplace:
         original, work = copy.deepcopy(model), model
     else:

@@ -92,7 +92,8 @@ def finish(state: RunState) -> CompressionResult:
         params_before=state.params_before, params_after=params_after, budget=state.budget, records=state.records,
         timings=state.timings, passes=state.passes, lam=state.lam, layer_order=list(state.probe.order),
         objective={"physics": [repr(loss) for loss in plan.physics], "lam_mode": plan.lam_mode,
-                   "family": plan.family.name if plan.family else None},
+                   "family": plan.family.name if plan.family else None, "residual": plan.residual,
+                   "source": repr(plan.source)},
         stages=[list(stage.layers) for stage in state.stages], statistics=state.statistics, notes=state.notes,
     )
 

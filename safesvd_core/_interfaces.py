@@ -30,13 +30,16 @@ class LayerSignals:
 
     ``inputs`` is ``(rows, n)`` from the original model, ``shifted_inputs`` the same rows through
     the partially compressed model, ``output_grads`` is ``(rows, m)`` (``∂L/∂y``), ``domain`` the
-    batch's physical-domain label for multi-domain estimators.
+    batch's physical-domain label for multi-domain estimators, ``group`` the statistics group of
+    the batch source the rows belong to (e.g. ``"one-step"`` or ``"rollout"``; ``None`` when the
+    source has a single group).
     """
 
     inputs: Tensor | None = None
     shifted_inputs: Tensor | None = None
     output_grads: Tensor | None = None
     domain: str | None = None
+    group: str | None = None
 
 
 class Reduction(ABC):
@@ -276,17 +279,17 @@ class ModelAdapter(ABC):
         """The physical-domain label of ``batch`` for multi-domain calibration, if any."""
         return None
 
-    def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
-        """The batch of autoregressive step ``step`` (1-based) of ``sequence``.
+    def trajectory_steps(self, item: Any) -> int | None:
+        """How many future states a calibration item holds when it is a trajectory (its ``K``),
+        or ``None`` for a one-step batch. Default: ``None`` (the adapter knows no trajectories)."""
+        return None
 
-        Default: ``sequence`` is ``(input, trajectory)`` with time on dim 1 of ``trajectory``;
-        the step's input is ``state`` (the previous prediction; ``input`` at step 1) and its
-        target ``trajectory[:, step - 1]``.
-        """
-        start, trajectory = sequence[0], sequence[1]
-        if step > trajectory.shape[1]:
-            raise ConfigError(f"rollout step {step} is beyond the trajectory's {trajectory.shape[1]} steps")
-        return (start if state is None else state, trajectory[:, step - 1])
+    def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
+        """The one-step batch of autoregressive step ``step`` (1-based) of the trajectory ``sequence``:
+        its input is ``state`` (the previous prediction; the trajectory's own start when ``None``),
+        its target the true state ``step`` lead times on. Default: this adapter cannot roll out."""
+        raise ConfigError(f"adapter {self.name!r} cannot roll a model out: it does not say how a prediction "
+                          "becomes the next input (ModelAdapter.rollout_step)")
 
     def to_device(self, batch: Any, device: torch.device) -> Any:
         """Move ``batch`` to ``device``; tuples, lists and dicts of tensors by default."""

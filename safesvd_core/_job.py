@@ -16,7 +16,7 @@ from ._errors import ConfigError, SafeSVDError
 from ._family import PDEFamily
 from ._interfaces import Allocator, ModelAdapter, PhysicsLoss, Solver, SolveRecord
 from ._layers import LinearMap
-from ._objective import CalibrationObjective
+from ._objective import RESIDUALS, CalibrationObjective
 from ._plugins import registry
 from ._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
 from ._spill import SpillPolicy
@@ -25,8 +25,8 @@ from ._statistics import CalibrationStatistics
 if TYPE_CHECKING:
     from ._result import CompressionResult
 
-StageMode = Literal["auto", "block", "exact"]
-STAGE_MODES = ("auto", "block", "exact")
+StageMode = Literal["auto", "block", "layer", "exact"]
+STAGE_MODES = ("auto", "block", "layer", "exact")
 
 
 @attrs.define(kw_only=True)
@@ -78,8 +78,14 @@ class Plan:
     may_miss_budget: bool = False
     #: How a calibration item becomes model calls and a loss (one-step pairs by default).
     source: BatchSource = attrs.field(factory=PairSource)
+    #: Where the Fisher's gradients are taken: ``"observed"`` residuals (the paper's empirical
+    #: Fisher) or ``"sampled"`` ones (the model Fisher), with ``seed`` for the draws.
+    residual: str = "observed"
+    seed: int = 0
 
     def __attrs_post_init__(self) -> None:
+        if self.residual not in RESIDUALS:
+            raise ConfigError(f"residual must be one of {', '.join(map(repr, RESIDUALS))}, got {self.residual!r}")
         if self.stage_mode not in STAGE_MODES:
             raise ConfigError(f"stage_mode must be one of {', '.join(map(repr, STAGE_MODES))}, got {self.stage_mode!r}")
         provided = _provided(self.clean_estimators, self.shifted_estimators, self.estimator_options)
@@ -100,10 +106,13 @@ class Recipe(ABC):
     """A named compression method: a composition of the other kinds plus options.
 
     Concrete recipes are frozen attrs classes whose fields are the options users pass to
-    :func:`safesvd_core.compress`.
+    :func:`safesvd_core.compress`. A recipe that sets ``handles_trajectories`` receives trajectory
+    items as they are (see ``ModelAdapter.trajectory_steps``); any other recipe receives them as
+    teacher-forced one-step batches (``one_step_batches``).
     """
 
     name: ClassVar[str]
+    handles_trajectories: ClassVar[bool] = False
 
     @abstractmethod
     def compress(self, job: CompressionJob) -> CompressionResult:
@@ -120,13 +129,20 @@ class Stage:
 
 @attrs.frozen
 class Probe:
-    """What one forward pass on the first calibration item showed: the layers in call order, the
-    calls per layer, the blocks in call order and each block's first input."""
+    """What running the first calibration item showed: the layers in call order, the calls per
+    layer and per block (a rollout calls each K times), the blocks in call order and each block's
+    first input."""
 
     order: tuple[str, ...]
     calls: Mapping[str, int]
     block_order: tuple[str, ...]
     block_inputs: Mapping[str, Tensor]
+    block_calls: Mapping[str, int] = attrs.field(factory=dict)
+
+    @property
+    def chained_blocks(self) -> bool:
+        """Whether block inputs may be carried from block to block: each block runs once per item."""
+        return all(calls == 1 for calls in self.block_calls.values())
 
 
 @attrs.define(kw_only=True)

@@ -32,4 +32,5 @@ class LambdaPhase(Phase):
                 lam = float(plan.lam)
         state.lam = lam
         state.objective = CalibrationObjective(adapter=job.adapter, physics=plan.physics, lam=lam or 0.0,
-                                               mode=plan.lam_mode, lam_ratio=plan.lam_ratio, lam_cap=plan.lam_cap)
+                                               mode=plan.lam_mode, lam_ratio=plan.lam_ratio, lam_cap=plan.lam_cap,
+                                               residual=plan.residual, seed=plan.seed)

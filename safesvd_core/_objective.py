@@ -13,6 +13,13 @@ from ._errors import ConfigError, NumericalError
 from ._interfaces import ModelAdapter, PhysicsLoss
 
 
+#: Where the calibration loss's gradients are taken (the Fisher's residuals). ``"observed"``
+#: (the paper's empirical Fisher): at the model's own residual against the target. ``"sampled"``
+#: (the model Fisher): at a residual sampled at the observed scale, ``σ ε`` with ``ε ~ N(0, I)`` and
+#: ``σ`` the RMS of the observed residual of the batch, as if targets were drawn from the model's
+#: predictive distribution; the loss keeps its form (base loss, physics terms, λ).
+RESIDUALS = ("observed", "sampled")
+
 #: How physics terms are weighted against the base loss.
 #: ``"global"`` (default, §E.2): one λ for the summed physics terms, fixed before calibration.
 #: ``"per-order"`` (the authors' public script): per batch, each derivative order ``k`` of each
@@ -31,6 +38,24 @@ class CalibrationObjective:
     mode: str = "global"
     lam_ratio: float = 10.0
     lam_cap: float = 1000.0
+    residual: str = "observed"
+    seed: int = 0
+    _noise: torch.Generator | None = attrs.field(default=None, eq=False, repr=False, alias="noise")
+
+    def for_item(self, index: int) -> CalibrationObjective:
+        """The objective for calibration item ``index``: with sampled residuals, its own noise
+        stream (seeded by ``seed`` and ``index``), so the draws do not depend on the pass that runs it."""
+        if self.residual == "observed":
+            return self
+        return attrs.evolve(self, noise=torch.Generator().manual_seed(hash((self.seed, index)) % 2**63))
+
+    def _sampled(self, prediction: Tensor, batch: Any) -> Tensor:
+        """``prediction`` moved to ``reference + σ ε``, still differentiable with unit Jacobian."""
+        reference = self.adapter.reference(batch)
+        scale = (prediction.detach() - reference).pow(2).mean().sqrt().clamp_min(torch.finfo(prediction.dtype).tiny)
+        noise = self._noise if self._noise is not None else torch.Generator().manual_seed(self.seed)
+        draw = torch.randn(prediction.shape, generator=noise, dtype=prediction.dtype).to(prediction.device)
+        return prediction - prediction.detach() + reference + scale * draw
 
     def _field(self, batch: Any):
         field = self.adapter.field(batch)
@@ -57,6 +82,8 @@ class CalibrationObjective:
         return sum((loss(prediction, reference, field) for loss in self.physics), prediction.new_zeros(()))
 
     def __call__(self, prediction: Tensor, batch: Any) -> Tensor:
+        if self.residual == "sampled":
+            prediction = self._sampled(prediction, batch)
         value = self.adapter.base_loss(prediction, batch)
         if self.physics and self.mode == "per-order":
             base = value.detach()

@@ -12,9 +12,9 @@ from ._job import Phase, Probe, RunState
 
 
 class ProbePhase(Phase):
-    """Records the forward order of the layers, how often each is called per item, and the first
-    input of each of the adapter's blocks (to tell later whether a block feeds the next); checks
-    the plan's PDE family against the adapter's field description."""
+    """Records the forward order of the layers, how often each layer and block is called per item,
+    and the first input of each of the adapter's blocks (to tell later whether a block feeds the
+    next); checks the plan's PDE family against the adapter's field description."""
 
     name: ClassVar[str] = "probe"
 
@@ -29,13 +29,11 @@ class ProbePhase(Phase):
         missing = [name for name in state.layers if not layers.inputs[name]]
         if missing:
             raise ConfigError(f"these compressible layers are never called by the model's forward pass: {missing}")
-        for block, calls in block_recorder.calls.items():
-            if len(calls) != 1:
-                raise ConfigError(f"block {block!r} runs {len(calls)} times per forward pass; blocks must run exactly once")
         state.probe = Probe(
             order=tuple(layers.order), calls={name: len(v) for name, v in layers.inputs.items()},
             block_order=tuple(block_recorder.order),
             block_inputs={name: calls[0][0][0] for name, calls in block_recorder.calls.items() if calls and calls[0][0]},
+            block_calls={name: len(calls) for name, calls in block_recorder.calls.items() if calls},
         )
         family = state.plan.family
         if family is not None:

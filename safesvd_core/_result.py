@@ -39,6 +39,8 @@ class CompressionResult:
     stages: list[list[str]] = attrs.field(factory=list)
     statistics: CalibrationStatistics | None = None
     notes: list[str] = attrs.field(factory=list)
+    #: Options chosen on a held-out split (``"auto"``), with every candidate's score; empty otherwise.
+    tuning: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def fallbacks(self) -> dict[str, SolveRecord]:

@@ -11,7 +11,7 @@ The third seam, stage hooks, lives beside the run state it receives (:class:`~sa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -27,7 +27,9 @@ class BatchSource(ABC):
     """How one calibration item (an element of ``job.batches``) is run and scored.
 
     Every pass of the engine (probe, λ, clean statistics, stages) runs an item through
-    :meth:`predictions`; a layer sees one row block per model call.
+    :meth:`predictions`; a layer sees one row block per model call. The clean statistics are
+    gathered per *group* (:meth:`groups`): the calls a group covers, with the gradients of that
+    group's :meth:`loss`, labelled ``LayerSignals.group``.
     """
 
     @abstractmethod
@@ -36,8 +38,12 @@ class BatchSource(ABC):
         where ``batch`` is the one-step batch the adapter scores the prediction against."""
 
     @abstractmethod
-    def loss(self, objective: Objective, calls: Sequence[tuple[Tensor, Any]]) -> Tensor:
-        """The calibration loss of one item from its :meth:`predictions` (in the autograd graph)."""
+    def loss(self, objective: Objective, calls: Sequence[tuple[Tensor, Any]], group: str | None = None) -> Tensor:
+        """The calibration loss of ``group`` for one item, from its :meth:`predictions` (in the autograd graph)."""
+
+    def groups(self, calls: int) -> Mapping[str | None, Sequence[int]]:
+        """Statistics group → the indices of the calls it covers. Default: one group (``None``), every call."""
+        return {None: tuple(range(calls))}
 
     def first_batch(self, adapter: ModelAdapter, item: Any) -> Any:
         """A one-step batch of ``item``, to read its field description and domain from."""
@@ -55,7 +61,7 @@ class PairSource(BatchSource):
     def predictions(self, adapter: ModelAdapter, model: nn.Module, item: Any) -> Iterator[tuple[Tensor, Any]]:
         yield adapter.predict(model, item), item
 
-    def loss(self, objective: Objective, calls: Sequence[tuple[Tensor, Any]]) -> Tensor:
+    def loss(self, objective: Objective, calls: Sequence[tuple[Tensor, Any]], group: str | None = None) -> Tensor:
         (prediction, batch), = calls
         return objective(prediction, batch)
 

@@ -21,8 +21,8 @@ class StagesPhase(Phase):
     name: ClassVar[str] = "stages"
 
     def check(self, state: RunState) -> None:
-        if state.plan.stage_mode == "block" and not self._blocks(state):
-            raise ConfigError("stage_mode='block' needs an adapter that names its blocks")
+        if state.plan.stage_mode in ("block", "layer") and not self._blocks(state):
+            raise ConfigError(f"stage_mode={state.plan.stage_mode!r} needs an adapter that names its blocks")
 
     @staticmethod
     def _blocks(state: RunState) -> list[str] | None:
@@ -35,17 +35,18 @@ class StagesPhase(Phase):
         state.stages = plan_stages(probe.order, self._blocks(state), plan.stage_mode)
         inputs = StageInputs(state) if plan.sequential else None
         for stage in tqdm(state.stages[state.stage_index:], desc="stages", disable=not job.progress):
-            shifted = inputs.collect(stage) if inputs is not None else {}
-            for name in stage.layers:
-                rank = state.ranks[name]
-                if rank is None:
-                    continue
-                view = state.maps[name]
-                layer_statistics = statistics.layer(name)
-                layer_statistics.update(shifted.get(name, {}))
-                factors = plan.solver.solve(view.weight, rank, layer_statistics)
-                state.records[name] = factors.record
-                set_submodule(job.model, name, view.low_rank(factors.first, factors.second))
+            if inputs is not None:
+                state.count("stages")
+            if inputs is not None and stage.block is not None and plan.stage_mode in ("layer", "auto"):
+                for name in stage.layers:  # one block run per layer, the earlier ones already compressed
+                    if state.ranks[name] is not None:
+                        state.count("layer runs")
+                        _solve(state, name, statistics, inputs.collect(stage, (name,)))
+            else:
+                shifted = inputs.collect(stage) if inputs is not None else {}
+                for name in stage.layers:
+                    if state.ranks[name] is not None:
+                        _solve(state, name, statistics, shifted)
             if inputs is not None:
                 inputs.advance(stage)
             state.stage_index += 1
@@ -53,9 +54,19 @@ class StagesPhase(Phase):
                 hook.stage_done(state, stage)
 
 
+def _solve(state: RunState, name: str, statistics, shifted) -> None:
+    """Solve ``name`` at its rank on its clean plus ``shifted`` statistics and replace it in ``job.model``."""
+    view = state.maps[name]
+    layer_statistics = statistics.layer(name)
+    layer_statistics.update(shifted.get(name, {}))
+    factors = state.plan.solver.solve(view.weight, state.ranks[name], layer_statistics)
+    state.records[name] = factors.record
+    set_submodule(state.job.model, name, view.low_rank(factors.first, factors.second))
+
+
 def plan_stages(order: Sequence[str], blocks: Sequence[str] | None, mode: str) -> list[Stage]:
-    """Layers in forward order, grouped into one stage per block (``mode`` "auto"/"block" with blocks),
-    or one stage per layer."""
+    """Layers in forward order, grouped into one stage per block (``mode`` "auto", "block" or
+    "layer" with blocks), or one stage per layer."""
     use_blocks = bool(blocks) and mode != "exact"
     stages: list[Stage] = []
     for name in order:

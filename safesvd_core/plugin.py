@@ -35,10 +35,11 @@ from ._linalg import DEFAULT_JITTER, Root, psd_root, singular_values, thin_svd
 from ._lowrank import LowRankLinear
 from ._modules import count_parameters, get_submodule, set_submodule
 from ._moments import RunningMoment
-from ._objective import LAM_MODES, CalibrationObjective
+from ._objective import LAM_MODES, RESIDUALS, CalibrationObjective
 from ._plugins import KINDS, PluginFailure, PluginLoadWarning, PluginManager, Registry, plugin_manager, registry
 from ._probe import ProbePhase
 from ._result import CompressionResult
+from ._rollout import ONE_STEP, ROLLOUT, RolloutSource, one_step_batches, trajectory_length
 from ._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
 from ._solve import check_rank, whitened_factorization, whitened_spectrum
 from ._stages import StagesPhase
@@ -47,6 +48,12 @@ from ._validators import non_negative, one_of, positive, positive_int, ratio_val
 
 __all__ = sorted(
     [
+        "RESIDUALS",
+        "trajectory_length",
+        "one_step_batches",
+        "RolloutSource",
+        "ROLLOUT",
+        "ONE_STEP",
         "AXES",
         "AllocationPhase",
         "Allocator",

@@ -17,6 +17,13 @@ class TestGreedy(AllocatorConformance):
     plugin_name: ClassVar[str] = "greedy"
 
 
+class TestGreedyWithUniformFloor(AllocatorConformance):
+    """The stability-aware option: every layer keeps at least half the uniform allocation's fraction."""
+
+    plugin_name: ClassVar[str] = "greedy"
+    options: ClassVar = {"uniform_floor": 0.5}
+
+
 class TestUniform(AllocatorConformance):
     plugin_name: ClassVar[str] = "uniform"
 

@@ -35,6 +35,20 @@ class TestEnergyBalancedOfSeveralEstimators(EstimatorConformance):
     domains: ClassVar[tuple[str, ...]] = ("b", "a", "c")
 
 
+class TestEnergyBalancedByGroup(EstimatorConformance):
+    """Balanced over the batch source's statistics groups (e.g. one-step against rollout rows)."""
+
+    plugin_name: ClassVar[str] = "energy-balanced"
+    options: ClassVar[Mapping[str, Any]] = {"by": ("group",)}
+    domains: ClassVar[tuple[str, ...]] = ("one-step", "rollout")
+
+    def make_signals(self, generator: torch.Generator, rows: int, in_features: int, out_features: int,
+                     domain: str = "a") -> LayerSignals:
+        """The suite's labels as statistics groups, without a domain."""
+        signals = super().make_signals(generator, rows, in_features, out_features, domain)
+        return attrs.evolve(signals, domain=None, group=domain)
+
+
 class TestInputAbsMean(EstimatorConformance):
     plugin_name: ClassVar[str] = "input-abs-mean"
 

@@ -74,9 +74,12 @@ class Counting(StatisticsReducer):
 
 def test_the_reducer_sees_each_clean_group_and_each_stage():
     reducer = Counting()
-    result = run_plan(_job(reducer=reducer), _plan())
+    result = run_plan(_job(reducer=reducer), _plan(stage_mode="block"))
     assert reducer.calls[0] == sorted(result.ranks)  # the clean pass: one group, every layer
     assert reducer.calls[1:] == [sorted(stage) for stage in result.stages]  # then each stage's shifted statistics
+    reducer = Counting()
+    result = run_plan(_job(reducer=reducer), _plan(stage_mode="layer"))  # then each solved layer's
+    assert reducer.calls[1:] == [[name] for stage in result.stages for name in stage if result.ranks[name] is not None]
 
 
 class TwoIdenticalProcesses(Reduction):
@@ -123,7 +126,7 @@ class TwiceThrough(PairSource):
         yield first, item
         yield adapter.predict(model, (first, item[1])), item
 
-    def loss(self, objective, calls):
+    def loss(self, objective, calls, group=None):
         return sum(objective(prediction, batch) for prediction, batch in calls)
 
 

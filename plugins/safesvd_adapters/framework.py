@@ -73,7 +73,11 @@ def _number_or_tuple(value: Any) -> Any:
 
 class TupleBatches:
     """Mixin: ``(input, target[, domain])`` batches (or such dicts), the model called as
-    ``model(input)``; subclasses with other batch layouts override :meth:`_parts`."""
+    ``model(input)``; subclasses with other batch layouts override :meth:`_parts`.
+
+    A *trajectory* item has a ``target`` of shape ``(batch, K, *input.shape[1:])``: the true
+    states 1…K lead times on. It is rolled out by feeding each prediction back as the next input.
+    """
 
     name: ClassVar[str]
 
@@ -89,6 +93,25 @@ class TupleBatches:
     def domain(self, batch: Any) -> str | None:
         label = self._parts(batch)[2]
         return None if label is None else str(label)
+
+    def trajectory_steps(self, item: Any) -> int | None:
+        inputs, target, _ = self._parts(item)
+        if (isinstance(inputs, Tensor) and target.ndim == inputs.ndim + 1 and target.shape[0] == inputs.shape[0]
+                and target.shape[2:] == inputs.shape[1:]):
+            return int(target.shape[1])
+        return None
+
+    def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
+        steps = self.trajectory_steps(sequence)
+        inputs, trajectory, domain = self._parts(sequence)
+        if steps is None:
+            raise ConfigError(f"a rollout item of the {self.name} adapter is (input, trajectory) with the trajectory "
+                              f"shaped (batch, K, *input.shape[1:]); got input {tuple(getattr(inputs, 'shape', ()))} "
+                              f"and target {tuple(trajectory.shape)}")
+        if not 1 <= step <= steps:
+            raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
+        batch = (inputs if state is None else state, trajectory[:, step - 1])
+        return batch if domain is None else (*batch, domain)
 
 
 def sibling_chain(model: nn.Module, kind: type[nn.Module]) -> list[str] | None:

@@ -111,6 +111,29 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         label = batch.get("domain") if isinstance(batch, Mapping) else None
         return None if label is None else str(label)
 
+    def trajectory_steps(self, item: Any) -> int | None:
+        """A Poseidon-style rollout item has ``labels`` of shape ``(B, K, C, H, W)`` beside
+        ``pixel_values`` ``(B, C, H, W)``: the true states 1…K lead times (``time``) apart."""
+        inputs, labels = self._item(item, "pixel_values"), self._item(item, "labels")
+        if labels.ndim == inputs.ndim + 1 and labels.shape[0] == inputs.shape[0] and labels.shape[2:] == inputs.shape[1:]:
+            return int(labels.shape[1])
+        return None
+
+    def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
+        """Step ``step`` of a rollout item: the previous prediction (or ``pixel_values``) as input,
+        the same ``time`` (lead time per step) and ``pixel_mask``, ``labels[:, step - 1]`` as target."""
+        steps = self.trajectory_steps(sequence)
+        if steps is None:
+            raise ConfigError("a rollout batch of the transformers adapter has labels shaped (B, K, C, H, W) beside "
+                              f"pixel_values (B, C, H, W); got {tuple(self._item(sequence, 'labels').shape)}")
+        if not 1 <= step <= steps:
+            raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
+        batch = dict(sequence)
+        batch["labels"] = sequence["labels"][:, step - 1]
+        if state is not None:
+            batch["pixel_values"] = state
+        return batch
+
     def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:
         if self.loss != "poseidon":
             return super().base_loss(prediction, batch)

@@ -76,5 +76,12 @@ class WellAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     def reference(self, batch: Any) -> Tensor:
         return super().reference(batch).movedim(-1, 1)
 
+    def trajectory_steps(self, item: Any) -> int | None:
+        return None
+
+    def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
+        raise ConfigError("the the_well adapter cannot roll a model out: its inputs stack several time steps "
+                          "(channels-last) and constant fields, which a prediction does not provide")
+
     def blocks(self, model: nn.Module) -> list[str] | None:
         return sibling_chain(model, require(_AVIT, adapter=self.name, extra="the-well").AxialAttentionBlock)

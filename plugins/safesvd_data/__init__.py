@@ -3,7 +3,8 @@
 Readers (h5py, the ``data`` extra) and generators both give a :class:`PairSet`: ``(input,
 target)`` tensors ``(samples, channels, *grid)`` in float32, their :class:`FieldDescription` and
 a domain label; :class:`MultiDomainLoader` interleaves several as ``(input, target, domain)``
-batches. See docs/data.md.
+batches. For rollout calibration both also give a :class:`RolloutSet` (``read_rollouts(steps)``,
+``rollouts(steps)``): ``(input, trajectory)`` items. See docs/data.md.
 """
 
 from .burgers import BurgersGenerator
@@ -14,6 +15,7 @@ from .euler import EulerGenerator
 from .loader import MultiDomainLoader
 from .navier_stokes import NavierStokes2D, NavierStokesGenerator
 from .pairs import PairSet, relative_l2
+from .rollouts import RolloutSet
 from .pdebench import PDEBenchCFD, PDEBenchDiffusionReaction, PDEBenchIncompressibleNS, PDEBenchShallowWater
 from .shallow_water import ShallowWaterGenerator
 from .the_well import TheWell
@@ -32,6 +34,7 @@ __all__ = [
     "PDEBenchIncompressibleNS",
     "PDEBenchShallowWater",
     "PairSet",
+    "RolloutSet",
     "ShallowWaterGenerator",
     "TheWell",
     "WaveGenerator",

@@ -14,6 +14,7 @@ from torch import Tensor
 from safesvd_core.plugin import ConfigError, FieldDescription, positive, positive_int
 
 from .pairs import PairSet
+from .rollouts import RolloutSet
 
 
 def non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -81,6 +82,22 @@ class Generator(abc.ABC):
             domain=self.name,
             lead_time=float(self.lead_time),
         )
+
+    def rollouts(self, steps: int) -> RolloutSet:
+        """Start states (after ``spin_up``) and the ``steps`` states ``lead_time`` apart that follow,
+        for rollout calibration; the first of them is :meth:`generate`'s target."""
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"steps: expected an integer ≥ 1, got {steps!r}")
+        with one_thread():
+            state = self.initial(torch.Generator().manual_seed(self.seed))
+            if self.spin_up > 0:
+                state = self.advance(state, self.spin_up)
+            start, frames = state, []
+            for _ in range(steps):
+                state = self.advance(state, self.lead_time)
+                frames.append(self.observe(state).float())
+        return RolloutSet(field=self.field(), inputs=self.observe(start).float(), trajectories=torch.stack(frames, dim=1),
+                          domain=self.name, lead_time=float(self.lead_time))
 
 
 @contextlib.contextmanager

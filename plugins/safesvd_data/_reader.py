@@ -15,6 +15,7 @@ import torch
 from safesvd_core.plugin import ConfigError, FieldDescription, positive_int
 
 from .pairs import PairSet
+from .rollouts import RolloutSet
 
 
 def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -61,6 +62,10 @@ class Reader(abc.ABC):
         """The file as ``(input, target)`` pairs with its field description and domain label."""
         return to_pairs(self.load(), lead_steps=self.lead_steps, stride=self.stride or self.lead_steps)
 
+    def read_rollouts(self, steps: int) -> RolloutSet:
+        """The file as rollout items: each start ``t`` with the ``steps`` states ``lead_steps`` apart after it."""
+        return to_rollouts(self.load(), steps=steps, lead_steps=self.lead_steps, stride=self.stride or self.lead_steps)
+
     def _label(self, recorded: str | None = None) -> str:
         return self.domain or recorded or self.path.stem
 
@@ -95,6 +100,28 @@ def to_pairs(trajectories: Trajectories, *, lead_steps: int, stride: int) -> Pai
     )
 
 
+def to_rollouts(trajectories: Trajectories, *, steps: int, lead_steps: int, stride: int) -> RolloutSet:
+    """Items ``u[t]`` with ``(u[t + lead_steps], …, u[t + steps · lead_steps])`` for ``t = 0, stride, …``."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"steps: expected an integer ≥ 1, got {steps!r}")
+    data = trajectories.data
+    span = steps * lead_steps
+    if data.shape[1] <= span:
+        raise ConfigError(f"steps × lead_steps: expected fewer than the {data.shape[1]} saved time steps of "
+                          f"{trajectories.domain!r}, got {steps} × {lead_steps}")
+    starts = np.arange(0, data.shape[1] - span, stride)
+    later = starts[:, None] + lead_steps * np.arange(1, steps + 1)[None, :]
+    inputs = data[:, starts].reshape(-1, *data.shape[2:])
+    frames = data[:, later].reshape(-1, steps, *data.shape[2:])
+    return RolloutSet(
+        field=trajectories.field,
+        inputs=torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)),
+        trajectories=torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)),
+        domain=trajectories.domain,
+        lead_time=lead_steps * trajectories.dt,
+    )
+
+
 def uniform_spacing(coordinates: Any, name: str) -> float:
     """The step of evenly spaced ``coordinates`` (1-D, or one row per sample); else :class:`ConfigError`."""
     values = np.asarray(coordinates, dtype=np.float64)
@@ -109,4 +136,4 @@ def uniform_spacing(coordinates: Any, name: str) -> float:
     return step
 
 
-__all__ = ["Reader", "Trajectories", "to_pairs", "uniform_spacing"]
+__all__ = ["Reader", "Trajectories", "to_pairs", "to_rollouts", "uniform_spacing"]

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core.plugin import Allocator, BudgetError, LayerCandidate
+from safesvd_core.plugin import Allocator, BudgetError, LayerCandidate, unit_interval
 
 
 def layer_cost(layer: LayerCandidate, rank: int | None) -> int:
@@ -59,18 +59,26 @@ class GreedyAllocator(Allocator):
     """Global greedy: components by ``s_i² / (m + n)``; a layer at break-even rank goes dense.
 
     Ties are broken by layer order then component index, so the result is deterministic.
+
+    ``uniform_floor`` (beyond the paper, a stability-aware option): before the greedy, every layer
+    gets ``uniform_floor`` × the parameter fraction a uniform allocation would give it, so that no
+    layer is cut to almost nothing (a rollout feeds every layer's error back in); 0 is the plain greedy.
     """
 
     name: ClassVar[str] = "greedy"
 
+    uniform_floor: float = attrs.field(default=0.0, validator=unit_interval)
+
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
         ranks, spent = minimum_ranks(layers, self.min_rank, budget)
+        if self.uniform_floor > 0:
+            ranks, spent = self._floor(layers, ranks, budget)
         candidates = []
         for layer in layers:
             if ranks[layer.name] is None:
                 continue
             energy = layer.spectrum.double() ** 2 / layer.params_per_rank
-            for index in range(self.min_rank, layer.break_even_rank):
+            for index in range(ranks[layer.name], layer.break_even_rank):
                 candidates.append((-float(energy[index]), layer.order, index, layer))
         candidates.sort(key=lambda item: item[:3])
         for _, _, index, layer in candidates:
@@ -83,6 +91,15 @@ class GreedyAllocator(Allocator):
                 ranks[layer.name] = new_rank
                 spent += extra
         return ranks
+
+    def _floor(self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None],
+               budget: int) -> tuple[dict[str, int | None], int]:
+        """Each factored layer at ``uniform_floor`` × the uniform allocation's fraction (it fits:
+        the uniform allocation itself does)."""
+        fraction = self.uniform_floor * UniformAllocator(min_rank=self.min_rank).fraction(layers, budget)
+        floored = {layer.name: None if ranks[layer.name] is None else rank_at_fraction(layer, fraction, self.min_rank)
+                   for layer in layers}
+        return floored, total_cost(layers, floored)
 
 
 @attrs.frozen(kw_only=True)

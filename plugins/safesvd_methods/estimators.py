@@ -101,10 +101,16 @@ class OutputFisher(MomentEstimator):
         self.moments["fisher"].add(self._signal(signals, "output_grads"))
 
 
-class EnergyBalanced(Estimator):
-    """Per-domain copies of inner estimators, combined with trace weights (METHOD.md, App. D).
+#: The labels rows can be balanced by: their physical domain, their batch source's statistics group.
+BALANCE_KEYS = ("domain", "group")
 
-    For each statistic ``M`` with per-domain means ``M_d`` and traces ``τ_d``:
+
+class EnergyBalanced(Estimator):
+    """Per-label copies of inner estimators, combined with trace weights (METHOD.md, App. D).
+
+    The label of a row is its physical domain (``by=("domain",)``, the paper's "Ours*"), its
+    statistics group (``by=("group",)``: one-step against rollout rows, to balance horizons), or
+    both. For each statistic ``M`` with per-label means ``M_d`` and traces ``τ_d``:
     ``M_bal = Σ_d w_d M_d / D`` with ``w_d = τ̄ / (τ_d + ε)``, ``τ̄ = mean_d τ_d``.
     """
 
@@ -112,18 +118,31 @@ class EnergyBalanced(Estimator):
     requires: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, in_features: int, out_features: int, inner: tuple[str, ...] = ("clean-covariance",)) -> None:
+    def __init__(self, in_features: int, out_features: int, inner: tuple[str, ...] = ("clean-covariance",),
+                 by: tuple[str, ...] = ("domain",)) -> None:
         super().__init__(in_features, out_features)
         if not inner:
             raise ConfigError("energy-balanced needs at least one inner estimator name")
+        if not by or any(key not in BALANCE_KEYS for key in by):
+            raise ConfigError(f"energy-balanced by must be a non-empty subset of {BALANCE_KEYS}, got {by!r}")
         self.inner_classes = {name: registry("estimator").get(name) for name in inner}
+        self.by = tuple(by)
         self.requires = frozenset().union(*(cls.requires for cls in self.inner_classes.values()))
         self.domains: dict[str, dict[str, Estimator]] = {}
 
     @classmethod
-    def provided(cls, inner: tuple[str, ...] = ("clean-covariance",)) -> frozenset[str]:
+    def provided(cls, inner: tuple[str, ...] = ("clean-covariance",), by: tuple[str, ...] = ("domain",)) -> frozenset[str]:
         """What the inner estimators provide, balanced."""
         return frozenset().union(*(registry("estimator").get(name).provided() for name in inner))
+
+    def _label(self, signals: LayerSignals) -> str:
+        values = [getattr(signals, key) for key in self.by]
+        if any(value is None for value in values):
+            missing = [key for key, value in zip(self.by, values) if value is None]
+            what = {"domain": "a domain label per batch (adapter.domain)",
+                    "group": "a statistics group per row (a batch source with groups, e.g. a rollout with its one-step group)"}
+            raise ConfigError("energy-balanced calibration needs " + " and ".join(what[key] for key in missing))
+        return " | ".join(str(value) for value in values)
 
     def _domain(self, label: str) -> dict[str, Estimator]:
         if label not in self.domains:
@@ -135,9 +154,7 @@ class EnergyBalanced(Estimator):
         return domains * sum(cls(self.in_features, self.out_features).footprint() for cls in self.inner_classes.values())
 
     def update(self, signals: LayerSignals) -> None:
-        if signals.domain is None:
-            raise ConfigError("energy-balanced calibration needs a domain label per batch (adapter.domain)")
-        for estimator in self._domain(signals.domain).values():
+        for estimator in self._domain(self._label(signals)).values():
             estimator.update(signals)
 
     def reduce(self, reduction: Reduction) -> None:
@@ -148,7 +165,8 @@ class EnergyBalanced(Estimator):
                 self._domain(label)[name].reduce(reduction)
 
     def merge(self, other: Estimator) -> None:
-        if not isinstance(other, EnergyBalanced) or other.inner_classes.keys() != self.inner_classes.keys():
+        if (not isinstance(other, EnergyBalanced) or other.inner_classes.keys() != self.inner_classes.keys()
+                or other.by != self.by):
             raise ConfigError("cannot merge energy-balanced estimators with different inner estimators")
         for label, by_name in other.domains.items():
             for name, estimator in by_name.items():
@@ -174,7 +192,7 @@ class EnergyBalanced(Estimator):
     def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
         grouped: dict[tuple[str, str], dict[str, Tensor]] = {}
         for flat, value in state.items():
-            label, name, key = flat.split("/", 2)
+            label, name, key = flat.rsplit("/", 2)  # a label may hold "/"; names and keys do not
             grouped.setdefault((label, name), {})[key] = value
         self.domains = {}
         for (label, name), values in grouped.items():

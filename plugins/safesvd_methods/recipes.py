@@ -1,4 +1,10 @@
-"""The SAFE-SVD recipes: ``safe-svd`` and its energy-balanced multi-domain variant."""
+"""The SAFE-SVD recipes: ``safe-svd`` and its energy-balanced multi-domain variant.
+
+Given trajectory items, both calibrate on rollouts (``rollout``): the Fisher of the K-step loss,
+statistics over every state the rollout visits, shifted statistics from the partially compressed
+model's own rollout, and (``balance_horizons``) the one-step and the rollout statistics balanced
+by energy, so that neither horizon is bought with the other.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +19,23 @@ from safesvd_core.plugin import (
     ConfigError,
     LAM_MODES,
     one_of,
+    one_step_batches,
     PhysicsLoss,
     Plan,
     positive,
+    positive_int,
     Recipe,
     registered,
     registry,
+    RESIDUALS,
+    RolloutSource,
+    STAGE_MODES,
     run_plan,
+    trajectory_length,
     unit_interval,
 )
+
+from .tuning import AUTO, held_out_search
 
 PhysicsSpec = str | Mapping[str, Any] | PhysicsLoss
 
@@ -49,6 +63,21 @@ def _lam(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ConfigError(f"lam must be 'auto' or a number ≥ 0, got {value!r}")
 
 
+def _auto_or(check):
+    """A validator: ``"auto"`` (chosen on a held-out split) or what ``check`` accepts."""
+
+    def validate(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value != AUTO:
+            check(instance, attribute, value)
+
+    return validate
+
+
+def _steps(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and value != AUTO:
+        positive_int(instance, attribute, value)
+
+
 def _tuple(value: Any) -> tuple:
     if isinstance(value, (str, Mapping, PhysicsLoss)):
         return (value,)
@@ -65,54 +94,99 @@ class SafeSVD(Recipe):
     calibration loss), ``family`` (a PDE family: its Sobolev loss, of order ``sobolev_order`` or
     the family's, with ``sobolev_p``), ``lam`` ("auto" or a number), ``lam_ratio`` (the 10 of
     λ = 10·L_base/L_phys), ``lam_mode`` ("global" or "per-order", capped at ``lam_cap``),
-    ``jitter`` and ``fisher_jitter`` (relative), ``min_rank``.
+    ``jitter`` and ``fisher_jitter`` (relative), ``min_rank``, ``fisher`` (``"empirical"``: the
+    gradients at the model's residuals, the paper's; ``"sampled"``: at residuals drawn at the
+    observed scale, the model Fisher), ``seed`` (of those draws).
+
+    Rollouts, given trajectory items: ``rollout`` (on: calibrate on rollouts; off: on the
+    trajectories' teacher-forced one-step batches), ``rollout_steps`` (``None``: every step the
+    trajectories hold; a number up to that), ``balance_horizons`` (energy-balance the one-step
+    and the rollout statistics). ``"auto"`` for ``alpha``, ``lam_ratio`` or ``rollout_steps``
+    chooses it on a held-out share (``held_out``) of the calibration items (see ``tuning``).
     """
 
     name: ClassVar[str] = "safe-svd"
     balanced: ClassVar[bool] = False
+    handles_trajectories: ClassVar[bool] = True
 
-    alpha: float = attrs.field(default=0.5, validator=unit_interval)
+    alpha: float | str = attrs.field(default=0.5, validator=_auto_or(unit_interval))
     sensitivity: bool = True
     allocator: str = attrs.field(default="greedy", validator=registered("allocator"))
     sequential: bool = True
-    stage_mode: str = attrs.field(default="auto", validator=one_of(("auto", "block", "exact")))
+    stage_mode: str = attrs.field(default="auto", validator=one_of(STAGE_MODES))
     physics: tuple[PhysicsSpec, ...] = attrs.field(default=(), converter=_tuple)
     family: str | None = attrs.field(default=None, validator=attrs.validators.optional(registered("pde_family")))
     sobolev_order: int | None = attrs.field(default=None, validator=attrs.validators.optional(one_of((0, 1, 2))))
     sobolev_p: int = attrs.field(default=1, validator=one_of((1, 2)))
     lam: float | str = attrs.field(default="auto", validator=_lam)
-    lam_ratio: float = attrs.field(default=10.0, validator=positive)
+    lam_ratio: float | str = attrs.field(default=10.0, validator=_auto_or(positive))
     lam_mode: str = attrs.field(default="global", validator=one_of(LAM_MODES))
     lam_cap: float = attrs.field(default=1000.0, validator=positive)
     jitter: float = attrs.field(default=1e-6, validator=positive)
     fisher_jitter: float = attrs.field(default=1e-6, validator=positive)
     min_rank: int = 1
+    fisher: str = attrs.field(default="sampled", validator=one_of(("empirical", "sampled")))
+    seed: int = 0
+    rollout: bool = True
+    rollout_steps: int | str | None = attrs.field(default=None, validator=_steps)
+    balance_horizons: bool = True
+    held_out: float = attrs.field(default=0.25, validator=unit_interval)
 
-    def plan(self) -> Plan:
-        """The engine plan these options describe."""
+    def plan(self, steps: int | None = None, *, alpha: float | None = None, lam_ratio: float | None = None) -> Plan:
+        """The engine plan these options describe, for one-step batches (``steps=None``) or
+        ``steps``-step rollouts; ``alpha`` and ``lam_ratio`` resolve an ``"auto"`` option."""
+        alpha = self._resolved("alpha", alpha)
+        lam_ratio = self._resolved("lam_ratio", lam_ratio)
         clean: tuple[str, ...] = ("clean-covariance",) + (("output-fisher",) if self.sensitivity else ())
+        by = (("domain",) if self.balanced else ()) + (("group",) if self._horizon_groups(steps) else ())
         estimator_options: dict[str, dict[str, Any]] = {}
-        if self.balanced:
-            estimator_options["energy-balanced"] = {"inner": clean}
+        if by:
+            estimator_options["energy-balanced"] = {"inner": clean, "by": by}
             clean = ("energy-balanced",)
         solver = registry("solver").create(
-            "whitened", alpha=self.alpha if self.sequential else 0.0, sensitivity=self.sensitivity,
+            "whitened", alpha=alpha if self.sequential else 0.0, sensitivity=self.sensitivity,
             jitter=self.jitter, fisher_jitter=self.fisher_jitter,
         )
+        extra = {} if steps is None else {"source": RolloutSource(steps=steps, one_step_group=self._horizon_groups(steps))}
         return Plan(
             clean_estimators=clean,
-            shifted_estimators=("shifted-covariance",) if self.sequential and self.alpha > 0 else (),
+            shifted_estimators=("shifted-covariance",) if self.sequential and alpha > 0 else (),
             solver=solver,
             allocator=registry("allocator").create(self.allocator, min_rank=self.min_rank),
             physics=self._physics(),
             lam=self.lam,
-            lam_ratio=self.lam_ratio,
+            lam_ratio=lam_ratio,
             lam_mode=self.lam_mode,
             lam_cap=self.lam_cap,
             family=registry("pde_family").create(self.family) if self.family else None,
             stage_mode=self.stage_mode,  # type: ignore[arg-type]
             estimator_options=estimator_options,
+            residual=RESIDUALS[1] if self.fisher == "sampled" else RESIDUALS[0],
+            seed=self.seed,
+            **extra,
         )
+
+    def _resolved(self, option: str, value: float | None) -> float:
+        if value is not None:
+            return value
+        chosen = getattr(self, option)
+        if chosen == AUTO:
+            raise ConfigError(f"{option}='auto' is chosen by compress on a held-out split; pass {option}= to plan()")
+        return chosen
+
+    def _horizon_groups(self, steps: int | None) -> bool:
+        return self.balance_horizons and steps is not None and steps > 1
+
+    def steps(self, job: CompressionJob) -> int | None:
+        """The rollout length for ``job``'s items: ``None`` for one-step batches (or ``rollout`` off)."""
+        available = trajectory_length(job.adapter, job.batches)
+        if available is None or not self.rollout:
+            return None
+        if isinstance(self.rollout_steps, int):
+            if self.rollout_steps > available:
+                raise ConfigError(f"rollout_steps={self.rollout_steps}, but the trajectories hold {available} steps")
+            return self.rollout_steps
+        return available
 
     def _physics(self) -> tuple[PhysicsLoss, ...]:
         """Explicit ``physics`` wins; else the family's Sobolev loss (order and p overridable)."""
@@ -129,7 +203,16 @@ class SafeSVD(Recipe):
         return (registry("physics_loss").create("sobolev", order=order, p=self.sobolev_p),)
 
     def compress(self, job: CompressionJob) -> CompressionResult:
-        return run_plan(job, self.plan())
+        steps = self.steps(job)
+        if steps is None:  # one-step calibration: trajectories become teacher-forced one-step batches
+            job = attrs.evolve(job, batches=one_step_batches(job.adapter, job.batches))
+        tuning = held_out_search(self, job, steps)
+        result = run_plan(job, self.plan(tuning.chosen.get("steps", steps), alpha=tuning.chosen.get("alpha"),
+                                         lam_ratio=tuning.chosen.get("lam_ratio")))
+        if tuning.candidates:
+            result.tuning = tuning.to_dict()
+            result.notes.append(tuning.summary())
+        return result
 
 
 @attrs.frozen(kw_only=True)
