@@ -23,7 +23,11 @@ from safesvd_data import GENERATORS
 from safesvd_zoo import models, reference
 
 FAMILY = "ns-incompressible"
-HORIZONS = (1, 3, 5)
+#: Rollout benchmark: calibration on ``samples`` trajectories of ``steps`` steps, evaluation on
+#: ``TEST_TRAJECTORIES`` test trajectories at ``ROLLOUT_HORIZONS``.
+ROLLOUT_CALIBRATION = {"samples": 32, "steps": 5}
+TEST_TRAJECTORIES = 32
+ROLLOUT_HORIZONS = (1, 3, 5, 8)
 
 
 @attrs.frozen(kw_only=True)
@@ -41,12 +45,16 @@ class Subject:
     blocks: list[str]
 
 
+def _reference_options(model: torch.nn.Module) -> dict[str, Any]:
+    return {"adapter_options": {"block_names": model.block_names(), "include": ["blocks.*"],
+                                "field_description": reference.FIELD}}
+
+
 def _reference() -> Subject:
     model = reference.load()
     return Subject(
         model=model, calibration=reference.batches("calibration", batch_size=16),
-        compress_options={"adapter_options": {"block_names": model.block_names(), "include": ["blocks.*"],
-                                              "field_description": reference.FIELD}},
+        compress_options=_reference_options(model),
         evaluate_options={"adapter_options": {"field_description": reference.FIELD}},
         test=lambda: reference.batches("test", batch_size=32), forward=lambda m, test: m(test[0][0][:16]),
         blocks=model.block_names(),
@@ -97,12 +105,8 @@ def _samples(batches: list[Any]) -> int:
 
 
 def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = reference.NAME,
-            rollout: bool = False, seed: int = 0) -> dict[str, Any]:
-    """Compress ``model``, evaluate against the original, time inference; everything as plain numbers.
-
-    ``rollout`` (autoregressive horizons) is measured on the reference model only."""
-    if rollout and model != reference.NAME:
-        raise ConfigError(f"rollout is measured on {reference.NAME} only, not {model}")
+            seed: int = 0) -> dict[str, Any]:
+    """Compress ``model``, evaluate against the original, time inference; everything as plain numbers."""
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # the machine is shared: one thread gives steadier timings
     subject = _reference() if model == reference.NAME else _zoo(model)
@@ -112,9 +116,6 @@ def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = 
     seconds = time.perf_counter() - start
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     evaluation_options: dict[str, Any] = {"family": FAMILY, **subject.evaluate_options}
-    if rollout:
-        start_state, trajectory = reference.trajectories(samples=8, steps=max(HORIZONS))
-        evaluation_options.update(rollout=[(start_state, trajectory)], horizons=HORIZONS)
     test = subject.test()
     report = evaluate(subject.model, result.model, test, **evaluation_options)
     latency_original, latency_compressed = (median_latency(functools.partial(subject.forward, m, test))
@@ -129,4 +130,30 @@ def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = 
         "fallbacks": sorted(result.fallbacks), "lam": result.lam,
         "latency_original": latency_original, "latency_compressed": latency_compressed,
         "report": report.to_dict(),
+    }
+
+
+def measure_rollout(recipe: str, ratio: float, options: dict[str, Any], *, seed: int, samples: int | None = None,
+                    steps: int | None = None) -> dict[str, Any]:
+    """Compress the reference model on ``samples`` trajectories of ``steps`` steps (calibration set
+    ``seed``), then evaluate one step on the test split and the rollout on the test trajectories."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    samples = samples or ROLLOUT_CALIBRATION["samples"]
+    steps = steps or ROLLOUT_CALIBRATION["steps"]
+    model = reference.load()
+    calibration = reference.trajectory_batches(samples, steps, seed=seed)
+    start = time.perf_counter()
+    result = compress(model, calibration, ratio=ratio, recipe=recipe, **_reference_options(model), **options)
+    seconds = time.perf_counter() - start
+    test_rollout = reference.trajectory_batches(TEST_TRAJECTORIES, max(ROLLOUT_HORIZONS),
+                                                seed=reference.TEST_TRAJECTORY_SEED)
+    report = evaluate(model, result.model, reference.batches("test", batch_size=32), family=FAMILY,
+                      adapter_options={"field_description": reference.FIELD}, rollout=test_rollout,
+                      horizons=ROLLOUT_HORIZONS)
+    return {
+        "model": reference.NAME, "recipe": recipe, "ratio": ratio, "seed": seed, "options": {k: str(v) for k, v in options.items()},
+        "samples": samples, "steps": steps, "params_before": result.params_before, "params_after": result.params_after,
+        "met_budget": result.met_budget, "seconds": seconds, "passes": dict(result.passes), "ranks": dict(result.ranks),
+        "tuning": result.tuning, "notes": list(result.notes), "report": report.to_dict(),
     }

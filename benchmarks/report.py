@@ -119,26 +119,6 @@ def ablation(rows: list[dict[str, Any]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rollout(rows: list[dict[str, Any]], command: str) -> str:
-    lines = [header("Rollout: error growth over autoregressive horizons", command)]
-    with_rollout = [r for r in _ok(rows) if r["report"]["rollout"]]
-    if not with_rollout:
-        return lines[0] + "No rollout measurements in this run.\n"
-    horizons = sorted(int(h) for h in with_rollout[0]["report"]["rollout"])
-    lines.append(f"Model `{with_rollout[0]['model']}`. Relative change (%) of the base loss after h steps "
-                 "(8 trajectories, lead time 1.0 per step); "
-                 "in brackets the original model's own MSE at that horizon.\n")
-    lines.append("| method | ratio | " + " | ".join(f"h = {h}" for h in horizons) + " |")
-    lines.append("|---|---|" + "---|" * len(horizons))
-    for row in sorted(with_rollout, key=lambda r: (r["recipe"], -r["ratio"])):
-        cells = []
-        for h in horizons:
-            entry = next(e for e in row["report"]["rollout"][str(h)] if e["name"] == "base loss")
-            cells.append(f"{entry['change_percent']:.2f} ({entry['original']:.4f})")
-        lines.append(f"| {row['recipe']} | {row['ratio']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def cost(rows: list[dict[str, Any]], command: str) -> str:
     lines = [header("Cost: compression time, memory, passes, inference latency", command)]
     ok = _ok(rows)
@@ -240,5 +220,4 @@ def write_all(out: Path, command: str, fidelity_rows: list[dict[str, Any]], abla
     with open(out / "fidelity.csv", "w", newline="") as handle:
         csv.writer(handle).writerows(table)
     (out / "ablation.md").write_text(ablation(ablation_rows, command))
-    (out / "rollout.md").write_text(rollout(fidelity_rows, command))
     (out / "cost.md").write_text(cost(fidelity_rows, command))

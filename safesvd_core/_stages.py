@@ -16,7 +16,12 @@ from ._stage_inputs import StageInputs
 
 class StagesPhase(Phase):
     """Sets ``state.stages``, then solves each stage's layers at their ranks and replaces them in
-    ``job.model``, counting ``state.stage_index`` up. Stages before ``state.stage_index`` are taken as done."""
+    ``job.model``, counting ``state.stage_index`` up. Stages before ``state.stage_index`` are taken as done.
+
+    ``stage_mode="auto"`` gives the exact mode's result at the lowest cost: ``"layer"`` stages when
+    every block runs once per calibration item (then cached block inputs are exact), ``"exact"``
+    ones when blocks run several times (a rollout: a block's later calls depend on its own
+    compression through the earlier steps, which cached inputs would miss)."""
 
     name: ClassVar[str] = "stages"
 
@@ -32,12 +37,13 @@ class StagesPhase(Phase):
         job, plan = state.job, state.plan
         probe = state.need("probe", self.name)
         statistics = state.need("statistics", self.name)
-        state.stages = plan_stages(probe.order, self._blocks(state), plan.stage_mode)
+        mode = plan.stage_mode if plan.stage_mode != "auto" else ("layer" if probe.chained_blocks else "exact")
+        state.stages = plan_stages(probe.order, self._blocks(state), mode)
         inputs = StageInputs(state) if plan.sequential else None
         for stage in tqdm(state.stages[state.stage_index:], desc="stages", disable=not job.progress):
             if inputs is not None:
                 state.count("stages")
-            if inputs is not None and stage.block is not None and plan.stage_mode in ("layer", "auto"):
+            if inputs is not None and stage.block is not None and mode == "layer":
                 for name in stage.layers:  # one block run per layer, the earlier ones already compressed
                     if state.ranks[name] is not None:
                         state.count("layer runs")

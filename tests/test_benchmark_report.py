@@ -63,3 +63,34 @@ def test_scot_ns_is_measured_with_its_generators_field():
     field = zoo_adapter("scot-ns").field({"pixel_values": grid, "labels": grid})
     assert field.channels == ("u", "v") and [role.value for role in field.roles] == ["velocity_x", "velocity_y"]
     assert field.periodic == (True, True) and field.spacing == (2 * math.pi / 32,) * 2
+
+
+def _rollout_row(recipe: str, ratio: float, seed: int, one: float, growth: list[float], label: str | None = None):
+    def entries(value: float) -> list[dict[str, Any]]:
+        return [{"name": "base loss", "change_percent": value}]
+
+    row = {"model": "ns2d-transformer", "recipe": recipe, "ratio": ratio, "seed": seed, "samples": 32, "steps": 5,
+           "options": {}, "seconds": 1.0, "tuning": {},
+           "report": {"metrics": entries(one), "rollout": {str(h): entries(v) for h, v in zip((1, 3, 5, 8), growth)}}}
+    return {**row, "label": label} if label else row
+
+
+def test_rollout_page_averages_sets_and_compares_with_the_best_baseline_per_horizon(tmp_path):
+    from benchmarks import rollout_report
+
+    rows = [_rollout_row("safe-svd", 0.4, 11, 10.0, [10.0, 2.0, 1.0, 4.0]),
+            _rollout_row("safe-svd", 0.4, 12, 14.0, [12.0, 4.0, 3.0, 8.0]),
+            _rollout_row("svd-llm", 0.4, 11, 80.0, [80.0, 30.0, 2.0, 20.0]),
+            _rollout_row("svd-llm", 0.4, 12, 90.0, [90.0, 30.0, 4.0, 20.0]),
+            _rollout_row("saes-svd", 0.4, 11, 60.0, [60.0, 20.0, 6.0, 10.0]),
+            _rollout_row("saes-svd", 0.4, 12, 70.0, [70.0, 20.0, 6.0, 14.0])]
+    ablation = [_rollout_row("safe-svd", 0.4, 11, 9.0, [9.0, 1.0, 1.0, 1.0], label="variant")]
+    page = rollout_report.page(rows, ablation, "python -m benchmarks.run", ["rollout_growth.png"])
+    assert "| safe-svd | 12.00 | 11.00 | 3.00 | 2.00 | 6.00 |" in page  # means over the two sets
+    assert "| **best baseline** | 65.00 (saes-svd) | 65.00 (saes-svd) | 20.00 (saes-svd) | 3.00 (svd-llm) | 12.00 (saes-svd) |" in page
+    assert "| **safe-svd ÷ best** | 0.18 | 0.17 | 0.15 | 0.67 | 0.50 |" in page
+    assert "- ratio 0.4, h = 5: safe-svd 2.00 % against ½ × 3.00 % (svd-llm) = 1.50 %: **MISSED**" in page
+    assert "- ratio 0.4, h = 8: safe-svd 6.00 % against ½ × 12.00 % (saes-svd) = 6.00 %: **met**" in page
+    assert "- ratio 0.4, one step (test split): safe-svd 12.00 % (target ≤ 2.0 %): **MISSED**" in page
+    assert "| variant | 0.4 | — | 9.00 | 9.00 | 1.00 | 1.00 | 1.00 |" in page
+    assert page.rstrip().endswith("![rollout_growth.png](rollout_growth.png)")

@@ -131,11 +131,13 @@ def test_rollout_off_calibrates_on_teacher_forced_one_step_batches():
 def test_block_and_layer_stages_run_every_call_of_a_rollout():
     model, items = small_transformer(depth=2), trajectories(steps=3)
     options = {"block_names": model.block_names(), "include": ["blocks.*"]}
-    for mode in ("block", "layer", "exact"):
+    for mode in ("block", "layer", "exact", "auto"):
         result = compress(model, items, ratio=0.5, stage_mode=mode, adapter_options=options)
         assert result.met_budget and torch.isfinite(result.model(items[0][0])).all()
-        if mode != "exact":  # blocks run 3 times per item: no carry, a prefix pass for each block
+        if mode in ("block", "layer"):  # blocks run 3 times per item: no carry, a prefix pass for each block
             assert result.passes["prefix"] == 2 and result.passes["stages"] == 2
+        else:  # "auto" is exact when blocks run several times per item: one full rollout per layer
+            assert "prefix" not in result.passes and result.passes["stages"] == len(result.ranks)
 
 
 def test_layer_stages_equal_exact_stages_on_one_step_batches():

@@ -33,3 +33,23 @@ TABLE1: dict[str, dict[str, Any]] = {
     "+RS +SE, L1, order 2, α = 0.3": _sobolev(1, 2, 0.3),
     "+RS +SE, L1, order 2, α = 0.7": _sobolev(1, 2, 0.7),
 }
+
+#: The rollout mechanisms, each a ``safe-svd`` variant for trajectory calibration items (the
+#: benchmark's rollout ablation). From the paper's one-step recipe to today's default, one step at
+#: a time, then variations of the default.
+ROLLOUT: dict[str, dict[str, Any]] = {
+    "paper's one-step recipe: empirical Fisher, block stages, one-step batches": {
+        "rollout": False, "fisher": "empirical", "stage_mode": "block"},
+    "+ layer stages": {"rollout": False, "fisher": "empirical"},
+    "+ sampled Fisher": {"rollout": False},
+    "+ rollout calibration (K = 5), horizons not balanced": {"balance_horizons": False},
+    "+ balanced horizons (the default)": {},
+    "default with the empirical Fisher": {"fisher": "empirical"},
+    "default with layer stages (block inputs cached: cheaper, misses cross-step effects)": {"stage_mode": "layer"},
+    "default with K = 3": {"rollout_steps": 3},
+    "default with α = 0.25": {"alpha": 0.25},
+    "default with a uniform floor of ½ in the allocation": {"allocator_options": {"uniform_floor": 0.5}},
+    "default with α chosen on held-out items": {"alpha": "auto"},
+    "default with λ's ratio chosen on held-out items": {"lam_ratio": "auto"},
+    "default with K chosen on held-out items": {"rollout_steps": "auto"},
+}

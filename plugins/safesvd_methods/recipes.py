@@ -89,8 +89,8 @@ class SafeSVD(Recipe):
     """SAFE-SVD: Fisher-sensitive, shift-aware whitened SVD with greedy global ranks.
 
     Options: ``alpha`` (clean/shifted balance), ``sensitivity`` (Fisher ``S`` on/off),
-    ``allocator`` (any registered allocator), ``sequential`` (shifted statistics on/off),
-    ``stage_mode`` ("auto", "block", "exact"), ``physics`` (loss names/specs added to the
+    ``allocator`` (any registered allocator) with ``allocator_options``, ``sequential`` (shifted
+    statistics on/off), ``stage_mode`` ("auto" = "layer" with blocks, "block", "layer", "exact"), ``physics`` (loss names/specs added to the
     calibration loss), ``family`` (a PDE family: its Sobolev loss, of order ``sobolev_order`` or
     the family's, with ``sobolev_p``), ``lam`` ("auto" or a number), ``lam_ratio`` (the 10 of
     λ = 10·L_base/L_phys), ``lam_mode`` ("global" or "per-order", capped at ``lam_cap``),
@@ -112,6 +112,7 @@ class SafeSVD(Recipe):
     alpha: float | str = attrs.field(default=0.5, validator=_auto_or(unit_interval))
     sensitivity: bool = True
     allocator: str = attrs.field(default="greedy", validator=registered("allocator"))
+    allocator_options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
     sequential: bool = True
     stage_mode: str = attrs.field(default="auto", validator=one_of(STAGE_MODES))
     physics: tuple[PhysicsSpec, ...] = attrs.field(default=(), converter=_tuple)
@@ -152,7 +153,7 @@ class SafeSVD(Recipe):
             clean_estimators=clean,
             shifted_estimators=("shifted-covariance",) if self.sequential and alpha > 0 else (),
             solver=solver,
-            allocator=registry("allocator").create(self.allocator, min_rank=self.min_rank),
+            allocator=registry("allocator").create(self.allocator, min_rank=self.min_rank, **self.allocator_options),
             physics=self._physics(),
             lam=self.lam,
             lam_ratio=lam_ratio,

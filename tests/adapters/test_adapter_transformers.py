@@ -117,3 +117,25 @@ def test_transformers_adapter_errors_are_clear():
         small_scot()(pixel_values=torch.randn(1, 4, 16, 16))
     with pytest.raises(ConfigError, match="has no attribute 'prediction'"):
         adapter(output_key="prediction").predict(small_vit(), poseidon_batches()[0])
+
+
+def test_poseidon_style_trajectories_roll_out_and_calibrate():
+    """labels (B, K, C, H, W) beside pixel_values (B, C, H, W): K steps ``time`` apart; each step
+    feeds the previous prediction back, keeps time and pixel_mask, scores against labels[:, k-1]."""
+    torch.manual_seed(0)
+    model, ad = small_scot(), adapter()
+    generator = torch.Generator().manual_seed(2)
+    items = [{"pixel_values": torch.randn(2, 4, 16, 16, generator=generator),
+              "labels": torch.randn(2, 3, 4, 16, 16, generator=generator), "time": torch.rand(2, generator=generator)}
+             for _ in range(2)]
+    assert ad.trajectory_steps(items[0]) == 3 and ad.trajectory_steps(poseidon_batches(None)[0]) is None
+    state = torch.randn(2, 4, 16, 16)
+    second = ad.rollout_step(items[0], state, 2)
+    assert second["pixel_values"] is state and torch.equal(second["labels"], items[0]["labels"][:, 1])
+    assert torch.equal(second["time"], items[0]["time"])
+    assert ad.rollout_step(items[0], None, 1)["pixel_values"] is items[0]["pixel_values"]
+    with pytest.raises(ConfigError, match="beyond the trajectory's 3 steps"):
+        ad.rollout_step(items[0], None, 4)
+    result = compress(model, items, ratio=0.5, adapter=ad)
+    assert result.met_budget and "RolloutSource(steps=3" in result.objective["source"]
+    assert torch.isfinite(ad.predict(result.model, ad.rollout_step(items[0], None, 1))).all()
