@@ -38,6 +38,7 @@ def means(rows: list[dict[str, Any]], key: str = "recipe") -> dict[tuple[str, fl
         columns: list[int | None] = [None, *horizons(group)]
         out[label] = {column: statistics.fmean(change(row, column) for row in group) for column in columns}
         out[label]["sets"] = len(group)
+        out[label]["seconds"] = statistics.fmean(row["seconds"] for row in group)
     return out
 
 
@@ -117,13 +118,17 @@ def ablation(rows: list[dict[str, Any]], hs: list[int]) -> str:
     table = means(rows, key="label")
     columns: list[Any] = [None, *hs]
     options = {row["label"]: row["options"] for row in rows}
+    passes = {(row["label"], row["ratio"]): row.get("passes", {}) for row in rows if "error" not in row}
     lines = ["## Ablation of the rollout mechanisms\n",
-             f"`{OURS}` variants on the same calibration sets (means). The default is the row marked (default).\n",
-             "| variant | ratio | options | one step | " + " | ".join(f"h = {h}" for h in hs) + " |",
-             "|---|---|---|---|" + "---|" * len(hs)]
+             f"`{OURS}` variants on the same calibration sets (means). The options are those beyond the benchmark's "
+             "(`family=\"ns-incompressible\"`); the row with none is the default. Time: mean `compress` wall seconds "
+             "(one thread); passes: of one calibration set.\n",
+             "| variant | ratio | options | one step | " + " | ".join(f"h = {h}" for h in hs) + " | time (s) | passes |",
+             "|---|---|---|---|" + "---|" * len(hs) + "---|---|"]
     for (label, ratio), values in sorted(table.items(), key=lambda item: (-item[0][1], list(options).index(item[0][0]))):
-        shown = ", ".join(f"{k}={v}" for k, v in options[label].items()) or "—"
-        lines.append(f"| {label} | {ratio} | {shown} | {_cells(values, columns)} |")
+        shown = ", ".join(f"{k}={v}" for k, v in options[label].items() if k != "family") or "—"
+        counted = ", ".join(f"{k} {v}" for k, v in passes[label, ratio].items())
+        lines.append(f"| {label} | {ratio} | {shown} | {_cells(values, columns)} | {values['seconds']:.1f} | {counted} |")
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['label']} | {row['ratio']} | failed: {row['error']} |" + " |" * (len(hs) + 1))

@@ -51,6 +51,12 @@ def positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         _fail(instance, attribute, "an integer ≥ 1", value)
 
 
+def non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """An integer ≥ 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        _fail(instance, attribute, "an integer ≥ 0", value)
+
+
 def one_of(choices: Iterable[Any]):
     """One of ``choices``; a bool never stands for a number (``True`` is not ``1``) nor the reverse."""
     allowed = tuple(choices)

@@ -44,7 +44,7 @@ from ._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
 from ._solve import check_rank, whitened_factorization, whitened_spectrum
 from ._stages import StagesPhase
 from ._statistics import CalibrationStatistics, EstimatorFactory
-from ._validators import non_negative, one_of, positive, positive_int, ratio_value, registered, unit_interval
+from ._validators import non_negative, non_negative_int, one_of, positive, positive_int, ratio_value, registered, unit_interval
 
 __all__ = sorted(
     [
@@ -125,6 +125,7 @@ __all__ = sorted(
         "make_adapter",
         "make_recipe",
         "non_negative",
+        "non_negative_int",
         "one_of",
         "parse_role",
         "plugin_manager",

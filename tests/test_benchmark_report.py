@@ -92,5 +92,5 @@ def test_rollout_page_averages_sets_and_compares_with_the_best_baseline_per_hori
     assert "- ratio 0.4, h = 5: safe-svd 2.00 % against ½ × 3.00 % (svd-llm) = 1.50 %: **MISSED**" in page
     assert "- ratio 0.4, h = 8: safe-svd 6.00 % against ½ × 12.00 % (saes-svd) = 6.00 %: **met**" in page
     assert "- ratio 0.4, one step (test split): safe-svd 12.00 % (target ≤ 2.0 %): **MISSED**" in page
-    assert "| variant | 0.4 | — | 9.00 | 9.00 | 1.00 | 1.00 | 1.00 |" in page
+    assert "| variant | 0.4 | — | 9.00 | 9.00 | 1.00 | 1.00 | 1.00 | 1.0 |  |" in page
     assert page.rstrip().endswith("![rollout_growth.png](rollout_growth.png)")

@@ -52,4 +52,5 @@ ROLLOUT: dict[str, dict[str, Any]] = {
     "default with α chosen on held-out items": {"alpha": "auto"},
     "default with λ's ratio chosen on held-out items": {"lam_ratio": "auto"},
     "default with K chosen on held-out items": {"rollout_steps": "auto"},
+    "default, then 60 epochs of refinement (distillation, lr 3e-4)": {"refine_epochs": 60, "refine_lr": 3e-4},
 }

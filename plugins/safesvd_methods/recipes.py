@@ -16,10 +16,13 @@ import attrs
 from safesvd_core.plugin import (
     CompressionJob,
     CompressionResult,
+    DEFAULT_PHASES,
     ConfigError,
     LAM_MODES,
+    non_negative_int,
     one_of,
     one_step_batches,
+    Phase,
     PhysicsLoss,
     Plan,
     positive,
@@ -35,6 +38,7 @@ from safesvd_core.plugin import (
     unit_interval,
 )
 
+from .refine import RefinePhase
 from .tuning import AUTO, held_out_search
 
 PhysicsSpec = str | Mapping[str, Any] | PhysicsLoss
@@ -132,6 +136,12 @@ class SafeSVD(Recipe):
     rollout_steps: int | str | None = attrs.field(default=None, validator=_steps)
     balance_horizons: bool = True
     held_out: float = attrs.field(default=0.25, validator=unit_interval)
+    refine_epochs: int = attrs.field(default=0, validator=non_negative_int)
+    refine_lr: float = attrs.field(default=1e-4, validator=positive)
+
+    def phases(self) -> tuple[Phase, ...]:
+        """The engine's default phases, then the refine phase when ``refine_epochs`` is set."""
+        return DEFAULT_PHASES + ((RefinePhase(epochs=self.refine_epochs, lr=self.refine_lr),) if self.refine_epochs else ())
 
     def plan(self, steps: int | None = None, *, alpha: float | None = None, lam_ratio: float | None = None) -> Plan:
         """The engine plan these options describe, for one-step batches (``steps=None``) or
@@ -209,7 +219,7 @@ class SafeSVD(Recipe):
             job = attrs.evolve(job, batches=one_step_batches(job.adapter, job.batches))
         tuning = held_out_search(self, job, steps)
         result = run_plan(job, self.plan(tuning.chosen.get("steps", steps), alpha=tuning.chosen.get("alpha"),
-                                         lam_ratio=tuning.chosen.get("lam_ratio")))
+                                         lam_ratio=tuning.chosen.get("lam_ratio")), self.phases())
         if tuning.candidates:
             result.tuning = tuning.to_dict()
             result.notes.append(tuning.summary())

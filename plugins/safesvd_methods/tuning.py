@@ -90,7 +90,7 @@ def held_out_search(recipe: Any, job: CompressionJob, steps: int | None) -> Tuni
         trial = attrs.evolve(job, batches=fit, model=copy.deepcopy(job.original), statistics=None, stage_hooks=(),
                              progress=False)
         result = run_plan(trial, recipe.plan(options.get("steps", steps), alpha=options.get("alpha"),
-                                             lam_ratio=options.get("lam_ratio")))
+                                             lam_ratio=options.get("lam_ratio")), recipe.phases())
         losses = held_out_losses(job.adapter, result.model, held_out, steps)
         rows.append({**options, "score": statistics.fmean(c / o for c, o in zip(losses, reference))})
     best = min(rows, key=lambda row: row["score"])  # the first of equal scores, in grid order
