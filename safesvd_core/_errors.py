@@ -31,6 +31,10 @@ class UnknownPluginError(SafeSVDError, LookupError):
         self.kind = kind
         self.name = name
         self.available = names
+        self._failed = tuple(failed)
+
+    def __reduce__(self):  # picklable across processes (multiprocessing, torch.distributed)
+        return type(self), (self.kind, self.name, self.available, self._failed)
 
 
 class DuplicatePluginError(SafeSVDError):

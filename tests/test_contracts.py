@@ -226,3 +226,16 @@ def test_the_zoo_demo_is_a_cli_command_from_the_hook():
 def test_layer_candidates_describe_costs():
     layer = LayerCandidate(name="l", out_features=6, in_features=4, spectrum=torch.ones(4), order=0)
     assert (layer.dense_params, layer.params_per_rank, layer.break_even_rank) == (24, 10, 2)
+
+
+@pytest.mark.parametrize("error", [
+    ConfigError("bad option"), UnknownPluginError("recipe", "x", ["a", "b"], ["'p' (d 1): E"]),
+    DuplicatePluginError("twice"), safesvd_core.BudgetError("over"), safesvd_core.NumericalError("nan"),
+])
+def test_errors_cross_process_boundaries(error):
+    """A worker's error reaches the parent (multiprocessing pickles it): an error that cannot be
+    unpickled hangs a multiprocessing pool instead of failing."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error)
