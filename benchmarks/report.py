@@ -106,8 +106,10 @@ def _fidelity_targets(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def ablation(rows: list[dict[str, Any]], command: str) -> str:
-    lines = [header("Ablation (the paper's Table 1 rows) on the NS reference model", command)]
-    lines.append("Relative change (%) of each metric; `safe-svd` with the options shown, everything else default.\n")
+    lines = [header("Ablation on the NS reference model: the paper's Table 1 rows and the rollout mechanisms", command)]
+    lines.append("## The paper's Table 1 rows\n")
+    lines.append("One-step calibration (the 32-pair calibration split). Relative change (%) of each metric on the test "
+                 "split; `safe-svd` with the options shown, everything else default.\n")
     lines.append("| row | ratio | options | " + " | ".join(METRICS) + " |")
     lines.append("|---|---|---|" + "---|" * len(METRICS))
     for row in rows:

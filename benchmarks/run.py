@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                     # full run: every part
     python -m benchmarks.run --parts rollout     # some parts; the pages use the saved rows of the others
+    python -m benchmarks.run --parts             # no measurement: render the pages from the saved rows
     python -m benchmarks.run --quick             # the CI-sized subset (a few minutes)
 
 Parts: ``fidelity`` (one step, ns2d-transformer and the zoo's scot-ns), ``ablation`` (the paper's
@@ -88,9 +89,12 @@ def _saved(out: Path, part: str) -> list[dict[str, Any]]:
 
 
 def render(out: Path, command: str) -> None:
-    """Every page from the saved rows of every part."""
+    """Every page from the saved rows of every part; the ablation page has both ablations."""
     report.write_all(out, command, _saved(out, "fidelity"), _saved(out, "ablation"))
     rows, ablation_rows = _saved(out, "rollout"), _saved(out, "rollout-ablation")
+    if ablation_rows:
+        with open(out / "ablation.md", "a") as page:
+            page.write("\n" + rollout_report.ablation(ablation_rows, rollout_report.horizons(ablation_rows)) + "\n")
     try:
         images = rollout_report.plot(out, rows)
     except ImportError:
@@ -101,12 +105,14 @@ def render(out: Path, command: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a subset that finishes in a few minutes")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=None,
-                        help="measure these parts only (default: all; --quick: all but rollout-ablation)")
+    parser.add_argument("--parts", nargs="*", choices=PARTS, default=None,
+                        help="measure these parts only (default: all; --quick: all but rollout-ablation; "
+                             "none: render the pages from the saved rows)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
     args = parser.parse_args(argv)
-    parts = args.parts or [p for p in PARTS if not (args.quick and p == "rollout-ablation")]
-    command = "python -m benchmarks.run" + (" --quick" if args.quick else "")
+    parts = args.parts if args.parts is not None else [p for p in PARTS if not (args.quick and p == "rollout-ablation")]
+    command = "python -m benchmarks.run" + (" --quick" if args.quick else "") + (
+        " (in parts; each part's rows are kept in raw/<part>.json)" if args.parts is not None else "")
     (args.out / "raw").mkdir(parents=True, exist_ok=True)
     for part in parts:
         rows = run_isolated(jobs(part, args.quick))
