@@ -2,10 +2,12 @@
 
     .venv/bin/python -m benchmarks.scale            # about 30 min on 2 cores; writes docs/results/scale.md
 
-The model is :class:`safesvd_adapters.hf_models.SmallScOT` (HF Swinv2 blocks in a U-Net) at
-Poseidon-L's shapes: 128² inputs, patch 4, embedding 192, four levels of depth 8 in the encoder
-and in the decoder, 3/6/12/24 heads, window 16, MLP ratio 4 (Poseidon-L's ConvNeXt blocks on the
-skip connections are left out), with random weights. Calibration: a few compressible-Euler
+The model is the ScOT stand-in :class:`safesvd_adapters.scot_like.ScOTLike` (Poseidon's ScOT
+structure: ``ScOTLayer`` blocks of HF Swinv2 attention in a U-Net, time-conditioned LayerNorms,
+ConvNeXt blocks on the skip connections) at Poseidon-L's shapes: 128² inputs, patch 4, embedding
+192, four levels of depth 8 in the encoder and in the decoder, 3/6/12/24 heads, window 16, MLP
+ratio 4, two ConvNeXt blocks on each of the three upper skips, with random weights; its config's
+loss groups follow the Euler channels ([ρ], [p], [u, v]). Calibration: a few compressible-Euler
 pairs from the seeded generator (short spin-up and lead time: the weights are random, so only
 the shapes and the cost matter). ``safe-svd`` (with the ``euler-compressible`` family) and
 ``svd-llm`` run in the same invocation, each in a fresh process, their clean statistics capped in
@@ -36,15 +38,18 @@ from safesvd_data import GENERATORS
 from .measure import median_latency
 from .report import header
 
-#: Poseidon-L's Swinv2 shapes (Herde et al., 2024: scOT-L), as keyword arguments of ``small_scot``.
-POSEIDON_L = {"size": 128, "patch": 4, "embed_dim": 192, "depths": (8, 8, 8, 8), "heads": (3, 6, 12, 24),
-              "window": 16, "mlp_ratio": 4.0}
-POSEIDON_NOTE = " (Poseidon-L: about 628M; its ConvNeXt skip blocks are not modelled)"
-#: ``--shape``: Poseidon-L, or a tiny stand-in that checks this script in seconds.
-SHAPES = {"poseidon-l": POSEIDON_L, "tiny": {"size": 32, "patch": 2, "embed_dim": 16, "depths": (2, 2), "heads": (2, 4),
-                                             "window": 4, "mlp_ratio": 4.0}}
+#: ``--shape``: Poseidon-L's (Herde et al., 2024: ScOT-L, ``POSEIDON_SHAPES["L"]``), or a tiny one
+#: that checks this script in seconds; keyword arguments of ``scot_like``.
+SHAPES: dict[str, dict[str, Any]] = {
+    "poseidon-l": {"size": "L"},
+    "tiny": {"size": "T", "image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": (2, 2), "num_heads": (2, 4),
+             "skip_connections": (2, 0), "window_size": 4},
+}
+POSEIDON_NOTE = " (Poseidon-L: about 629M)"
 CHANNELS = {"channels": ["rho", "p", "u", "v"], "roles": ["density", "pressure", "velocity_x", "velocity_y"],
             "periodic": True}
+#: The loss's channel groups in the model's config, in the Euler generator's channel order: [ρ], [p], [u, v].
+EULER_GROUPS = (0, 1, 2, 4)
 OURS, REFERENCE = "safe-svd", "svd-llm"
 TARGET_SECONDS = 30 * 60
 TARGET_GIB = 20.0
@@ -87,13 +92,15 @@ def measure_scale(recipe: str, shape: str, ratio: float, samples: int, batch: in
 
     require("transformers", adapter="transformers", extra="transformers")
     from safesvd_adapters.hf import TransformersAdapter
-    from safesvd_adapters.hf_models import small_scot
+    from safesvd_adapters.scot_like import scot_like
 
     start = time.perf_counter()
-    model = small_scot(channels=len(CHANNELS["channels"]), **SHAPES[shape])
+    channels = len(CHANNELS["channels"])
+    model = scot_like(**SHAPES[shape], num_channels=channels, num_out_channels=channels,
+                      channel_slice_list_normalized_loss=EULER_GROUPS)
     build_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    batches = calibration_batches(samples, batch, seed=1, size=SHAPES[shape]["size"])
+    batches = calibration_batches(samples, batch, seed=1, size=model.config.image_size)
     data_seconds = time.perf_counter() - start
     adapter = TransformersAdapter(**CHANNELS)
     directory = spill_dir or Path(tempfile.mkdtemp(prefix="safesvd-scale-")) / "statistics"
@@ -111,7 +118,7 @@ def measure_scale(recipe: str, shape: str, ratio: float, samples: int, batch: in
         "recipe": recipe, "seconds": seconds, "peak_gib": peak, "spilled_gib": spilled_bytes / 2**30,
         "params_before": result.params_before, "params_after": result.params_after, "kept": result.kept_ratio,
         "met_budget": result.met_budget, "lam": result.lam, "layers": len(result.ranks),
-        "blocks": len(adapter.blocks(model) or []), "stages": len(result.stages),
+        "blocks": len(adapter.blocks(model) or []), "stages": len(result.stages), "image_size": model.config.image_size,
         "timings": {k: v for k, v in result.timings.items() if k != "total"}, "passes": dict(result.passes),
         "solved": len(result.records), "fallbacks": len(result.fallbacks),
         "latency_ratio": (median_latency(functools.partial(adapter.predict, result.model, batches[0]), repeats=3)
@@ -193,10 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     lines = [header("Scale run: a Poseidon-L-shaped model compressed on this machine", command.strip(),
                     threads=f"this run uses {args.threads} threads")]
     shape = SHAPES[args.shape]
-    lines.append(f"Model: `SmallScOT` (HF Swinv2 U-Net) at the shapes {shape} ({args.shape}), random weights, "
-                 f"{first['params_before']:,} parameters"
-                 f"{POSEIDON_NOTE if args.shape == 'poseidon-l' else ''}. {first['layers']} compressible layers in {first['blocks']} blocks. Calibration: "
-                 f"{args.samples} compressible-Euler samples at {shape['size']}², batches of {args.batch}. "
+    lines.append(f"Model: the ScOT stand-in `ScOTLike` (Poseidon's ScOT structure: `ScOTLayer` blocks of HF Swinv2 "
+                 f"attention, time-conditioned LayerNorms, ConvNeXt skip blocks) at the shapes {shape} ({args.shape}), "
+                 f"random weights, {first['params_before']:,} parameters"
+                 f"{POSEIDON_NOTE if args.shape == 'poseidon-l' else ''}. {first['layers']} compressible layers, "
+                 f"{first['blocks']} blocks (`ScOTLayer`s and `ConvNeXtBlock`s). Calibration: "
+                 f"{args.samples} compressible-Euler samples at {first['image_size']}², batches of {args.batch}. "
                  f"`{OURS}` uses the `euler-compressible` family{lam}. Ratio {args.ratio}; every recipe's clean "
                  f"statistics capped at {args.memory} in memory and spilled to disk; each recipe runs in a fresh "
                  "process. The weights are random, so the output deviation is a sanity check, not fidelity.\n")

@@ -57,7 +57,7 @@ def compress(
                           "the directory where the rest goes")
     spill = None if spill_dir is None else SpillPolicy(spill_dir, statistics_memory)
     recipe_obj = make_recipe(recipe, options)
-    adapter_obj = make_adapter(adapter, adapter_options)
+    adapter_obj = make_adapter(adapter, adapter_options).for_model(model)
     batches = _materialise(calibration)
     device = _device(model)
     if device is not None:

@@ -104,7 +104,7 @@ def evaluate(
     :meth:`ModelAdapter.rollout_step`) and ``horizons``, each metric is also measured after that
     many autoregressive steps.
     """
-    adapter_obj = make_adapter(adapter, adapter_options)
+    adapter_obj = make_adapter(adapter, adapter_options).for_model(original)
     table = _metrics(family, metrics)
     batches = list(data)
     if not batches:

@@ -236,6 +236,12 @@ class ModelAdapter(ABC):
     #: prepared copy too, and the caller's model is never touched).
     rewrites_modules: ClassVar[bool] = False
 
+    def for_model(self, model: nn.Module) -> ModelAdapter:
+        """This adapter as it applies to ``model``: ``compress`` and ``evaluate`` call it once, with the
+        caller's model, before anything else. An adapter that reads settings from the model (e.g. the
+        training loss its config names) returns a copy with them. Default: itself."""
+        return self
+
     def prepare(self, model: nn.Module) -> nn.Module:
         """Rewrite ``model`` (a private copy) into an output-identical form whose compressible
         maps are ``nn.Linear``/1×1 conv modules, e.g. packed attention projections. Default: as is."""

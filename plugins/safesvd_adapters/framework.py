@@ -194,9 +194,13 @@ class FieldAdapter(SelectingAdapter):
             roles=self.roles if self.roles is not None else [Role.SCALAR] * len(self.channels),
             spacing=spacing if isinstance(spacing, Iterable) else [spacing] * dim,
             periodic=self.periodic if isinstance(self.periodic, Iterable) else [self.periodic] * dim,
-            masked=self.masked,
+            masked=self.masked_channels(batch),
             **({"axes": self.axes} if self.axes is not None else {}),
         )
+
+    def masked_channels(self, batch: Any) -> tuple[str, ...]:
+        """The channels of ``batch`` without data: the ``masked`` option (subclasses may add the batch's own)."""
+        return self.masked
 
     def active_channels(self) -> list[int] | None:
         """Indices of the unmasked channels, or None when every channel counts."""

@@ -1,17 +1,21 @@
 """The ``transformers`` adapter: HF-built operators with Poseidon's calling convention.
 
 Batches are Poseidon's dicts: ``pixel_values`` ``(B, C, H, W)``, ``labels`` (the target), and
-optionally ``time`` (lead time), ``pixel_mask`` and ``domain``. The model is called as
-``model(pixel_values=..., time=..., [pixel_mask=..., labels=...])`` and the prediction is the
-output's ``output_key`` attribute (``.output``, as Poseidon's ``ScOTOutput``).
+optionally ``time`` (lead time), ``pixel_mask`` (``(B, C)`` as Poseidon's data loaders give it, or
+``(B, C, H, W)``) and ``domain``. The model is called as ``model(pixel_values=..., time=...,
+[pixel_mask=..., labels=...])`` and the prediction is the output's ``output_key`` attribute
+(``.output``, as Poseidon's ``ScOTOutput``). Poseidon's own ``ScOT`` is recognised without importing
+it: its layers by class name, its loss from its config (:meth:`TransformersAdapter.for_model`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
+import torch
 from torch import Tensor, nn
 
 from safesvd_core import FieldDescription, Role
@@ -19,30 +23,22 @@ from safesvd_core.plugin import ConfigError, ModelAdapter, one_of
 
 from .base_losses import grouped_relative
 from .framework import FieldAdapter, require, sibling_chain
+from .poseidon import GROUPS_FIELD, boundaries, bounded_groups, config_loss, expand_mask, with_known
 from .selection import NORMALISATION, POSITION_BIAS, TIME_CONDITIONING, embedding, recovery
 
 _VECTOR_ROLES = {Role.VELOCITY_X, Role.VELOCITY_Y, Role.VELOCITY_Z, Role.MOMENTUM_X, Role.MOMENTUM_Y, Role.MOMENTUM_Z}
 _INPUTS = ("pixel_values", "labels")
-
-
-def _boundaries(value: Any) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    bounds = tuple(value)
-    if len(bounds) < 2 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) or bounds[0] != 0 \
-            or any(b >= c for b, c in zip(bounds, bounds[1:])):
-        raise ConfigError("channel_groups must be increasing channel boundaries starting at 0, "
-                          f"e.g. (0, 1, 3, 4); got {value!r}")
-    return bounds
+#: Blocks recognised by class name, without importing their package: Poseidon's ScOT layers and
+#: the ConvNeXt blocks on its skip connections.
+BLOCK_CLASS_NAMES = ("ScOTLayer", "ConvNeXtBlock")
 
 
 def role_groups(field: FieldDescription) -> list[list[int]]:
-    """Unmasked channels grouped as Poseidon does: the adjacent components of one vector (velocity
-    or momentum) form one group, every other channel is its own."""
+    """Channels grouped as Poseidon does: the adjacent components of one vector (velocity or
+    momentum) form one group, every other channel is its own."""
     groups: list[list[int]] = []
     previous: str | None = None
-    for index in field.active_channels():
-        role = field.roles[index]
+    for index, role in enumerate(field.roles):
         vector = role.value.rpartition("_")[0] if role in _VECTOR_ROLES else None
         if vector is not None and vector == previous and groups[-1][-1] == index - 1:
             groups[-1].append(index)
@@ -54,16 +50,18 @@ def role_groups(field: FieldDescription) -> list[list[int]]:
 
 @attrs.frozen(kw_only=True)
 class TransformersAdapter(FieldAdapter, ModelAdapter):
-    """Swinv2 (Poseidon scOT-like) and ViT operators built from HF ``transformers`` classes.
+    """Swinv2 (Poseidon's ScOT and scOT-like) and ViT operators built from HF ``transformers`` classes.
 
-    ``loss="poseidon"`` (default) is Poseidon's per-channel-group relative Lp (``p`` 1 or 2):
-    groups from ``channel_groups`` (Poseidon's ``channel_slice_list_normalized_loss``, e.g.
-    ``(0, 1, 3, 4)`` for [ρ | u, v | p]), else from the channel roles (vector components together),
-    else all channels as one group; masked channels are left out. Skipped by default: the
-    ``Linear(1, d)`` time conditioning, relative-position-bias MLPs, patch embedding, patch recovery
-    and output heads, and anything inside a normalisation layer. Blocks: the layers of a HF ViT
-    encoder (a true chain), or every ``Swinv2Layer`` of a Swinv2 U-Net (a chain within each stage;
-    the engine takes a prefix pass where a stage starts, after a downsampling or a skip merge).
+    ``loss="poseidon"`` (default) is ScOT's training loss: per channel group, the relative Lp
+    ``mean|p − t|^p / (mean|t|^p + 1e-10)``, then the mean over every group. Groups come from
+    ``channel_groups`` (boundaries, e.g. ``(0, 1, 3, 4)`` for [ρ | u, v | p]), else from a ScOT config's
+    ``channel_slice_list_normalized_loss`` (read by :meth:`for_model`, with its ``p``), else from the
+    channel roles (vector components together), else all channels form one group. Masked entries
+    (the ``masked`` channels and the batch's ``pixel_mask``) take the labels' values, as in ScOT: they
+    carry no error, and a group masked whole adds a zero term. Skipped by default: the ``Linear(1, d)``
+    time conditioning, relative-position-bias MLPs, patch embedding, patch recovery and output
+    heads, and anything inside a normalisation layer. Blocks: every ``Swinv2Layer``, ScOT's
+    ``ScOTLayer`` and ``ConvNeXtBlock`` (by class name), else the layers of a HF ViT encoder.
     """
 
     name: ClassVar[str] = "transformers"
@@ -74,8 +72,9 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
     special_losses: ClassVar = ("poseidon",)
 
     loss: Any = "poseidon"
-    p: int = attrs.field(default=1, validator=one_of((1, 2)))
-    channel_groups: tuple[int, ...] | None = attrs.field(default=None, converter=_boundaries)
+    #: 1 or 2; None: the model's ScOT config's ``p``, else 1.
+    p: int | None = attrs.field(default=None, validator=one_of((None, 1, 2)))
+    channel_groups: tuple[int, ...] | None = attrs.field(default=None, converter=boundaries)
     output_key: str = "output"
 
     def __attrs_post_init__(self) -> None:
@@ -83,6 +82,27 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         super().__attrs_post_init__()
         if self.channel_groups is not None and self.channels is not None and self.channel_groups[-1] != len(self.channels):
             raise ConfigError(f"channel_groups end at {self.channel_groups[-1]}, but there are {len(self.channels)} channels")
+
+    def for_model(self, model: nn.Module) -> TransformersAdapter:
+        """With a ScOT config (``model.config`` has ``channel_slice_list_normalized_loss``), the
+        ``poseidon`` loss takes its groups and ``p``; ``channel_groups`` or ``p`` given here must agree
+        with it. A config without groups (ScOT then trains with plain L1/MSE) gives ``l1``/``mse``."""
+        settings = config_loss(model) if self.loss == "poseidon" else None
+        if settings is None:
+            return self
+        groups, p = settings["groups"], settings["p"]
+        for option, field, given, found in (("channel_groups", GROUPS_FIELD, self.channel_groups, groups),
+                                            ("p", "p", self.p, p)):
+            if given is not None and found is not None and given != found:
+                raise ConfigError(f"{option}={given!r} disagrees with the model's config ({field}={found!r}), which "
+                                  f"ScOT trains with; leave {option} unset to use the config's")
+        groups = self.channel_groups or groups
+        if groups is None:
+            return attrs.evolve(self, loss="l1" if p == 1 else "mse", p=p)
+        if self.channels is not None and groups[-1] != len(self.channels):
+            raise ConfigError(f"the model's config groups the loss's channels as {list(groups)}, but the adapter names "
+                              f"{len(self.channels)} channels: {', '.join(self.channels)}")
+        return attrs.evolve(self, channel_groups=groups, p=p)
 
     def _item(self, batch: Any, key: str) -> Any:
         if not isinstance(batch, Mapping):
@@ -137,24 +157,49 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
     def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:
         if self.loss != "poseidon":
             return super().base_loss(prediction, batch)
-        return grouped_relative(prediction, self.reference(batch), self.groups(prediction.shape[1], batch), p=self.p)
+        target = self.reference(batch)
+        groups = self.groups(prediction.shape[1], batch)
+        prediction = with_known(prediction, self.entry_mask(batch, target), target)
+        return grouped_relative(prediction, target, groups, p=self.p or 1)
 
     def groups(self, channels: int, batch: Any) -> list[list[int]]:
-        """The channel groups of the ``poseidon`` loss for a prediction with ``channels`` channels."""
+        """The channel groups of the ``poseidon`` loss for a prediction with ``channels`` channels
+        (masked channels stay in their groups: their error is zero)."""
         if self.channels is not None and len(self.channels) != channels:
             raise ConfigError(f"the prediction has {channels} channels, but the adapter names {len(self.channels)}: "
                               f"{', '.join(self.channels)}")
-        active = set(self.active_channels() or range(channels))
         if self.channel_groups is not None:
-            bounds: Sequence[int] = self.channel_groups
-            groups = [[i for i in range(a, b) if i in active] for a, b in zip(bounds, bounds[1:])]
-            return [group for group in groups if group]
+            if self.channel_groups[-1] != channels:
+                raise ConfigError(f"channel_groups end at {self.channel_groups[-1]}, but the prediction has {channels} channels")
+            return bounded_groups(self.channel_groups)
         field = self.field(batch)
-        return role_groups(field) if field is not None else [sorted(active)]
+        return role_groups(field) if field is not None else [list(range(channels))]
+
+    def entry_mask(self, batch: Any, like: Tensor) -> Tensor | None:
+        """True where ``like`` (shaped as the labels) has no data: the ``masked`` channels and the
+        batch's ``pixel_mask``; None when nothing is masked."""
+        masks = []
+        if isinstance(batch, Mapping) and batch.get("pixel_mask") is not None:
+            masks.append(expand_mask(batch["pixel_mask"], like))
+        if self.masked and self.channels is not None:
+            flags = torch.tensor([name in self.masked for name in self.channels], device=like.device)
+            masks.append(expand_mask(flags.expand(like.shape[0], -1), like))
+        return functools.reduce(torch.logical_or, masks) if masks else None
+
+    def masked_channels(self, batch: Any) -> tuple[str, ...]:
+        """The ``masked`` channels plus those the batch's ``pixel_mask`` masks everywhere."""
+        mask = batch.get("pixel_mask") if isinstance(batch, Mapping) else None
+        if mask is None or self.channels is None:
+            return self.masked
+        target = self.reference(batch)
+        everywhere = expand_mask(mask, target).transpose(0, 1).reshape(target.shape[1], -1).all(1).tolist()
+        return self.masked + tuple(name for name, flag in zip(self.channels, everywhere)
+                                   if flag and name not in self.masked)
 
     def blocks(self, model: nn.Module) -> list[str] | None:
         from transformers.models.swinv2.modeling_swinv2 import Swinv2Layer
         from transformers.models.vit.modeling_vit import ViTLayer
 
-        swin_layers = [name for name, module in model.named_modules() if isinstance(module, Swinv2Layer)]
-        return swin_layers or sibling_chain(model, ViTLayer)
+        layers = [name for name, module in model.named_modules()
+                  if isinstance(module, Swinv2Layer) or type(module).__name__ in BLOCK_CLASS_NAMES]
+        return layers or sibling_chain(model, ViTLayer)

@@ -4,8 +4,9 @@
 ``Swinv2Encoder`` (stages joined by patch merging, ``reduction``), a decoder of HF ``Swinv2Stage``
 with patch unmerging and skip connections, time-conditioned LayerNorms (``Linear(1, d)`` scale and
 shift) and a ``ConvTranspose2d`` patch recovery. :class:`ViTOperator` wraps ``transformers.ViTModel``.
-Both are called as ``model(pixel_values=..., time=..., pixel_mask=..., labels=...)`` and return an
-object whose ``.output`` is the predicted field ``(batch, out_channels, H, W)``.
+Both are called as ``model(pixel_values=..., time=..., pixel_mask=..., labels=...)`` (``pixel_mask``
+``(batch, channels)`` or shaped like the labels) and return an object whose ``.output`` is the
+predicted field ``(batch, out_channels, H, W)``.
 
 Importing this module imports ``transformers`` (extra ``safesvd[transformers]``).
 """
@@ -22,6 +23,7 @@ from transformers.utils import ModelOutput
 
 from safesvd_core.plugin import ConfigError
 
+from .poseidon import with_known
 from .tokens import unpatchify
 
 
@@ -42,9 +44,11 @@ class ConditionalLayerNorm(nn.Module):
         self.bias = nn.Linear(1, dim)
 
     def forward(self, x: Tensor, time: Tensor) -> Tensor:
+        """``x``: ``(batch, ..., dim)`` (tokens, or a channels-last grid); ``time``: ``(batch,)``."""
         x = nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps)
         time = time.reshape(-1, 1).type_as(x)
-        return self.weight(time).unsqueeze(1) * x + self.bias(time).unsqueeze(1)
+        shape = (-1,) + (1,) * (x.ndim - 2) + (x.shape[-1],)  # (time batch, 1, ..., dim)
+        return self.weight(time).reshape(shape) * x + self.bias(time).reshape(shape)
 
 
 class PatchUnmerging(nn.Module):
@@ -75,15 +79,6 @@ class PatchRecovery(nn.Module):
     def forward(self, x: Tensor, dimensions: tuple[int, int]) -> Tensor:
         x = x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *dimensions)
         return self.mixup(self.projection(x))
-
-
-def _mask_known(prediction: Tensor, pixel_mask: Tensor | None, labels: Tensor | None) -> Tensor:
-    """Poseidon's ``pixel_mask``: masked entries take the label's value (no error there)."""
-    if pixel_mask is None:
-        return prediction
-    if labels is None:
-        raise ConfigError("pixel_mask needs labels (the masked entries take the labels' values)")
-    return torch.where(pixel_mask, labels.type_as(prediction), prediction)
 
 
 def _time(time: Tensor | None, batch: int) -> Tensor:
@@ -130,7 +125,7 @@ class SmallScOT(Swinv2PreTrainedModel):
                 hidden = self.unmerging[step - 1](hidden, (size[0] // 2, size[1] // 2)) + skips[level]
             hidden = stage(hidden, size)[0]
         prediction = self.patch_recovery(self.output_norm(hidden, time), dimensions)
-        return OperatorOutput(output=_mask_known(prediction, pixel_mask, labels))
+        return OperatorOutput(output=with_known(prediction, pixel_mask, labels))
 
 
 def small_scot(*, channels: int = 4, size: int = 16, patch: int = 2, embed_dim: int = 32,
@@ -165,7 +160,7 @@ class ViTOperator(nn.Module):
         tokens = self.vit(pixel_values=pixel_values).last_hidden_state[:, 1:]  # drop [CLS]
         tokens = tokens * (1 + self.time_scale(time).unsqueeze(1)) + self.time_shift(time).unsqueeze(1)
         prediction = unpatchify(self.recovery(tokens), self.out_channels, self.patch, (self.grid, self.grid))
-        return OperatorOutput(output=_mask_known(prediction, pixel_mask, labels))
+        return OperatorOutput(output=with_known(prediction, pixel_mask, labels))
 
 
 def small_vit(*, channels: int = 4, size: int = 16, patch: int = 4, hidden: int = 48, depth: int = 2,

@@ -150,10 +150,11 @@ class ResidualScOT(nn.Module):
 
     def forward(self, pixel_values: Tensor, time: Tensor | None = None, pixel_mask: Tensor | None = None,
                 labels: Tensor | None = None):
-        from safesvd_adapters.hf_models import OperatorOutput, _mask_known
+        from safesvd_adapters.hf_models import OperatorOutput
+        from safesvd_adapters.poseidon import with_known
 
         prediction = pixel_values + self.operator(pixel_values=pixel_values, time=time).output
-        return OperatorOutput(output=_mask_known(prediction, pixel_mask, labels))
+        return OperatorOutput(output=with_known(prediction, pixel_mask, labels))
 
 
 class ResidualField(nn.Module):

@@ -90,10 +90,11 @@ class ModelAdapterConformance:
     # -- helpers ------------------------------------------------------------------------------
 
     def _setup(self) -> tuple[ModelAdapter, nn.Module, list[Any]]:
+        """The adapter as ``compress`` uses it (``for_model``), the model and the batches."""
         torch.manual_seed(0)
         adapter, model, batches = self.make_adapter(), self.make_model(), self.make_batches()
         assert len(batches) >= 2, f"make_batches gave {len(batches)} batch(es); the suite needs at least 2"
-        return adapter, model, batches
+        return adapter.for_model(model), model, batches
 
     @staticmethod
     def _prepared(adapter: ModelAdapter, model: nn.Module) -> nn.Module:
@@ -110,6 +111,13 @@ class ModelAdapterConformance:
         assert isinstance(name, str) and name, "a model adapter needs a non-empty string `name`"
         expected = getattr(self, "plugin_name", name)
         assert name == expected, f"the adapter is named {name!r}, registered as {expected!r}"
+
+    def test_for_model_gives_the_same_kind_of_adapter_idempotently(self) -> None:
+        adapter, model = self.make_adapter(), self.make_model()
+        bound = adapter.for_model(model)
+        assert isinstance(bound, ModelAdapter) and type(bound).name == type(adapter).name, \
+            f"for_model must return a {type(adapter).name!r} adapter, got {bound!r}"
+        assert bound.for_model(model) == bound, "for_model of an adapter it returned must change nothing"
 
     def test_compressible_layers_are_linear_maps_called_by_predict(self) -> None:
         adapter, model, batches = self._setup()

@@ -15,14 +15,16 @@ CHANNELS = {"channels": ["rho", "u", "v", "p"], "roles": ["density", "velocity_x
             "periodic": True}
 
 
-def poseidon_batches(masked_channel: int | None = 3, batches: int = 2) -> list[dict[str, torch.Tensor]]:
+def poseidon_batches(masked_channel: int | None = 3, batches: int = 2, per_channel: bool = False
+                     ) -> list[dict[str, torch.Tensor]]:
+    """Poseidon's dicts; ``pixel_mask`` per entry ``(B, C, H, W)``, or ``(B, C)`` as Poseidon's loaders give it."""
     generator = torch.Generator().manual_seed(1)
     out = []
     for _ in range(batches):
         batch = {"pixel_values": torch.randn(2, 4, 16, 16, generator=generator),
                  "labels": torch.randn(2, 4, 16, 16, generator=generator), "time": torch.rand(2, generator=generator)}
         if masked_channel is not None:
-            batch["pixel_mask"] = torch.zeros(2, 4, 16, 16, dtype=torch.bool)
+            batch["pixel_mask"] = torch.zeros((2, 4) if per_channel else (2, 4, 16, 16), dtype=torch.bool)
             batch["pixel_mask"][:, masked_channel] = True
         out.append(batch)
     return out
@@ -45,9 +47,10 @@ def test_scot_like_model_is_built_from_hf_swinv2_classes():
         assert any(name.endswith(suffix) for name in names), suffix
 
 
-def test_scot_compresses_at_half_with_masked_channels():
+@pytest.mark.parametrize("per_channel", [False, True], ids=["BCHW-mask", "BC-mask"])
+def test_scot_compresses_at_half_with_masked_channels(per_channel):
     torch.manual_seed(0)
-    model, data = small_scot(), poseidon_batches()
+    model, data = small_scot(), poseidon_batches(per_channel=per_channel)
     ad = adapter(masked=["p"])
     result = compress(model, data, ratio=0.5, adapter=ad)
     out = ad.predict(result.model, data[0])
@@ -82,13 +85,28 @@ def test_poseidon_loss_is_per_channel_group_relative_l1():
     prediction = labels + 0.1
     ad = adapter()
     assert ad.groups(4, data) == [[0], [1, 2], [3]]
-    expected = torch.stack([(prediction[:, g] - labels[:, g]).abs().mean() / labels[:, g].abs().mean()
-                            for g in ([0], [1, 2], [3])]).mean()
-    torch.testing.assert_close(ad.base_loss(prediction, data), expected)
-    assert adapter(masked=["p"]).groups(4, data) == [[0], [1, 2]]
+    terms = [(prediction[:, g] - labels[:, g]).abs().mean() / labels[:, g].abs().mean() for g in ([0], [1, 2], [3])]
+    torch.testing.assert_close(ad.base_loss(prediction, data), torch.stack(terms).mean())
+    # a masked channel carries no error but its group still counts, as in ScOT's own loss
+    masked = adapter(masked=["p"])
+    assert masked.groups(4, data) == [[0], [1, 2], [3]]
+    torch.testing.assert_close(masked.base_loss(prediction, data), (terms[0] + terms[1]) / 3)
+    data["pixel_mask"] = torch.tensor([[False, False, False, True]] * 2)  # (B, C), as Poseidon's loaders give it
+    torch.testing.assert_close(ad.base_loss(prediction, data), (terms[0] + terms[1]) / 3)
+    assert ad.field(data).masked == ("p",)  # masked in every sample of the batch: masked for the physics too
     assert adapter(channel_groups=[0, 1, 3, 4]).groups(4, data) == [[0], [1, 2], [3]]
     assert registry("model_adapter").create("transformers").groups(4, data) == [[0, 1, 2, 3]]
     assert float(adapter(loss="mse").base_loss(prediction, data)) == pytest.approx(0.01, rel=1e-5)
+
+
+def test_pixel_masks_per_channel_and_per_entry_agree():
+    model, (batch,) = small_scot(), poseidon_batches(per_channel=True, batches=1)
+    per_entry = dict(batch, pixel_mask=batch["pixel_mask"][:, :, None, None].expand(-1, -1, 16, 16))
+    ad = adapter()
+    out = ad.predict(model, batch)
+    assert torch.equal(out, ad.predict(model, per_entry)) and torch.equal(out[:, 3], batch["labels"][:, 3])
+    with pytest.raises(ConfigError, match=r"pixel_mask must be \(batch, channels\)"):
+        ad.predict(model, dict(batch, pixel_mask=torch.zeros(4, dtype=torch.bool)))
 
 
 def test_vit_operator_compresses_at_half_in_block_stages():
@@ -100,7 +118,9 @@ def test_vit_operator_compresses_at_half_in_block_stages():
     ad = adapter()
     result = compress(model, data, ratio=0.5, adapter=ad)
     assert_compressed(result, ad.predict(result.model, data[0]), (2, 4, 16, 16))
-    assert ad.blocks(model) == ["vit.layers.0", "vit.layers.1"]
+    blocks = ad.blocks(model)  # transformers 5 names them vit.layers.{i}, 4.x vit.encoder.layer.{i}
+    assert [type(model.get_submodule(b)).__name__ for b in blocks] == ["ViTLayer", "ViTLayer"]
+    assert len({b.rpartition(".")[0] for b in blocks}) == 1 and blocks[0].endswith(".0") and blocks[1].endswith(".1")
     assert [len(stage) for stage in result.stages] == [6, 6]
     skipped = ad.skipped_layers(model)
     assert {"time_scale", "time_shift", "recovery"} <= set(skipped)

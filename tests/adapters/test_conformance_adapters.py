@@ -125,6 +125,25 @@ class TestTransformersSwinv2(NeedsFramework):
         return poseidon_batches(masked_channel=3)
 
 
+class TestTransformersScOT(NeedsFramework):
+    """The ScOT stand-in shaped like Poseidon-T (tiny width): its loss from its config, ``(B, C)`` masks."""
+
+    framework: ClassVar[str] = "transformers"
+    plugin_name: ClassVar[str] = "transformers"
+    options: ClassVar[Mapping[str, Any]] = _POSEIDON_CHANNELS
+
+    def make_model(self) -> nn.Module:
+        from safesvd_adapters.scot_like import poseidon_t_like
+
+        return poseidon_t_like(image_size=32, window_size=4)
+
+    def make_batches(self) -> list[Any]:
+        generator = torch.Generator().manual_seed(1)
+        return [{"pixel_values": torch.randn(2, 4, 32, 32, generator=generator),
+                 "labels": torch.randn(2, 4, 32, 32, generator=generator), "time": torch.rand(2, generator=generator),
+                 "pixel_mask": torch.tensor([[False, False, False, True]] * 2)} for _ in range(2)]
+
+
 # -- neuraloperator -------------------------------------------------------------------------------
 
 class TestNeuralOperator(NeedsFramework):
