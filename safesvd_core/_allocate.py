@@ -6,11 +6,14 @@ from typing import ClassVar
 
 from ._interfaces import LayerCandidate
 from ._job import Phase, RunState
+from ._seams import Shared
 
 
 class AllocationPhase(Phase):
     """Sets ``state.ranks`` (layer → rank, ``None`` = dense) within the factor budget, reading one
-    layer's statistics at a time (they may be spilled to disk)."""
+    layer's statistics at a time (they may be spilled to disk). Spectra already in
+    ``state.spectra`` (taken while spilled statistics were in memory) are not computed again; the
+    others are split across the job's processes."""
 
     name: ClassVar[str] = "allocate"
 
@@ -18,9 +21,17 @@ class AllocationPhase(Phase):
         probe = state.need("probe", self.name)
         statistics = state.need("statistics", self.name)
         plan = state.plan
+        missing = [index for index, name in enumerate(probe.order) if name not in state.spectra]
+        state.spectra.update({probe.order[index]: shared.tensors["spectrum"] for index, shared in state.job.reducer.share(
+            missing, lambda index: spectrum(state, probe.order[index], statistics.layer(probe.order[index]))).items()})
         candidates = [
             LayerCandidate(name=name, out_features=state.maps[name].out_features, in_features=state.maps[name].in_features,
-                           spectrum=plan.solver.spectrum(state.maps[name].weight, statistics.layer(name)), order=index)
+                           spectrum=state.spectra[name], order=index)
             for index, name in enumerate(probe.order)
         ]
         state.ranks = dict(plan.allocator.allocate(candidates, state.factor_budget))
+
+
+def spectrum(state: RunState, name: str, statistics) -> Shared:
+    """The plan's proxy spectrum of layer ``name`` from its clean ``statistics``."""
+    return Shared(tensors={"spectrum": state.plan.solver.spectrum(state.maps[name].weight, statistics)})

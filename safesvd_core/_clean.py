@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ._allocate import spectrum
 from ._capture import LayerRecorder
 from ._interfaces import LayerSignals
 from ._job import Phase, RunState
@@ -53,7 +54,10 @@ class CleanStatisticsPhase(Phase):
                                   for by_name in statistics.estimators.values() for estimator in by_name.values())
             clean_pass(state, statistics, group, objective, needs_gradients)
             job.reducer.reduce(statistics)
-            if job.spill is not None:
+            if job.spill is not None:  # the allocation's spectra now, while the group is in memory: one read less
+                positions = [state.layers.index(name) for name in group]
+                shared = job.reducer.share(positions, lambda i: spectrum(state, state.layers[i], statistics.layer(state.layers[i])))
+                state.spectra.update({state.layers[i]: result.tensors["spectrum"] for i, result in shared.items()})
                 with state.timed("spill"):
                     statistics.spill(job.spill.directory)
         state.count(self.name, len(groups))
@@ -64,7 +68,8 @@ def _spill_groups(state: RunState) -> list[list[str]]:
     """The layers of each clean pass under the job's memory cap (sizes from the estimators' footprints)."""
     job, plan = state.job, state.plan
     make = EstimatorFactory(plan.estimator_options)
-    domains = max(1, len({job.adapter.domain(state.source.first_batch(job.adapter, item)) for item in job.batches}))
+    labels = {str(job.adapter.domain(state.source.first_batch(job.adapter, item))) for item in job.batches}
+    domains = max(1, len(job.reducer.union(labels)))  # every process's, so that every process groups alike
     sizes = {name: sum(make(estimator, n, m).footprint(domains) for estimator in plan.clean_estimators)
              for name, (n, m) in state.shapes.items()}
     return layer_groups(sizes, state.layers, job.spill.max_bytes)
@@ -93,6 +98,7 @@ def clean_pass(state: RunState, statistics: CalibrationStatistics, names: Sequen
     views = {name: linear_map(model, name) for name in names}
     recorder = LayerRecorder(model, names, keep_outputs=needs_gradients)
     grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
+    rows: dict[str | None, dict[str, int]] = {}
     with grad_context, recorder.attached():
         for index, item in enumerate(tqdm(job.batches, desc="clean statistics", disable=not job.progress)):
             recorder.clear()
@@ -102,7 +108,7 @@ def clean_pass(state: RunState, statistics: CalibrationStatistics, names: Sequen
                     calls.append(call)
                     ends.append({name: len(recorder.inputs[name]) for name in names})
                 groups = source.groups(len(calls))
-                item_objective = objective.for_item(index)
+                item_objective = objective.for_item(job.reducer.global_index(index))
                 domain = adapter.domain(source.first_batch(adapter, item))
                 for position, (group, chosen) in enumerate(groups.items()):
                     spans = {name: [i for c in chosen for i in range(ends[c - 1][name] if c else 0, ends[c][name])]
@@ -114,6 +120,11 @@ def clean_pass(state: RunState, statistics: CalibrationStatistics, names: Sequen
                         grads = list(torch.autograd.grad(loss, outputs, allow_unused=True,
                                                          retain_graph=position + 1 < len(groups)))
                     _feed(statistics, views, recorder, spans, grads, domain, group)
+                    for name in names:
+                        counted = rows.setdefault(group, {}).setdefault(name, 0)
+                        rows[group][name] = counted + sum(views[name].rows(recorder.inputs[name][i]).shape[0] for i in spans[name])
+    for name in names:  # the widest group's rows: the rank the covariance can reach
+        state.rows[name] = max(by_layer.get(name, 0) for by_layer in rows.values())
 
 
 def _feed(statistics: CalibrationStatistics, views, recorder: LayerRecorder, spans, grads, domain, group) -> None:

@@ -8,14 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from torch import nn
+import torch.distributed as dist
+from torch import Tensor, nn
 
+from ._checkpoint import Checkpoint
+from ._config import config_to_dict
+from ._distributed import DistributedReducer, initialised
 from ._errors import ConfigError
+from ._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
 from ._interfaces import ModelAdapter
-from ._job import CompressionJob, Recipe
+from ._job import CompressionJob, Recipe, RunHook
 from ._plugins import registry
-from ._rollout import one_step_batches
 from ._result import CompressionResult
+from ._rollout import one_step_batches
+from ._seams import LocalReducer, StatisticsReducer
 from ._spill import SpillPolicy
 from ._statistics import CalibrationStatistics
 
@@ -33,6 +39,8 @@ def compress(
     progress: bool = False,
     statistics_memory: int | str | None = None,
     spill_dir: str | Path | None = None,
+    distributed: bool | None = None,
+    checkpoint_dir: str | Path | None = None,
     **options: Any,
 ) -> CompressionResult:
     """Compress ``model`` so that it keeps at most ``ratio`` of its parameters.
@@ -47,6 +55,15 @@ def compress(
     size like ``"6GiB"``) caps them: the clean pass runs once per group of layers that fits, each
     group spilled to ``spill_dir`` (a new or empty directory, kept afterwards: reopen it with
     ``CalibrationStatistics.open`` to resume). The two go together.
+
+    ``distributed``: with an initialised ``torch.distributed`` process group (``torchrun``), every
+    process calls ``compress`` with the same arguments and calibration set; each takes its shard
+    of the items, statistics are all-reduced and per-layer work is split (docs/distributed.md).
+    ``None`` (default) detects a group of more than one process, ``False`` ignores it.
+
+    ``checkpoint_dir``: after the clean statistics, the allocation and every stage the run's
+    progress is written there (atomically, by process 0); a later call with the same directory and
+    inputs resumes after the last finished stage (docs/method.md, "Checkpoint and resume").
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
         raise ConfigError(f"ratio must be a number in (0, 1] (the fraction of parameters kept), got {ratio!r}")
@@ -55,13 +72,29 @@ def compress(
     if (statistics_memory is None) != (spill_dir is None):
         raise ConfigError("statistics_memory and spill_dir go together: the cap says how much stays in memory, "
                           "the directory where the rest goes")
+    reducer = processes(distributed)
+    if spill_dir is not None and reducer.world > 1:  # each process spills its own copy (node-local disks)
+        spill_dir = Path(spill_dir) / f"rank-{reducer.rank}"
     spill = None if spill_dir is None else SpillPolicy(spill_dir, statistics_memory)
     recipe_obj = make_recipe(recipe, options)
     adapter_obj = make_adapter(adapter, adapter_options).for_model(model)
-    batches = _materialise(calibration)
+    if reducer.world > 1 and not recipe_obj.distributed:
+        raise ConfigError(f"recipe {recipe_obj.name!r} does not run distributed (its own calibration loop is not "
+                          "sharded); run it in one process, distributed=False")
+    everything = _materialise(calibration)
+    _check_dtypes(everything[0], model)
+    batches = everything[reducer.rank :: reducer.world]
+    if not batches:
+        raise ConfigError(f"{len(everything)} calibration item(s) for {reducer.world} processes: every process needs one")
     device = _device(model)
     if device is not None:
-        batches = [adapter_obj.to_device(batch, device) for batch in batches]
+        batches = [_moved(adapter_obj, batch, device, index) for index, batch in enumerate(batches)]
+    fingerprints = _fingerprints(model, everything, recipe_obj, adapter_obj, ratio)
+    hooks: tuple[RunHook, ...] = ()
+    if checkpoint_dir is not None:
+        checkpoint = Checkpoint(checkpoint_dir, fingerprints, writer=reducer.rank == 0)
+        statistics = statistics if statistics is not None else checkpoint.statistics
+        hooks = (checkpoint,)
     if not recipe_obj.handles_trajectories:
         batches = one_step_batches(adapter_obj, batches)
     if inplace:
@@ -73,10 +106,29 @@ def compress(
         work = adapter_obj.prepare(work)
     job = CompressionJob(
         original=original, model=work, batches=batches, adapter=adapter_obj, ratio=float(ratio),
-        recipe=recipe_obj.name, options=_describe(recipe_obj), statistics=statistics, progress=progress,
-        spill=spill,
+        recipe=recipe_obj.name, options=_describe(recipe_obj), statistics=statistics,
+        progress=progress and reducer.rank == 0, spill=spill, reducer=reducer, hooks=hooks,
     )
-    return recipe_obj.compress(job)
+    result = recipe_obj.compress(job)
+    result.fingerprints = fingerprints
+    return result
+
+
+def processes(distributed: bool | None) -> StatisticsReducer:
+    """The processes a compression shares its work with (see ``compress``'s ``distributed``)."""
+    if distributed is False or (distributed is None and not (initialised() and dist.get_world_size() > 1)):
+        return LocalReducer()
+    return DistributedReducer()
+
+
+def _fingerprints(model: nn.Module, items: list[Any], recipe: Recipe, adapter: ModelAdapter, ratio: float) -> dict[str, str]:
+    """What a checkpoint depends on: the original weights, the calibration items and the config."""
+    try:
+        recipe_config: Any = config_to_dict(recipe)
+    except ConfigError:
+        recipe_config = repr(recipe)
+    return {"weights": weights_fingerprint(model), "calibration": fingerprint(items),
+            "config": config_fingerprint({"recipe": recipe_config, "adapter": repr(adapter), "ratio": float(ratio)})}
 
 
 def make_recipe(recipe: str | Recipe, options: Mapping[str, Any]) -> Recipe:
@@ -113,9 +165,46 @@ def _materialise(calibration: Iterable[Any]) -> list[Any]:
     """The batches as a list: every pass must see the same batches in the same order (a
     shuffling DataLoader would otherwise pair clean and shifted rows of different samples)."""
     try:
-        batches = list(calibration)
+        iterator = iter(calibration)
     except TypeError:
         raise ConfigError(f"calibration must be an iterable of batches, got {type(calibration).__name__}") from None
+    batches: list[Any] = []
+    while True:
+        try:
+            batches.append(next(iterator))
+        except StopIteration:
+            break
+        except Exception as error:  # noqa: BLE001 - the user's data source failed: named, chained, re-raised
+            raise ConfigError(f"reading the calibration data failed after {len(batches)} item(s): "
+                              f"{type(error).__name__}: {error}") from error
     if not batches:
         raise ConfigError("the calibration set is empty")
     return batches
+
+
+def _tensors(value: Any) -> list[Tensor]:
+    if isinstance(value, Tensor):
+        return [value]
+    if isinstance(value, Mapping):
+        return [t for item in value.values() for t in _tensors(item)]
+    if isinstance(value, (tuple, list)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def _check_dtypes(item: Any, model: nn.Module) -> None:
+    """The first item's floating tensors must have the model's floating dtype (checked before any pass)."""
+    wanted = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    given = {t.dtype for t in _tensors(item) if t.is_floating_point()}
+    if len(wanted) == 1 and given and given != wanted:
+        (model_dtype,) = wanted
+        raise ConfigError(f"the calibration data are {', '.join(sorted(str(d) for d in given))} but the model's parameters "
+                          f"are {model_dtype}: cast the data (e.g. tensor.to({model_dtype})) or the model")
+
+
+def _moved(adapter: ModelAdapter, item: Any, device: Any, index: int) -> Any:
+    try:
+        return adapter.to_device(item, device)
+    except (RuntimeError, NotImplementedError) as error:
+        raise ConfigError(f"calibration item {index} cannot be moved to the model's device {device} "
+                          f"({type(error).__name__}: {error}); give the data on the CPU or on the model's device") from None

@@ -67,13 +67,18 @@ def start_state(job: CompressionJob, plan: Plan) -> RunState:
 
 
 def run_phases(state: RunState, phases: Sequence[Phase]) -> None:
-    """Check every phase, then run each in turn (timed under its name), both models in eval mode."""
+    """Check every phase, then run each in turn (timed under its name, the job's hooks around it),
+    both models in eval mode."""
     for phase in phases:
         phase.check(state)
     with evaluating(state.job.original), evaluating(state.job.model):
         for phase in phases:
+            for hook in state.job.hooks:
+                hook.phase_started(state, phase)
             with state.timed(phase.name):
                 phase.run(state)
+            for hook in state.job.hooks:
+                hook.phase_done(state, phase)
 
 
 def finish(state: RunState) -> CompressionResult:

@@ -1,5 +1,5 @@
 """A compression run's types: what is asked (the job, the plan), what is known so far (the run
-state), and the contracts that act on them (recipes, phases, stage hooks)."""
+state), and the contracts that act on them (recipes, phases, run hooks)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ STAGE_MODES = ("auto", "block", "layer", "exact")
 @attrs.define(kw_only=True)
 class CompressionJob:
     """Everything a recipe needs: the untouched original, the model to compress, the data, and
-    the job-level seams (how statistics reduce across processes, what runs after each stage)."""
+    the job-level seams (how work and statistics are shared across processes; the run hooks)."""
 
     original: nn.Module
     model: nn.Module
@@ -45,7 +45,7 @@ class CompressionJob:
     progress: bool = False
     spill: SpillPolicy | None = None
     reducer: StatisticsReducer = attrs.field(factory=LocalReducer)
-    stage_hooks: tuple[StageHook, ...] = ()
+    hooks: tuple[RunHook, ...] = ()
 
 
 def _provided(clean: Sequence[str], shifted: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> frozenset[str]:
@@ -108,11 +108,15 @@ class Recipe(ABC):
     Concrete recipes are frozen attrs classes whose fields are the options users pass to
     :func:`safesvd_core.compress`. A recipe that sets ``handles_trajectories`` receives trajectory
     items as they are (see ``ModelAdapter.trajectory_steps``); any other recipe receives them as
-    teacher-forced one-step batches (``one_step_batches``).
+    teacher-forced one-step batches (``one_step_batches``). A recipe that sets ``distributed``
+    may run on a shard of the items per process.
     """
 
     name: ClassVar[str]
     handles_trajectories: ClassVar[bool] = False
+    #: Whether the recipe runs distributed: only through ``run_plan``/``clean_statistics``, whose
+    #: passes are sharded and reduced (a calibration loop of its own would not be).
+    distributed: ClassVar[bool] = False
 
     @abstractmethod
     def compress(self, job: CompressionJob) -> CompressionResult:
@@ -150,8 +154,8 @@ class RunState:
     """What a run of :func:`~safesvd_core.plugin.run_plan` knows so far; each phase reads and extends it.
 
     Set at the start: the job, the plan, the compressible layers (``maps``) and the budgets. Then,
-    by the default phases in turn: ``probe``; ``lam`` and ``objective``; ``statistics`` (clean);
-    ``ranks``; ``stages`` and, stage by stage, ``records`` and ``stage_index`` (stages finished).
+    by the default phases in turn: ``probe``; ``lam`` and ``objective``; ``statistics`` (clean;
+    with the ``spectra`` of spilled layers, taken while they were in memory); ``spectra`` and ``ranks``; ``stages`` and, stage by stage, ``records`` and ``stage_index`` (stages finished).
     ``timings`` (seconds) and ``passes`` (over the calibration set) are kept by phase.
     """
 
@@ -166,6 +170,8 @@ class RunState:
     objective: CalibrationObjective | None = None
     clean_groups: list[list[str]] | None = None
     statistics: CalibrationStatistics | None = None
+    spectra: dict[str, Tensor] = attrs.field(factory=dict)
+    rows: dict[str, int] = attrs.field(factory=dict)
     ranks: dict[str, int | None] = attrs.field(factory=dict)
     stages: list[Stage] = attrs.field(factory=list)
     stage_index: int = 0
@@ -222,9 +228,15 @@ class Phase(ABC):
         """Do the phase's work on ``state``."""
 
 
-class StageHook(ABC):
-    """Called after every finished stage (e.g. to checkpoint); the seam of the stages phase."""
+class RunHook:
+    """Called around the phases and after every finished stage (e.g. to checkpoint and resume); the
+    engine's hook seam. Every method defaults to nothing."""
 
-    @abstractmethod
+    def phase_started(self, state: RunState, phase: Phase) -> None:
+        """``phase`` is about to run (every phase's ``check`` has passed)."""
+
+    def phase_done(self, state: RunState, phase: Phase) -> None:
+        """``phase`` has run."""
+
     def stage_done(self, state: RunState, stage: Stage) -> None:
         """``stage`` is solved and its layers replaced; ``state.stage_index`` stages are finished."""

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 
 from ._job import Phase, RunState
-from ._objective import CalibrationObjective, auto_lambda
+from ._objective import CalibrationObjective, balanced_lambda, loss_totals
 
 
 class LambdaPhase(Phase):
@@ -26,7 +26,8 @@ class LambdaPhase(Phase):
             elif plan.lam == "auto":
                 with torch.no_grad():
                     calls = (call for item in job.batches for call in state.source.predictions(job.adapter, job.original, item))
-                    lam = auto_lambda(calls, job.adapter, plan.physics, ratio=plan.lam_ratio)
+                    totals = job.reducer.sum_values(loss_totals(calls, job.adapter, plan.physics))
+                lam = balanced_lambda(totals[0], totals[1], int(totals[2]), ratio=plan.lam_ratio)
                 state.count(self.name)
             else:
                 lam = float(plan.lam)

@@ -97,11 +97,10 @@ class CalibrationObjective:
         return value
 
 
-def auto_lambda(
-    calls: Iterable[tuple[Tensor, Any]], adapter: ModelAdapter, physics: Sequence[PhysicsLoss], *, ratio: float = 10.0
-) -> float:
-    """``λ = ratio · mean L_base / mean L_phys`` over ``(prediction, batch)`` pairs of the original
-    model on the calibration set (§E.2)."""
+def loss_totals(
+    calls: Iterable[tuple[Tensor, Any]], adapter: ModelAdapter, physics: Sequence[PhysicsLoss]
+) -> tuple[float, float, int]:
+    """``(Σ L_base, Σ L_phys, calls)`` over ``(prediction, batch)`` pairs of the original model."""
     probe = CalibrationObjective(adapter=adapter, physics=tuple(physics), lam=0.0)
     base_total = physics_total = 0.0
     count = 0
@@ -109,6 +108,11 @@ def auto_lambda(
         base_total += float(adapter.base_loss(prediction, batch))
         physics_total += float(probe.physics_value(prediction, batch))
         count += 1
+    return base_total, physics_total, count
+
+
+def balanced_lambda(base_total: float, physics_total: float, count: int, *, ratio: float = 10.0) -> float:
+    """``λ = ratio · mean L_base / mean L_phys`` over the calibration set (§E.2), from :func:`loss_totals`."""
     if count == 0:
         raise ConfigError("the calibration set is empty")
     if not (physics_total > 0.0 and base_total >= 0.0) or physics_total != physics_total:

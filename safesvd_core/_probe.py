@@ -25,7 +25,18 @@ class ProbePhase(Phase):
         layers = LayerRecorder(job.original, state.layers)
         block_recorder = BlockRecorder(job.original, blocks)
         with torch.no_grad(), layers.attached(), block_recorder.attached():
-            state.source.run(job.adapter, job.original, item)
+            try:
+                calls = state.source.run(job.adapter, job.original, item)
+            except (RuntimeError, ValueError, IndexError, TypeError) as error:
+                raise ConfigError(
+                    f"the model cannot run the first calibration item ({type(error).__name__}: {error}). Check that the "
+                    f"items have the model's input shape and layout (e.g. channels first); the item holds "
+                    f"{_shapes(item)}") from error
+        for prediction, batch in calls:
+            reference = job.adapter.reference(batch)
+            if tuple(prediction.shape) != tuple(reference.shape):
+                raise ConfigError(f"the model predicts shape {tuple(prediction.shape)} but the calibration target has "
+                                  f"shape {tuple(reference.shape)}: give targets shaped like the predictions")
         missing = [name for name in state.layers if not layers.inputs[name]]
         if missing:
             raise ConfigError(f"these compressible layers are never called by the model's forward pass: {missing}")
@@ -41,3 +52,14 @@ class ProbePhase(Phase):
             if field is None:
                 raise ConfigError(f"family {family.name!r} needs a field description from the adapter; none was given")
             family.check(field)
+
+
+def _shapes(item: object) -> str:
+    """The shapes of the tensors in ``item``, for messages."""
+    if hasattr(item, "shape"):
+        return str(tuple(item.shape))
+    if isinstance(item, dict):
+        return "{" + ", ".join(f"{key!r}: {_shapes(value)}" for key, value in item.items()) + "}"
+    if isinstance(item, (tuple, list)):
+        return "(" + ", ".join(_shapes(value) for value in item) + ")"
+    return type(item).__name__

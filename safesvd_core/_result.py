@@ -41,6 +41,8 @@ class CompressionResult:
     notes: list[str] = attrs.field(factory=list)
     #: Options chosen on a held-out split (``"auto"``), with every candidate's score; empty otherwise.
     tuning: dict[str, Any] = attrs.field(factory=dict)
+    #: sha256 of the original weights, the calibration data and the config (set by ``compress``).
+    fingerprints: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def fallbacks(self) -> dict[str, SolveRecord]:

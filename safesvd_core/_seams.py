@@ -2,18 +2,20 @@
 
 - :class:`BatchSource`: how one calibration item becomes model calls and a calibration loss
   (:class:`PairSource`: one call on a one-step batch);
-- :class:`StatisticsReducer`: how statistics gathered by several processes are combined before
-  they are used (:class:`LocalReducer`: one process, nothing to combine).
+- :class:`StatisticsReducer`: how the processes of one compression share their work: statistics
+  gathered on disjoint shards are combined before they are used, scalars summed, and per-layer
+  work done once by its owner and shared (:class:`LocalReducer`: one process, nothing to share).
 
-The third seam, stage hooks, lives beside the run state it receives (:class:`~safesvd_core.plugin.StageHook`).
+The third seam, run hooks, lives beside the run state it receives (:class:`~safesvd_core.plugin.RunHook`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import attrs
 from torch import Tensor, nn
 
 from ._interfaces import ModelAdapter
@@ -69,16 +71,62 @@ class PairSource(BatchSource):
         return "PairSource()"
 
 
+@attrs.frozen
+class Shared:
+    """A piece of per-layer work as the processes exchange it: tensors plus JSON-able metadata."""
+
+    tensors: Mapping[str, Tensor] = attrs.field(factory=dict)
+    meta: Mapping[str, Any] = attrs.field(factory=dict)
+
+
 class StatisticsReducer(ABC):
-    """Combines the statistics that several processes gathered on disjoint shards of the data."""
+    """How the processes of one compression share their work. Each process holds a shard of the
+    calibration items (item ``i`` of the shard is item :meth:`global_index` of the whole);
+    :meth:`reduce` makes statistics the sums over every shard; per-layer work (a spectrum, a solve)
+    is done by its :meth:`owner` and given to every process by :meth:`share`."""
+
+    @property
+    def rank(self) -> int:
+        """This process's index (0 … ``world − 1``); process 0 writes the outputs."""
+        return 0
+
+    @property
+    def world(self) -> int:
+        """The number of processes."""
+        return 1
 
     @abstractmethod
     def reduce(self, statistics: CalibrationStatistics) -> None:
         """Make ``statistics`` (this process's partial sums) the sums over every process, in place."""
 
+    def sum_values(self, values: Sequence[float]) -> list[float]:
+        """``values`` summed over every process (e.g. λ's loss totals)."""
+        return [float(value) for value in values]
+
+    def union(self, labels: Iterable[str]) -> list[str]:
+        """The sorted union of ``labels`` over every process."""
+        return sorted(set(labels))
+
+    def texts(self, text: str) -> list[str]:
+        """Every process's ``text``, in rank order."""
+        return [text]
+
+    def global_index(self, local: int) -> int:
+        """The index, among every process's items, of this process's item ``local``."""
+        return local
+
+    def owner(self, index: int) -> int:
+        """The process that does work item ``index`` (a deterministic schedule: round robin)."""
+        return index % self.world
+
+    def share(self, indices: Sequence[int], compute: Callable[[int], Shared]) -> dict[int, Shared]:
+        """``compute(index)`` for every index: each process computes the items it owns, then every
+        process receives every result (the same on all of them)."""
+        return {index: compute(index) for index in indices}
+
 
 class LocalReducer(StatisticsReducer):
-    """One process: its statistics are already the whole; nothing to do."""
+    """One process: its statistics are already the whole, and it does every piece of work."""
 
     def reduce(self, statistics: CalibrationStatistics) -> None:
         return None

@@ -6,11 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import attrs
+
 from tqdm.auto import tqdm
 
 from ._errors import ConfigError
+from ._interfaces import SolveRecord
 from ._job import Phase, RunState, Stage
 from ._modules import set_submodule
+from ._seams import Shared
 from ._stage_inputs import StageInputs
 
 
@@ -43,31 +47,49 @@ class StagesPhase(Phase):
         for stage in tqdm(state.stages[state.stage_index:], desc="stages", disable=not job.progress):
             if inputs is not None:
                 state.count("stages")
+            solved = [name for name in stage.layers if state.ranks[name] is not None]
             if inputs is not None and stage.block is not None and mode == "layer":
-                for name in stage.layers:  # one block run per layer, the earlier ones already compressed
-                    if state.ranks[name] is not None:
-                        state.count("layer runs")
-                        _solve(state, name, statistics, inputs.collect(stage, (name,)))
+                for name in solved:  # one block run per layer, the earlier ones already compressed
+                    state.count("layer runs")
+                    _solve(state, (name,), statistics, inputs.collect(stage, (name,)))
             else:
-                shifted = inputs.collect(stage) if inputs is not None else {}
-                for name in stage.layers:
-                    if state.ranks[name] is not None:
-                        _solve(state, name, statistics, shifted)
+                _solve(state, solved, statistics, inputs.collect(stage) if inputs is not None else {})
             if inputs is not None:
                 inputs.advance(stage)
             state.stage_index += 1
-            for hook in job.stage_hooks:
+            for hook in job.hooks:
                 hook.stage_done(state, stage)
+        _note_few_rows(state)
 
 
-def _solve(state: RunState, name: str, statistics, shifted) -> None:
-    """Solve ``name`` at its rank on its clean plus ``shifted`` statistics and replace it in ``job.model``."""
-    view = state.maps[name]
-    layer_statistics = statistics.layer(name)
-    layer_statistics.update(shifted.get(name, {}))
-    factors = state.plan.solver.solve(view.weight, state.ranks[name], layer_statistics)
-    state.records[name] = factors.record
-    set_submodule(state.job.model, name, view.low_rank(factors.first, factors.second))
+def _note_few_rows(state: RunState) -> None:
+    """A note per solved layer whose clean statistics saw fewer rows than it has inputs."""
+    for name, rows in state.rows.items():
+        record, view = state.records.get(name), state.maps[name]
+        if record is not None and rows < view.in_features:
+            state.notes.append(f"layer {name!r}: {rows} calibration rows for {view.in_features} inputs, so its input "
+                               f"covariance has rank ≤ {rows}; the solve leans on the relative jitter (input path "
+                               f"{record.paths.get('input')}, ε = {record.jitters.get('input', 0.0):.2e}): more "
+                               "calibration data would help")
+
+
+def _solve(state: RunState, names: Sequence[str], statistics, shifted) -> None:
+    """Solve ``names`` at their ranks on their clean plus ``shifted`` statistics (split across the
+    job's processes: each layer by its owner) and replace them in ``job.model``."""
+    order = state.need("probe", "stages").order
+
+    def solve(position: int) -> Shared:
+        name = order[position]
+        layer_statistics = statistics.layer(name)
+        layer_statistics.update(shifted.get(name, {}))
+        factors = state.plan.solver.solve(state.maps[name].weight, state.ranks[name], layer_statistics)
+        return Shared(tensors={"first": factors.first, "second": factors.second}, meta=attrs.asdict(factors.record))
+
+    for position, shared in state.job.reducer.share([order.index(name) for name in names], solve).items():
+        name, view = order[position], state.maps[order[position]]
+        state.records[name] = SolveRecord(**shared.meta)
+        first, second = (shared.tensors[key].to(view.weight.device) for key in ("first", "second"))
+        set_submodule(state.job.model, name, view.low_rank(first, second))
 
 
 def plan_stages(order: Sequence[str], blocks: Sequence[str] | None, mode: str) -> list[Stage]:

@@ -195,17 +195,52 @@ class CalibrationStatistics:
                 estimator.load_state_dict(grouped[(layer, name)])
 
     def save(self, path: str | Path) -> None:
-        """Write sums and counts to a safetensors file (metadata as JSON in its header)."""
-        save_file(self.state_dict(), str(path), metadata={"safesvd": json.dumps(self.metadata)})
+        """Write sums and counts to a safetensors file; the metadata and, when the statistics were
+        created with an :class:`EstimatorFactory`, their layout (layers, estimators, options) go in
+        its header as JSON, so that :meth:`from_file` can rebuild them."""
+        self._refuse_spilled("save")
+        header = {"safesvd": json.dumps(self.metadata)}
+        if isinstance(self._make, EstimatorFactory):
+            layout = {"layers": {layer: [first.in_features, first.out_features, list(by_name)] for layer, by_name in
+                                 self.estimators.items() for first in list(by_name.values())[:1]},
+                      "options": self._make.options}
+            header["layout"] = json.dumps(layout, default=list)
+        save_file(self.state_dict(), str(path), metadata=header)
 
     def load(self, path: str | Path) -> None:
         """Load a file written by :meth:`save` into these (matching) estimators."""
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-        self.metadata.update(json.loads(header.get("safesvd", "{}")))
+        self.metadata.update(json.loads(_header(path).get("safesvd", "{}")))
         self.load_state_dict(load_file(str(path)))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> CalibrationStatistics:
+        """The statistics :meth:`save` wrote to ``path``, estimators rebuilt from its layout."""
+        layout = _header(path).get("layout")
+        if layout is None:
+            raise ConfigError(f"{path} records no layout (written by an older safesvd?): create matching statistics "
+                              "and call load(path)")
+        layout = json.loads(layout)
+        make = EstimatorFactory(layout["options"])
+        statistics = cls({layer: {name: make(name, n, m) for name in names} for layer, (n, m, names) in layout["layers"].items()},
+                         make=make)
+        statistics.load(path)
+        return statistics
+
+    @property
+    def directory(self) -> Path | None:
+        """The spill directory, when some layers live on disk."""
+        return self._directory if self._spilled else None
+
+
+def _header(path: str | Path) -> dict[str, str]:
+    """The JSON-string metadata of a safetensors file (a clear error when it is not one)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except (SafetensorError, OSError) as error:
+        raise ConfigError(f"{path} is not a readable safetensors file ({error})") from None
 
 
 def _read_index(directory: Path) -> dict[str, Any] | None:

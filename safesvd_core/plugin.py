@@ -28,7 +28,7 @@ from ._interfaces import (
     Solver,
     SolveRecord,
 )
-from ._job import STAGE_MODES, CompressionJob, Phase, Plan, Probe, Recipe, RunState, Stage, StageHook
+from ._job import STAGE_MODES, CompressionJob, Phase, Plan, Probe, Recipe, RunHook, RunState, Stage
 from ._lambda import LambdaPhase
 from ._layers import LinearMap, is_compressible, linear_map
 from ._linalg import DEFAULT_JITTER, Root, psd_root, singular_values, thin_svd
@@ -100,6 +100,7 @@ __all__ = sorted(
         "Registry",
         "Role",
         "Root",
+        "RunHook",
         "RunState",
         "RunningMoment",
         "STAGE_MODES",
@@ -107,7 +108,6 @@ __all__ = sorted(
         "SolveRecord",
         "Solver",
         "Stage",
-        "StageHook",
         "StagesPhase",
         "StatisticsReducer",
         "UnknownPluginError",

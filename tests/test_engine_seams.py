@@ -17,8 +17,8 @@ from safesvd_core.plugin import (
     PairSource,
     Phase,
     Reduction,
+    RunHook,
     RunState,
-    StageHook,
     StatisticsReducer,
     make_adapter,
     registry,
@@ -45,7 +45,7 @@ def _weights(result) -> dict[str, torch.Tensor]:
     return {key: value.clone() for key, value in result.model.state_dict().items()}
 
 
-class Recording(StageHook):
+class Recording(RunHook):
     def __init__(self) -> None:
         self.seen: list[tuple[int, tuple[str, ...], frozenset[str]]] = []
 
@@ -55,7 +55,7 @@ class Recording(StageHook):
 
 def test_stage_hooks_run_after_every_stage_with_the_state_so_far():
     hook = Recording()
-    result = run_plan(_job(stage_hooks=(hook,)), _plan())
+    result = run_plan(_job(hooks=(hook,)), _plan())
     assert [index for index, _, _ in hook.seen] == list(range(1, len(result.stages) + 1))
     assert [list(layers) for _, layers, _ in hook.seen] == result.stages
     solved = {name for name, rank in result.ranks.items() if rank is not None}

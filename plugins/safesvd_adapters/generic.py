@@ -8,7 +8,7 @@ import attrs
 from torch import Tensor, nn
 
 from safesvd_core import FieldDescription
-from safesvd_core.plugin import ConfigError, ModelAdapter
+from safesvd_core.plugin import ConfigError, ModelAdapter, is_compressible
 
 from . import attention
 from .base_losses import BaseLoss
@@ -66,7 +66,10 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
             return None
         for name in self.block_names:
             try:
-                model.get_submodule(name)
+                module = model.get_submodule(name)
             except AttributeError:
                 raise ConfigError(f"block {name!r} named in block_names is not a submodule of the model") from None
+            if is_compressible(module):
+                raise ConfigError(f"block {name!r} named in block_names is a single layer ({type(module).__name__}), not a "
+                                  "block: name the modules that contain layers (e.g. a transformer layer)")
         return list(self.block_names)

@@ -112,6 +112,7 @@ class SafeSVD(Recipe):
     name: ClassVar[str] = "safe-svd"
     balanced: ClassVar[bool] = False
     handles_trajectories: ClassVar[bool] = True
+    distributed: ClassVar[bool] = True
 
     alpha: float | str = attrs.field(default=0.5, validator=_auto_or(unit_interval))
     sensitivity: bool = True
@@ -214,6 +215,9 @@ class SafeSVD(Recipe):
         return (registry("physics_loss").create("sobolev", order=order, p=self.sobolev_p),)
 
     def compress(self, job: CompressionJob) -> CompressionResult:
+        if self.refine_epochs and job.reducer.world > 1:
+            raise ConfigError("refine_epochs does not run distributed yet (its training steps are not synchronised); "
+                              "refine in one process")
         steps = self.steps(job)
         if steps is None:  # one-step calibration: trajectories become teacher-forced one-step batches
             job = attrs.evolve(job, batches=one_step_batches(job.adapter, job.batches))

@@ -19,7 +19,15 @@ import attrs
 import torch
 from torch import nn
 
-from safesvd_core.plugin import CompressionJob, ConfigError, ModelAdapter, evaluating, run_plan
+from safesvd_core.plugin import (
+    CompressionJob,
+    ConfigError,
+    LocalReducer,
+    ModelAdapter,
+    StatisticsReducer,
+    evaluating,
+    run_plan,
+)
 
 AUTO = "auto"
 ALPHA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -57,8 +65,10 @@ def grids(recipe: Any, steps: int | None) -> dict[str, tuple[Any, ...]]:
     return out
 
 
-def held_out_losses(adapter: ModelAdapter, model: nn.Module, items: Sequence[Any], steps: int | None) -> list[float]:
-    """The mean base loss of ``model`` on ``items`` at each horizon ``1 … steps`` (one step for one-step items)."""
+def held_out_losses(adapter: ModelAdapter, model: nn.Module, items: Sequence[Any], steps: int | None,
+                    reducer: StatisticsReducer | None = None) -> list[float]:
+    """The mean base loss of ``model`` on ``items`` at each horizon ``1 … steps`` (one step for
+    one-step items); with a ``reducer``, over every process's items."""
     totals = [0.0] * (steps or 1)
     with torch.no_grad(), evaluating(model):
         for item in items:
@@ -70,7 +80,8 @@ def held_out_losses(adapter: ModelAdapter, model: nn.Module, items: Sequence[Any
                 batch = adapter.rollout_step(item, state, step)
                 state = adapter.predict(model, batch)
                 totals[step - 1] += float(adapter.base_loss(state, batch))
-    return [total / len(items) for total in totals]
+    *totals, count = (reducer or LocalReducer()).sum_values([*totals, len(items)])
+    return [total / count for total in totals]
 
 
 def held_out_search(recipe: Any, job: CompressionJob, steps: int | None) -> Tuning:
@@ -83,15 +94,15 @@ def held_out_search(recipe: Any, job: CompressionJob, steps: int | None) -> Tuni
     if count - held < 1:
         raise ConfigError(f"choosing {', '.join(grid)} on a held-out split needs at least 2 calibration items, got {count}")
     fit, held_out = list(job.batches[: count - held]), list(job.batches[count - held:])
-    reference = held_out_losses(job.adapter, job.original, held_out, steps)
+    reference = held_out_losses(job.adapter, job.original, held_out, steps, job.reducer)
     rows = []
     for values in itertools.product(*grid.values()):
         options = dict(zip(grid, values))
-        trial = attrs.evolve(job, batches=fit, model=copy.deepcopy(job.original), statistics=None, stage_hooks=(),
+        trial = attrs.evolve(job, batches=fit, model=copy.deepcopy(job.original), statistics=None, hooks=(),
                              progress=False)
         result = run_plan(trial, recipe.plan(options.get("steps", steps), alpha=options.get("alpha"),
                                              lam_ratio=options.get("lam_ratio")), recipe.phases())
-        losses = held_out_losses(job.adapter, result.model, held_out, steps)
+        losses = held_out_losses(job.adapter, result.model, held_out, steps, job.reducer)
         rows.append({**options, "score": statistics.fmean(c / o for c, o in zip(losses, reference))})
     best = min(rows, key=lambda row: row["score"])  # the first of equal scores, in grid order
     return Tuning(chosen={key: best[key] for key in grid}, candidates=rows, held_out_items=held)

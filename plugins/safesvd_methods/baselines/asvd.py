@@ -103,6 +103,9 @@ class ASVD(BaselineRecipe):
     def compress(self, job: CompressionJob) -> CompressionResult:
         if self.sensitivity == "stable-rank":
             return run_plan(job, self.plan())
+        if job.reducer.world > 1:
+            raise ConfigError("sensitivity='calibration-loss' measures losses in a loop of its own, which is not sharded: "
+                              "run it in one process or use sensitivity='stable-rank'")
         start = time.perf_counter()
         plan = self.plan()
         statistics = clean_statistics(job, plan)

@@ -37,6 +37,8 @@ class BaselineRecipe(Recipe):
     allocator: str = attrs.field(default="uniform", validator=registered("allocator"))
     min_rank: int = attrs.field(default=1, validator=positive_int)
 
+    distributed: ClassVar[bool] = True
+
     #: Clean estimators the solver needs.
     estimators: ClassVar[tuple[str, ...]] = ()
     #: Shifted estimators (sequential recipes).

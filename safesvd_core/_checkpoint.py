@@ -1,0 +1,185 @@
+"""Checkpoint and resume: a run hook that writes the run's progress to a directory after the clean
+statistics, the allocation and every stage, and a later ``compress`` with the same directory
+resumes after the last finished stage.
+
+The directory holds ``checkpoint.json`` (the manifest: format, the fingerprints of the original
+weights, the calibration items and the config, the ranks, the finished stages and the sha256 of
+every file), ``statistics.safetensors`` (or, for spilled statistics, the spill directory's path)
+and one ``stage-NNNNN.safetensors`` per finished stage (the factors of its solved layers, their
+solve records in the header). Every file is written to a temporary name and renamed, so a kill
+leaves either the old file or the new one. On resume a changed fingerprint refuses with the part
+that changed; a file whose sha256 does not match (truncated, corrupt) is named in a warning, and
+the run resumes from before it: a corrupt file is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from ._errors import ConfigError
+from ._interfaces import SolveRecord
+from ._job import Phase, RunHook, RunState, Stage
+from ._modules import set_submodule
+from ._statistics import CalibrationStatistics
+
+FORMAT = "safesvd.checkpoint/1"
+MANIFEST = "checkpoint.json"
+STATISTICS = "statistics.safetensors"
+#: What the fingerprints cover, in the order a refusal names them.
+PARTS = ("weights", "calibration", "config")
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint file failed its check and is recomputed, not used."""
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(temporary)`` then rename it to ``path``: a reader sees the old file or the whole new one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.is_file():
+            temporary.unlink()
+
+
+def _sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class Checkpoint(RunHook):
+    """Checkpoints of one compression in ``directory``, for the given ``fingerprints`` (see :data:`PARTS`).
+
+    Only the process with ``writer=True`` writes (rank 0 of a distributed run); every process
+    reads on resume (a directory shared between them).
+    """
+
+    def __init__(self, directory: str | Path, fingerprints: Mapping[str, str], *, writer: bool = True) -> None:
+        self.directory = Path(directory)
+        self.fingerprints = dict(fingerprints)
+        self.writer = writer
+        self.manifest: dict[str, Any] = {"format": FORMAT, "fingerprints": self.fingerprints, "files": {},
+                                         "ranks": None, "stages": [], "statistics": None}
+        self.resumed_stages: list[dict[str, Any]] = []
+        self.statistics: CalibrationStatistics | None = None
+        self._load()
+
+    # -- resume ---------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        path = self.directory / MANIFEST
+        if not path.exists():
+            if self.directory.exists() and any(self.directory.iterdir()):
+                raise ConfigError(f"checkpoint_dir {self.directory} is not empty and holds no {MANIFEST}: give a new or "
+                                  "empty directory, or the one of an earlier run to resume it")
+            return
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{path} cannot be read ({error}); delete the directory to start over") from None
+        if saved.get("format") != FORMAT:
+            raise ConfigError(f"{path} has format {saved.get('format')!r}; this safesvd resumes {FORMAT!r}")
+        changed = [part for part in PARTS if saved["fingerprints"].get(part) != self.fingerprints[part]]
+        if changed:
+            what = {"weights": "the original model's weights", "calibration": "the calibration data",
+                    "config": "the recipe, adapter or ratio"}
+            raise ConfigError(f"cannot resume from {self.directory}: {', '.join(what[p] for p in changed)} changed since "
+                              "the checkpoint was written; use a new checkpoint_dir (or the original inputs)")
+        self.manifest.update(ranks=saved["ranks"])
+        if saved.get("statistics") and self._intact(saved, saved["statistics"]):
+            self.statistics = self._statistics(saved["statistics"])
+            self.manifest["statistics"] = saved["statistics"]
+            self.manifest["files"].update({k: v for k, v in saved["files"].items() if k == saved["statistics"]})
+        for entry in saved["stages"]:  # resume from the first stage whose file fails its check
+            if self.statistics is None or not self._intact(saved, entry["file"]):
+                break
+            self.resumed_stages.append(entry)
+            self.manifest["stages"].append(entry)
+            self.manifest["files"][entry["file"]] = saved["files"][entry["file"]]
+
+    def _intact(self, saved: Mapping[str, Any], name: str) -> bool:
+        path = self.directory / name
+        if Path(name).is_absolute():  # a spill directory: its own files are checked when it is opened
+            return path.exists()
+        if path.exists() and _sha256(path) == saved["files"].get(name):
+            return True
+        warnings.warn(f"checkpoint file {path} is missing or corrupt (its sha256 does not match the manifest); "
+                      "it is not used: the run resumes from before it", CheckpointWarning, stacklevel=4)
+        return False
+
+    def _statistics(self, name: str) -> CalibrationStatistics:
+        if Path(name).is_absolute():
+            return CalibrationStatistics.open(name)
+        return CalibrationStatistics.from_file(self.directory / name)
+
+    # -- the run hook ---------------------------------------------------------------------------
+
+    def phase_started(self, state: RunState, phase: Phase) -> None:
+        if phase.name == "stages" and self.resumed_stages:
+            if self.manifest["ranks"] != state.ranks:
+                raise ConfigError(f"cannot resume from {self.directory}: the allocation gave other ranks than the "
+                                  "checkpoint's with the same inputs (a non-deterministic allocator?)")
+            for entry in self.resumed_stages:
+                factors = load_file(str(self.directory / entry["file"]))
+                for name, record in entry["records"].items():
+                    view = state.maps[name]
+                    first, second = (factors[f"{name}::{key}"].to(view.weight.device) for key in ("first", "second"))
+                    set_submodule(state.job.model, name, view.low_rank(first, second))
+                    state.records[name] = SolveRecord(**record)
+            state.stage_index = len(self.resumed_stages)
+            state.notes.append(f"resumed from {self.directory} after stage {state.stage_index}")
+
+    def phase_done(self, state: RunState, phase: Phase) -> None:
+        if phase.name == "clean" and self.manifest["statistics"] is None:
+            self._write_statistics(state.statistics)
+        elif phase.name == "allocate":
+            self.manifest["ranks"] = dict(state.ranks)
+            self._write_manifest()
+
+    def stage_done(self, state: RunState, stage: Stage) -> None:
+        if state.stage_index <= len(self.manifest["stages"]):
+            return  # a resumed stage
+        solved = [name for name in stage.layers if state.ranks[name] is not None]
+        tensors = {f"{name}::{key}": getattr(state.job.model.get_submodule(name), key).weight.detach().contiguous()
+                   for name in solved for key in ("first", "second")}
+        records = {name: {"paths": dict(state.records[name].paths), "jitters": dict(state.records[name].jitters),
+                          "note": state.records[name].note} for name in solved}
+        name = f"stage-{state.stage_index:05d}.safetensors"
+        self._write(name, lambda path: save_file(tensors, str(path), metadata={"checkpoint": json.dumps(records)}))
+        self.manifest["stages"].append({"file": name, "layers": list(stage.layers), "records": records})
+        self._write_manifest()
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def _write_statistics(self, statistics: CalibrationStatistics) -> None:
+        if statistics.spilled:  # already on disk: the manifest points to the spill directory
+            self.manifest["statistics"] = str(Path(statistics.directory).resolve())
+        else:
+            self._write(STATISTICS, statistics.save)
+            self.manifest["statistics"] = STATISTICS
+        self._write_manifest()
+
+    def _write(self, name: str, write: Callable[[Path], None]) -> None:
+        if not self.writer:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.directory / name, write)
+        self.manifest["files"][name] = _sha256(self.directory / name)
+
+    def _write_manifest(self) -> None:
+        if self.writer:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.directory / MANIFEST, lambda path: path.write_text(json.dumps(self.manifest, indent=1)))
