@@ -193,10 +193,11 @@ def _tensors(value: Any) -> list[Tensor]:
 
 
 def _check_dtypes(item: Any, model: nn.Module) -> None:
-    """The first item's floating tensors must have the model's floating dtype (checked before any pass)."""
+    """Some floating tensor of the first item must have the model's floating dtype (checked before any
+    pass; auxiliary tensors, e.g. a lead time, may have another)."""
     wanted = {p.dtype for p in model.parameters() if p.is_floating_point()}
     given = {t.dtype for t in _tensors(item) if t.is_floating_point()}
-    if len(wanted) == 1 and given and given != wanted:
+    if len(wanted) == 1 and given and given.isdisjoint(wanted):
         (model_dtype,) = wanted
         raise ConfigError(f"the calibration data are {', '.join(sorted(str(d) for d in given))} but the model's parameters "
                           f"are {model_dtype}: cast the data (e.g. tensor.to({model_dtype})) or the model")
