@@ -17,6 +17,7 @@ from ._interfaces import LayerSignals
 from ._job import Phase, RunState
 from ._layers import linear_map
 from ._objective import CalibrationObjective
+from ._memory import check_fits, estimate
 from ._spill import layer_groups
 from ._statistics import CalibrationStatistics, EstimatorFactory
 
@@ -31,9 +32,17 @@ class CleanStatisticsPhase(Phase):
     name: ClassVar[str] = "clean"
 
     def check(self, state: RunState) -> None:
-        # the grouping can fail (a layer over the cap): find out before any pass over the data
-        if state.job.spill is not None and state.job.statistics is None and state.plan.clean_estimators:
-            state.clean_groups = _spill_groups(state)
+        # the grouping and the memory can fail: find out before any pass over the data
+        job = state.job
+        gathers = job.statistics is None and bool(state.plan.clean_estimators)
+        sizes = _footprints(state) if gathers else {}
+        if gathers and job.spill is not None:
+            state.clean_groups = layer_groups(sizes, state.layers, job.spill.max_bytes)
+        model_bytes = sum(p.numel() * p.element_size() for p in job.original.parameters())
+        need = estimate(model_bytes=model_bytes, copies=1 + int(job.adapter.rewrites_modules),
+                        statistics=min(sum(sizes.values()), job.spill.max_bytes) if job.spill else sum(sizes.values()),
+                        largest=max(state.shapes.values(), key=lambda shape: shape[0] * shape[1]))
+        check_fits(need)  # logged ("safesvd" logger, INFO) before any pass; refused when it cannot fit
 
     def run(self, state: RunState) -> None:
         job, plan = state.job, state.plan
@@ -64,15 +73,15 @@ class CleanStatisticsPhase(Phase):
         state.statistics = statistics if job.spill is None else CalibrationStatistics.open(job.spill.directory)
 
 
-def _spill_groups(state: RunState) -> list[list[str]]:
-    """The layers of each clean pass under the job's memory cap (sizes from the estimators' footprints)."""
+def _footprints(state: RunState) -> dict[str, int]:
+    """Layer → bytes its clean estimators will hold (one estimator built per distinct shape, not per layer)."""
     job, plan = state.job, state.plan
     make = EstimatorFactory(plan.estimator_options)
     labels = {str(job.adapter.domain(state.source.first_batch(job.adapter, item))) for item in job.batches}
     domains = max(1, len(job.reducer.union(labels)))  # every process's, so that every process groups alike
-    sizes = {name: sum(make(estimator, n, m).footprint(domains) for estimator in plan.clean_estimators)
-             for name, (n, m) in state.shapes.items()}
-    return layer_groups(sizes, state.layers, job.spill.max_bytes)
+    by_shape = {(n, m): sum(make(estimator, n, m).footprint(domains) for estimator in plan.clean_estimators)
+                for n, m in set(state.shapes.values())}
+    return {name: by_shape[shape] for name, shape in state.shapes.items()}
 
 
 @contextlib.contextmanager

@@ -152,3 +152,19 @@ def test_a_duplicate_plugin_name_is_an_error_naming_both():
     with pytest.raises(DuplicatePluginError, match="'a' \\(one 1\\) and by 'b' \\(two 2\\)"):
         manager.registry("allocator")
 
+
+
+def test_a_job_that_cannot_fit_in_memory_is_refused_before_any_pass(monkeypatch, caplog):
+    from safesvd_core import _memory
+
+    passes = []
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1000)  # a machine with 1 kB free
+    model = small_transformer()
+    model.blocks[0].register_forward_hook(lambda *args: passes.append(1))
+    with pytest.raises(ConfigError, match="does not fit in memory: estimated memory: .* GiB available. Cap the statistics"):
+        compress(model, _data(), ratio=0.5)
+    assert passes == []  # refused before the first forward pass
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 2**40)
+    with caplog.at_level("INFO", logger="safesvd"):
+        compress(model, _data(), ratio=0.5)
+    assert "estimated memory: model copies" in caplog.text
