@@ -13,7 +13,8 @@ from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalEr
 from ._evaluate import EvaluationReport, MetricChange, evaluate, results_json, results_table
 from ._field import FieldDescription, Role
 from ._lowrank import LowRankLinear
-from ._persist import load_compressed, save_compressed
+from ._manifest import read_manifest
+from ._persist import PartialLoadWarning, load_compressed, save_compressed
 from ._plugins import available, registry
 from ._result import CompressionResult
 from ._solve import solve_layer
@@ -31,6 +32,7 @@ __all__ = sorted(
         "LowRankLinear",
         "MetricChange",
         "NumericalError",
+        "PartialLoadWarning",
         "Role",
         "SafeSVDError",
         "UnknownPluginError",
@@ -40,6 +42,7 @@ __all__ = sorted(
         "config_to_dict",
         "evaluate",
         "load_compressed",
+        "read_manifest",
         "registry",
         "results_json",
         "results_table",

@@ -14,9 +14,7 @@ the run resumes from before it: a corrupt file is never used.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from ._errors import ConfigError
+from ._files import atomic_write, sha256_file
 from ._interfaces import SolveRecord
 from ._job import Phase, RunHook, RunState, Stage
 from ._modules import set_submodule
@@ -39,25 +38,6 @@ PARTS = ("weights", "calibration", "config")
 
 class CheckpointWarning(UserWarning):
     """A checkpoint file failed its check and is recomputed, not used."""
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(temporary)`` then rename it to ``path``: a reader sees the old file or the whole new one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.is_file():
-            temporary.unlink()
-
-
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 class Checkpoint(RunHook):
@@ -114,7 +94,7 @@ class Checkpoint(RunHook):
         path = self.directory / name
         if Path(name).is_absolute():  # a spill directory: its own files are checked when it is opened
             return path.exists()
-        if path.exists() and _sha256(path) == saved["files"].get(name):
+        if path.exists() and sha256_file(path) == saved["files"].get(name):
             return True
         warnings.warn(f"checkpoint file {path} is missing or corrupt (its sha256 does not match the manifest); "
                       "it is not used: the run resumes from before it", CheckpointWarning, stacklevel=4)
@@ -155,8 +135,7 @@ class Checkpoint(RunHook):
         solved = [name for name in stage.layers if state.ranks[name] is not None]
         tensors = {f"{name}::{key}": getattr(state.job.model.get_submodule(name), key).weight.detach().contiguous()
                    for name in solved for key in ("first", "second")}
-        records = {name: {"paths": dict(state.records[name].paths), "jitters": dict(state.records[name].jitters),
-                          "note": state.records[name].note} for name in solved}
+        records = {name: state.records[name].to_dict() for name in solved}
         name = f"stage-{state.stage_index:05d}.safetensors"
         self._write(name, lambda path: save_file(tensors, str(path), metadata={"checkpoint": json.dumps(records)}))
         self.manifest["stages"].append({"file": name, "layers": list(stage.layers), "records": records})
@@ -177,7 +156,7 @@ class Checkpoint(RunHook):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         atomic_write(self.directory / name, write)
-        self.manifest["files"][name] = _sha256(self.directory / name)
+        self.manifest["files"][name] = sha256_file(self.directory / name)
 
     def _write_manifest(self) -> None:
         if self.writer:

@@ -111,7 +111,16 @@ def compress(
     )
     result = recipe_obj.compress(job)
     result.fingerprints = fingerprints
+    result.configs = {"recipe": _config(recipe_obj), "adapter": _config(adapter_obj)}
     return result
+
+
+def _config(obj: Any) -> dict[str, Any] | None:
+    """``config_to_dict(obj)``, or ``None`` for an object with no dict form."""
+    try:
+        return config_to_dict(obj)
+    except ConfigError:
+        return None
 
 
 def processes(distributed: bool | None) -> StatisticsReducer:
@@ -123,10 +132,7 @@ def processes(distributed: bool | None) -> StatisticsReducer:
 
 def _fingerprints(model: nn.Module, items: list[Any], recipe: Recipe, adapter: ModelAdapter, ratio: float) -> dict[str, str]:
     """What a checkpoint depends on: the original weights, the calibration items and the config."""
-    try:
-        recipe_config: Any = config_to_dict(recipe)
-    except ConfigError:
-        recipe_config = repr(recipe)
+    recipe_config = _config(recipe) or repr(recipe)
     return {"weights": weights_fingerprint(model), "calibration": fingerprint(items),
             "config": config_fingerprint({"recipe": recipe_config, "adapter": repr(adapter), "ratio": float(ratio)})}
 

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from ._errors import ConfigError
+from ._field import FieldDescription
 from ._plugins import KINDS, registry
 
 #: The version of a plugin class that declares none.
@@ -40,6 +41,8 @@ def _kind_of(obj: object) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, FieldDescription):
+        return value.to_dict()
     if attrs.has(type(value)) and isinstance(getattr(type(value), "name", None), str):
         return {"name": type(value).name, **{k: _plain(v) for k, v in _options(value).items()}}
     if isinstance(value, Mapping):

@@ -96,10 +96,8 @@ def finish(state: RunState) -> CompressionResult:
         model=job.model, recipe=job.recipe, options=dict(job.options), ratio=job.ratio, ranks=dict(state.ranks),
         params_before=state.params_before, params_after=params_after, budget=state.budget, records=state.records,
         timings=state.timings, passes=state.passes, lam=state.lam, layer_order=list(state.probe.order),
-        objective={"physics": [repr(loss) for loss in plan.physics], "lam_mode": plan.lam_mode,
-                   "family": plan.family.name if plan.family else None, "residual": plan.residual,
-                   "source": repr(plan.source)},
-        stages=[list(stage.layers) for stage in state.stages], statistics=state.statistics, notes=state.notes,
+        objective=plan.describe(), stages=[list(stage.layers) for stage in state.stages], statistics=state.statistics,
+        notes=state.notes, spectra={name: values.detach().double().cpu() for name, values in state.spectra.items()},
     )
 
 

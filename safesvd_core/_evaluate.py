@@ -72,17 +72,25 @@ class EvaluationReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def to_markdown(self) -> str:
-        """One row per metric: original, compressed, change."""
+    def to_markdown(self, horizons: Sequence[int] | None = None) -> str:
+        """One row per metric: original, compressed and the signed change (negative: compression
+        improved it); then, with rollouts, the signed change per horizon (``horizons``: those shown,
+        default all)."""
         lines = ["| metric | original | compressed | change (%) |", "|---|---|---|---|"]
         for entry in self.metrics:
-            lines.append(f"| {entry.name} | {entry.original:.6g} | {entry.compressed:.6g} | {entry.change_percent:.3f} |")
-        if self.rollout:
-            lines += ["", "| horizon | " + " | ".join(e.name for e in self.metrics) + " |",
+            lines.append(f"| {entry.name} | {entry.original:.6g} | {entry.compressed:.6g} | {signed(entry)} |")
+        shown = sorted(self.rollout) if horizons is None else [h for h in horizons if h in self.rollout]
+        if shown:
+            lines += ["", "| horizon | " + " | ".join(f"{e.name} (%)" for e in self.metrics) + " |",
                       "|---|" + "---|" * len(self.metrics)]
-            for horizon, entries in sorted(self.rollout.items()):
-                lines.append(f"| {horizon} | " + " | ".join(f"{e.change_percent:.3f}" for e in entries) + " |")
+            for horizon in shown:
+                lines.append(f"| {horizon} | " + " | ".join(signed(e) for e in self.rollout[horizon]) + " |")
         return "\n".join(lines)
+
+
+def signed(entry: MetricChange) -> str:
+    """The signed change in percent, e.g. ``+12.30`` (worse) or ``-4.10`` (better)."""
+    return f"{entry.signed_change_percent:+.2f}"
 
 
 def evaluate(
@@ -198,14 +206,17 @@ def _rollout(model: nn.Module, sequences: Sequence[Any], adapter: ModelAdapter, 
     return {h: _mean(rows[h]) for h in horizons}
 
 
-def results_table(rows: Sequence[tuple[str, float, EvaluationReport]], *, horizon: int | None = None) -> str:
-    """The paper's layout: one row per method × ratio, one column per metric (change in %)."""
+def results_table(rows: Sequence[tuple[str, float, EvaluationReport]], *, horizon: int | None = None,
+                  signed_changes: bool = False) -> str:
+    """The paper's layout: one row per method × ratio, one column per metric: the change in %,
+    ``|Δ|`` as the paper prints it, or signed (negative: improved) with ``signed_changes``."""
     if not rows:
         raise ConfigError("no results to tabulate")
     names = [e.name for e in (rows[0][2].metrics if horizon is None else rows[0][2].rollout[horizon])]
     lines = ["| method | ratio | " + " | ".join(f"{n} (%)" for n in names) + " |", "|---|---|" + "---|" * len(names)]
     for method, ratio, report in rows:
-        cells = [f"{report.metric(n, horizon).change_percent:.3f}" for n in names]
+        cells = [signed(report.metric(n, horizon)) if signed_changes else f"{report.metric(n, horizon).change_percent:.3f}"
+                 for n in names]
         lines.append(f"| {method} | {ratio} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

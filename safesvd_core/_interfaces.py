@@ -119,11 +119,17 @@ FALLBACK_PATHS = frozenset({"eigen", "identity"})
 
 @attrs.frozen(kw_only=True)
 class SolveRecord:
-    """How one layer was solved: which factorisation path each matrix took, and the jitter used."""
+    """How one layer was solved: which factorisation path each matrix took, the jitter used, and
+    the wall seconds of the solve (set by the stages phase)."""
 
     paths: Mapping[str, str]
     jitters: Mapping[str, float]
     note: str = ""
+    seconds: float = attrs.field(default=0.0, eq=False)  # how long, not how: two equal solves may differ
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that ``SolveRecord(**d)`` rebuilds."""
+        return {"paths": dict(self.paths), "jitters": dict(self.jitters), "note": self.note, "seconds": self.seconds}
 
     @property
     def fell_back(self) -> bool:
@@ -245,6 +251,12 @@ class ModelAdapter(ABC):
     def prepare(self, model: nn.Module) -> nn.Module:
         """Rewrite ``model`` (a private copy) into an output-identical form whose compressible
         maps are ``nn.Linear``/1×1 conv modules, e.g. packed attention projections. Default: as is."""
+        return model
+
+    def restore(self, model: nn.Module) -> nn.Module:
+        """The inverse of :meth:`prepare`: ``model`` back in the original module structure, with the
+        same outputs, so that its state dict loads into the original architecture (the dense export
+        of ``safesvd export``). Default: as is."""
         return model
 
     @abstractmethod

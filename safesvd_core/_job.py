@@ -101,6 +101,16 @@ class Plan:
     def sequential(self) -> bool:
         return bool(self.shifted_estimators)
 
+    def describe(self) -> dict[str, Any]:
+        """The calibration objective and the solver, JSON-ready (``CompressionResult.objective``)."""
+        solver = {field.name: getattr(self.solver, field.name) for field in attrs.fields(type(self.solver))} \
+            if attrs.has(type(self.solver)) else {}
+        return {"physics": [repr(loss) for loss in self.physics], "lam_mode": self.lam_mode,
+                "family": self.family.name if self.family else None, "residual": self.residual,
+                "source": repr(self.source),
+                "solver": {"name": self.solver.name, **{key: value for key, value in solver.items()
+                                                        if value is None or isinstance(value, (bool, int, float, str))}}}
+
 
 class Recipe(ABC):
     """A named compression method: a composition of the other kinds plus options.

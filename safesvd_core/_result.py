@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from torch import nn
+from torch import Tensor, nn
 
 from ._interfaces import SolveRecord
 from ._statistics import CalibrationStatistics
@@ -43,11 +43,28 @@ class CompressionResult:
     tuning: dict[str, Any] = attrs.field(factory=dict)
     #: sha256 of the original weights, the calibration data and the config (set by ``compress``).
     fingerprints: dict[str, str] = attrs.field(factory=dict)
+    #: Layer → the proxy spectrum the allocator ranked by (float64, descending): for ``safe-svd`` the
+    #: singular values of the whitened, sensitivity-weighted weight. Empty for recipes that allocate themselves.
+    spectra: dict[str, Tensor] = attrs.field(factory=dict)
+    #: ``{"recipe": ..., "adapter": ...}`` as :func:`~safesvd_core.config_to_dict` gives them (``None`` for an
+    #: object with no dict form, e.g. an adapter given a loss function), set by ``compress``.
+    configs: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def fallbacks(self) -> dict[str, SolveRecord]:
         """The layers whose solve left the Cholesky path (eigen or identity roots)."""
         return {name: record for name, record in self.records.items() if record.fell_back}
+
+    def kept_energy(self, name: str) -> float | None:
+        """The share ``Σ_{i<k} s_i² / Σ s_i²`` of layer ``name``'s spectrum that its rank ``k`` keeps
+        (1 for a dense layer; ``None`` without a spectrum)."""
+        rank, spectrum = self.ranks.get(name), self.spectra.get(name)
+        if rank is None:
+            return 1.0
+        if spectrum is None or not float(spectrum.pow(2).sum()) > 0.0:
+            return None
+        energy = spectrum.double().pow(2)
+        return float(energy[:rank].sum() / energy.sum())
 
     @property
     def kept_ratio(self) -> float:

@@ -3,6 +3,7 @@ each with the shifted statistics of the model compressed so far; stage hooks run
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -82,8 +83,10 @@ def _solve(state: RunState, names: Sequence[str], statistics, shifted) -> None:
         name = order[position]
         layer_statistics = statistics.layer(name)
         layer_statistics.update(shifted.get(name, {}))
+        start = time.perf_counter()
         factors = state.plan.solver.solve(state.maps[name].weight, state.ranks[name], layer_statistics)
-        return Shared(tensors={"first": factors.first, "second": factors.second}, meta=attrs.asdict(factors.record))
+        record = attrs.evolve(factors.record, seconds=time.perf_counter() - start)
+        return Shared(tensors={"first": factors.first, "second": factors.second}, meta=record.to_dict())
 
     for position, shared in state.job.reducer.share([order.index(name) for name in names], solve).items():
         name, view = order[position], state.maps[order[position]]

@@ -14,6 +14,7 @@ from ._config import config_version
 from ._engine import DEFAULT_PHASES, clean_statistics, evaluating, factor_budget, run_phases, run_plan, start_state
 from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
 from ._family import Metric, PDEFamily
+from ._files import atomic_write, sha256_file
 from ._field import AXES, MOMENTUM_ROLES, VELOCITY_ROLES, FieldDescription, Role, parse_role
 from ._hookspecs import hookimpl
 from ._interfaces import (
@@ -56,6 +57,8 @@ __all__ = sorted(
         "ONE_STEP",
         "AXES",
         "AllocationPhase",
+        "atomic_write",
+        "sha256_file",
         "Allocator",
         "BatchSource",
         "BudgetError",

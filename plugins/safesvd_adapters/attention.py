@@ -74,6 +74,20 @@ class ExplicitMultiheadAttention(nn.Module):
                         dropout=module.dropout, batch_first=module.batch_first)
         return rewritten.train(module.training)
 
+    def to_torch(self) -> nn.MultiheadAttention:
+        """The packed ``nn.MultiheadAttention`` computing the same function (the inverse of
+        :meth:`from_torch`); a factored ``in_proj``/``out_proj`` is multiplied out into dense weights."""
+        weight = self.in_proj.weight
+        module = nn.MultiheadAttention(self.embed_dim, self.num_heads, dropout=self.dropout, bias=self.in_proj.bias is not None,
+                                       batch_first=self.batch_first, device=weight.device, dtype=weight.dtype)
+        with torch.no_grad():
+            module.in_proj_weight.copy_(weight)
+            module.out_proj.weight.copy_(self.out_proj.weight)
+            if self.in_proj.bias is not None:
+                module.in_proj_bias.copy_(self.in_proj.bias)
+                module.out_proj.bias.copy_(self.out_proj.bias)
+        return module.train(self.training)
+
     @property
     def in_proj_bias(self) -> Tensor | None:
         """The packed input bias (``nn.TransformerEncoderLayer`` reads it)."""
@@ -149,6 +163,16 @@ def rewrite_attention(model: nn.Module) -> nn.Module:
         if isinstance(module, nn.TransformerEncoder) and any(
                 isinstance(getattr(layer, "self_attn", None), ExplicitMultiheadAttention) for layer in module.layers):
             module.use_nested_tensor = False
+    return model
+
+
+def restore_attention(model: nn.Module) -> nn.Module:
+    """Turn every :class:`ExplicitMultiheadAttention` of ``model`` back into a packed
+    ``nn.MultiheadAttention`` (in place; the inverse of :func:`rewrite_attention`) and return the model."""
+    if isinstance(model, ExplicitMultiheadAttention):
+        return model.to_torch()
+    for name in [name for name, module in model.named_modules() if isinstance(module, ExplicitMultiheadAttention)]:
+        set_submodule(model, name, model.get_submodule(name).to_torch())
     return model
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -19,6 +20,12 @@ _RAW_ATTENTION = ("projection of an nn.MultiheadAttention left as it is (separat
                   "add_zero_attn, or rewrite_attention=False): torch uses its weight directly, not the module")
 
 
+def _field_description(value: Any) -> Any:
+    """A dict (``FieldDescription.to_dict()``, a TOML table) turned into a :class:`FieldDescription`;
+    anything else as it is (the adapter passes it to the physics terms)."""
+    return FieldDescription.from_dict(value) if isinstance(value, Mapping) else value
+
+
 @attrs.frozen(kw_only=True)
 class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     """Batches are ``(input, target)`` / ``(input, target, domain)`` tuples or dicts with keys
@@ -26,7 +33,8 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     compressible unless ``include``/``exclude`` glob patterns say otherwise. ``block_names`` names
     a sequential chain of blocks for staged compression (for ``nn.TransformerEncoder`` models:
     :func:`safesvd_adapters.attention.transformer_layer_names`); ``field_description`` describes
-    the fields for physics losses.
+    the fields for physics losses (a :class:`FieldDescription` or its dict: this adapter takes no
+    ``channels``/``roles`` options of its own).
 
     With ``rewrite_attention`` (default), packed ``nn.MultiheadAttention`` modules are rewritten
     (on private copies) into :class:`~safesvd_adapters.attention.ExplicitMultiheadAttention`, so
@@ -39,7 +47,7 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     include: tuple[str, ...] = attrs.field(default=("*",), converter=pattern_tuple)
     exclude: tuple[str, ...] = attrs.field(default=(), converter=pattern_tuple)
     block_names: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(pattern_tuple))
-    field_description: FieldDescription | None = None
+    field_description: FieldDescription | None = attrs.field(default=None, converter=_field_description)
     rewrite_attention: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
     @property
@@ -48,6 +56,9 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
 
     def prepare(self, model: nn.Module) -> nn.Module:
         return attention.rewrite_attention(model) if self.rewrite_attention else model
+
+    def restore(self, model: nn.Module) -> nn.Module:
+        return attention.restore_attention(model) if self.rewrite_attention else model
 
     def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:
         return resolve_loss(self.loss)(prediction, self.reference(batch))

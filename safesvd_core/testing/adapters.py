@@ -56,7 +56,7 @@ def _same(left: Any, right: Any) -> bool:
 
 class ModelAdapterConformance:
     """Names linear layers and once-per-pass blocks, predicts the reference's shape, scores with a
-    finite non-negative loss, prepares output-identically, moves batches, and compresses end to end
+    finite non-negative loss, prepares output-identically (and restores the original state dict), moves batches, and compresses end to end
     within budget without touching the caller's model."""
 
     #: The registered name; the default :meth:`make_adapter` creates it with ``options``.
@@ -185,6 +185,15 @@ class ModelAdapterConformance:
             with torch.no_grad():
                 self._assert_close(adapter.predict(prepared, batch), adapter.predict(model, batch),
                                    f"batch {index}, prepared against original")
+
+    def test_restore_gives_back_the_original_state_dict(self) -> None:
+        """``restore(prepare(model))`` has the original's keys and values (the dense export loads it)."""
+        adapter, model, _ = self._setup()
+        restored = adapter.restore(adapter.prepare(copy.deepcopy(model))).state_dict()
+        original = model.state_dict()
+        assert restored.keys() == original.keys(), \
+            f"restore(prepare(model)) has other keys: {sorted(restored.keys() ^ original.keys())[:5]}"
+        assert all(_same(restored[key], original[key]) for key in original), "restore(prepare(model)) changed a value"
 
     def test_to_device_keeps_a_batch_usable(self) -> None:
         adapter, model, batches = self._setup()
