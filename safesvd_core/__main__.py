@@ -1,5 +1,10 @@
 """Command line: ``python -m safesvd_core plugins`` plus the subcommands plugins add through the
-``safesvd_cli_commands`` hook (the zoo adds ``demo``). Installed as ``safesvd``."""
+``safesvd_cli_commands`` hook (the zoo adds ``demo``, ``safesvd_cli`` adds ``compress``,
+``evaluate``, ``inspect`` and ``export``). Installed as ``safesvd``.
+
+A user's mistake (a :class:`SafeSVDError`, or a file that cannot be read or written) prints one
+line, with no traceback; ``--debug`` shows the traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._errors import SafeSVDError
 from ._plugins import plugin_manager, registry
+
+HINT = "run with --debug for the traceback"
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -22,17 +30,31 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_line(error: BaseException) -> str:
+    """``error`` as one line: its kind (for an ``OSError``) and message, whitespace collapsed."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return message if isinstance(error, SafeSVDError) else f"{type(error).__name__}: {message}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="safesvd", description="Physics-aware low-rank compression (SAFE-SVD).")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("plugins", help="list every registered plugin with its kind and distribution").set_defaults(run=_plugins)
     for entry in registry("cli_command"):
         command = entry.cls()
-        sub = commands.add_parser(entry.name, help=command.help)
+        sub = commands.add_parser(entry.name, help=command.help, description=command.help)
         command.add_arguments(sub)
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
         sub.set_defaults(run=command.run)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (SafeSVDError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"safesvd {args.command}: error: {one_line(error)} ({HINT})", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

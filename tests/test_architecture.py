@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "safesvd_core"
-PLUGIN_PACKAGES = ("safesvd_methods", "safesvd_adapters", "safesvd_pde", "safesvd_zoo", "safesvd_data")
+PLUGIN_PACKAGES = ("safesvd_methods", "safesvd_adapters", "safesvd_pde", "safesvd_zoo", "safesvd_data", "safesvd_cli")
 MAX_MODULE_LINES = 400
 MAX_ENGINE_LINES = 150
 

@@ -1,4 +1,6 @@
-"""The main job: compress the bundled reference PFM at several ratios and print a table.
+"""The main job: compress the bundled reference PFM at several ratios and print a table; with
+``out``, also write the output folder ``safesvd compress`` writes (safe-svd's models, manifests,
+reports and figures).
 
 The calibration data are trajectories (``CALIBRATION`` of them, ``STEPS`` steps each): ``safe-svd``
 calibrates on rollouts, ``svd-llm`` on their one-step batches. The table shows the test MSE one
@@ -7,12 +9,15 @@ step ahead and after ``HORIZON`` autoregressive steps, each against the original
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
-from safesvd_core import compress, evaluate
+from safesvd_cli import folder, pipeline
+from safesvd_cli.config import RunConfig
+from safesvd_cli.data_source import DataSpec
+from safesvd_cli.model_source import ModelSpec
 
 from . import reference
 
@@ -27,34 +32,50 @@ VARIANTS: dict[str, dict[str, object]] = {
 CALIBRATION, STEPS, HORIZON = 64, 5, 8
 
 
-def run(ratios: Sequence[float] = (0.8, 0.6, 0.4), *, progress: bool = False) -> str:
-    """Compress the reference model with each variant at each ratio; return a markdown table."""
+def config(ratios: Sequence[float]) -> RunConfig:
+    """The demo as a ``compress`` config: the zoo model, its calibration trajectories and test data."""
+    return RunConfig(
+        model=ModelSpec(zoo=reference.NAME),
+        data=DataSpec(function="safesvd_zoo.reference:trajectory_batches", options={"samples": CALIBRATION}),
+        rollout_steps=STEPS,
+        test=DataSpec(function="safesvd_zoo.reference:test_items"),
+        adapter_options={"block_names": [f"blocks.{i}" for i in range(reference.card()["config"]["depth"])],
+                         "include": ["blocks.*"], "field_description": reference.FIELD.to_dict()},
+        recipe="safe-svd", family="ns-incompressible", ratios=tuple(ratios), horizons=(HORIZON,),
+    )
+
+
+def run(ratios: Sequence[float] = (0.8, 0.6, 0.4), *, progress: bool = False, out: Path | None = None,
+        overwrite: bool = False) -> str:
+    """Compress the reference model with each variant at each ratio; return a markdown table (and
+    write safe-svd's output folder to ``out``)."""
     torch.manual_seed(0)
-    model = reference.load()
-    calibration = reference.trajectory_batches(CALIBRATION, STEPS)
-    test = reference.batches("test", batch_size=32)
-    rollout = reference.trajectory_batches(32, HORIZON, seed=reference.TEST_TRAJECTORY_SEED)
-    adapter_options = {"block_names": reference.block_names(model), "include": ["blocks.*"],
-                       "field_description": reference.FIELD}
+    prepared = pipeline.prepare(config(ratios))
+    model = prepared.model
     original = reference.test_loss(model)
     rows = [
         f"| method | ratio | parameters kept | test MSE | Δ one step | Δ after {HORIZON} steps | time (s) |",
         "|---|---|---|---|---|---|---|",
         f"| original | 1.0 | {sum(p.numel() for p in model.parameters()):,} | {original:.6f} | — | — | — |",
     ]
+    ours = []
     for ratio in ratios:
         for label, options in VARIANTS.items():
-            start = time.perf_counter()
-            result = compress(model, calibration, ratio=ratio, adapter_options=adapter_options, progress=progress, **options)
-            seconds = time.perf_counter() - start
-            report = evaluate(model, result.model, test, rollout=rollout, horizons=(HORIZON,))
+            done = pipeline.run(prepared, ratio, recipe=str(options["recipe"]), progress=progress)
+            result, report = done.result, done.report
             one, later = report.metric("base loss"), report.metric("base loss", HORIZON)
             rows.append(
                 f"| {label} | {ratio} | {result.params_after:,} ({result.kept_ratio:.3f}) | {one.compressed:.6f} | "
-                f"{one.signed_change_percent:+.2f} % | {later.signed_change_percent:+.2f} % | {seconds:.1f} |"
+                f"{one.signed_change_percent:+.2f} % | {later.signed_change_percent:+.2f} % | {done.seconds:.1f} |"
             )
+            if options["recipe"] == prepared.config.recipe:
+                ours.append(done)
     rows.append("")
     rows.append(f"Reference model: {reference.NAME} (2-D incompressible NS, lead time {reference.LEAD_TIME}). "
                 f"Calibration: {CALIBRATION} trajectories of {STEPS} steps (safe-svd rolls out; svd-llm uses their "
-                f"one-step pairs). Test: {sum(len(b[0]) for b in test)} one-step pairs, 32 trajectories.")
+                f"one-step pairs). Test: {sum(len(b[0]) for b in prepared.test)} one-step pairs, 32 trajectories.")
+    if out is not None:
+        folder.write(out, prepared, ours, overwrite=overwrite)
+        rows.append(f"Written: {out} (safe-svd's models, manifests, reports and figures; `safesvd inspect`, "
+                    "`evaluate` and `export` read its model folders).")
     return "\n".join(rows)

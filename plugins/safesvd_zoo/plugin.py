@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import ClassVar
 
 from safesvd_core.plugin import CliCommand, hookimpl
@@ -12,16 +13,19 @@ class DemoCommand(CliCommand):
     """``safesvd demo``: compress the bundled reference PFM at several ratios and print a table."""
 
     name: ClassVar[str] = "demo"
-    help: ClassVar[str] = "compress the bundled reference PFM and print a table"
+    help: ClassVar[str] = "compress the bundled reference PFM, print a table (and with --out write its output folder)"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.6, 0.4], help="kept-parameter fractions")
         parser.add_argument("--progress", action="store_true", help="show progress bars")
+        parser.add_argument("--out", type=Path, help="also write the output folder `safesvd compress` writes "
+                                                     "(models, manifests, reports, figures)")
+        parser.add_argument("--overwrite", action="store_true", help="replace an output folder that holds other models")
 
     def run(self, args: argparse.Namespace) -> int:
         from . import demo  # loads the reference model's code only when the demo runs
 
-        print(demo.run(args.ratios, progress=args.progress))
+        print(demo.run(args.ratios, progress=args.progress, out=args.out, overwrite=args.overwrite))
         return 0
 
 

@@ -59,6 +59,14 @@ def trajectory_batches(samples: int = 32, steps: int = 5, *, seed: int = CALIBRA
     return [(start[i : i + batch_size], trajectory[i : i + batch_size]) for i in range(0, samples, batch_size)]
 
 
+def test_items(steps: int | None = None, batch_size: int = 32) -> list[tuple[Tensor, Tensor]]:
+    """The test data: the ``"test"`` split's one-step batches, or with ``steps`` the 32 test
+    trajectories of that many steps (a ``[test] function`` of a ``safesvd compress`` config)."""
+    if steps is None:
+        return batches("test", batch_size=batch_size)
+    return trajectory_batches(32, steps, seed=TEST_TRAJECTORY_SEED, batch_size=batch_size)
+
+
 def split(name: str) -> tuple[Tensor, Tensor]:
     """``(inputs, targets)`` of a data split: ``"train"``, ``"calibration"`` or ``"test"``."""
     if name not in SPLITS:

@@ -1,0 +1,104 @@
+"""From a :class:`RunConfig` to compressed models and their evaluation: the model and data are
+loaded once (:func:`prepare`), then each ratio is compressed and evaluated (:func:`run`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from torch import nn
+
+from safesvd_core import CompressionResult, EvaluationReport, FieldDescription, compress, evaluate, registry
+from safesvd_core.plugin import ModelAdapter, make_adapter, one_step_batches
+
+from .config import RunConfig
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Prepared:
+    """What every ratio of a run shares: the original model, the data and the adapter."""
+
+    config: RunConfig
+    model: nn.Module
+    calibration: list[Any]
+    test: list[Any]
+    rollout: list[Any] | None
+    adapter_options: dict[str, Any]
+    field: FieldDescription | None
+    lead_time: float | None = None
+
+    @property
+    def adapter(self) -> ModelAdapter:
+        return make_adapter(self.config.adapter, self.adapter_options).for_model(self.model)
+
+    @property
+    def eval_horizons(self) -> tuple[int, ...]:
+        """Every step up to the largest asked horizon (the figure draws them all)."""
+        return tuple(range(1, max(self.config.horizons) + 1)) if self.config.horizons else ()
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Run:
+    """One ratio: the compression, its evaluation and its wall seconds."""
+
+    ratio: float
+    result: CompressionResult
+    report: EvaluationReport
+    seconds: float
+
+
+def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | None = None) -> Prepared:
+    """Build the original model and load the data: the calibration part (unless ``calibration`` is
+    off, for ``evaluate``), the test part, and test trajectories when horizons are asked."""
+    model = config.model.build() if model is None else model
+    own_test = config.test is not None
+    calibrate = (0.0, 1.0 - config.test_fraction) if not own_test else (0.0, 1.0)
+    held = (0.0, 1.0) if own_test else (1.0 - config.test_fraction, 1.0)
+    test_source = config.test or config.data
+    steps = config.rollout_steps or None
+    cal = config.data.load(steps, calibrate) if calibration else None
+    test = test_source.load(None, held)
+    field = (cal.field if cal is not None else None) or test.field
+    options = dict(config.adapter_options)
+    if config.adapter == "generic" and "field_description" not in options and field is not None:
+        options["field_description"] = field
+    adapter = make_adapter(config.adapter, options).for_model(model)
+    rollout = test_source.load(max(config.horizons), held).items if config.horizons else None
+    return Prepared(config=config, model=model, calibration=cal.items if cal is not None else [],
+                    test=one_step_batches(adapter, test.items), rollout=rollout, adapter_options=options, field=field,
+                    lead_time=test.lead_time)
+
+
+def recipe_options(config: RunConfig, recipe: str | None = None) -> dict[str, Any]:
+    """The recipe's options, with the config's family where the recipe takes one."""
+    name = recipe or config.recipe
+    options = dict(config.recipe_options) if recipe is None else {}
+    cls = registry("recipe").get(name)
+    if config.family is not None and attrs.has(cls) and "family" in attrs.fields_dict(cls):
+        options.setdefault("family", config.family)
+    return options
+
+
+def evaluation(prepared: Prepared, compressed: nn.Module) -> EvaluationReport:
+    """The compressed model against the original on the test part (and along rollouts, when asked)."""
+    return evaluate(prepared.model, compressed, prepared.test, adapter=prepared.config.adapter,
+                    adapter_options=prepared.adapter_options, family=prepared.config.family,
+                    rollout=prepared.rollout, horizons=prepared.eval_horizons)
+
+
+def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress: bool = False) -> Run:
+    """Compress at ``ratio`` with the config's recipe (or ``recipe`` with its defaults) and evaluate."""
+    config = prepared.config
+    start = time.perf_counter()
+    result = compress(prepared.model, prepared.calibration, ratio=ratio, recipe=recipe or config.recipe,
+                      adapter=config.adapter, adapter_options=prepared.adapter_options, progress=progress,
+                      **recipe_options(config, recipe))
+    seconds = time.perf_counter() - start
+    return Run(ratio=ratio, result=result, report=evaluation(prepared, result.model), seconds=seconds)
+
+
+def runs(prepared: Prepared, ratios: Sequence[float], *, progress: bool = False) -> list[Run]:
+    """:func:`run` at every ratio, in order."""
+    return [run(prepared, ratio, progress=progress) for ratio in ratios]

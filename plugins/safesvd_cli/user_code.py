@@ -1,0 +1,55 @@
+"""Code a config names, ``module:function``: imported from the config's folder and called, its
+failures turned into one :class:`ConfigError` line. A config is as trusted as a script (SECURITY.md)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from safesvd_core.plugin import ConfigError
+
+
+def import_object(spec: str, where: str, folders: tuple[Path, ...] = ()) -> Any:
+    """The object ``module:name`` names, imported with ``folders`` first on the path (the config's folder)."""
+    module_name, sep, name = spec.partition(":")
+    if not sep or not module_name or not name:
+        raise ConfigError(f"{where}: expected 'module:function', got {spec!r}")
+    for folder in reversed(folders):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(f"{where}: cannot import {module_name!r} ({error}); the module must be importable: put it "
+                          "beside the config, run from its folder, or pip install its package") from error
+    if not hasattr(module, name):
+        public = sorted(n for n in dir(module) if not n.startswith("_"))
+        raise ConfigError(f"{where}: module {module_name!r} has no {name!r}; it has {', '.join(public[:12]) or 'nothing public'}")
+    return getattr(module, name)
+
+
+def call_user(function: Callable[..., Any], where: str, **options: Any) -> Any:
+    """``function(**options)``; an exception of the user's code becomes one :class:`ConfigError` line."""
+    try:
+        return function(**options)
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the user's code failed: named, chained (--debug shows it)
+        raise ConfigError(f"{where} raised {type(error).__name__}: {error}") from error
+
+
+def path_value(value: Any, base: Path, where: str) -> str:
+    """``value`` (a path in a config) made absolute against ``base``."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected a path, got {value!r}")
+    return str((base / value).resolve())
+
+
+def options_value(value: Any, where: str) -> dict[str, Any]:
+    """``value`` as keyword arguments (a TOML table)."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a table of keyword arguments, got {value!r}")
+    return dict(value)
