@@ -100,6 +100,7 @@ def finish(state: RunState) -> CompressionResult:
                    "family": plan.family.name if plan.family else None, "residual": plan.residual,
                    "source": repr(plan.source)},
         stages=[list(stage.layers) for stage in state.stages], statistics=state.statistics, notes=state.notes,
+        reports=state.reports,
     )
 
 

@@ -43,6 +43,9 @@ class CompressionResult:
     tuning: dict[str, Any] = attrs.field(factory=dict)
     #: sha256 of the original weights, the calibration data and the config (set by ``compress``).
     fingerprints: dict[str, str] = attrs.field(factory=dict)
+    #: Phase name → what an optional phase reports (JSON-ready), e.g. ``"merge-slow"``: the layers
+    #: merged back to dense with their measured times.
+    reports: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def fallbacks(self) -> dict[str, SolveRecord]:
