@@ -10,7 +10,7 @@ from ._seams import Shared
 
 
 class AllocationPhase(Phase):
-    """Sets ``state.ranks`` (layer → rank, ``None`` = dense) within the factor budget, reading one
+    """Sets ``state.candidates`` and ``state.ranks`` (layer → rank, ``None`` = dense) within the factor budget, reading one
     layer's statistics at a time (they may be spilled to disk). Spectra already in
     ``state.spectra`` (taken while spilled statistics were in memory) are not computed again; the
     others are split across the job's processes."""
@@ -26,10 +26,14 @@ class AllocationPhase(Phase):
             missing, lambda index: spectrum(state, probe.order[index], statistics.layer(probe.order[index]))).items()})
         candidates = [
             LayerCandidate(name=name, out_features=state.maps[name].out_features, in_features=state.maps[name].in_features,
-                           spectrum=state.spectra[name], order=index)
+                           spectrum=state.spectra[name], order=index, rows=probe.rows.get(name, 0),
+                           calls=probe.calls.get(name, 1), device=str(state.maps[name].weight.device),
+                           dtype=str(state.maps[name].weight.dtype).removeprefix("torch."))
             for index, name in enumerate(probe.order)
         ]
-        state.ranks = dict(plan.allocator.allocate(candidates, state.factor_budget))
+        state.candidates = candidates
+        # one allocation for every process: an allocator that measures time may differ per process
+        state.ranks = state.job.reducer.agreed(dict(plan.allocator.allocate(candidates, state.factor_budget)))
 
 
 def spectrum(state: RunState, name: str, statistics) -> Shared:

@@ -108,26 +108,29 @@ class Checkpoint(RunHook):
     # -- the run hook ---------------------------------------------------------------------------
 
     def phase_started(self, state: RunState, phase: Phase) -> None:
-        if phase.name == "stages" and self.resumed_stages:
-            if self.manifest["ranks"] != state.ranks:
-                raise ConfigError(f"cannot resume from {self.directory}: the allocation gave other ranks than the "
-                                  "checkpoint's with the same inputs (a non-deterministic allocator?)")
-            for entry in self.resumed_stages:
-                factors = load_file(str(self.directory / entry["file"]))
-                for name, record in entry["records"].items():
-                    view = state.maps[name]
-                    first, second = (factors[f"{name}::{key}"].to(view.weight.device) for key in ("first", "second"))
-                    set_submodule(state.job.model, name, view.low_rank(first, second))
-                    state.records[name] = SolveRecord(**record)
-            state.stage_index = len(self.resumed_stages)
-            state.notes.append(f"resumed from {self.directory} after stage {state.stage_index}")
+        if phase.name != "stages":
+            return
+        if not self.resumed_stages:
+            self.manifest["ranks"] = dict(state.ranks)  # as the stages use them, after any phase that changed them
+            self._write_manifest()
+            return
+        if self.manifest["ranks"] != state.ranks:
+            raise ConfigError(f"cannot resume from {self.directory}: the allocation gave other ranks than the "
+                              "checkpoint's with the same inputs (an allocator or merge rule whose measured times "
+                              "changed?)")
+        for entry in self.resumed_stages:
+            factors = load_file(str(self.directory / entry["file"]))
+            for name, record in entry["records"].items():
+                view = state.maps[name]
+                first, second = (factors[f"{name}::{key}"].to(view.weight.device) for key in ("first", "second"))
+                set_submodule(state.job.model, name, view.low_rank(first, second))
+                state.records[name] = SolveRecord(**record)
+        state.stage_index = len(self.resumed_stages)
+        state.notes.append(f"resumed from {self.directory} after stage {state.stage_index}")
 
     def phase_done(self, state: RunState, phase: Phase) -> None:
         if phase.name == "clean" and self.manifest["statistics"] is None:
             self._write_statistics(state.statistics)
-        elif phase.name == "allocate":
-            self.manifest["ranks"] = dict(state.ranks)
-            self._write_manifest()
 
     def stage_done(self, state: RunState, stage: Stage) -> None:
         if state.stage_index <= len(self.manifest["stages"]):

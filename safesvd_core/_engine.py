@@ -98,6 +98,7 @@ def finish(state: RunState) -> CompressionResult:
         timings=state.timings, passes=state.passes, lam=state.lam, layer_order=list(state.probe.order),
         objective=plan.describe(), stages=[list(stage.layers) for stage in state.stages], statistics=state.statistics,
         notes=state.notes, spectra={name: values.detach().double().cpu() for name, values in state.spectra.items()},
+        reports=state.reports,
     )
 
 

@@ -169,13 +169,19 @@ class Solver(ABC):
 
 @attrs.frozen(kw_only=True)
 class LayerCandidate:
-    """One compressible layer as the allocator sees it."""
+    """One compressible layer as the allocator sees it: its shape, its proxy spectrum, its position
+    in the forward order and how it runs (``rows`` per call, ``calls`` per calibration item, the
+    ``device`` and ``dtype`` of its weight), for cost models that measure time."""
 
     name: str
     out_features: int
     in_features: int
     spectrum: Tensor
     order: int
+    rows: int = 0
+    calls: int = 1
+    device: str = "cpu"
+    dtype: str = "float32"
 
     @property
     def dense_params(self) -> int:

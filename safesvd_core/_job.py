@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ._errors import ConfigError, SafeSVDError
 from ._family import PDEFamily
-from ._interfaces import Allocator, ModelAdapter, PhysicsLoss, Solver, SolveRecord
+from ._interfaces import Allocator, LayerCandidate, ModelAdapter, PhysicsLoss, Solver, SolveRecord
 from ._layers import LinearMap
 from ._objective import RESIDUALS, CalibrationObjective
 from ._plugins import registry
@@ -152,6 +152,8 @@ class Probe:
     block_order: tuple[str, ...]
     block_inputs: Mapping[str, Tensor]
     block_calls: Mapping[str, int] = attrs.field(factory=dict)
+    #: Rows (flattened samples) of each layer's first call.
+    rows: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def chained_blocks(self) -> bool:
@@ -165,7 +167,7 @@ class RunState:
 
     Set at the start: the job, the plan, the compressible layers (``maps``) and the budgets. Then,
     by the default phases in turn: ``probe``; ``lam`` and ``objective``; ``statistics`` (clean;
-    with the ``spectra`` of spilled layers, taken while they were in memory); ``spectra`` and ``ranks``; ``stages`` and, stage by stage, ``records`` and ``stage_index`` (stages finished).
+    with the ``spectra`` of spilled layers, taken while they were in memory); ``spectra``, ``candidates`` (what the allocator saw) and ``ranks``; ``stages`` and, stage by stage, ``records`` and ``stage_index`` (stages finished).
     ``timings`` (seconds) and ``passes`` (over the calibration set) are kept by phase.
     """
 
@@ -182,6 +184,7 @@ class RunState:
     statistics: CalibrationStatistics | None = None
     spectra: dict[str, Tensor] = attrs.field(factory=dict)
     rows: dict[str, int] = attrs.field(factory=dict)
+    candidates: list[LayerCandidate] = attrs.field(factory=list)
     ranks: dict[str, int | None] = attrs.field(factory=dict)
     stages: list[Stage] = attrs.field(factory=list)
     stage_index: int = 0
@@ -189,6 +192,8 @@ class RunState:
     timings: dict[str, float] = attrs.field(factory=dict)
     passes: dict[str, int] = attrs.field(factory=dict)
     notes: list[str] = attrs.field(factory=list)
+    #: Phase name → what the phase reports (JSON-ready), e.g. the layers merged back to dense.
+    reports: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def layers(self) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._errors import ConfigError
@@ -55,9 +56,17 @@ class LowRankLinear(nn.Module):
         return self.second.bias
 
     def forward(self, x: Tensor) -> Tensor:
+        """Two matrix products, the bias fused into the second; no copy of the input: on the last
+        axis two ``linear`` calls (an ``addmm`` for 2-D input), on a channel axis (1×1 convolutions,
+        channels first) two batched ``matmul`` over the flattened grid."""
+        first, second, bias = self.first.weight, self.second.weight, self.second.bias
         if self.channel_dim == -1:
-            return self.second(self.first(x))
-        return self.second(self.first(x.movedim(self.channel_dim, -1))).movedim(-1, self.channel_dim)
+            return F.linear(F.linear(x, first), second, bias)
+        flat = x.flatten(2) if x.dim() > 2 else x.unsqueeze(-1)  # (B, n, grid)
+        y = torch.matmul(second, torch.matmul(first, flat))
+        if bias is not None:
+            y = y + bias.unsqueeze(-1)
+        return y.reshape(x.shape[:1] + (self.out_features,) + x.shape[2:])
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, bias={self.bias is not None}, channel_dim={self.channel_dim}"

@@ -71,6 +71,7 @@ def build_manifest(result: CompressionResult, model_sha256: str) -> dict[str, An
         "layers": [_layer(result, name) for name in result.layer_order or list(result.ranks)],
         "fingerprints": dict(result.fingerprints),
         "timings": dict(result.timings), "passes": dict(result.passes), "tuning": result.tuning,
+        "reports": dict(result.reports),
         "stages": result.stages, "notes": list(result.notes),
     }
 

@@ -45,6 +45,7 @@ class ProbePhase(Phase):
             block_order=tuple(block_recorder.order),
             block_inputs={name: calls[0][0][0] for name, calls in block_recorder.calls.items() if calls and calls[0][0]},
             block_calls={name: len(calls) for name, calls in block_recorder.calls.items() if calls},
+            rows={name: int(state.maps[name].rows(inputs[0]).shape[0]) for name, inputs in layers.inputs.items()},
         )
         family = state.plan.family
         if family is not None:

@@ -49,6 +49,9 @@ class CompressionResult:
     #: ``{"recipe": ..., "adapter": ...}`` as :func:`~safesvd_core.config_to_dict` gives them (``None`` for an
     #: object with no dict form, e.g. an adapter given a loss function), set by ``compress``.
     configs: dict[str, Any] = attrs.field(factory=dict)
+    #: Phase name → what an optional phase reports (JSON-ready), e.g. ``"merge-slow"``: the layers
+    #: merged back to dense with their measured times.
+    reports: dict[str, Any] = attrs.field(factory=dict)
 
     @property
     def fallbacks(self) -> dict[str, SolveRecord]:

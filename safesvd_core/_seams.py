@@ -11,6 +11,7 @@ The third seam, run hooks, lives beside the run state it receives (:class:`~safe
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -110,6 +111,13 @@ class StatisticsReducer(ABC):
     def texts(self, text: str) -> list[str]:
         """Every process's ``text``, in rank order."""
         return [text]
+
+    def agreed(self, value: Any) -> Any:
+        """Process 0's ``value`` (JSON-able), on every process: one decision where each process's
+        own could differ (e.g. by measured times)."""
+        if self.world == 1:
+            return value
+        return json.loads(self.texts(json.dumps(value, sort_keys=True))[0])
 
     def global_index(self, local: int) -> int:
         """The index, among every process's items, of this process's item ``local``."""

@@ -31,6 +31,7 @@ from ._interfaces import (
 )
 from ._job import STAGE_MODES, CompressionJob, Phase, Plan, Probe, Recipe, RunHook, RunState, Stage
 from ._lambda import LambdaPhase
+from ._latency import LatencyProfile, Timing, median_seconds
 from ._layers import LinearMap, is_compressible, linear_map
 from ._linalg import DEFAULT_JITTER, Root, psd_root, singular_values, thin_svd
 from ._lowrank import LowRankLinear
@@ -49,6 +50,9 @@ from ._validators import non_negative, non_negative_int, one_of, positive, posit
 
 __all__ = sorted(
     [
+        "median_seconds",
+        "Timing",
+        "LatencyProfile",
         "RESIDUALS",
         "trajectory_length",
         "one_step_batches",

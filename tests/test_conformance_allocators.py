@@ -24,6 +24,18 @@ class TestGreedyWithUniformFloor(AllocatorConformance):
     options: ClassVar = {"uniform_floor": 0.5}
 
 
+def time_proportional_to_parameters(out: int, inputs: int, rows: int, rank: int | None) -> float:
+    """A cost model in which a layer's time is its parameter count: the latency allocator is then the greedy."""
+    return float(out * inputs if rank is None else rank * (out + inputs))
+
+
+class TestLatency(AllocatorConformance):
+    """With an injected cost model, so that the suite measures nothing."""
+
+    plugin_name: ClassVar[str] = "latency"
+    options: ClassVar = {"timing": time_proportional_to_parameters}
+
+
 class TestUniform(AllocatorConformance):
     plugin_name: ClassVar[str] = "uniform"
 

@@ -54,6 +54,35 @@ def minimum_ranks(layers: Sequence[LayerCandidate], min_rank: int, budget: int) 
     return ranks, spent
 
 
+def greedy_fill(layers: Sequence[LayerCandidate], ranks: dict[str, int | None], spent: int, budget: int, *,
+                step_cost: Callable[[LayerCandidate], float] = lambda layer: layer.params_per_rank,
+                tie_break: Callable[[LayerCandidate], float] = lambda layer: 0.0,
+                admit: Callable[[LayerCandidate, int, int | None], bool] | None = None) -> dict[str, int | None]:
+    """From ``ranks`` (``spent`` weights), add components by ``s_i² / step_cost(layer)`` while the
+    weights fit ``budget`` (and ``admit(layer, rank, new_rank)`` agrees); a layer reaching its
+    break-even rank goes dense. Ties by ``tie_break(layer)`` (smaller first), then layer order and
+    component index: deterministic."""
+    candidates = []
+    for layer in layers:
+        if ranks[layer.name] is None:
+            continue
+        energy = layer.spectrum.double() ** 2 / step_cost(layer)
+        tie = tie_break(layer)
+        for index in range(ranks[layer.name], layer.break_even_rank):
+            candidates.append((-float(energy[index]), tie, layer.order, index, layer))
+    candidates.sort(key=lambda item: item[:4])
+    for _, _, _, index, layer in candidates:
+        rank = ranks[layer.name]
+        if rank is None or rank != index:
+            continue
+        new_rank: int | None = None if index + 1 >= layer.break_even_rank else index + 1
+        extra = layer_cost(layer, new_rank) - layer_cost(layer, rank)
+        if spent + extra <= budget and (admit is None or admit(layer, rank, new_rank)):
+            ranks[layer.name] = new_rank
+            spent += extra
+    return ranks
+
+
 @attrs.frozen(kw_only=True)
 class GreedyAllocator(Allocator):
     """Global greedy: components by ``s_i² / (m + n)``; a layer at break-even rank goes dense.
@@ -73,24 +102,7 @@ class GreedyAllocator(Allocator):
         ranks, spent = minimum_ranks(layers, self.min_rank, budget)
         if self.uniform_floor > 0:
             ranks, spent = self._floor(layers, ranks, budget)
-        candidates = []
-        for layer in layers:
-            if ranks[layer.name] is None:
-                continue
-            energy = layer.spectrum.double() ** 2 / layer.params_per_rank
-            for index in range(ranks[layer.name], layer.break_even_rank):
-                candidates.append((-float(energy[index]), layer.order, index, layer))
-        candidates.sort(key=lambda item: item[:3])
-        for _, _, index, layer in candidates:
-            rank = ranks[layer.name]
-            if rank is None or rank != index:
-                continue
-            new_rank: int | None = None if index + 1 >= layer.break_even_rank else index + 1
-            extra = layer_cost(layer, new_rank) - layer_cost(layer, rank)
-            if spent + extra <= budget:
-                ranks[layer.name] = new_rank
-                spent += extra
-        return ranks
+        return greedy_fill(layers, ranks, spent, budget)
 
     def _floor(self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None],
                budget: int) -> tuple[dict[str, int | None], int]:

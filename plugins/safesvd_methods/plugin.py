@@ -5,6 +5,7 @@ from __future__ import annotations
 from safesvd_core.plugin import hookimpl
 
 from .allocators import GreedyAllocator, UniformAllocator
+from .latency import LatencyAllocator
 from .baselines.aces import ACESSolver
 from .baselines.asvd import ASVD
 from .baselines.asvd_search import ASVDAllocator
@@ -32,7 +33,7 @@ def safesvd_solvers():
 
 @hookimpl
 def safesvd_allocators():
-    return [GreedyAllocator, UniformAllocator, ASVDAllocator, GroupedAllocator]
+    return [GreedyAllocator, UniformAllocator, ASVDAllocator, GroupedAllocator, LatencyAllocator]
 
 
 @hookimpl

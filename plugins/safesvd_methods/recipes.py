@@ -38,6 +38,7 @@ from safesvd_core.plugin import (
     unit_interval,
 )
 
+from .merge import MergeSlowPhase
 from .refine import RefinePhase
 from .tuning import AUTO, held_out_search
 
@@ -107,6 +108,11 @@ class SafeSVD(Recipe):
     trajectories hold; a number up to that), ``balance_horizons`` (energy-balance the one-step
     and the rollout statistics). ``"auto"`` for ``alpha``, ``lam_ratio`` or ``rollout_steps``
     chooses it on a held-out share (``held_out``) of the calibration items (see ``tuning``).
+
+    Beyond the paper: ``refine_epochs``/``refine_lr`` (distil the factors after the solve);
+    ``merge_slow`` (keep dense every layer whose factored form is not faster on its device, the
+    budget re-allocated; see ``reports["merge-slow"]``); ``allocator="latency"`` (ranks by energy
+    per measured second).
     """
 
     name: ClassVar[str] = "safe-svd"
@@ -139,10 +145,17 @@ class SafeSVD(Recipe):
     held_out: float = attrs.field(default=0.25, validator=unit_interval)
     refine_epochs: int = attrs.field(default=0, validator=non_negative_int)
     refine_lr: float = attrs.field(default=1e-4, validator=positive)
+    merge_slow: bool = False
 
     def phases(self) -> tuple[Phase, ...]:
-        """The engine's default phases, then the refine phase when ``refine_epochs`` is set."""
-        return DEFAULT_PHASES + ((RefinePhase(epochs=self.refine_epochs, lr=self.refine_lr),) if self.refine_epochs else ())
+        """The engine's default phases; with ``merge_slow`` the merge-slow phase before the stages,
+        with ``refine_epochs`` the refine phase at the end."""
+        phases = list(DEFAULT_PHASES)
+        if self.merge_slow:
+            phases.insert([phase.name for phase in phases].index("stages"), MergeSlowPhase())
+        if self.refine_epochs:
+            phases.append(RefinePhase(epochs=self.refine_epochs, lr=self.refine_lr))
+        return tuple(phases)
 
     def plan(self, steps: int | None = None, *, alpha: float | None = None, lam_ratio: float | None = None) -> Plan:
         """The engine plan these options describe, for one-step batches (``steps=None``) or
