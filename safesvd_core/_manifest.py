@@ -6,7 +6,7 @@ and adapter configs (:func:`~safesvd_core.config_to_dict`); the ratio, budget an
 λ, α and the calibration objective; per layer its shape, rank, parameters before and after, kept
 spectral energy, solve paths, jitters, note and seconds; the sha256 fingerprints of the original
 weights, the calibration data and the config, and of ``model.safetensors``; the timings, passes,
-tuning and notes. Tools read it without loading a tensor (``safesvd inspect``).
+tuning, the optional phases' reports and the notes. Tools read it without loading a tensor (``safesvd inspect``).
 """
 
 from __future__ import annotations

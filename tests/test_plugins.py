@@ -63,7 +63,7 @@ def test_unknown_name_lists_alternatives_and_closest_match():
         safesvd_core.registry("allocator").get("greedyy")
     message = str(info.value)
     assert "Did you mean 'greedy'?" in message
-    assert "Choose one of: asvd, greedy, grouped, uniform" in message
+    assert "Choose one of: asvd, greedy, grouped, latency, uniform" in message
     assert "plugin may not be installed" in message
 
 
