@@ -1,6 +1,6 @@
 """Scale run: compress a model with Poseidon-L's layer shapes end to end on this machine.
 
-    .venv/bin/python -m benchmarks.scale            # about 30 min on 2 cores; writes docs/results/scale.md
+    .venv/bin/python -m benchmarks.scale            # about 45 min on 2 cores; writes docs/results/scale.md
 
 The model is the ScOT stand-in :class:`safesvd_adapters.scot_like.ScOTLike` (Poseidon's ScOT
 structure: ``ScOTLayer`` blocks of HF Swinv2 attention in a U-Net, time-conditioned LayerNorms,
@@ -11,8 +11,11 @@ loss groups follow the Euler channels ([ρ], [p], [u, v]). Calibration: a few co
 pairs from the seeded generator (short spin-up and lead time: the weights are random, so only
 the shapes and the cost matter). ``safe-svd`` (with the ``euler-compressible`` family) and
 ``svd-llm`` run in the same invocation, each in a fresh process, their clean statistics capped in
-memory and spilled to disk (``statistics_memory``). Wall time, peak resident memory and the
-latency ratio are recorded against the targets (< 30 min, < 20 GiB, ≤ 1.5× svd-llm).
+memory and spilled to disk (``statistics_memory``), and so does ``safe-svd+latency``: safe-svd with
+the ``latency`` allocator under a latency budget and ``merge_slow``. Wall time, peak resident
+memory and the latency ratio are recorded against the targets (< 12 min, < 14 GiB, ≤ 1.25×
+svd-llm); the memory estimate the library logs before its first pass is shown. The rows, ranks
+included, go to ``docs/results/raw/scale.json``: ``benchmarks.latency`` times those ranks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import multiprocessing
 import resource
 import shutil
@@ -51,8 +55,12 @@ CHANNELS = {"channels": ["rho", "p", "u", "v"], "roles": ["density", "pressure",
 #: The loss's channel groups in the model's config, in the Euler generator's channel order: [ρ], [p], [u, v].
 EULER_GROUPS = (0, 1, 2, 4)
 OURS, REFERENCE = "safe-svd", "svd-llm"
-TARGET_SECONDS = 30 * 60
-TARGET_GIB = 20.0
+TARGET_SECONDS = 12 * 60
+TARGET_GIB = 14.0
+TARGET_TIMES_REFERENCE = 1.25
+TARGET_LATENCY_RATIO = 0.65
+#: The compressed layers' share of their dense time under the latency budget of ``safe-svd+latency``.
+LATENCY_RATIO = 0.3
 
 
 def peak_gib() -> float:
@@ -80,12 +88,33 @@ def relative_deviation(adapter, original, compressed, batches) -> float:
     return (num / den) ** 0.5
 
 
-RECIPE_OPTIONS = {"safe-svd": {"family": "euler-compressible"}}
+#: Configuration name → (recipe, its options).
+CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    OURS: (OURS, {"family": "euler-compressible"}),
+    REFERENCE: (REFERENCE, {}),
+    "safe-svd+latency": (OURS, {"family": "euler-compressible", "allocator": "latency",
+                                "allocator_options": {"latency_ratio": LATENCY_RATIO}, "merge_slow": True}),
+}
 
 
-def measure_scale(recipe: str, shape: str, ratio: float, samples: int, batch: int, memory: str,
+class _Lines(logging.Handler):
+    """Keeps the messages of the ``safesvd`` logger (the memory estimate among them)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def measure_scale(config: str, shape: str, ratio: float, samples: int, batch: int, memory: str,
                   spill_dir: Path | None, threads: int) -> dict[str, Any]:
-    """Build, calibrate and compress with ``recipe`` (in a fresh process: its own peak memory); plain numbers."""
+    """Build, calibrate and compress with ``config`` (in a fresh process: its own peak memory); plain numbers."""
+    recipe, options = CONFIGS[config]
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the estimate, before the first pass
+    lines = _Lines()
+    logging.getLogger("safesvd").addHandler(lines)
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     from safesvd_adapters.framework import require
@@ -107,7 +136,7 @@ def measure_scale(recipe: str, shape: str, ratio: float, samples: int, batch: in
     try:
         start = time.perf_counter()
         result = compress(model, batches, ratio=ratio, recipe=recipe, adapter=adapter, statistics_memory=memory,
-                          spill_dir=directory, progress=True, **RECIPE_OPTIONS.get(recipe, {}))
+                          spill_dir=directory, progress=True, **options)
         seconds = time.perf_counter() - start
         peak = peak_gib()
         spilled_bytes = sum(f.stat().st_size for f in directory.iterdir())
@@ -115,7 +144,7 @@ def measure_scale(recipe: str, shape: str, ratio: float, samples: int, batch: in
         if spill_dir is None:
             shutil.rmtree(directory.parent, ignore_errors=True)
     return {
-        "recipe": recipe, "seconds": seconds, "peak_gib": peak, "spilled_gib": spilled_bytes / 2**30,
+        "recipe": config, "seconds": seconds, "peak_gib": peak, "spilled_gib": spilled_bytes / 2**30,
         "params_before": result.params_before, "params_after": result.params_after, "kept": result.kept_ratio,
         "met_budget": result.met_budget, "lam": result.lam, "layers": len(result.ranks),
         "blocks": len(adapter.blocks(model) or []), "stages": len(result.stages), "image_size": model.config.image_size,
@@ -124,7 +153,9 @@ def measure_scale(recipe: str, shape: str, ratio: float, samples: int, batch: in
         "latency_ratio": (median_latency(functools.partial(adapter.predict, result.model, batches[0]), repeats=3)
                           / median_latency(functools.partial(adapter.predict, model, batches[0]), repeats=3)),
         "deviation": relative_deviation(adapter, model, result.model, batches[:1]),
-        "build_seconds": build_seconds, "data_seconds": data_seconds,
+        "build_seconds": build_seconds, "data_seconds": data_seconds, "batch": batch, "shape": shape,
+        "memory_estimate": next((line for line in lines.lines if line.startswith("estimated memory")), None),
+        "ranks": dict(result.ranks), "reports": result.reports, "notes": list(result.notes),
     }
 
 
@@ -143,6 +174,8 @@ def _table(rows: list[dict[str, Any]], batch: int) -> list[str]:
                              if r["passes"].get("stages") else "none (not sequential)"),
         ("clean statistics spilled to disk", lambda r: f"{r['spilled_gib']:.1f} GiB"),
         ("layers factored / left the Cholesky path", lambda r: f"{r['solved']} of {r['layers']} / {r['fallbacks']}"),
+        ("layers kept dense by merge-slow", lambda r: str(len(r["reports"].get("merge-slow", {}).get("merged", {})))
+                                                 if "merge-slow" in r["reports"] else "— (off)"),
         ("CPU latency, compressed / original", lambda r: f"{r['latency_ratio']:.3f} (a batch of {batch}, median of 3)"),
         ("relative output deviation, first batch", lambda r: f"{r['deviation']:.3e}"),
         ("model build / data generation (not timed above)", lambda r: f"{r['build_seconds']:.0f} s / {r['data_seconds']:.0f} s"),
@@ -161,20 +194,21 @@ def _targets(rows: list[dict[str, Any]], ratio: float) -> list[str]:
         out.append(f"- `{name}`: wall time {minutes:.1f} min (target < {TARGET_SECONDS // 60} min): "
                    f"**{'met' if row['seconds'] < TARGET_SECONDS else 'MISSED'}**; peak memory {row['peak_gib']:.1f} GiB "
                    f"(target < {TARGET_GIB:.0f} GiB): **{'met' if row['peak_gib'] < TARGET_GIB else 'MISSED'}**")
-        if ratio <= 0.6:
-            bound = 1.15 * row["kept"]
-            out.append(f"- `{name}`: CPU latency ratio {row['latency_ratio']:.3f} (target ≤ 1.15 × parameter ratio = "
-                       f"{bound:.3f}): **{'met' if row['latency_ratio'] <= bound else 'MISSED'}**")
+        if ratio == 0.4 and name.startswith(OURS):
+            out.append(f"- `{name}`: whole-model CPU latency ratio {row['latency_ratio']:.3f} (target ≤ "
+                       f"{TARGET_LATENCY_RATIO} for safe-svd at 0.4): "
+                       f"**{'met' if row['latency_ratio'] <= TARGET_LATENCY_RATIO else 'MISSED'}**")
         if name == OURS and reference:
             times = row["seconds"] / reference
-            out.append(f"- `{name}` takes {times:.2f}× the time of `{REFERENCE}` (target ≤ 1.5×): "
-                       f"**{'met' if times <= 1.5 else 'MISSED'}**")
+            out.append(f"- `{name}` takes {times:.2f}× the time of `{REFERENCE}` (target ≤ {TARGET_TIMES_REFERENCE}×): "
+                       f"**{'met' if times <= TARGET_TIMES_REFERENCE else 'MISSED'}**")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", default=f"{OURS},{REFERENCE}", help="comma-separated, each in a fresh process")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated among {', '.join(CONFIGS)}; "
+                        "each in a fresh process")
     parser.add_argument("--shape", choices=tuple(SHAPES), default="poseidon-l")
     parser.add_argument("--ratio", type=float, default=0.4)
     parser.add_argument("--samples", type=int, default=8, help="calibration samples")
@@ -187,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = []
     context = multiprocessing.get_context("spawn")
-    for recipe in args.recipes.split(","):
-        spill_dir = args.spill_dir / recipe if args.spill_dir else None
+    for config in args.configs.split(","):
+        if config not in CONFIGS:
+            parser.error(f"unknown config {config!r}; choose among {', '.join(CONFIGS)}")
+        spill_dir = args.spill_dir / config if args.spill_dir else None
         with context.Pool(1) as pool:
-            rows.append(pool.apply(measure_scale, (recipe, args.shape, args.ratio, args.samples, args.batch,
+            rows.append(pool.apply(measure_scale, (config, args.shape, args.ratio, args.samples, args.batch,
                                                    args.memory, spill_dir, args.threads)))
         print(json.dumps({k: rows[-1][k] for k in ("recipe", "seconds", "peak_gib", "params_after")}), flush=True)
 
@@ -206,13 +242,18 @@ def main(argv: list[str] | None = None) -> int:
                  f"{POSEIDON_NOTE if args.shape == 'poseidon-l' else ''}. {first['layers']} compressible layers, "
                  f"{first['blocks']} blocks (`ScOTLayer`s and `ConvNeXtBlock`s). Calibration: "
                  f"{args.samples} compressible-Euler samples at {first['image_size']}², batches of {args.batch}. "
-                 f"`{OURS}` uses the `euler-compressible` family{lam}. Ratio {args.ratio}; every recipe's clean "
+                 f"`{OURS}` uses the `euler-compressible` family{lam}; `safe-svd+latency` is the same recipe with "
+                 f"`allocator=\"latency\"`, `allocator_options={{\"latency_ratio\": {LATENCY_RATIO}}}` and "
+                 f"`merge_slow=True` (per-layer times: `latency.md`). Ratio {args.ratio}; every recipe's clean "
                  f"statistics capped at {args.memory} in memory and spilled to disk; each recipe runs in a fresh "
                  "process. The weights are random, so the output deviation is a sanity check, not fidelity.\n")
     lines += _table(rows, args.batch)
+    lines.append("\nMemory estimate logged before the first pass (logger `safesvd`):\n")
+    lines += [f"- `{row['recipe']}`: {row['memory_estimate'] or 'none logged'}" for row in rows]
     lines.append("\n## Targets\n")
     lines += _targets(rows, args.ratio)
-    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "raw").mkdir(parents=True, exist_ok=True)
+    (args.out / "raw" / "scale.json").write_text(json.dumps(rows, indent=1) + "\n")
     (args.out / "scale.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
