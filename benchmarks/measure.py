@@ -50,7 +50,7 @@ def _reference_options(model: torch.nn.Module) -> dict[str, Any]:
                                 "field_description": reference.FIELD}}
 
 
-def _reference() -> Subject:
+def reference_subject() -> Subject:
     model = reference.load()
     return Subject(
         model=model, calibration=reference.batches("calibration", batch_size=16),
@@ -73,7 +73,7 @@ def zoo_adapter(name: str) -> ModelAdapter:
                         periodic=field.periodic, axes=field.axes)
 
 
-def _zoo(name: str) -> Subject:
+def zoo_subject(name: str) -> Subject:
     adapter, model = zoo_adapter(name), models.load(name)
     return Subject(
         model=model, calibration=list(models.batches(name, "calibration", batch_size=16)),
@@ -109,7 +109,7 @@ def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = 
     """Compress ``model``, evaluate against the original, time inference; everything as plain numbers."""
     torch.manual_seed(seed)
     torch.set_num_threads(1)  # the machine is shared: one thread gives steadier timings
-    subject = _reference() if model == reference.NAME else _zoo(model)
+    subject = reference_subject() if model == reference.NAME else zoo_subject(model)
     start = time.perf_counter()
     result = compress(subject.model, subject.calibration, ratio=ratio, recipe=recipe, **subject.compress_options,
                       **options)
