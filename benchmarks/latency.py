@@ -22,7 +22,9 @@ import collections
 import copy
 import functools
 import json
+import statistics
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -102,11 +104,30 @@ def summary(layers: list[dict[str, Any]]) -> dict[str, float]:
             "dense_seconds": total["dense_seconds"], "factored_seconds": total["factored_seconds"]}
 
 
+def _seconds(call: Callable[[], Any], device: torch.device) -> float:
+    """Wall seconds of one ``call()`` (CUDA synchronised around it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    call()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
 def model_ratio(original: nn.Module, compressed: nn.Module, forward: Forward, device: torch.device,
                 repeats: int) -> dict[str, float]:
-    """Median seconds of one forward of each model, and their ratio."""
-    before = median_seconds(functools.partial(forward, original), repeats, device)
-    after = median_seconds(functools.partial(forward, compressed), repeats, device)
+    """Median seconds of one forward of each model, the two timed in turn (a load that comes and
+    goes on a shared machine falls on both), and their ratio."""
+    models = {"original": original, "compressed": compressed}
+    times: dict[str, list[float]] = {kind: [] for kind in models}
+    with torch.no_grad():
+        for model in models.values():
+            forward(model)  # warm-up
+        for _ in range(repeats):
+            for kind, model in models.items():
+                times[kind].append(_seconds(functools.partial(forward, model), device))
+    before, after = statistics.median(times["original"]), statistics.median(times["compressed"])
     return {"model_seconds_original": before, "model_seconds_compressed": after, "model_ratio": after / before}
 
 
@@ -115,7 +136,7 @@ def measure(config: str, original: nn.Module, compressed: nn.Module, ranks: Mapp
     """One configuration's row: per-layer times, their summary and the whole-model ratio."""
     layers = time_layers(original, compressed, ranks, forward, device, repeats)
     return {"config": config, "device": str(device), "factored": len(layers), "layers_total": len(ranks),
-            **summary(layers), **model_ratio(original, compressed, forward, device, max(repeats // 2, 3)),
+            **summary(layers), **model_ratio(original, compressed, forward, device, repeats),
             "layers": layers}
 
 
@@ -219,17 +240,19 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def page(rows: list[dict[str, Any]], command: str, scale_rows: list[dict[str, Any]]) -> str:
+def page(rows: list[dict[str, Any]], command: str, scale_rows: list[dict[str, Any]], source: Path) -> str:
     """docs/results/latency.md."""
     first = scale_rows[0]
-    lines = [header("Inference latency of the compressed scale model", command),
+    lines = [header("Inference latency of the compressed scale model", command,
+                    threads=f"this run uses {torch.get_num_threads()} threads"),
              f"Model: the Poseidon-L-shaped ScOT stand-in of `scale.md` ({first['params_before']:,} parameters, "
              f"{first['layers']} compressible layers), a batch of {first['batch']} at {first['image_size']}², ratio "
-             f"{RATIO}. Ranks: those each configuration chose in the scale run; the factors here are random of those "
+             f"{RATIO}. Ranks: those each configuration chose in the scale run (`{source.name}`); the factors here are random of those "
              "shapes (a dense product takes the same time whatever its values), and the scale run's whole-model "
              "ratio on its real factors is shown beside this run's. Each layer is timed alone, dense and factored, "
              "on random inputs of the shapes it receives in the model's forward pass (median of the timed calls after "
-             "two warm-up calls, times the number of calls). `safe-svd+latency` is safe-svd with "
+             "two warm-up calls, times the number of calls); the whole model: the original and the compressed model "
+             "called in turn, the median of each. `safe-svd+latency` is safe-svd with "
              f"`allocator=\"latency\"`, `allocator_options={{\"latency_ratio\": {scale.LATENCY_RATIO}}}` and "
              "`merge_slow=True`.\n",
              "| config | device | layers factored | compressed layers: parameter ratio | time ratio | time / parameter ratio | "
@@ -259,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=7, help="timed calls per layer measurement")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--scale-rows", type=Path, default=None,
+                        help="the scale run's raw rows (default: OUT/raw/scale.json)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -266,14 +291,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = quick(device, args.repeats)
         print(line(rows[0]))
         return 0
-    raw = args.out / "raw" / "scale.json"
+    raw = args.scale_rows or args.out / "raw" / "scale.json"
     if not raw.is_file():
         parser.error(f"{raw} is missing: run python -m benchmarks.scale first (its rows carry the ranks)")
     scale_rows = json.loads(raw.read_text())
     rows = full(device, args.repeats, scale_rows)
     command = "python -m benchmarks.latency" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     (args.out / "raw" / "latency.json").write_text(json.dumps(rows, indent=1) + "\n")
-    (args.out / "latency.md").write_text(page(rows, command.strip(), scale_rows))
+    (args.out / "latency.md").write_text(page(rows, command.strip(), scale_rows, raw))
     print(line(rows[0]))
     return 0
 
