@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ._interfaces import LayerCandidate
+
 #: ``(out, in, rows, rank or None for dense) -> seconds`` of one call.
 Timing = Callable[[int, int, int, "int | None"], float]
 
@@ -57,6 +59,11 @@ class LatencyProfile:
                 self.table = {key: float(value) for key, value in json.loads(self.path.read_text()).items()}
             except (OSError, ValueError):
                 self.table = {}  # an unreadable cache is measured again, not trusted
+
+    @classmethod
+    def of(cls, layer: LayerCandidate, *, repeats: int = 7) -> LatencyProfile:
+        """The cached profile of ``layer``'s device and dtype."""
+        return cls(layer.device, getattr(torch, layer.dtype), repeats=repeats)
 
     def _key(self, out: int, inputs: int, rows: int, rank: int | None) -> str:
         return f"{str(self.dtype).removeprefix('torch.')}:{out}x{inputs}:rows={rows}:rank={'dense' if rank is None else rank}"

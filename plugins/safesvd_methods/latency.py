@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import attrs
-import torch
 
 from safesvd_core.plugin import Allocator, BudgetError, LatencyProfile, LayerCandidate, Timing, positive, positive_int
 
@@ -44,8 +43,7 @@ class LatencyAllocator(Allocator):
     def _timing(self, layers: Sequence[LayerCandidate]) -> Timing:
         if self.timing is not None:
             return self.timing
-        first = layers[0]
-        return LatencyProfile(first.device, getattr(torch, first.dtype), repeats=self.repeats)
+        return LatencyProfile.of(layers[0], repeats=self.repeats)
 
     def seconds(self, timing: Timing, layer: LayerCandidate, rank: int | None) -> float:
         """One calibration item's calls of ``layer`` at ``rank`` (``None``: dense), by the linear model."""

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import attrs
-import torch
 
 from safesvd_core.plugin import BudgetError, LatencyProfile, LayerCandidate, Phase, RunState, Timing, positive_int
 
@@ -31,8 +30,7 @@ class MergeSlowPhase(Phase):
     def _timing(self, candidates: Sequence[LayerCandidate]) -> Timing:
         if self.timing is not None:
             return self.timing
-        first = candidates[0]
-        return LatencyProfile(first.device, getattr(torch, first.dtype), repeats=self.repeats).measure
+        return LatencyProfile.of(candidates[0], repeats=self.repeats).measure
 
     def run(self, state: RunState) -> None:
         candidates = state.need("candidates", self.name)
