@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import sys
 import tempfile
 import time
@@ -22,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
+
+from safesvd_core.testing.loopback import run_on_loopback
 
 from .report import header
 
@@ -51,28 +49,17 @@ def _job(samples: int, stage_mode: str) -> dict[str, Any]:
     return {"wall": wall, "timings": dict(result.timings), "factors": factors}
 
 
-def _worker(rank: int, world: int, port: int, samples: int, stage_mode: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        row = _job(samples, stage_mode)
-        if rank == 0:
-            save_file({k: v.contiguous() for k, v in row["factors"].items()}, str(Path(out) / "factors.safetensors"))
-            (Path(out) / "row.json").write_text(json.dumps({"wall": row["wall"], "timings": row["timings"]}))
-    finally:
-        dist.destroy_process_group()
-
-
-def _port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _worker(rank: int, world: int, samples: int, stage_mode: str, out: str) -> None:
+    row = _job(samples, stage_mode)
+    if rank == 0:
+        save_file({k: v.contiguous() for k, v in row["factors"].items()}, str(Path(out) / "factors.safetensors"))
+        (Path(out) / "row.json").write_text(json.dumps({"wall": row["wall"], "timings": row["timings"]}))
 
 
 def measure(samples: int, stage_mode: str) -> dict[str, Any]:
     alone = _job(samples, stage_mode)
     with tempfile.TemporaryDirectory() as out:
-        mp.spawn(_worker, args=(2, _port(), samples, stage_mode, out), nprocs=2, join=True)
+        run_on_loopback(_worker, 2, samples, stage_mode, out)
         two = json.loads((Path(out) / "row.json").read_text())
         factors = load_file(str(Path(out) / "factors.safetensors"))
     relative = {k: float(torch.linalg.vector_norm(factors[k] - v) / torch.linalg.vector_norm(v)) for k, v in alone["factors"].items()}

@@ -10,17 +10,15 @@ by up to 1/jitter: at the default 1e-6 the factors agree to about 5e-10, at 1e-4
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from safesvd_core import ConfigError, compress
+from safesvd_core.testing.loopback import run_on_loopback
 
 from test_compress import small_data, small_transformer
 
@@ -67,37 +65,25 @@ def _outputs(result) -> dict[str, torch.Tensor]:
     return {**statistics, **weights, **products}
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(rank: int, world: int, out: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
     from safesvd_core import _checkpoint
 
     writes = []
     original = _checkpoint.atomic_write
     _checkpoint.atomic_write = lambda path, write: (writes.append(str(path)), original(path, write))[1]
-    try:
-        for index, (case, _) in enumerate(CASES.values()):
-            checkpoint = Path(out) / f"checkpoint-{index}"
-            result = compress(_model(), _data(case), ratio=0.5, checkpoint_dir=checkpoint,
-                              **OPTIONS, **_options(case))
-            save_file(_outputs(result), str(Path(out) / f"rank{rank}-case{index}.safetensors"))
-            (Path(out) / f"rank{rank}-case{index}.ranks").write_text(repr(sorted(result.ranks.items())))
-        (Path(out) / f"rank{rank}.writes").write_text("\n".join(writes))
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    for index, (case, _) in enumerate(CASES.values()):
+        checkpoint = Path(out) / f"checkpoint-{index}"
+        result = compress(_model(), _data(case), ratio=0.5, checkpoint_dir=checkpoint, **OPTIONS, **_options(case))
+        save_file(_outputs(result), str(Path(out) / f"rank{rank}-case{index}.safetensors"))
+        (Path(out) / f"rank{rank}-case{index}.ranks").write_text(repr(sorted(result.ranks.items())))
+    (Path(out) / f"rank{rank}.writes").write_text("\n".join(writes))
 
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("distributed")
-    mp.spawn(_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    run_on_loopback(_worker, 2, str(out))
     return out
 
 
