@@ -24,7 +24,6 @@ import functools
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -104,17 +103,6 @@ def summary(layers: list[dict[str, Any]]) -> dict[str, float]:
             "dense_seconds": total["dense_seconds"], "factored_seconds": total["factored_seconds"]}
 
 
-def _seconds(call: Callable[[], Any], device: torch.device) -> float:
-    """Wall seconds of one ``call()`` (CUDA synchronised around it)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    call()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def model_ratio(original: nn.Module, compressed: nn.Module, forward: Forward, device: torch.device,
                 repeats: int) -> dict[str, float]:
     """Median seconds of one forward of each model, the two timed in turn (a load that comes and
@@ -126,7 +114,7 @@ def model_ratio(original: nn.Module, compressed: nn.Module, forward: Forward, de
             forward(model)  # warm-up
         for _ in range(repeats):
             for kind, model in models.items():
-                times[kind].append(_seconds(functools.partial(forward, model), device))
+                times[kind].append(median_seconds(functools.partial(forward, model), 1, device, warmup=0))
     before, after = statistics.median(times["original"]), statistics.median(times["compressed"])
     return {"model_seconds_original": before, "model_seconds_compressed": after, "model_ratio": after / before}
 

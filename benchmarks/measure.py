@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import resource
-import statistics
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,7 +17,7 @@ import attrs
 import torch
 
 from safesvd_core import ConfigError, compress, evaluate
-from safesvd_core.plugin import ModelAdapter
+from safesvd_core.plugin import ModelAdapter, median_seconds
 from safesvd_data import GENERATORS
 from safesvd_zoo import models, reference
 
@@ -83,18 +82,6 @@ def zoo_subject(name: str) -> Subject:
     )
 
 
-def median_latency(forward: Callable[[], Any], repeats: int = 15) -> float:
-    """Median wall seconds of ``forward()`` over ``repeats`` calls, after one warm-up call (no grad)."""
-    with torch.no_grad():
-        forward()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            forward()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _loose(layers: list[str], blocks: list[str]) -> int:
     """How many of ``layers`` lie outside every block (the engine gives each a stage of its own)."""
     return sum(not any(layer.startswith(block + ".") for block in blocks) for layer in layers)
@@ -118,7 +105,7 @@ def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = 
     evaluation_options: dict[str, Any] = {"family": FAMILY, **subject.evaluate_options}
     test = subject.test()
     report = evaluate(subject.model, result.model, test, **evaluation_options)
-    latency_original, latency_compressed = (median_latency(functools.partial(subject.forward, m, test))
+    latency_original, latency_compressed = (median_seconds(functools.partial(subject.forward, m, test), 15, warmup=1)
                                             for m in (subject.model, result.model))
     return {
         "model": model, "samples": {"calibration": _samples(subject.calibration), "test": _samples(test)},

@@ -37,9 +37,9 @@ from typing import Any
 import torch
 
 from safesvd_core import compress
+from safesvd_core.plugin import median_seconds
 from safesvd_data import GENERATORS
 
-from .measure import median_latency
 from .report import header
 
 #: ``--shape``: Poseidon-L's (Herde et al., 2024: ScOT-L, ``POSEIDON_SHAPES["L"]``), or a tiny one
@@ -150,8 +150,8 @@ def measure_scale(config: str, shape: str, ratio: float, samples: int, batch: in
         "blocks": len(adapter.blocks(model) or []), "stages": len(result.stages), "image_size": model.config.image_size,
         "timings": {k: v for k, v in result.timings.items() if k != "total"}, "passes": dict(result.passes),
         "solved": len(result.records), "fallbacks": len(result.fallbacks),
-        "latency_ratio": (median_latency(functools.partial(adapter.predict, result.model, batches[0]), repeats=3)
-                          / median_latency(functools.partial(adapter.predict, model, batches[0]), repeats=3)),
+        "latency_ratio": (median_seconds(functools.partial(adapter.predict, result.model, batches[0]), 3, warmup=1)
+                          / median_seconds(functools.partial(adapter.predict, model, batches[0]), 3, warmup=1)),
         "deviation": relative_deviation(adapter, model, result.model, batches[:1]),
         "build_seconds": build_seconds, "data_seconds": data_seconds, "batch": batch, "shape": shape,
         "memory_estimate": next((line for line in lines.lines if line.startswith("estimated memory")), None),

@@ -20,12 +20,13 @@ from ._interfaces import LayerCandidate
 Timing = Callable[[int, int, int, "int | None"], float]
 
 
-def median_seconds(call: Callable[[], object], repeats: int = 7, device: torch.device | None = None) -> float:
-    """The median wall time of ``call()`` over ``repeats`` calls after two warm-up calls (no grad;
-    CUDA synchronised around each call)."""
+def median_seconds(call: Callable[[], object], repeats: int = 7, device: torch.device | None = None, *,
+                   warmup: int = 2) -> float:
+    """The median wall time of ``call()`` over ``repeats`` calls after ``warmup`` untimed calls (no
+    grad; CUDA synchronised around each call)."""
     cuda = device is not None and device.type == "cuda"
     with torch.no_grad():
-        for _ in range(2):
+        for _ in range(warmup):
             call()
         times = []
         for _ in range(repeats):
