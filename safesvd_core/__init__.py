@@ -12,6 +12,7 @@ from ._config import config_from_dict, config_to_dict
 from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
 from ._evaluate import EvaluationReport, MetricChange, evaluate, results_json, results_table
 from ._field import FieldDescription, Role
+from ._balance import balanced, is_balanced
 from ._lowrank import LowRankLinear
 from ._manifest import read_manifest
 from ._persist import PartialLoadWarning, load_compressed, save_compressed
@@ -30,6 +31,8 @@ __all__ = sorted(
         "EvaluationReport",
         "FieldDescription",
         "LowRankLinear",
+        "balanced",
+        "is_balanced",
         "MetricChange",
         "NumericalError",
         "PartialLoadWarning",

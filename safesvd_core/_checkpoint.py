@@ -123,7 +123,7 @@ class Checkpoint(RunHook):
             for name, record in entry["records"].items():
                 view = state.maps[name]
                 first, second = (factors[f"{name}::{key}"].to(view.weight.device) for key in ("first", "second"))
-                set_submodule(state.job.model, name, view.low_rank(first, second))
+                set_submodule(state.job.model, name, view.low_rank(first, second, balance=False))
                 state.records[name] = SolveRecord(**record)
         state.stage_index = len(self.resumed_stages)
         state.notes.append(f"resumed from {self.directory} after stage {state.stage_index}")

@@ -14,6 +14,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from ._balance import balanced
 from ._errors import ConfigError
 from ._validators import positive_int
 
@@ -141,11 +142,21 @@ class SolveRecord:
 @attrs.frozen(kw_only=True)
 class Factorization:
     """``W' = second @ first``, named by the order they apply to an input (as in :class:`LowRankLinear`):
-    ``first`` is ``B`` (``k × n``), ``second`` is ``A`` (``m × k``)."""
+    ``first`` is ``B`` (``k × n``), ``second`` is ``A`` (``m × k``). Solvers return them balanced
+    (:meth:`of`): each rank component's ``‖aᵢ‖ = ‖bᵢ‖``."""
 
     first: Tensor
     second: Tensor
     record: SolveRecord
+
+    @classmethod
+    def of(cls, first: Tensor, second: Tensor, record: SolveRecord, dtype: torch.dtype | None = None) -> Factorization:
+        """The factorization of ``second @ first``, balanced (:func:`~safesvd_core.balanced`), in ``dtype``
+        (default: the factors' own)."""
+        first, second = balanced(first, second)
+        if dtype is not None:
+            first, second = first.to(dtype), second.to(dtype)
+        return cls(first=first, second=second, record=record)
 
 
 class Solver(ABC):

@@ -48,10 +48,11 @@ class LinearMap:
             tensor = tensor.movedim(self.channel_dim, -1)
         return tensor.reshape(-1, tensor.shape[-1])
 
-    def low_rank(self, first: Tensor, second: Tensor) -> LowRankLinear:
-        """The replacement module with factors ``first`` = ``B`` (``k × n``) and ``second`` = ``A`` (``m × k``)."""
+    def low_rank(self, first: Tensor, second: Tensor, *, balance: bool = True) -> LowRankLinear:
+        """The replacement module with factors ``first`` = ``B`` (``k × n``) and ``second`` = ``A`` (``m × k``),
+        balanced unless ``balance=False`` (factors that already are, e.g. read back from a checkpoint)."""
         bias = None if self.bias is None else self.bias.detach()
-        return LowRankLinear.from_factors(first, second, bias, channel_dim=self.channel_dim)
+        return LowRankLinear.from_factors(first, second, bias, channel_dim=self.channel_dim, balance=balance)
 
     def empty_low_rank(self, rank: int) -> LowRankLinear:
         """An uninitialised replacement of ``rank`` (to load saved weights into)."""

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._balance import balanced
 from ._errors import ConfigError
 
 
@@ -31,11 +32,19 @@ class LowRankLinear(nn.Module):
         self.second = nn.Linear(rank, out_features, bias=bias, device=device, dtype=dtype)
 
     @classmethod
-    def from_factors(cls, first: Tensor, second: Tensor, bias: Tensor | None, *, channel_dim: int = -1) -> LowRankLinear:
-        """Build from ``first`` = ``B`` (``k × n``), ``second`` = ``A`` (``m × k``) and the bias (or ``None``)."""
+    def from_factors(cls, first: Tensor, second: Tensor, bias: Tensor | None, *, channel_dim: int = -1,
+                     balance: bool = True) -> LowRankLinear:
+        """Build from ``first`` = ``B`` (``k × n``), ``second`` = ``A`` (``m × k``) and the bias (or ``None``).
+
+        With ``balance`` (the default) the factors are re-split as ``√S Vᵀ`` and ``U √S`` of their
+        product (:func:`~safesvd_core.balanced`): the same map, well scaled for training and half
+        precision. ``balance=False`` stores them as given.
+        """
         rank, in_features = first.shape
-        if second.shape[1] != rank:
+        if second.ndim != 2 or second.shape[1] != rank:
             raise ConfigError(f"factor shapes do not chain: first (B) {tuple(first.shape)}, second (A) {tuple(second.shape)}")
+        if balance:
+            first, second = balanced(first, second)
         module = cls(int(in_features), int(second.shape[0]), int(rank), bias=bias is not None,
                      channel_dim=channel_dim, device=first.device, dtype=first.dtype)
         with torch.no_grad():
@@ -44,6 +53,14 @@ class LowRankLinear(nn.Module):
             if bias is not None:
                 module.second.bias.copy_(bias)
         return module
+
+    def balance_(self) -> LowRankLinear:
+        """Re-split the factors in place as :meth:`from_factors` does with ``balance``; returns ``self``."""
+        with torch.no_grad():
+            first, second = balanced(self.first.weight, self.second.weight)
+            self.first.weight.copy_(first)
+            self.second.weight.copy_(second)
+        return self
 
     @property
     def weight(self) -> Tensor:

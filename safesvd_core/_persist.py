@@ -21,12 +21,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ._balance import is_balanced
 from ._config import config_from_dict
 from ._errors import ConfigError
 from ._files import atomic_write, sha256_file
 from ._layers import linear_map
 from ._manifest import MANIFEST, MODEL, build_manifest, check_layers, read_manifest
-from ._modules import set_submodule
+from ._modules import get_submodule, set_submodule
 from ._result import CompressionResult
 
 FORMAT = "safesvd.compressed/1"
@@ -146,7 +147,9 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
     ``manifest.json``; the model needs no ``adapter.prepare`` first (the saved adapter config does
     it; use the returned module). Every layer, key and shape is checked first: on a mismatch
     (another architecture, hidden size or depth, or a manifest that does not describe the file)
-    nothing is changed and a :class:`ConfigError` names it. ``strict=False`` loads what fits and
+    nothing is changed and a :class:`ConfigError` names it. A file whose factors are not
+    balanced (written by an earlier safesvd) is balanced on load: the same product.
+    ``strict=False`` loads what fits and
     warns (:class:`PartialLoadWarning`) with every tensor left as it was and every one unused.
     """
     path = Path(path)
@@ -181,4 +184,8 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
     for name, view in replaced.items():
         set_submodule(model, name, view.empty_low_rank(int(header["ranks"][name])))
     model.load_state_dict({key: value for key, value in state.items() if key in expected}, strict=strict)
+    for name in replaced:  # files written before factors were balanced are balanced on load
+        layer = get_submodule(model, name)
+        if not is_balanced(layer.first.weight, layer.second.weight):
+            layer.balance_()
     return model

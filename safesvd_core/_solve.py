@@ -79,7 +79,7 @@ def whitened_factorization(
     paths = {"input": input_root.path, "fisher": sens.path if sens is not None else "none"}
     jitters = {"input": input_root.jitter, "fisher": sens.jitter if sens is not None else 0.0}
     record = SolveRecord(paths=paths, jitters=jitters)
-    return Factorization(first=b.to(weight.dtype), second=a.to(weight.dtype), record=record)
+    return Factorization.of(b, a, record, weight.dtype)
 
 
 def whitened_spectrum(

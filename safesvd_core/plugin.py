@@ -34,6 +34,7 @@ from ._lambda import LambdaPhase
 from ._latency import LatencyProfile, Timing, median_seconds
 from ._layers import LinearMap, is_compressible, linear_map
 from ._linalg import DEFAULT_JITTER, Root, psd_root, singular_values, thin_svd
+from ._balance import balanced, is_balanced
 from ._lowrank import LowRankLinear
 from ._modules import count_parameters, get_submodule, set_submodule
 from ._moments import RunningMoment
@@ -88,6 +89,8 @@ __all__ = sorted(
         "LinearMap",
         "LocalReducer",
         "LowRankLinear",
+        "balanced",
+        "is_balanced",
         "MOMENTUM_ROLES",
         "Metric",
         "ModelAdapter",

@@ -24,6 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
+from .._balance import component_norms, is_balanced
 from .._errors import ConfigError, NumericalError
 from .._interfaces import Factorization, Solver, SolveRecord
 from .._plugins import registry
@@ -54,7 +55,7 @@ def calibration_statistics(weight: Tensor, generator: torch.Generator, rows: int
 
 
 class SolverConformance:
-    """Factors of the right shapes and dtype, a descending spectrum, exact at full rank, clear
+    """Factors of the right shapes and dtype, balanced, a descending spectrum, exact at full rank, clear
     errors for bad ranks and non-finite weights, deterministic, inputs left alone."""
 
     #: The registered name; the default :meth:`make_solver` creates it with ``options``.
@@ -121,6 +122,18 @@ class SolverConformance:
         rank = data.draw(st.integers(1, min(weight.shape)), label="rank")
         solver, statistics = self._problem(weight, seed)
         self._check_factors(solver.solve(weight, rank, statistics), weight, rank)
+
+    @across_subclasses()
+    @given(weight=weights(), seed=_SEEDS, data=st.data())
+    def test_factors_are_balanced(self, weight: Tensor, seed: int, data: st.DataObject) -> None:
+        """Each rank component has ``‖aᵢ‖ = ‖bᵢ‖`` (:meth:`Factorization.of`): optimisers and half
+        precision then see well-scaled factors."""
+        rank = data.draw(st.integers(1, min(weight.shape)), label="rank")
+        solver, statistics = self._problem(weight, seed)
+        result = solver.solve(weight, rank, statistics)
+        rows, columns = component_norms(result.first, result.second)
+        assert is_balanced(result.first, result.second, rtol=1e-9), \
+            f"unbalanced factors: ‖rows of first‖ {rows.tolist()}, ‖columns of second‖ {columns.tolist()}"
 
     @across_subclasses()
     @given(weight=weights(dtypes=(torch.float64, torch.float32)), seed=_SEEDS)

@@ -94,7 +94,7 @@ class EigenSolver(Solver):
         if kept < rank:
             note += f"{'; ' if note else ''}H has rank {kept} < {rank}: the last {rank - kept} factor columns are zero"
         record = SolveRecord(paths={"input": "eigen-route"}, jitters={"input": 0.0}, note=note)
-        return Factorization(first=b.to(weight.dtype), second=a.to(weight.dtype), record=record)
+        return Factorization.of(b, a, record, weight.dtype)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """Singular values of ``D = W Q Λ^{1/2}``; ``‖σ_{>k}(D)‖`` is the truncation loss at rank ``k``."""

@@ -54,7 +54,7 @@ class OutputProjection(Solver):
         a = basis.vectors[:, :rank]
         b = a.mT @ weight.detach().to(torch.float64)
         record = SolveRecord(paths={"output": "projection"}, jitters={"output": 0.0})
-        return Factorization(first=b.to(weight.dtype), second=a.to(weight.dtype), record=record)
+        return Factorization.of(b, a, record, weight.dtype)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """``√λ`` of ``W Σ Wᵀ``: the singular values of ``W L`` (SVD-LLM's spectrum)."""
