@@ -17,6 +17,7 @@ from ._lowrank import LowRankLinear
 from ._manifest import read_manifest
 from ._persist import PartialLoadWarning, load_compressed, save_compressed
 from ._plugins import available, registry
+from ._refine import RefineDataWarning, RefineOptions, RefineWarning
 from ._result import CompressionResult
 from ._solve import solve_layer
 from ._statistics import CalibrationStatistics
@@ -31,6 +32,9 @@ __all__ = sorted(
         "EvaluationReport",
         "FieldDescription",
         "LowRankLinear",
+        "RefineDataWarning",
+        "RefineOptions",
+        "RefineWarning",
         "balanced",
         "is_balanced",
         "MetricChange",

@@ -17,8 +17,11 @@ from ._distributed import DistributedReducer, initialised
 from ._errors import ConfigError
 from ._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
 from ._interfaces import ModelAdapter
+from ._items import check_dtypes, materialise, model_device, moved
 from ._job import CompressionJob, Recipe, RunHook
 from ._plugins import registry
+from ._refine import RefineOptions
+from ._refine_request import refinement_request
 from ._result import CompressionResult
 from ._rollout import one_step_batches
 from ._seams import LocalReducer, StatisticsReducer
@@ -41,6 +44,9 @@ def compress(
     spill_dir: str | Path | None = None,
     distributed: bool | None = None,
     checkpoint_dir: str | Path | None = None,
+    refine_data: Iterable[Any] | None = None,
+    refine_steps: int = 0,
+    refine_options: Mapping[str, Any] | RefineOptions | None = None,
     **options: Any,
 ) -> CompressionResult:
     """Compress ``model`` so that it keeps at most ``ratio`` of its parameters.
@@ -64,6 +70,14 @@ def compress(
     ``checkpoint_dir``: after the clean statistics, the allocation and every stage the run's
     progress is written there (atomically, by process 0); a later call with the same directory and
     inputs resumes after the last finished stage (docs/method.md, "Checkpoint and resume").
+
+    ``refine_data`` + ``refine_steps``: after the closed form, distil the compressed model towards
+    the original on these unlabelled inputs (any form the calibration takes: one-step batches are
+    distilled one step ahead, trajectories on the one-step and the K-step loss), ``refine_steps``
+    Adam steps of one item each, stopping at the best held-out score, which is never worse than the
+    closed form's (``result.reports["refine"]`` has both). ``refine_options``: the rest of
+    :class:`~safesvd_core.RefineOptions` (``lr``, ``held_out``, ``eval_every``, ``rollout_steps``, …).
+    Give fresh inputs from the data distribution, not the calibration items (docs/fine-tune.md).
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
         raise ConfigError(f"ratio must be a number in (0, 1] (the fraction of parameters kept), got {ratio!r}")
@@ -81,15 +95,18 @@ def compress(
     if reducer.world > 1 and not recipe_obj.distributed:
         raise ConfigError(f"recipe {recipe_obj.name!r} does not run distributed (its own calibration loop is not "
                           "sharded); run it in one process, distributed=False")
-    everything = _materialise(calibration)
-    _check_dtypes(everything[0], model)
+    everything = materialise(calibration)
+    check_dtypes(everything[0], model)
+    refinement = refinement_request(refine_data, refine_steps, refine_options, everything, reducer.world)
     batches = everything[reducer.rank :: reducer.world]
     if not batches:
         raise ConfigError(f"{len(everything)} calibration item(s) for {reducer.world} processes: every process needs one")
-    device = _device(model)
+    device = model_device(model)
     if device is not None:
-        batches = [_moved(adapter_obj, batch, device, index) for index, batch in enumerate(batches)]
+        batches = [moved(adapter_obj, batch, device, index) for index, batch in enumerate(batches)]
     fingerprints = _fingerprints(model, everything, recipe_obj, adapter_obj, ratio)
+    if refinement is not None:
+        refinement = refinement.checked(adapter_obj, model, device)
     hooks: tuple[RunHook, ...] = ()
     if checkpoint_dir is not None:
         checkpoint = Checkpoint(checkpoint_dir, fingerprints, writer=reducer.rank == 0)
@@ -110,6 +127,8 @@ def compress(
         progress=progress and reducer.rank == 0, spill=spill, reducer=reducer, hooks=hooks,
     )
     result = recipe_obj.compress(job)
+    if refinement is not None:
+        refinement.run(job, result, fingerprints, checkpoint_dir)
     result.fingerprints = fingerprints
     result.configs = {"recipe": _config(recipe_obj), "adapter": _config(adapter_obj)}
     return result
@@ -159,59 +178,3 @@ def _describe(recipe: Recipe) -> dict[str, Any]:
     if not attrs.has(type(recipe)):
         return {}
     return {field.name: getattr(recipe, field.name) for field in attrs.fields(type(recipe))}
-
-
-def _device(model: nn.Module):
-    """The device of the model's parameters (None for a parameter-free model)."""
-    first = next(model.parameters(), None)
-    return None if first is None else first.device
-
-
-def _materialise(calibration: Iterable[Any]) -> list[Any]:
-    """The batches as a list: every pass must see the same batches in the same order (a
-    shuffling DataLoader would otherwise pair clean and shifted rows of different samples)."""
-    try:
-        iterator = iter(calibration)
-    except TypeError:
-        raise ConfigError(f"calibration must be an iterable of batches, got {type(calibration).__name__}") from None
-    batches: list[Any] = []
-    while True:
-        try:
-            batches.append(next(iterator))
-        except StopIteration:
-            break
-        except Exception as error:  # noqa: BLE001 - the user's data source failed: named, chained, re-raised
-            raise ConfigError(f"reading the calibration data failed after {len(batches)} item(s): "
-                              f"{type(error).__name__}: {error}") from error
-    if not batches:
-        raise ConfigError("the calibration set is empty")
-    return batches
-
-
-def _tensors(value: Any) -> list[Tensor]:
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, Mapping):
-        return [t for item in value.values() for t in _tensors(item)]
-    if isinstance(value, (tuple, list)):
-        return [t for item in value for t in _tensors(item)]
-    return []
-
-
-def _check_dtypes(item: Any, model: nn.Module) -> None:
-    """Some floating tensor of the first item must have the model's floating dtype (checked before any
-    pass; auxiliary tensors, e.g. a lead time, may have another)."""
-    wanted = {p.dtype for p in model.parameters() if p.is_floating_point()}
-    given = {t.dtype for t in _tensors(item) if t.is_floating_point()}
-    if len(wanted) == 1 and given and given.isdisjoint(wanted):
-        (model_dtype,) = wanted
-        raise ConfigError(f"the calibration data are {', '.join(sorted(str(d) for d in given))} but the model's parameters "
-                          f"are {model_dtype}: cast the data (e.g. tensor.to({model_dtype})) or the model")
-
-
-def _moved(adapter: ModelAdapter, item: Any, device: Any, index: int) -> Any:
-    try:
-        return adapter.to_device(item, device)
-    except (RuntimeError, NotImplementedError) as error:
-        raise ConfigError(f"calibration item {index} cannot be moved to the model's device {device} "
-                          f"({type(error).__name__}: {error}); give the data on the CPU or on the model's device") from None

@@ -41,6 +41,7 @@ from ._moments import RunningMoment
 from ._objective import LAM_MODES, RESIDUALS, CalibrationObjective
 from ._plugins import KINDS, PluginFailure, PluginLoadWarning, PluginManager, Registry, plugin_manager, registry
 from ._probe import ProbePhase
+from ._refine import RefineDataWarning, RefineOptions, RefineWarning, refine
 from ._result import CompressionResult
 from ._rollout import ONE_STEP, ROLLOUT, RolloutSource, one_step_batches, trajectory_length
 from ._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
@@ -89,6 +90,10 @@ __all__ = sorted(
         "LinearMap",
         "LocalReducer",
         "LowRankLinear",
+        "RefineDataWarning",
+        "RefineOptions",
+        "RefineWarning",
+        "refine",
         "balanced",
         "is_balanced",
         "MOMENTUM_ROLES",

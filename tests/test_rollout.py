@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from safesvd_core import ConfigError, compress, registry
+from safesvd_core import ConfigError, RefineDataWarning, compress, registry
 from safesvd_core.plugin import (
     CompressionJob,
     RolloutSource,
@@ -216,24 +216,12 @@ def test_held_out_choice_needs_two_items_and_a_resolved_plan():
         registry("recipe").create("safe-svd", alpha="auto").plan()
 
 
-def test_balanced_factors_keep_the_product():
-    from safesvd_core import LowRankLinear
-    from safesvd_methods.refine import balance_factors
-
-    generator = torch.Generator().manual_seed(0)
-    layer = LowRankLinear.from_factors(1e3 * torch.randn(3, 7, generator=generator, dtype=torch.float64),
-                                       1e-3 * torch.randn(5, 3, generator=generator, dtype=torch.float64), None)
-    before = layer.weight.detach().clone()
-    balance_factors(layer)
-    torch.testing.assert_close(layer.weight, before, rtol=1e-12, atol=1e-15)
-    torch.testing.assert_close(layer.second.weight.norm(dim=0), layer.first.weight.norm(dim=1))
-
-
 def test_refinement_brings_the_compressed_model_closer_to_the_original_on_calibration():
     model, items = small_transformer(), trajectories(steps=2)
     options = {"block_names": model.block_names(), "include": ["blocks.*"]}
     plain = compress(model, items, ratio=0.4, adapter_options=options)
-    refined = compress(model, items, ratio=0.4, refine_epochs=5, refine_lr=1e-3, adapter_options=options)
+    with pytest.warns(RefineDataWarning, match="calibration items alone"):
+        refined = compress(model, items, ratio=0.4, refine_epochs=5, refine_lr=1e-3, adapter_options=options)
     assert refined.passes["refine"] == 5 and refined.ranks == plain.ranks and refined.params_after == plain.params_after
 
     def distance(compressed):
@@ -242,6 +230,7 @@ def test_refinement_brings_the_compressed_model_closer_to_the_original_on_calibr
 
     assert distance(refined.model) < distance(plain.model)
     assert "refine: 5 epochs of Adam" in refined.notes[-1]
-    again = compress(model, items, ratio=0.4, refine_epochs=5, refine_lr=1e-3, adapter_options=options)
+    with pytest.warns(RefineDataWarning):
+        again = compress(model, items, ratio=0.4, refine_epochs=5, refine_lr=1e-3, adapter_options=options)
     assert_identical(refined, again)  # deterministic
     assert all(parameter.requires_grad for parameter in refined.model.parameters())  # the flags are restored

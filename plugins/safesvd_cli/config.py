@@ -1,8 +1,8 @@
 """The ``compress`` config: a TOML file of six tables, checked key by key (docs/cli.md).
 
 ``[model]`` (``factory`` + ``options`` + ``weights``, or ``zoo``), ``[data]`` (the calibration
-data, and the test split unless ``[test]`` is given), ``[test]``, ``[adapter]``, ``[compress]``
-and ``[evaluate]``. Relative paths are read against the config file's folder. Every mistake is a
+data, and the test split unless ``[test]`` is given), ``[test]``, ``[adapter]``, ``[compress]``,
+``[evaluate]`` and ``[refine]`` (refinement data and options, :mod:`.refine_spec`). Relative paths are read against the config file's folder. Every mistake is a
 :class:`ConfigError` naming the table and key, what was expected and what came, with the closest
 known key for a misspelt one.
 """
@@ -21,6 +21,7 @@ from safesvd_core.plugin import ConfigError, registry
 
 from .data_source import DataSpec
 from .model_source import ModelSpec
+from .refine_spec import OPTION_KEYS, RefineSpec
 
 #: Table → its keys (``data`` and ``test`` share theirs, ``test`` without the two calibration-only ones).
 DATA_KEYS = ("pdebench", "layout", "the_well", "generator", "function", "options", "batch_size", "import_from")
@@ -31,6 +32,7 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
     "adapter": ("name", "options"),
     "compress": ("recipe", "options", "ratio", "ratios", "family"),
     "evaluate": ("horizons", "figures"),
+    "refine": (*DATA_KEYS, "rollout_steps", *OPTION_KEYS),
 }
 
 
@@ -111,6 +113,7 @@ class RunConfig:
     family: str | None = None
     horizons: tuple[int, ...] = ()
     figures: bool = True
+    refine: RefineSpec | None = None
 
     def __attrs_post_init__(self) -> None:
         """Plugin names are checked now, before any model or data is loaded."""
@@ -146,6 +149,7 @@ class RunConfig:
             recipe_options=_table(run.get("options", {}), "[compress] options"),
             ratios=_ratios(run), family=None if family is None else _name(family, "[compress] family"),
             horizons=parse_horizons(evaluation.get("horizons", [])), figures=figures,
+            refine=RefineSpec.from_dict(raw["refine"], base=base) if "refine" in raw else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,6 +165,8 @@ class RunConfig:
             raw["test"] = self.test.to_dict()
         if self.family is not None:
             raw["compress"]["family"] = self.family
+        if self.refine is not None:
+            raw["refine"] = self.refine.to_dict()
         return raw
 
 

@@ -28,6 +28,7 @@ class Prepared:
     adapter_options: dict[str, Any]
     field: FieldDescription | None
     lead_time: float | None = None
+    refine_items: list[Any] | None = None
 
     @property
     def adapter(self) -> ModelAdapter:
@@ -66,9 +67,10 @@ def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | N
         options["field_description"] = field
     adapter = make_adapter(config.adapter, options).for_model(model)
     rollout = test_source.load(max(config.horizons), held).items if config.horizons else None
+    refine_items = config.refine.load() if calibration and config.refine is not None else None
     return Prepared(config=config, model=model, calibration=cal.items if cal is not None else [],
                     test=one_step_batches(adapter, test.items), rollout=rollout, adapter_options=options, field=field,
-                    lead_time=test.lead_time)
+                    lead_time=test.lead_time, refine_items=refine_items)
 
 
 def recipe_options(config: RunConfig, recipe: str | None = None) -> dict[str, Any]:
@@ -89,12 +91,15 @@ def evaluation(prepared: Prepared, compressed: nn.Module) -> EvaluationReport:
 
 
 def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress: bool = False) -> Run:
-    """Compress at ``ratio`` with the config's recipe (or ``recipe`` with its defaults) and evaluate."""
+    """Compress at ``ratio`` with the config's recipe (or ``recipe`` with its defaults), refine when
+    the config has ``[refine]``, and evaluate."""
     config = prepared.config
     start = time.perf_counter()
+    refinement = {} if config.refine is None or prepared.refine_items is None else \
+        config.refine.compress_arguments(prepared.refine_items)
     result = compress(prepared.model, prepared.calibration, ratio=ratio, recipe=recipe or config.recipe,
                       adapter=config.adapter, adapter_options=prepared.adapter_options, progress=progress,
-                      **recipe_options(config, recipe))
+                      **refinement, **recipe_options(config, recipe))
     seconds = time.perf_counter() - start
     return Run(ratio=ratio, result=result, report=evaluation(prepared, result.model), seconds=seconds)
 

@@ -1,0 +1,88 @@
+"""The ``[refine]`` table of a ``compress`` config: refinement data from a generator, options checked
+when the config is read, the report in the output folder's manifest."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from safesvd_core import ConfigError, RefineDataWarning, read_manifest
+from safesvd_core.__main__ import main
+
+pytest.importorskip("matplotlib", reason="the plots extra (matplotlib) is not installed")
+
+CONFIG = '''
+[model]
+zoo = "ns2d-transformer"
+
+[data]
+generator = "navier_stokes"
+options = { samples = 16, size = 32, seed = 5 }
+batch_size = 8
+rollout_steps = 2
+
+[test]
+generator = "navier_stokes"
+options = { samples = 8, size = 32, seed = 6 }
+
+[adapter]
+options = { include = ["blocks.*"], block_names = ["blocks.0", "blocks.1", "blocks.2", "blocks.3"] }
+
+[compress]
+ratio = 0.5
+family = "ns-incompressible"
+
+[evaluate]
+figures = false
+
+[refine]
+generator = "navier_stokes"
+options = { samples = 32, size = 32, seed = 7 }
+batch_size = 8
+rollout_steps = 2
+steps = 6
+eval_every = 3
+lr = 1e-4
+'''
+
+
+def _raw(text: str = CONFIG) -> dict:
+    import tomllib
+
+    return tomllib.loads(text)
+
+
+def test_refine_table_refines_and_the_manifest_reports_it(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RefineDataWarning)
+        assert main(["compress", str(config), "--out", str(tmp_path / "out")]) == 0
+    report = read_manifest(tmp_path / "out")["reports"]["refine"]
+    assert report["steps"] == 6 and [row["step"] for row in report["history"]] == [3, 6]
+    assert report["items"] == {"fit": 3, "held_out": 1} and report["source"] == "RolloutSource(steps=2, one_step_group=False)"
+
+
+def test_refine_options_are_checked_when_the_config_is_read():
+    from safesvd_cli.config import RunConfig
+
+    config = RunConfig.from_dict(_raw(), base=Path.cwd())
+    assert config.refine.options.steps == 6 and config.refine.rollout_steps == 2
+    assert RunConfig.from_dict(config.to_dict(), base=Path.cwd()) == config
+    for change, message in [
+        (("steps", None), "\\[refine\\] steps: missing"),
+        (("lr", -1.0), "\\[refine\\]: refine lr must be a positive number"),
+        (("held_out", 1.0), "\\[refine\\]: refine held_out must be below 1"),
+        (("rollout_steps", -2), "\\[refine\\] rollout_steps: expected an integer ≥ 0"),
+        (("stpes", 3), "unknown key 'stpes' in \\[refine\\].*did you mean 'steps'"),
+    ]:
+        raw = _raw()
+        key, value = change
+        if value is None:
+            del raw["refine"][key]
+        else:
+            raw["refine"][key] = value
+        with pytest.raises(ConfigError, match=message):
+            RunConfig.from_dict(raw, base=Path("."))

@@ -1,0 +1,198 @@
+"""Refinement with data: compress(..., refine_data=, refine_steps=, refine_options=)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from safesvd_core import (
+    ConfigError,
+    RefineDataWarning,
+    RefineOptions,
+    RefineWarning,
+    compress,
+    read_manifest,
+    save_compressed,
+)
+from safesvd_core.plugin import PairSource, RolloutSource
+
+import safesvd_core._refine as refine_module
+
+from test_compress import small_transformer
+from test_rollout import trajectories
+
+
+def fresh(samples=64, steps=2, seed=7, batch=8):
+    """Refinement items, drawn apart from the calibration items (seed 0)."""
+    return trajectories(samples=samples, steps=steps, seed=seed, batch=batch)
+
+
+def quiet_compress(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RefineDataWarning)
+        return compress(*args, **kwargs)
+
+
+def options(model):
+    return {"block_names": model.block_names(), "include": ["blocks.*"]}
+
+
+def distance(original, compressed, items) -> float:
+    with torch.no_grad():
+        return sum(float(torch.mean((compressed(x) - original(x)) ** 2)) for x, _ in items)
+
+
+def test_refinement_with_fresh_data_gets_closer_to_the_original_and_reports_both_scores():
+    model, calibration = small_transformer(), trajectories(steps=2)
+    plain = compress(model, calibration, ratio=0.4, adapter_options=options(model))
+    refined = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
+                             refine_steps=60, refine_options={"lr": 1e-3, "eval_every": 20, "warmup": 5})
+    report = refined.reports["refine"]
+    assert report["kept"] == "refined" and report["best_step"] > 0
+    assert report["held_out_refined"] < report["held_out_closed_form"]
+    assert report["items"] == {"fit": 7, "held_out": 1} and [row["step"] for row in report["history"]] == [20, 40, 60]
+    assert refined.ranks == plain.ranks and refined.params_after == plain.params_after
+    test = fresh(seed=99)
+    assert distance(model, refined.model, test) < distance(model, plain.model, test)
+    assert "refine" in refined.timings and "(closed form)" in refined.notes[-1]
+
+
+def test_refinement_never_returns_a_model_worse_than_the_closed_form_on_the_held_out_split():
+    model, calibration = small_transformer(), trajectories(steps=2)
+    plain = compress(model, calibration, ratio=0.4, adapter_options=options(model))
+    wrecked = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
+                             refine_steps=10, refine_options={"lr": 0.5, "eval_every": 5, "warmup": 0})
+    report = wrecked.reports["refine"]
+    assert report["kept"] == "closed form" and report["best_step"] == 0
+    assert all(row["held_out"] > report["held_out_closed_form"] for row in report["history"])
+    for key, value in plain.model.state_dict().items():
+        assert torch.equal(wrecked.model.state_dict()[key], value), key
+
+
+def test_a_non_finite_loss_stops_with_a_warning_and_keeps_the_best_state(monkeypatch):
+    model, calibration = small_transformer(), trajectories(steps=2)
+    plain = compress(model, calibration, ratio=0.4, adapter_options=options(model))
+    real = refine_module.Distiller.loss
+    calls = {"n": 0}
+
+    def poisoned(self, terms):
+        calls["n"] += 1
+        value = real(self, terms)
+        return value * float("nan") if calls["n"] == 3 else value
+
+    monkeypatch.setattr(refine_module.Distiller, "loss", poisoned)
+    with pytest.warns(RefineWarning, match="became nan at step 3"):
+        result = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
+                                refine_steps=10, refine_options={"held_out": 0.0})
+    assert "step 3" in result.reports["refine"]["stopped"]
+    for key, value in plain.model.state_dict().items():
+        assert torch.equal(result.model.state_dict()[key], value), key
+
+
+def test_the_source_follows_the_items():
+    model = small_transformer()
+    adapter_items = fresh(steps=3)
+    from safesvd_core.plugin import make_adapter
+
+    adapter = make_adapter("generic", None).for_model(model)
+    assert refine_module.source_for(adapter, adapter_items, None) == RolloutSource(steps=3)
+    assert refine_module.source_for(adapter, adapter_items, 1) == RolloutSource(steps=1)
+    pairs = [(x, trajectory[:, 0]) for x, trajectory in adapter_items]
+    assert isinstance(refine_module.source_for(adapter, pairs, None), PairSource)
+    with pytest.raises(ConfigError, match="hold 3 steps"):
+        refine_module.source_for(adapter, adapter_items, 4)
+    with pytest.raises(ConfigError, match="needs trajectory items"):
+        refine_module.source_for(adapter, pairs, 2)
+
+
+def test_rollout_refinement_weights_one_step_and_the_k_step_mean():
+    distiller = refine_module.Distiller(None, None, RolloutSource(steps=3), rollout_weight=0.25)
+    terms = [torch.tensor(1.0), torch.tensor(2.0), torch.tensor(6.0)]
+    assert float(distiller.loss(terms)) == pytest.approx(0.75 * 1.0 + 0.25 * 3.0)
+    assert float(distiller.loss(terms[:1])) == 1.0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"refine_steps": 10}, "need refine_data"),
+    ({"refine_options": {"lr": 1e-3}}, "need refine_data"),
+    ({"refine_data": "fresh"}, "without refine_steps"),
+    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"steps": 5}}, "as refine_steps="),
+    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"learning_rate": 1}}, "the options are lr"),
+    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"held_out": 1.0}}, "must be below 1"),
+    ({"refine_data": "fresh", "refine_steps": 0.5}, "steps must be an integer"),
+    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": RefineOptions(steps=6)}, "disagrees"),
+    ({"refine_data": [], "refine_steps": 5}, "refinement set is empty"),
+    ({"refine_data": "one", "refine_steps": 5}, "needs at least 2 items"),
+    ({"refine_data": "float64", "refine_steps": 5}, "refinement data are torch.float64"),
+    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"rollout_steps": 9}}, "hold 2 steps"),
+])
+def test_bad_refinement_arguments_are_refused_before_any_pass(kwargs, message, monkeypatch):
+    model, calibration = small_transformer(), trajectories(steps=2)
+    data = {"fresh": fresh(), "one": fresh(samples=8, batch=8),
+            "float64": [(x.double(), t.double()) for x, t in fresh()]}
+    if isinstance(kwargs.get("refine_data"), str):
+        kwargs = {**kwargs, "refine_data": data[kwargs["refine_data"]]}
+
+    def no_pass(*args, **kw):
+        raise AssertionError("a pass over the calibration data ran before the refusal")
+
+    monkeypatch.setattr("safesvd_core._engine.run_phases", no_pass)
+    with pytest.raises(ConfigError, match=message):
+        quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), **kwargs)
+
+
+def test_refining_on_the_calibration_data_or_on_little_data_warns():
+    model, calibration = small_transformer(), trajectories(steps=2)
+    with pytest.warns(RefineDataWarning, match="is the calibration data"):
+        compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=calibration,
+                 refine_steps=2, refine_options={"held_out": 0.5})
+    with pytest.warns(RefineDataWarning, match="holds 64 inputs"):
+        compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(), refine_steps=2)
+
+
+def test_the_refine_report_is_saved_in_the_manifest(tmp_path):
+    model, calibration = small_transformer(), trajectories(steps=2)
+    result = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
+                            refine_steps=4, refine_options={"eval_every": 2})
+    save_compressed(result, tmp_path / "out")
+    saved = read_manifest(tmp_path / "out")["reports"]["refine"]
+    assert saved["steps"] == 4 and saved["kept"] in ("refined", "closed form") and len(saved["history"]) == 2
+
+
+def test_an_interrupted_refinement_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    model, calibration = small_transformer(), trajectories(steps=2)
+    arguments = dict(ratio=0.4, adapter_options=options(model), refine_data=fresh(), refine_steps=30,
+                     refine_options={"eval_every": 10, "lr": 1e-3, "warmup": 3})
+    whole = quiet_compress(model, calibration, **arguments)
+
+    real, calls = refine_module.Distiller.loss, {"n": 0}
+
+    def killed(self, terms):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise KeyboardInterrupt
+        return real(self, terms)
+
+    monkeypatch.setattr(refine_module.Distiller, "loss", killed)
+    with pytest.raises(KeyboardInterrupt):
+        quiet_compress(model, calibration, checkpoint_dir=tmp_path / "ckpt", **arguments)
+    monkeypatch.setattr(refine_module.Distiller, "loss", real)
+    assert (tmp_path / "ckpt" / "refine.safetensors").is_file()
+    resumed = quiet_compress(model, calibration, checkpoint_dir=tmp_path / "ckpt", **arguments)
+    assert resumed.reports["refine"]["history"] == whole.reports["refine"]["history"]
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[key], value), key
+    changed = {**arguments, "refine_options": {**arguments["refine_options"], "lr": 2e-3}}
+    with pytest.raises(ConfigError, match="cannot resume refinement"):
+        quiet_compress(model, calibration, checkpoint_dir=tmp_path / "ckpt", **changed)
+
+
+def test_refinement_runs_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("CUDA is not available")
+    model, calibration = small_transformer().cuda(), [(x.cuda(), t.cuda()) for x, t in trajectories(steps=2)]
+    result = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model),
+                            refine_data=[(x.cuda(), t.cuda()) for x, t in fresh()], refine_steps=10)
+    assert next(result.model.parameters()).device.type == "cuda" and result.reports["refine"]["steps"] == 10
