@@ -1,7 +1,7 @@
 """The GPU check that ``scripts/gpu-check`` runs on a machine with CUDA, ending with one short block:
 
-1. the CUDA variants of the conformance suites (``test_same_on_cuda``: physics losses, estimators,
-   solvers, adapters);
+1. the CUDA variants of the tests (``same_on_cuda``: the conformance suites of physics losses,
+   estimators, solvers and adapters; refinement with data on a CUDA model);
 2. a compress of ``scot-ns`` at 0.4 with its float64 statistics on the GPU, against the same
    compress on the CPU (ranks, factors, time);
 3. the latency benchmark's quick mode on the GPU.

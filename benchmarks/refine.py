@@ -6,8 +6,9 @@
     python -m benchmarks.refine --quick          # a few minutes: the script runs (scratch output)
 
 Parts: ``table`` (safe-svd and svd-llm at 0.8/0.6/0.4/0.2, each closed form and + refine with the
-same data and steps), ``data`` (refinement-data size at 0.4) and ``steps`` (refinement steps at
-0.4). Every measurement runs in a process of its own (one thread, two at a time), calibrates on
+same data and steps), ``data`` (refinement-data size at 0.4), ``steps`` (refinement steps at
+0.4) and ``block`` (the training-free block-output correction, ``block_correction=True``, closed
+form at every ratio). Every measurement runs in a process of its own (one thread, two at a time), calibrates on
 the rollout benchmark's set (32 trajectories × 5 steps, seed 11) and is evaluated as there: one
 step on the test split, horizons 1/3/5/8 on the 32 test trajectories. The refinement inputs are
 trajectories from the Navier–Stokes generator with a seed no calibration or test set uses.
@@ -43,7 +44,7 @@ RECIPES = ("safe-svd", "svd-llm")
 SETTING = {"inputs": 4096, "steps": 2000, "rollout_steps": 2, "lr": 3e-4}
 DATA_SIZES = (256, 1024, 2048, 4096, 8192)
 STEP_COUNTS = (250, 500, 1000, 2000, 4000)
-PARTS = ("table", "data", "steps")
+PARTS = ("table", "data", "steps", "block")
 BATCH = 32
 
 
@@ -71,9 +72,11 @@ def _report(model: torch.nn.Module, compressed: torch.nn.Module) -> dict[str, An
 
 
 def measure_refine(recipe: str, ratio: float, *, inputs: int, steps: int, rollout_steps: int, lr: float,
-                   cache: str, seed: int = reference.CALIBRATION_TRAJECTORY_SEEDS[0]) -> dict[str, Any]:
-    """The closed form and the closed form + refine of ``recipe`` at ``ratio``, both evaluated; the
-    refinement's wall and CPU seconds (compression included in ``cpu_seconds``)."""
+                   cache: str, seed: int = reference.CALIBRATION_TRAJECTORY_SEEDS[0],
+                   recipe_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The closed form and the closed form + refine of ``recipe`` (with ``recipe_options``) at
+    ``ratio``, both evaluated; the refinement's wall and CPU seconds (compression included in
+    ``cpu_seconds``). ``steps=0``: the closed form only."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = reference.load()
@@ -81,19 +84,23 @@ def measure_refine(recipe: str, ratio: float, *, inputs: int, steps: int, rollou
                                    "field_description": reference.FIELD}}
     if recipe == "safe-svd":
         options["family"] = FAMILY
+    options.update(recipe_options or {})
     calibration = reference.trajectory_batches(ROLLOUT_CALIBRATION["samples"], ROLLOUT_CALIBRATION["steps"], seed=seed)
-    items = refine_items(inputs, rollout_steps, Path(cache))
     closed = compress(model, calibration, ratio=ratio, recipe=recipe, **options)
+    row = {"model": reference.NAME, "recipe": recipe, "ratio": ratio, "seed": seed, "recipe_options": recipe_options or {},
+           "closed": _report(model, closed.model), "compress_seconds": closed.timings["total"],
+           "params_after": closed.params_after, "timings": dict(closed.timings)}
+    if not steps:
+        return row
+    items = refine_items(inputs, rollout_steps, Path(cache))
     cpu, wall = time.process_time(), time.perf_counter()
     refined = compress(model, calibration, ratio=ratio, recipe=recipe, refine_data=items, refine_steps=steps,
                        refine_options={"lr": lr}, **options)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     refine = refined.reports["refine"]
     return {
-        "model": reference.NAME, "recipe": recipe, "ratio": ratio, "seed": seed, "inputs": inputs, "steps": steps,
-        "rollout_steps": rollout_steps, "lr": lr, "params_after": refined.params_after,
-        "closed": _report(model, closed.model), "refined": _report(model, refined.model),
-        "compress_seconds": closed.timings["total"], "refine_seconds": refined.timings["refine"],
+        **row, "inputs": inputs, "steps": steps, "rollout_steps": rollout_steps, "lr": lr,
+        "refined": _report(model, refined.model), "refine_seconds": refined.timings["refine"],
         "cpu_seconds": cpu, "wall_seconds": wall,
         "refine": {key: refine[key] for key in ("kept", "best_step", "held_out_closed_form", "held_out_refined",
                                                 "items", "history", "stopped")},
@@ -112,6 +119,9 @@ def jobs(part: str, quick: bool) -> list[dict[str, Any]]:
     if part == "steps":
         return [{"recipe": "safe-svd", "ratio": 0.4, **setting, "steps": steps}
                 for steps in ((10,) if quick else STEP_COUNTS)]
+    if part == "block":  # the training-free block-output correction, closed form only
+        return [{"recipe": "safe-svd", "ratio": ratio, **setting, "steps": 0, "recipe_options": {"block_correction": True}}
+                for ratio in ((0.4,) if quick else RATIOS)]
     raise ValueError(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
 
 
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     raw.mkdir(parents=True, exist_ok=True)
     for part in parts:
         measurements = [{**kwargs, "cache": str(args.cache)} for kwargs in jobs(part, args.quick)]
-        for inputs, steps in sorted({(m["inputs"], m["rollout_steps"]) for m in measurements}):
+        for inputs, steps in sorted({(m["inputs"], m["rollout_steps"]) for m in measurements if m["steps"]}):
             refine_items(inputs, steps, args.cache)  # generated once, before the measurements share it
         rows = run_all(measurements, args.processes)
         (raw / f"refine-{part}.json").write_text(json.dumps(rows, indent=1) + "\n")

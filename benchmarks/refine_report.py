@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from .report import header
@@ -17,13 +18,15 @@ OURS, BASELINE = "safe-svd", "svd-llm"
 
 
 def change(report: dict[str, Any], horizon: int | None = None) -> float:
-    """The base-loss change (%) one step ahead on the test split, or at ``horizon`` of the rollout."""
+    """The signed base-loss change (%) one step ahead on the test split, or at ``horizon`` of the
+    rollout: positive is worse than the original, negative better."""
     entries = report["metrics"] if horizon is None else report["rollout"][str(horizon)]
-    return next(entry["change_percent"] for entry in entries if entry["name"] == "base loss")
+    return next(entry["signed_change_percent"] for entry in entries if entry["name"] == "base loss")
 
 
-def _cells(report: dict[str, Any]) -> str:
-    return " | ".join(f"{change(report, h):.2f}" for h in (None, *HORIZONS))
+def _cells(report: dict[str, Any], separator: str = " | ") -> str:
+    """The one-step and horizon changes of ``report``."""
+    return separator.join(f"{change(report, h):.2f}" for h in (None, *HORIZONS))
 
 
 def _ok(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -67,6 +70,29 @@ def _study(rows: list[dict[str, Any]], key: str, label: str) -> list[str]:
     return lines
 
 
+def _paired(rows: list[dict[str, Any]], find: Callable[[dict[str, Any]], dict[str, Any] | None]
+            ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(row, find(row))`` for every measured row of ``rows`` that ``find`` matches, by descending ratio."""
+    pairs = [(row, find(row)) for row in sorted(_ok(rows), key=lambda r: -r["ratio"])]
+    return [(row, other) for row, other in pairs if other is not None]
+
+
+def _ours(rows: list[dict[str, Any]], ratio: float, **match: Any) -> dict[str, Any] | None:
+    """safe-svd's measured row at ``ratio`` among ``rows`` (with the ``match`` fields, no ablation label)."""
+    return next((r for r in _ok(rows) if r["recipe"] == OURS and r["ratio"] == ratio and "label" not in r
+                 and all(r.get(key) == value for key, value in match.items())), None)
+
+
+def _block(block_rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> list[str]:
+    """The block-output correction against the plain closed form of the table (same calibration set)."""
+    lines = ["| ratio | closed form: one step / h1 / h3 / h5 / h8 | + block correction | block-correction s |",
+             "|---|---|---|---|"]
+    for row, plain in _paired(block_rows, lambda row: _ours(table, row["ratio"])):
+        lines.append(f"| {row['ratio']} | {_cells(plain['closed'], ' / ')} | {_cells(row['closed'], ' / ')} | "
+                     f"{row['timings'].get('block-correction', 0.0):.1f} |")
+    return lines
+
+
 def _met(value: bool) -> str:
     return "**met**" if value else "**missed**"
 
@@ -74,7 +100,7 @@ def _met(value: bool) -> str:
 def targets(rows: list[dict[str, Any]], rollout_rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for ratio, goal in ONE_STEP_TARGETS.items():
-        row = next((r for r in _ok(rows) if r["recipe"] == OURS and r["ratio"] == ratio), None)
+        row = _ours(rows, ratio)
         if row is None:
             lines.append(f"- ratio {ratio}: not measured in this run")
             continue
@@ -100,17 +126,12 @@ def no_regression(rows: list[dict[str, Any]], rollout_rows: list[dict[str, Any]]
     """This run's closed form against the rollout page's row of the same recipe, ratio and calibration set."""
     lines = ["| ratio | closed form here: one step / h1 / h3 / h5 / h8 | rollout page, same seed | largest difference (points) |",
              "|---|---|---|---|"]
-    for row in sorted(_ok(rows), key=lambda r: -r["ratio"]):
-        if row["recipe"] != OURS:
-            continue
-        saved = next((r for r in _ok(rollout_rows) if r["recipe"] == OURS and r["ratio"] == row["ratio"]
-                      and r.get("seed") == row["seed"] and "label" not in r), None)
-        if saved is None:
-            continue
+    ours = [row for row in rows if row.get("recipe") == OURS]
+    for row, saved in _paired(ours, lambda row: _ours(rollout_rows, row["ratio"], seed=row["seed"])):
         here = [change(row["closed"], h) for h in (None, *HORIZONS)]
         there = [change(saved["report"], h) for h in (None, *HORIZONS)]
-        lines.append(f"| {row['ratio']} | {' / '.join(f'{v:.2f}' for v in here)} | "
-                     f"{' / '.join(f'{v:.2f}' for v in there)} | {max(abs(a - b) for a, b in zip(here, there)):.2f} |")
+        lines.append(f"| {row['ratio']} | {_cells(row['closed'], ' / ')} | {_cells(saved['report'], ' / ')} | "
+                     f"{max(abs(a - b) for a, b in zip(here, there)):.2f} |")
     return lines
 
 
@@ -123,9 +144,11 @@ def page(saved: dict[str, list[dict[str, Any]]], rollout_rows: list[dict[str, An
         f"refined (`compress(..., refine_data=, refine_steps=)`) on {setting['inputs']} fresh trajectories of "
         f"{setting['rollout_steps']} steps from the Navier–Stokes generator (seed 101, batches of 32; the original "
         f"model is the teacher), {setting['steps']} Adam steps at peak lr {setting['lr']:g} (warm-up, cosine), "
-        "one-step and rollout distillation, 1/8 of the items held out for the stop. Figures are the % change of "
-        "the base loss against the original: one step on the test split, h1/h3/h5/h8 along the 32 test "
-        "trajectories. `kept` says what the held-out split chose.\n")
+        "one-step and rollout distillation, 1/8 of the items held out for the stop. Figures are the signed % "
+        "change of the base loss against the original (positive: worse than the original; negative: better, "
+        "which refined models reach at long horizons): one step on the test split, h1/h3/h5/h8 along the 32 "
+        "test trajectories. The targets compare signed changes, so a model better than the original is never "
+        "counted as a miss. `kept` says what the held-out split chose.\n")
     table = saved.get("table", [])
     lines += ["## Closed form and + refine\n", *(_table(table) or ["No rows."]), ""]
     lines += ["## Targets\n", *targets(table, rollout_rows), ""]
@@ -138,6 +161,13 @@ def page(saved: dict[str, list[dict[str, Any]]], rollout_rows: list[dict[str, An
     if saved.get("steps"):
         lines += [f"## Refinement steps (safe-svd at 0.4, {setting['inputs']} inputs)\n",
                   *_study(saved["steps"], "steps", "steps"), ""]
+    if saved.get("block"):
+        lines += ["## Training-free: the block-output correction (ablation)\n",
+                  "`block_correction=True`: after the stages, each block's output layer (the last factored layer "
+                  "whose output is added to the block's output unchanged) is solved again, Fisher-weighted, so that "
+                  "the compressed block's output matches the original block's on the trajectories' teacher-forced "
+                  "one-step inputs (reduced-rank regression; docs/method.md). Closed form, no refinement:\n",
+                  *_block(saved["block"], table), ""]
     errors = [row for rows in saved.values() for row in rows if "error" in row]
     if errors:
         lines += ["## Failed measurements\n", *(f"- {row['recipe']} {row['ratio']}: {row['error']}" for row in errors), ""]

@@ -5,7 +5,9 @@ A closed-form solve puts the Fisher and whitening scales into the factors (one c
 ~1e3, the other ~1e-3), although only the product matters. :func:`balanced` re-splits the product
 as ``A = U √S``, ``B = √S Vᵀ`` from its thin SVD (computed from QR factors of ``A`` and ``Bᵀ`` in
 float64, ``O((m + n) k²)``): every rank component then has ``‖aᵢ‖ = ‖bᵢ‖ = √sᵢ`` and the columns
-of ``A`` (rows of ``B``) are orthogonal. The product is unchanged to the dtype's precision.
+of ``A`` (rows of ``B``) are orthogonal. The product is unchanged to the dtype's precision. Each
+component's sign is fixed (the largest entry of its column of ``A`` is positive), so the split is a
+continuous function of the product wherever its singular values are distinct.
 """
 
 from __future__ import annotations
@@ -26,8 +28,14 @@ def balanced(first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
     q_a, r_a = torch.linalg.qr(a)  # m × k, k × k
     q_b, r_b = torch.linalg.qr(b.mT)  # n × k, k × k
     u, s, vh = torch.linalg.svd(r_a @ r_b.mT)
+    left = q_a @ u
+    # singular vectors have a sign of their own: fix it (each column of A's largest entry positive), so
+    # that factors equal to rounding give factors equal to rounding (e.g. across processes)
+    largest = left.gather(0, left.abs().argmax(dim=0, keepdim=True)).squeeze(0)
+    signs = torch.where(largest < 0, -1.0, 1.0).to(left.dtype)
+    left, vh = left * signs, vh * signs[:, None]
     root = s.sqrt()
-    new_second = (q_a @ u) * root
+    new_second = left * root
     new_first = root[:, None] * (vh @ q_b.mT)
     return new_first.to(first.dtype), new_second.to(second.dtype)
 

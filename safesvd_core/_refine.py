@@ -39,9 +39,10 @@ from ._rollout import RolloutSource, trajectory_length
 from ._seams import BatchSource, PairSource
 from ._validators import non_negative_int, one_of, positive, positive_int, unit_interval
 
-#: Fewer refinement inputs than this gave most of what 4096 did only at 0.6 and above in the
-#: refinement-data study (docs/results/refine.md); a smaller set is warned about.
-RECOMMENDED_INPUTS = 2048
+#: The refinement-data study (docs/results/refine.md, the reference model at 0.4, 2000 steps) gave
+#: one step +2.8 % with 256 inputs, +1.0 % with 1,024, +0.6 % with 4,096: a smaller set than this
+#: is warned about.
+RECOMMENDED_INPUTS = 1024
 PARAMETER_CHOICES = ("all", "factors")
 
 
@@ -139,7 +140,7 @@ def _trainable(model: nn.Module, choice: str) -> list[Tensor]:
     if choice == "factors":
         layers = [module for module in model.modules() if isinstance(module, LowRankLinear)]
         return [weight for layer in layers for weight in (layer.first.weight, layer.second.weight)]
-    return [parameter for parameter in model.parameters() if parameter.is_floating_point()]
+    return [parameter for parameter in model.parameters() if parameter.is_floating_point() and parameter.requires_grad]
 
 
 def split_items(items: Sequence[Any], share: float) -> tuple[list[Any], list[Any]]:

@@ -48,10 +48,11 @@ class RefinementRequest:
         if self.same_as_calibration:
             warnings.warn("the refinement data is the calibration data: refinement then fits the calibration items "
                           f"and tends to overfit; give fresh inputs from the data distribution (≥ {RECOMMENDED_INPUTS}, "
-                          "see docs/fine-tune.md)", RefineDataWarning, stacklevel=3)
+                          "see docs/results/refine.md)", RefineDataWarning, stacklevel=3)
         elif (count := _input_count(self.items)) < RECOMMENDED_INPUTS:
-            warnings.warn(f"the refinement data holds {count} inputs; the refinement-data study (docs/fine-tune.md) "
-                          f"needed about {RECOMMENDED_INPUTS} for most of the gain", RefineDataWarning, stacklevel=3)
+            warnings.warn(f"the refinement data holds {count} inputs; the refinement-data study (docs/results/refine.md) "
+                          f"needed about {RECOMMENDED_INPUTS} for most of the gain (fewer overfit)", RefineDataWarning,
+                          stacklevel=3)
         if device is None:
             return self
         return attrs.evolve(self, items=[moved(adapter, item, device, index, "refinement")

@@ -38,8 +38,12 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     "quickstart/demo.sh": (".", {}, (("quickstart/demo.sh", "--ratios 0.6 0.4", "--ratios 0.4"),
                                      ("quickstart/demo.sh", "demo-out/ratio-0.4", "demo-out"))),
     "cli/commands.sh": ("cli", {}, (("cli/commands.sh", "--ratio 0.6 0.4", "--ratio 0.4"),
-                                    ("cli/commands.sh", "run/ratio-0.4", "run"))),
+                                    ("cli/commands.sh", "run/ratio-0.4", "run"),
+                                    ("cli/config.toml", "samples = 512", "samples = 64"),
+                                    ("cli/config.toml", "steps = 300 ", "steps = 10  "))),
     "recipes/recipes.py": ("recipes", {}, ()),
+    "fine_tune/refine.py": ("fine_tune", {"INPUTS": "64", "STEPS": "5"}, ()),
+    "fine_tune/fine_tune.py": ("fine_tune", {"STEPS": "10", "EVERY": "5"}, ()),
     "readme/api.py": ("readme", {}, ()),
     "readme/cli.sh": ("readme", {}, (("readme/cli.sh", "my-run/ratio-0.4", "my-run"),)),  # my-config.toml: INPUTS
     "adapters/transformers_adapter.py": ("adapters", {}, (("adapters/transformers_adapter.py", '"calibration"))',

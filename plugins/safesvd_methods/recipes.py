@@ -38,6 +38,7 @@ from safesvd_core.plugin import (
     unit_interval,
 )
 
+from .block_correction import BlockCorrectionPhase
 from .merge import MergeSlowPhase
 from .refine import RefinePhase
 from .tuning import AUTO, held_out_search
@@ -112,7 +113,8 @@ class SafeSVD(Recipe):
     Beyond the paper: ``refine_epochs``/``refine_lr`` (distil the factors after the solve);
     ``merge_slow`` (keep dense every layer whose factored form is not faster on its device, the
     budget re-allocated; see ``reports["merge-slow"]``); ``allocator="latency"`` (ranks by energy
-    per measured second).
+    per measured second); ``block_correction`` (each block's output layer solved again against the
+    original block's output, training-free; see ``reports["block-correction"]``).
     """
 
     name: ClassVar[str] = "safe-svd"
@@ -146,13 +148,17 @@ class SafeSVD(Recipe):
     refine_epochs: int = attrs.field(default=0, validator=non_negative_int)
     refine_lr: float = attrs.field(default=1e-4, validator=positive)
     merge_slow: bool = False
+    block_correction: bool = False
 
     def phases(self) -> tuple[Phase, ...]:
         """The engine's default phases; with ``merge_slow`` the merge-slow phase before the stages,
-        with ``refine_epochs`` the refine phase at the end."""
+        with ``block_correction`` the block-output correction after them, with ``refine_epochs``
+        the refine phase at the end."""
         phases = list(DEFAULT_PHASES)
         if self.merge_slow:
             phases.insert([phase.name for phase in phases].index("stages"), MergeSlowPhase())
+        if self.block_correction:
+            phases.append(BlockCorrectionPhase())
         if self.refine_epochs:
             phases.append(RefinePhase(epochs=self.refine_epochs, lr=self.refine_lr))
         return tuple(phases)
