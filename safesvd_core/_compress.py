@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 import torch.distributed as dist
-from torch import Tensor, nn
+from torch import nn
 
 from ._checkpoint import Checkpoint
 from ._config import config_to_dict

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ._errors import ConfigError
@@ -91,7 +92,78 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
         raise ConfigError(f"{file} has format {found!r}; this safesvd reads {FORMAT!r}")
+    _check_structure(manifest, file)
+    model_file = file.parent / MODEL
+    if model_file.is_file():
+        check_against_tensors(manifest, tensor_shapes(model_file), file)
     return manifest
+
+
+#: Fields every manifest has, and those of each layer entry, with their JSON types.
+_REQUIRED = {"model": dict, "layers": list, "ratio": (int, float), "params_before": int, "params_after": int}
+_LAYER = {"name": str, "in_features": int, "out_features": int}
+
+
+def _check_structure(manifest: dict[str, Any], file: Path) -> None:
+    """Every field the tools read is there with its type; else a :class:`ConfigError` naming it."""
+    def refuse(field: str, what: str) -> None:
+        raise ConfigError(f"{file}: {field} {what}; the manifest was edited or damaged: write the folder again")
+
+    for key, kind in _REQUIRED.items():
+        if key not in manifest:
+            refuse(repr(key), "is missing")
+        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
+            refuse(repr(key), f"is a {type(manifest[key]).__name__}, not what safesvd wrote")
+    if not isinstance(manifest["model"].get("sha256"), str):
+        refuse("'model.sha256'", "is missing")
+    for index, layer in enumerate(manifest["layers"]):
+        where = f"layers[{index}]"
+        if not isinstance(layer, dict):
+            refuse(where, "is not an object")
+        for key, kind in _LAYER.items():
+            if not isinstance(layer.get(key), kind) or isinstance(layer.get(key), bool):
+                refuse(f"{where}.{key}", "is missing or of the wrong type")
+        rank = layer.get("rank")
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
+            refuse(f"{where}.rank ({layer['name']!r})", f"is {rank!r}, not an integer ≥ 1 or null")
+
+
+def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor of the safetensors file at ``path`` (its header only)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError) as error:
+        raise ConfigError(f"{path} is not a readable safetensors file (truncated, or another format): {error}") from None
+
+
+def ranks_in(shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:
+    """Factored layer → its rank, read from the shapes of its ``first`` and ``second`` factors."""
+    ranks = {}
+    for key, shape in shapes.items():
+        if key.endswith(".first.weight") and len(shape) == 2:
+            name = key[: -len(".first.weight")]
+            second = shapes.get(f"{name}.second.weight")
+            if second is not None and len(second) == 2 and second[1] == shape[0]:
+                ranks[name] = int(shape[0])
+    return ranks
+
+
+def check_against_tensors(manifest: dict[str, Any], shapes: dict[str, tuple[int, ...]], file: Path) -> None:
+    """The manifest's layers and ranks are those of the model file's tensors; an edit is refused, named."""
+    ranks = ranks_in(shapes)
+    listed = {layer["name"]: layer.get("rank") for layer in manifest["layers"]}
+    for name, rank in listed.items():
+        if ranks.get(name) != rank:
+            found = f"rank {ranks[name]}" if name in ranks else "no factors (dense)"
+            raise ConfigError(f"{file} does not describe {MODEL}: layer {name!r} has rank {rank!r} in the manifest "
+                              f"but {found} in the model file's tensors; the manifest was edited or the folder mixes "
+                              "two runs: write the folder again")
+    unlisted = sorted(set(ranks) - set(listed))
+    if unlisted:
+        raise ConfigError(f"{file} does not describe {MODEL}: the model file has factored layers the manifest does not "
+                          f"list ({', '.join(unlisted[:5])}); the manifest was edited or the folder mixes two runs: "
+                          "write the folder again")
 
 
 def check_layers(manifest: dict[str, Any], model: nn.Module, label: str) -> None:

@@ -26,7 +26,7 @@ from ._config import config_from_dict
 from ._errors import ConfigError
 from ._files import atomic_write, sha256_file
 from ._layers import linear_map
-from ._manifest import MANIFEST, MODEL, build_manifest, check_layers, read_manifest
+from ._manifest import MANIFEST, MODEL, build_manifest, check_layers, ranks_in, read_manifest, tensor_shapes
 from ._modules import get_submodule, set_submodule
 from ._result import CompressionResult
 
@@ -43,17 +43,26 @@ def _header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
     """The ``safesvd`` header and the shape of every tensor of the file at ``path``."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get("safesvd")
-            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
-    except (SafetensorError, OSError) as error:
-        raise ConfigError(f"{path} is not a readable safetensors file (truncated, or another format): {error}") from None
+    shapes = tensor_shapes(path)
+    with safe_open(str(path), framework="pt") as handle:
+        raw = (handle.metadata() or {}).get("safesvd")
     if raw is None:
         raise ConfigError(f"{path} is not a safesvd compressed model (no 'safesvd' header)")
-    header = json.loads(raw)
-    if header.get("format") != FORMAT:
-        raise ConfigError(f"{path} has format {header.get('format')!r}; this safesvd reads {FORMAT!r}")
+    try:
+        header = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ConfigError(f"{path}: its 'safesvd' header is not JSON; the file was edited or damaged") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ConfigError(f"{path} has format {found!r}; this safesvd reads {FORMAT!r}")
+    ranks = header.get("ranks")
+    if not isinstance(ranks, dict) or any(rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)
+                                                                 or rank < 1) for rank in ranks.values()):
+        raise ConfigError(f"{path}: its header's 'ranks' is missing or not a map of layer → integer ≥ 1 or null; "
+                          "the file was edited or damaged")
+    factored = {name: rank for name, rank in ranks.items() if rank is not None}
+    if factored != ranks_in(shapes):
+        raise ConfigError(f"{path}: the ranks in its header are not those of its tensors; the file was edited or damaged")
     return header, shapes
 
 
