@@ -3,7 +3,8 @@
 ``evaluate``, ``inspect`` and ``export``). Installed as ``safesvd``.
 
 A user's mistake (a :class:`SafeSVDError`, or a file that cannot be read or written) prints one
-line, with no traceback; ``--debug`` shows the traceback.
+line, with no traceback; ``--debug`` shows the traceback. Ctrl-C prints one line and exits with
+130, the shell's status for an interrupt.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ._errors import SafeSVDError
 from ._plugins import plugin_manager, registry
 
 HINT = "run with --debug for the traceback"
+#: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -55,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"safesvd {args.command}: error: {one_line(error)} ({HINT})", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"safesvd {args.command}: interrupted (Ctrl-C); no file is half-written (each is written whole or "
+              "not at all)", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -229,6 +229,28 @@ def test_a_user_mistake_prints_one_line_without_a_traceback(project, tmp_path, c
     assert lines[0].startswith("safesvd compress: error: ") and lines[0].endswith("(run with --debug for the traceback)")
 
 
+def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
+    import selectors
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "safesvd_core", "demo", "--progress", "--out", str(tmp_path / "out")],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    seen, selector = "", selectors.DefaultSelector()
+    selector.register(process.stderr, selectors.EVENT_READ)
+    while "statistics" not in seen:  # interrupt inside the first compression, whatever the machine's speed
+        assert selector.select(timeout=120), f"no progress within 120 s: {seen!r}"
+        chunk = process.stderr.read(1)
+        assert chunk, f"the demo ended before its first progress bar: {seen!r}"
+        seen += chunk
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    process.wait(timeout=120)
+    assert process.returncode == 130, seen + rest
+    assert rest.strip().splitlines()[-1] == ("safesvd demo: interrupted (Ctrl-C); no file is half-written (each is "
+                                            "written whole or not at all)")
+    assert "Traceback" not in seen + rest
+
+
 def test_debug_shows_the_traceback(tmp_path):
     answer = _safesvd("inspect", str(tmp_path / "nothing"), "--debug", cwd=tmp_path)
     assert answer.returncode != 0 and "Traceback" in answer.stderr and "ConfigError" in answer.stderr
