@@ -4,7 +4,7 @@ One ratio: the folder holds ``model.safetensors`` and ``manifest.json`` (``save_
 ``config.json`` (the resolved config, for ``evaluate`` and ``export``), ``report.json``,
 ``report.csv`` and ``figures/``. Several ratios: one such folder per ratio (``ratio-0.8/``, …), and
 beside them a summary ``report.json``/``report.csv``, ``config.json`` and ``figures/`` (error
-against ratio, rollout growth). Every file is written atomically.
+against ratio, rollout growth). The folder is written as a whole (:mod:`.output`).
 """
 
 from __future__ import annotations
@@ -41,20 +41,26 @@ def ratio_folder(out: Path, ratio: float) -> Path:
     return out / f"ratio-{ratio:g}"
 
 
-def write(out: Path, prepared: Prepared, runs: Sequence[Run], *, overwrite: bool = False) -> list[Path]:
-    """The output folder of ``runs`` (see the module docstring); returns the model folders."""
+def model_folders(out: Path, runs: Sequence[Run]) -> list[Path]:
+    """Where each run's model folder is in the output folder ``out``."""
+    return [out] if len(runs) == 1 else [ratio_folder(out, run.ratio) for run in runs]
+
+
+def write(out: Path, prepared: Prepared, runs: Sequence[Run]) -> list[Path]:
+    """The output folder of ``runs`` (see the module docstring) into the empty folder ``out``; returns
+    the model folders. Callers write through :class:`~.output.OutputFolder`, which makes it whole."""
     out.mkdir(parents=True, exist_ok=True)
-    folders = [out] if len(runs) == 1 else [ratio_folder(out, run.ratio) for run in runs]
+    folders = model_folders(out, runs)
     for folder, run in zip(folders, runs):
-        write_model(folder, prepared, run, overwrite=overwrite)
+        write_model(folder, prepared, run)
     if len(runs) > 1:
         _write_summary(out, prepared, runs, folders)
     return folders
 
 
-def write_model(folder: Path, prepared: Prepared, run: Run, *, overwrite: bool = False) -> None:
+def write_model(folder: Path, prepared: Prepared, run: Run) -> None:
     """One compressed model's folder: weights, manifest, config, report and figures."""
-    save_compressed(run.result, folder, overwrite=overwrite)
+    save_compressed(run.result, folder)
     manifest = read_manifest(folder)
     write_json(folder / CONFIG, {"format": RUN_FORMAT, "ratio": run.ratio, **prepared.config.to_dict()})
     drawn, notes = _model_figures(folder / FIGURES, prepared, run, manifest)

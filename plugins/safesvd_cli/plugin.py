@@ -16,6 +16,7 @@ from safesvd_core.plugin import CliCommand, hookimpl
 from . import config as configs
 from . import figures, folder, pipeline, report
 from .data_source import data_spec
+from .output import OutputFolder
 
 
 class CompressCommand(CliCommand):
@@ -34,7 +35,7 @@ class CompressCommand(CliCommand):
         parser.add_argument("--no-figures", action="store_true", help="write no figures")
         parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                             help="override any key, e.g. compress.options.alpha=0.7 (VALUE read as TOML)")
-        parser.add_argument("--overwrite", action="store_true", help="replace an output folder that holds another model")
+        parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder (as a whole)")
         parser.add_argument("--progress", action="store_true", help="show progress bars")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -51,17 +52,19 @@ class CompressCommand(CliCommand):
         for setting in args.set:
             configs.apply_setting(raw, setting)
         config = configs.RunConfig.from_dict(raw, base=args.config.resolve().parent, label=str(args.config))
-        out = args.out or Path(f"{args.config.stem}-compressed")
-        prepared = pipeline.prepare(config)
-        runs = pipeline.runs(prepared, config.ratios, progress=args.progress)
-        folders = folder.write(out, prepared, runs, overwrite=args.overwrite)
+        out = OutputFolder(args.out or Path(f"{args.config.stem}-compressed"), overwrite=args.overwrite)
+        with out.locked():  # --out checked, and held, before any compute
+            prepared = pipeline.prepare(config)
+            runs = pipeline.runs(prepared, config.ratios, progress=args.progress)
+            out.write(lambda where: folder.write(where, prepared, runs))
+        folders = folder.model_folders(out.path, runs)
         if config.figures and not figures.available():
             print(figures.MISSING)
         for run, where in zip(runs, folders):
             print(f"## {run.result.recipe} at ratio {run.ratio:g}: {run.result.params_after:,} of "
                   f"{run.result.params_before:,} parameters kept, {run.seconds:.1f} s → {where}\n")
             print(report.evaluation_table(run.report, config.horizons) + "\n")
-        print(f"written: {out}")
+        print(f"written: {out.path}")
         return 0
 
 

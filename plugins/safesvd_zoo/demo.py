@@ -9,6 +9,7 @@ step ahead and after ``HORIZON`` autoregressive steps, each against the original
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from safesvd_cli import folder, pipeline
 from safesvd_cli.config import RunConfig
 from safesvd_cli.data_source import DataSpec
 from safesvd_cli.model_source import ModelSpec
+from safesvd_cli.output import OutputFolder
 
 from . import reference
 
@@ -49,33 +51,35 @@ def run(ratios: Sequence[float] = (0.8, 0.6, 0.4), *, progress: bool = False, ou
         overwrite: bool = False) -> str:
     """Compress the reference model with each variant at each ratio; return a markdown table (and
     write safe-svd's output folder to ``out``)."""
-    torch.manual_seed(0)
-    prepared = pipeline.prepare(config(ratios))
-    model = prepared.model
-    original = reference.test_loss(model)
-    rows = [
-        f"| method | ratio | parameters kept | test MSE | Δ one step | Δ after {HORIZON} steps | time (s) |",
-        "|---|---|---|---|---|---|---|",
-        f"| original | 1.0 | {sum(p.numel() for p in model.parameters()):,} | {original:.6f} | — | — | — |",
-    ]
-    ours = []
-    for ratio in ratios:
-        for label, options in VARIANTS.items():
-            done = pipeline.run(prepared, ratio, recipe=str(options["recipe"]), progress=progress)
-            result, report = done.result, done.report
-            one, later = report.metric("base loss"), report.metric("base loss", HORIZON)
-            rows.append(
-                f"| {label} | {ratio} | {result.params_after:,} ({result.kept_ratio:.3f}) | {one.compressed:.6f} | "
-                f"{one.signed_change_percent:+.2f} % | {later.signed_change_percent:+.2f} % | {done.seconds:.1f} |"
-            )
-            if options["recipe"] == prepared.config.recipe:
-                ours.append(done)
-    rows.append("")
-    rows.append(f"Reference model: {reference.NAME} (2-D incompressible NS, lead time {reference.LEAD_TIME}). "
-                f"Calibration: {CALIBRATION} trajectories of {STEPS} steps (safe-svd rolls out; svd-llm uses their "
-                f"one-step pairs). Test: {sum(len(b[0]) for b in prepared.test)} one-step pairs, 32 trajectories.")
-    if out is not None:
-        folder.write(out, prepared, ours, overwrite=overwrite)
-        rows.append(f"Written: {out} (safe-svd's models, manifests, reports and figures; `safesvd inspect`, "
-                    "`evaluate` and `export` read its model folders).")
-    return "\n".join(rows)
+    target = None if out is None else OutputFolder(out, overwrite=overwrite)
+    with contextlib.nullcontext() if target is None else target.locked():  # --out checked before any compute
+        torch.manual_seed(0)
+        prepared = pipeline.prepare(config(ratios))
+        model = prepared.model
+        original = reference.test_loss(model)
+        rows = [
+            f"| method | ratio | parameters kept | test MSE | Δ one step | Δ after {HORIZON} steps | time (s) |",
+            "|---|---|---|---|---|---|---|",
+            f"| original | 1.0 | {sum(p.numel() for p in model.parameters()):,} | {original:.6f} | — | — | — |",
+        ]
+        ours = []
+        for ratio in ratios:
+            for label, options in VARIANTS.items():
+                done = pipeline.run(prepared, ratio, recipe=str(options["recipe"]), progress=progress)
+                result, report = done.result, done.report
+                one, later = report.metric("base loss"), report.metric("base loss", HORIZON)
+                rows.append(
+                    f"| {label} | {ratio} | {result.params_after:,} ({result.kept_ratio:.3f}) | {one.compressed:.6f} | "
+                    f"{one.signed_change_percent:+.2f} % | {later.signed_change_percent:+.2f} % | {done.seconds:.1f} |"
+                )
+                if options["recipe"] == prepared.config.recipe:
+                    ours.append(done)
+        rows.append("")
+        rows.append(f"Reference model: {reference.NAME} (2-D incompressible NS, lead time {reference.LEAD_TIME}). "
+                    f"Calibration: {CALIBRATION} trajectories of {STEPS} steps (safe-svd rolls out; svd-llm uses their "
+                    f"one-step pairs). Test: {sum(len(b[0]) for b in prepared.test)} one-step pairs, 32 trajectories.")
+        if target is not None:
+            target.write(lambda where: folder.write(where, prepared, ours))
+            rows.append(f"Written: {out} (safe-svd's models, manifests, reports and figures; `safesvd inspect`, "
+                        "`evaluate` and `export` read its model folders).")
+        return "\n".join(rows)
