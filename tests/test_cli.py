@@ -155,7 +155,7 @@ def test_inspect_shows_every_layer_from_the_manifest(compressed, capsys):
 
 def test_evaluate_prints_the_signed_table_with_the_horizon(compressed, capsys):
     out, run = compressed
-    assert main(["evaluate", str(out)]) == 0
+    assert main(["evaluate", str(out), "--trust-code"]) == 0
     text = capsys.readouterr().out
     expected = run.report.metric("base loss")
     assert f"| base loss | {expected.original:.6g} | {expected.compressed:.6g} | {expected.signed_change_percent:+.2f} |" in text
@@ -170,7 +170,7 @@ def test_the_reloaded_model_and_the_dense_export_give_the_compressed_outputs(com
         reloaded = load_compressed(_model(project), out)(x)
     assert torch.equal(reloaded, expected)
     dense_file = tmp_path / "dense.safetensors"
-    assert main(["export", str(out), "--dense", str(dense_file)]) == 0
+    assert main(["export", str(out), "--trust-code", "--dense", str(dense_file)]) == 0
     plain = _model(project)
     plain.load_state_dict(load_file(str(dense_file)))  # strict: the original architecture, no safesvd
     with torch.no_grad():

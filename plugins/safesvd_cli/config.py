@@ -22,6 +22,7 @@ from safesvd_core.plugin import ConfigError, registry
 from .data_source import DataSpec
 from .model_source import ModelSpec
 from .refine_spec import OPTION_KEYS, RefineSpec
+from .user_code import own_code
 
 #: Table → its keys (``data`` and ``test`` share theirs, ``test`` without the two calibration-only ones).
 DATA_KEYS = ("pdebench", "layout", "the_well", "generator", "function", "options", "batch_size", "import_from")
@@ -151,6 +152,16 @@ class RunConfig:
             horizons=parse_horizons(evaluation.get("horizons", [])), figures=figures,
             refine=RefineSpec.from_dict(raw["refine"], base=base) if "refine" in raw else None,
         )
+
+    def code(self) -> list[str]:
+        """The code of its own this config would import and run (not the installed safesvd packages'):
+        ``"[table] key 'module:function' (from folder)"`` each."""
+        named = [("[model] factory", self.model.factory, self.model.import_from)]
+        for table, spec in (("data", self.data), ("test", self.test), ("refine", self.refine and self.refine.data)):
+            if spec is not None:
+                named.append((f"[{table}] function", spec.function, spec.import_from))
+        return [f"{where} {name!r} (from {folder})" for where, name, folder in named
+                if name is not None and not own_code(name)]
 
     def to_dict(self) -> dict[str, Any]:
         """The tables again, paths absolute: ``from_dict(to_dict())`` gives the same config."""

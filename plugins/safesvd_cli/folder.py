@@ -70,17 +70,28 @@ def write_model(folder: Path, prepared: Prepared, run: Run) -> None:
     write_text(folder / REPORT_CSV, report.to_csv(built))
 
 
-def read_config(folder: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """The config a folder was written with, and the folder's manifest."""
+def read_config(folder: Path, *, trust_code: bool = False) -> tuple[RunConfig, dict[str, Any]]:
+    """The config a folder was written with, and the folder's manifest. A folder may come from anyone:
+    a config that names code to import (a factory, a data function) is refused unless ``trust_code``."""
     manifest = manifest_of(folder)
     file = folder / CONFIG
     if not file.is_file():
         raise ConfigError(f"{folder} has no {CONFIG}: it was saved from Python (save_compressed), so safesvd does "
                           "not know how to build its original model; write it with `safesvd compress`")
-    raw = json.loads(file.read_text())
+    try:
+        raw = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file} is not valid JSON ({error}); the folder is damaged: write it again") from None
+    if not isinstance(raw, dict) or raw.get("format") != RUN_FORMAT:
+        raise ConfigError(f"{file} is not a config safesvd wrote (format {RUN_FORMAT!r}); write the folder again")
     raw.pop("format", None)
     raw.pop("ratio", None)
-    return RunConfig.from_dict(raw, base=folder, label=str(file)), manifest
+    config = RunConfig.from_dict(raw, base=folder, label=str(file))
+    code = config.code()
+    if code and not trust_code:
+        raise ConfigError(f"{file} names code to import and run: {'; '.join(code)}; a folder can come from anyone, so "
+                          "safesvd runs no code it names unless you pass --trust-code (SECURITY.md)")
+    return config, manifest
 
 
 def manifest_of(folder: Path) -> dict[str, Any]:

@@ -18,6 +18,9 @@ from . import figures, folder, pipeline, report
 from .data_source import data_spec
 from .output import OutputFolder
 
+TRUST_HELP = ("import the factory or data function the folder's config.json names (it runs that code: only for a "
+              "folder you trust; zoo models, readers and generators need no code)")
+
 
 class CompressCommand(CliCommand):
     """``safesvd compress CONFIG.toml``: compress, evaluate, and write the output folder."""
@@ -82,9 +85,10 @@ class EvaluateCommand(CliCommand):
                             help="an option of that reader, generator or function (VALUE read as TOML)")
         parser.add_argument("--horizons", type=int, nargs="+", help="rollout horizons (default: the config's)")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
 
     def run(self, args: argparse.Namespace) -> int:
-        config, _ = folder.read_config(args.folder)
+        config, _ = folder.read_config(args.folder, trust_code=args.trust_code)
         if args.data:
             config = attrs.evolve(config, test=data_spec(args.data, args.data_option))
         if args.horizons:
@@ -122,11 +126,12 @@ class ExportCommand(CliCommand):
         parser.add_argument("folder", type=Path, help="a folder written by `safesvd compress` (one ratio)")
         parser.add_argument("--dense", type=Path, required=True, metavar="OUT.safetensors", help="the file to write")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+        parser.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
 
     def run(self, args: argparse.Namespace) -> int:
         from .export import export
 
-        config, _ = folder.read_config(args.folder)
+        config, _ = folder.read_config(args.folder, trust_code=args.trust_code)
         written = export(config, args.folder, args.dense, overwrite=args.overwrite)
         print(f"written: {written} (load it with model.load_state_dict(safetensors.torch.load_file(...)))")
         return 0

@@ -12,19 +12,34 @@ from typing import Any
 from safesvd_core.plugin import ConfigError
 
 
+#: Modules of the installed safesvd packages: what a config names there is not code of its own. They
+#: are imported from the environment only, never from a config's folder (which could shadow them).
+OWN_PACKAGES = "safesvd_"
+
+
+def own_code(spec: str) -> bool:
+    """Whether ``module:function`` names a function of an installed safesvd package."""
+    return spec.partition(":")[0].split(".")[0].startswith(OWN_PACKAGES)
+
+
 def import_object(spec: str, where: str, folders: tuple[Path, ...] = ()) -> Any:
-    """The object ``module:name`` names, imported with ``folders`` first on the path (the config's folder)."""
+    """The object ``module:name`` names, imported with ``folders`` first on the path (the config's folder)
+    for the import alone."""
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
         raise ConfigError(f"{where}: expected 'module:function', got {spec!r}")
-    for folder in reversed(folders):
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+    added = [] if own_code(spec) else [str(folder) for folder in reversed(folders) if str(folder) not in sys.path]
+    for folder in added:
+        sys.path.insert(0, folder)
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ConfigError(f"{where}: cannot import {module_name!r} ({error}); the module must be importable: put it "
                           "beside the config, run from its folder, or pip install its package") from error
+    finally:  # the folders leave the path again: a matplotlib.py beside a config must not shadow matplotlib later
+        for folder in added:
+            if folder in sys.path:
+                sys.path.remove(folder)
     if not hasattr(module, name):
         public = sorted(n for n in dir(module) if not n.startswith("_"))
         raise ConfigError(f"{where}: module {module_name!r} has no {name!r}; it has {', '.join(public[:12]) or 'nothing public'}")
