@@ -36,6 +36,22 @@ STATISTICS = "statistics.safetensors"
 PARTS = ("weights", "calibration", "config")
 
 
+def _check_manifest(saved: Mapping[str, Any], path: Path) -> None:
+    """Every field resuming reads is there with its type; else a :class:`ConfigError` naming it."""
+    def refuse(field: str) -> None:
+        raise ConfigError(f"{path}: {field} is missing or damaged; delete the directory to start over")
+
+    if not isinstance(saved.get("fingerprints"), dict):
+        refuse("'fingerprints'")
+    if not isinstance(saved.get("files"), dict):
+        refuse("'files'")
+    if not isinstance(saved.get("stages"), list):
+        refuse("'stages'")
+    for index, entry in enumerate(saved["stages"]):
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("records"), dict):
+            refuse(f"stages[{index}] (its 'file' and 'records')")
+
+
 class CheckpointWarning(UserWarning):
     """A checkpoint file failed its check and is recomputed, not used."""
 
@@ -61,6 +77,9 @@ class Checkpoint(RunHook):
 
     def _load(self) -> None:
         path = self.directory / MANIFEST
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ConfigError(f"checkpoint_dir {self.directory} is a file; give a new or empty directory, or the one of "
+                              "an earlier run to resume it")
         if not path.exists():
             if self.directory.exists() and any(self.directory.iterdir()):
                 raise ConfigError(f"checkpoint_dir {self.directory} is not empty and holds no {MANIFEST}: give a new or "
@@ -70,8 +89,10 @@ class Checkpoint(RunHook):
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ConfigError(f"{path} cannot be read ({error}); delete the directory to start over") from None
-        if saved.get("format") != FORMAT:
-            raise ConfigError(f"{path} has format {saved.get('format')!r}; this safesvd resumes {FORMAT!r}")
+        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+            found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+            raise ConfigError(f"{path} has format {found!r}; this safesvd resumes {FORMAT!r}")
+        _check_manifest(saved, path)
         changed = [part for part in PARTS if saved["fingerprints"].get(part) != self.fingerprints[part]]
         if changed:
             what = {"weights": "the original model's weights", "calibration": "the calibration data",

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ._compress import make_adapter
+from ._items import check_finite, check_runs
 from ._errors import ConfigError, NumericalError
 from ._family import Metric
 from ._interfaces import ModelAdapter
@@ -117,6 +118,8 @@ def evaluate(
     batches = list(data)
     if not batches:
         raise ConfigError("the evaluation data is empty")
+    check_finite(batches, "evaluation")
+    check_runs(adapter_obj, original, batches[0], "evaluation")
     values = {label: _averages(model, batches, adapter_obj, table) for label, model in
               (("original", original), ("compressed", compressed))}
     report_rollout: dict[int, tuple[MetricChange, ...]] = {}
@@ -124,6 +127,7 @@ def evaluate(
         if rollout is None:
             raise ConfigError("horizons were given without rollout data")
         sequences = list(rollout)
+        check_finite(sequences, "rollout evaluation")
         per_model = {label: _rollout(model, sequences, adapter_obj, table, horizons)
                      for label, model in (("original", original), ("compressed", compressed))}
         for horizon in horizons:

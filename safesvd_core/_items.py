@@ -8,8 +8,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ._errors import ConfigError
+import torch
+
+from ._errors import ConfigError, NumericalError
 from ._interfaces import ModelAdapter
+
+#: What the positions of a tuple item hold, for messages: ``(input, target)`` or ``(input, trajectory)``.
+_POSITIONS = ("input", "target")
 
 
 def model_device(model: nn.Module):
@@ -66,3 +71,54 @@ def moved(adapter: ModelAdapter, item: Any, device: Any, index: int, what: str =
     except (RuntimeError, NotImplementedError) as error:
         raise ConfigError(f"{what} item {index} cannot be moved to the model's device {device} "
                           f"({type(error).__name__}: {error}); give the data on the CPU or on the model's device") from None
+
+
+def describe_shapes(item: Any) -> str:
+    """The shapes of the tensors in ``item``, for messages."""
+    if hasattr(item, "shape"):
+        return str(tuple(item.shape))
+    if isinstance(item, Mapping):
+        return "{" + ", ".join(f"{key!r}: {describe_shapes(value)}" for key, value in item.items()) + "}"
+    if isinstance(item, (tuple, list)):
+        return "(" + ", ".join(describe_shapes(value) for value in item) + ")"
+    return type(item).__name__
+
+
+def _named_tensors(value: Any, place: str) -> list[tuple[str, Tensor]]:
+    if isinstance(value, Tensor):
+        return [(place, value)]
+    if isinstance(value, Mapping):
+        return [pair for key, inner in value.items() for pair in _named_tensors(inner, f"{place}{'.' if place else ''}{key}")]
+    if isinstance(value, (tuple, list)):
+        names = [_POSITIONS[i] if not place and i < len(_POSITIONS) else f"{place}[{i}]" for i in range(len(value))]
+        return [pair for name, inner in zip(names, value) for pair in _named_tensors(inner, name)]
+    return []
+
+
+def check_finite(items: Iterable[Any], what: str = "calibration") -> None:
+    """Refuse the first item holding NaN or Inf, naming the kind, the place (``input``, ``target``,
+    a dict key) and the item's index: found before any pass, not as a NaN loss later."""
+    for index, item in enumerate(items):
+        for place, tensor in _named_tensors(item, ""):
+            if (tensor.is_floating_point() or tensor.is_complex()) and tensor.device.type != "meta":
+                bad = ~torch.isfinite(tensor)
+                if bool(bad.any()):
+                    kind = "nan" if bool(torch.isnan(tensor).any()) else "inf"
+                    raise NumericalError(f"{what} item {index}: its {place or 'tensor'} holds {kind} "
+                                         f"({int(bad.sum())} of {tensor.numel()} values); clean or drop that item")
+
+
+def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) -> None:
+    """``model`` runs on the one-step batch ``item`` and predicts the target's shape; else a
+    :class:`ConfigError` naming the item's shapes (checked before the work that needs it)."""
+    try:
+        with torch.no_grad():
+            prediction = adapter.predict(model, item)
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        raise ConfigError(f"the model cannot run the first {what} item ({type(error).__name__}: {error}); check that "
+                          f"the items have the model's input shape and layout (e.g. channels first); the item holds "
+                          f"{describe_shapes(item)}") from error
+    reference = adapter.reference(item)
+    if tuple(prediction.shape) != tuple(reference.shape):
+        raise ConfigError(f"the model predicts shape {tuple(prediction.shape)} but the first {what} item's target has "
+                          f"shape {tuple(reference.shape)}: give targets shaped like the predictions")

@@ -8,6 +8,7 @@ import torch
 
 from ._capture import BlockRecorder, LayerRecorder
 from ._errors import ConfigError
+from ._items import describe_shapes
 from ._job import Phase, Probe, RunState
 
 
@@ -31,7 +32,7 @@ class ProbePhase(Phase):
                 raise ConfigError(
                     f"the model cannot run the first calibration item ({type(error).__name__}: {error}). Check that the "
                     f"items have the model's input shape and layout (e.g. channels first); the item holds "
-                    f"{_shapes(item)}") from error
+                    f"{describe_shapes(item)}") from error
         for prediction, batch in calls:
             reference = job.adapter.reference(batch)
             if tuple(prediction.shape) != tuple(reference.shape):
@@ -53,14 +54,3 @@ class ProbePhase(Phase):
             if field is None:
                 raise ConfigError(f"family {family.name!r} needs a field description from the adapter; none was given")
             family.check(field)
-
-
-def _shapes(item: object) -> str:
-    """The shapes of the tensors in ``item``, for messages."""
-    if hasattr(item, "shape"):
-        return str(tuple(item.shape))
-    if isinstance(item, dict):
-        return "{" + ", ".join(f"{key!r}: {_shapes(value)}" for key, value in item.items()) + "}"
-    if isinstance(item, (tuple, list)):
-        return "(" + ", ".join(_shapes(value) for value in item) + ")"
-    return type(item).__name__

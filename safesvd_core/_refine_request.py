@@ -16,7 +16,7 @@ from ._engine import evaluating
 from ._errors import ConfigError
 from ._fingerprint import config_fingerprint, fingerprint
 from ._interfaces import ModelAdapter
-from ._items import check_dtypes, materialise, moved, tensors
+from ._items import check_dtypes, check_finite, materialise, moved, tensors
 from ._job import CompressionJob
 from ._refine import RECOMMENDED_INPUTS, RefineDataWarning, RefineOptions, split_items, refine, source_for, summary
 from ._result import CompressionResult
@@ -43,6 +43,7 @@ class RefinementRequest:
         """Refuse what cannot run (dtype, trajectory lengths, too few items for the held-out split) and
         warn about data that tends to overfit; the items moved to ``device``."""
         check_dtypes(self.items[0], model, "refinement")
+        check_finite(self.items, "refinement")
         source_for(adapter, self.items, self.options.rollout_steps)
         split_items(self.items, self.options.held_out)
         if self.same_as_calibration:

@@ -4,6 +4,7 @@ calibration and a test share, as one-step batches or trajectories."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import attrs
 from safesvd_core import FieldDescription
 from safesvd_core.plugin import ConfigError
 
-from .user_code import call_user, import_object, options_value, path_value
+from .user_code import call_user, code_value, import_object, options_value, path_value
 
 PDEBENCH_LAYOUTS = {"cfd": "PDEBenchCFD", "diffusion-reaction": "PDEBenchDiffusionReaction",
                     "shallow-water": "PDEBenchShallowWater", "incompressible-ns": "PDEBenchIncompressibleNS"}
@@ -68,7 +69,10 @@ class DataSpec:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError(f"{where} batch_size: expected an integer ≥ 1, got {size!r}")
         files = {key: path_value(table[key], base, f"{where} {key}") for key in ("pdebench", "the_well") if key in table}
-        return cls(**files, layout=layout, generator=table.get("generator"), function=table.get("function"),
+        generator = table.get("generator")
+        if generator is not None and (not isinstance(generator, str) or not generator):
+            raise ConfigError(f"{where} generator: expected a generator's name, got {generator!r}")
+        return cls(**files, layout=layout, generator=generator, function=code_value(table.get("function"), f"{where} function"),
                    options=options_value(table.get("options", {}), f"{where} options"), batch_size=size,
                    import_from=path_value(table.get("import_from", "."), base, f"{where} import_from"))
 
@@ -87,6 +91,10 @@ class DataSpec:
 
         if self.function is not None:
             function = import_object(self.function, "data function", (Path(self.import_from), Path.cwd()))
+            if steps is not None and not _takes(function, "steps"):
+                raise ConfigError(f"rollout_steps = {steps} asks data function {self.function!r} for {steps}-step "
+                                  "trajectories, but it takes no 'steps' argument: give a function that returns "
+                                  "(input, trajectory) items for steps=K, or rollout_steps = 0 (one-step pairs)")
             return call_user(function, f"data function {self.function!r}", **self.options,
                              **({} if steps is None else {"steps": steps}))
         if self.generator is not None:
@@ -122,6 +130,15 @@ class DataSpec:
         if not items:
             raise ConfigError(f"{self.label}: no items left for this split (more data, or another test_fraction)")
         return Loaded(items)
+
+
+def _takes(function: Any, name: str) -> bool:
+    """Whether ``function`` accepts the keyword ``name`` (or any keyword)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: let the call say
+        return True
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def detect_layout(path: Path) -> str:

@@ -16,7 +16,7 @@ from torch import nn
 
 from safesvd_core.plugin import ConfigError
 
-from .user_code import call_user, import_object, options_value, path_value
+from .user_code import call_user, code_value, import_object, options_value, path_value
 
 
 def read_state_dict(path: Path, where: str) -> dict[str, torch.Tensor]:
@@ -57,10 +57,12 @@ class ModelSpec:
             raise ConfigError("[model]: give factory = 'module:function' (with weights) or zoo = 'name', one of them")
         if "zoo" in table and ("weights" in table or "options" in table):
             raise ConfigError("[model]: a zoo model ships its weights; weights and options go with factory")
-        weights = table.get("weights")
-        return cls(factory=table.get("factory"), options=options_value(table.get("options", {}), "[model] options"),
+        weights, zoo = table.get("weights"), table.get("zoo")
+        if zoo is not None and (not isinstance(zoo, str) or not zoo):
+            raise ConfigError(f"[model] zoo: expected a zoo model's name, got {zoo!r}")
+        return cls(factory=code_value(table.get("factory"), "[model] factory"), options=options_value(table.get("options", {}), "[model] options"),
                    weights=None if weights is None else path_value(weights, base, "[model] weights"),
-                   zoo=table.get("zoo"), import_from=path_value(table.get("import_from", "."), base, "[model] import_from"))
+                   zoo=zoo, import_from=path_value(table.get("import_from", "."), base, "[model] import_from"))
 
     def to_dict(self) -> dict[str, Any]:
         if self.zoo is not None:

@@ -11,7 +11,7 @@ import attrs
 from torch import nn
 
 from safesvd_core import CompressionResult, EvaluationReport, FieldDescription, compress, evaluate, registry
-from safesvd_core.plugin import ModelAdapter, make_adapter, one_step_batches
+from safesvd_core.plugin import ModelAdapter, check_finite, check_runs, make_adapter, one_step_batches
 
 from .config import RunConfig
 
@@ -67,9 +67,14 @@ def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | N
         options["field_description"] = field
     adapter = make_adapter(config.adapter, options).for_model(model)
     rollout = test_source.load(max(config.horizons), held).items if config.horizons else None
+    test_batches = one_step_batches(adapter, test.items)
+    check_finite(test_batches, "test")  # before any compute: not found after the whole compression
+    check_runs(adapter, model, test_batches[0], "test")
+    if rollout is not None:
+        check_finite(rollout, "test rollout")
     refine_items = config.refine.load() if calibration and config.refine is not None else None
     return Prepared(config=config, model=model, calibration=cal.items if cal is not None else [],
-                    test=one_step_batches(adapter, test.items), rollout=rollout, adapter_options=options, field=field,
+                    test=test_batches, rollout=rollout, adapter_options=options, field=field,
                     lead_time=test.lead_time, refine_items=refine_items)
 
 

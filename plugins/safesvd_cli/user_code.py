@@ -46,6 +46,15 @@ def import_object(spec: str, where: str, folders: tuple[Path, ...] = ()) -> Any:
     return getattr(module, name)
 
 
+def code_value(value: Any, where: str) -> str | None:
+    """``value`` as a ``"module:function"`` string (or ``None`` when absent); anything else is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.count(":") != 1 or not all(value.split(":")):
+        raise ConfigError(f"{where}: expected \"module:function\" (a string), got {value!r}")
+    return value
+
+
 def call_user(function: Callable[..., Any], where: str, **options: Any) -> Any:
     """``function(**options)``; an exception of the user's code becomes one :class:`ConfigError` line."""
     try:

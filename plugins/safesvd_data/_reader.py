@@ -77,7 +77,11 @@ class Reader(abc.ABC):
             raise ConfigError("reading HDF5 files needs h5py: pip install 'safesvd[data]'") from None
         if not os.path.isfile(self.path):
             raise ConfigError(f"path: no such file {str(self.path)!r}")
-        return h5py.File(self.path, "r")
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as error:  # not HDF5 (a text file, a truncated download): name the file
+            raise ConfigError(f"{self.path} is not a readable HDF5 file ({error}); give a PDEBench or The Well "
+                              "HDF5 file") from None
 
 
 def to_pairs(trajectories: Trajectories, *, lead_steps: int, stride: int) -> PairSet:
