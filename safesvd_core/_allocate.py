@@ -32,6 +32,11 @@ class AllocationPhase(Phase):
             for index, name in enumerate(probe.order)
         ]
         state.candidates = candidates
+        idle = [candidate.name for candidate in candidates if not bool(candidate.spectrum.any())]
+        if idle:
+            shown = ", ".join(idle[:5]) + (f" and {len(idle) - 5} more" if len(idle) > 5 else "")
+            state.notes.append(f"{len(idle)} layer(s) get no gradient from the calibration loss (or no input): their "
+                               f"spectra are zero, so they stay at the allocator's floor rank: {shown}")
         # one allocation for every process: an allocator that measures time may differ per process
         state.ranks = state.job.reducer.agreed(dict(plan.allocator.allocate(candidates, state.factor_budget)))
 

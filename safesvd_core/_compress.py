@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ def compress(
     if device is not None:
         batches = [moved(adapter_obj, batch, device, index) for index, batch in enumerate(batches)]
     fingerprints = _fingerprints(model, everything, recipe_obj, adapter_obj, ratio)
+    if reducer.world > 1:
+        _agree_on_data(reducer, len(everything), fingerprints["calibration"])
     if refinement is not None:
         refinement = refinement.checked(adapter_obj, model, device)
     hooks: tuple[RunHook, ...] = ()
@@ -155,6 +158,17 @@ def _fingerprints(model: nn.Module, items: list[Any], recipe: Recipe, adapter: M
     recipe_config = _config(recipe) or repr(recipe)
     return {"weights": weights_fingerprint(model), "calibration": fingerprint(items),
             "config": config_fingerprint({"recipe": recipe_config, "adapter": repr(adapter), "ratio": float(ratio)})}
+
+
+def _agree_on_data(reducer: StatisticsReducer, count: int, calibration: str) -> None:
+    """Every process must pass the same calibration set (each takes its shard of it): compare the
+    item counts and fingerprints before any statistic, and refuse a difference, naming each process's."""
+    seen = [json.loads(text) for text in reducer.texts(json.dumps({"items": count, "fingerprint": calibration}))]
+    if any(entry != seen[0] for entry in seen):
+        shown = "; ".join(f"process {rank}: {entry['items']} items, fingerprint {entry['fingerprint'][:12]}"
+                          for rank, entry in enumerate(seen))
+        raise ConfigError(f"the processes were given different calibration sets ({shown}); every process must pass "
+                          "the same items in the same order (each takes its own shard of them)")
 
 
 def make_recipe(recipe: str | Recipe, options: Mapping[str, Any]) -> Recipe:

@@ -86,10 +86,14 @@ def whitened_spectrum(
     weight: Tensor, sigma: Tensor, *, fisher: Tensor | None = None, jitter: float = DEFAULT_JITTER,
     fisher_jitter: float | None = None,
 ) -> Tensor:
-    """Proxy spectrum for allocation: singular values of ``S W L_c`` with ``Σ = L_c L_cᵀ``."""
+    """Proxy spectrum for allocation: singular values of ``S W L_c`` with ``Σ = L_c L_cᵀ``; all zero when
+    the Fisher is (the layer gets no gradient: ``S = 0``, not the identity fallback of a singular ``F``)."""
     out_features, in_features = _check_weight(weight)
     _check_square(sigma, in_features, "sigma")
     w = weight.detach().to(torch.float64)
+    if fisher is not None and not bool(torch.any(fisher)):  # no gradient reaches the layer: its output does not
+        _check_square(fisher, out_features, "fisher")      # move the loss, so no direction of it is worth a rank
+        return torch.zeros(min(out_features, in_features), dtype=torch.float64, device=w.device)
     root = psd_root(sigma.to(w.device, torch.float64), jitter=jitter, what="clean covariance")
     sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter if fisher_jitter is not None else jitter)
     return singular_values(_apply_sensitivity(sens, w) @ root.factor)

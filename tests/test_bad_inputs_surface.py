@@ -142,3 +142,24 @@ def test_nan_in_the_test_split_is_found_before_any_compression(tmp_path, capsys,
     monkeypatch.setattr(pipeline, "compress", lambda *a, **k: pytest.fail("compression ran before the test data was checked"))
     assert main(["compress", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "test item 0: its target holds nan" in capsys.readouterr().err
+
+
+def test_a_layer_without_gradient_is_noted_and_kept_at_the_floor_rank():
+    from torch import nn
+
+    class WithIdleHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.idle, self.c = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+
+        def forward(self, x):
+            hidden = torch.tanh(self.a(x))
+            return self.c(hidden) + 0.0 * self.idle(hidden)  # the loss never sees `idle`
+
+    generator = torch.Generator().manual_seed(1)
+    data = [(torch.randn(64, 16, generator=generator), torch.randn(64, 16, generator=generator)) for _ in range(3)]
+    result = compress(WithIdleHead(), data, ratio=0.6)
+    assert result.ranks["idle"] == 1 and result.ranks["a"] > 1 and result.ranks["c"] > 1
+    assert any("get no gradient from the calibration loss" in note and note.endswith(": idle") for note in result.notes)
+    assert result.records["idle"].paths["fisher"] == "identity"  # the solve's fallback, recorded

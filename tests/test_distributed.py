@@ -113,3 +113,19 @@ def test_only_process_zero_writes(two_processes):
 def test_distributed_without_a_process_group_is_a_clear_error():
     with pytest.raises(ConfigError, match="needs an initialised torch.distributed process group"):
         compress(small_transformer(), small_data(), ratio=0.5, distributed=True)
+
+
+def _disagreeing_worker(rank: int, world: int, out: str) -> None:
+    torch.set_num_threads(1)
+    try:
+        compress(_model(), _data({})[: 5 - 2 * rank], ratio=0.5, **OPTIONS)  # process 0: 5 items, process 1: 3
+    except ConfigError as error:
+        (Path(out) / f"rank{rank}.error").write_text(str(error))
+
+
+def test_processes_given_different_calibration_sets_are_refused_before_any_statistic(tmp_path):
+    run_on_loopback(_disagreeing_worker, 2, str(tmp_path))
+    for rank in (0, 1):
+        message = (tmp_path / f"rank{rank}.error").read_text()
+        assert "the processes were given different calibration sets (process 0: 5 items" in message
+        assert "process 1: 3 items" in message and "every process must pass the same items" in message
