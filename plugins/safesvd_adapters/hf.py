@@ -33,6 +33,14 @@ _INPUTS = ("pixel_values", "labels")
 BLOCK_CLASS_NAMES = ("ScOTLayer", "ConvNeXtBlock")
 
 
+def _transformers_version() -> str:
+    try:
+        import transformers
+    except ImportError:
+        return "none"
+    return transformers.__version__
+
+
 def role_groups(field: FieldDescription) -> list[list[int]]:
     """Channels grouped as Poseidon does: the adjacent components of one vector (velocity or
     momentum) form one group, every other channel is its own."""
@@ -118,7 +126,14 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
             inputs["time"] = batch["time"]
         if "pixel_mask" in batch:
             inputs["pixel_mask"], inputs["labels"] = batch["pixel_mask"], self._item(batch, "labels")
-        output = model(**inputs)
+        try:
+            output = model(**inputs)
+        except AttributeError as error:
+            if "get_head_mask" in str(error):  # Poseidon's ScOT on transformers 5, which removed it
+                raise ConfigError(f"{type(model).__name__} calls get_head_mask, which transformers 5 removed (installed: "
+                                  f"transformers {_transformers_version()}); Poseidon's ScOT needs transformers 4.x: "
+                                  "pip install 'safesvd[poseidon]' (docs/adapters.md)") from error
+            raise
         if not hasattr(output, self.output_key):
             raise ConfigError(f"the model's output ({type(output).__name__}) has no attribute {self.output_key!r} "
                               "(option output_key)")
@@ -132,26 +147,34 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         return None if label is None else str(label)
 
     def trajectory_steps(self, item: Any) -> int | None:
-        """A Poseidon-style rollout item has ``labels`` of shape ``(B, K, C, H, W)`` beside
-        ``pixel_values`` ``(B, C, H, W)``: the true states 1…K lead times (``time``) apart."""
+        """A Poseidon-style rollout item has ``labels`` of shape ``(B, K, C', H, W)`` beside
+        ``pixel_values`` ``(B, C, H, W)``: the true states 1…K lead times (``time``) apart. ``C' ≤ C``:
+        a model may predict fewer channels than it reads (the rest are carried over, see :meth:`rollout_step`)."""
         inputs, labels = self._item(item, "pixel_values"), self._item(item, "labels")
-        if labels.ndim == inputs.ndim + 1 and labels.shape[0] == inputs.shape[0] and labels.shape[2:] == inputs.shape[1:]:
+        if labels.ndim == inputs.ndim + 1 and labels.shape[0] == inputs.shape[0] and labels.shape[3:] == inputs.shape[2:] \
+                and labels.shape[2] <= inputs.shape[1]:
             return int(labels.shape[1])
         return None
 
     def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
         """Step ``step`` of a rollout item: the previous prediction (or ``pixel_values``) as input,
-        the same ``time`` (lead time per step) and ``pixel_mask``, ``labels[:, step - 1]`` as target."""
+        the same ``time`` (lead time per step) and ``pixel_mask``, ``labels[:, step - 1]`` as target.
+        A model that predicts ``C'`` of its ``C`` input channels gets the prediction followed by
+        ``pixel_values[:, C':]`` (the channels it does not predict, carried over as Poseidon's trainer
+        does)."""
         steps = self.trajectory_steps(sequence)
         if steps is None:
-            raise ConfigError("a rollout batch of the transformers adapter has labels shaped (B, K, C, H, W) beside "
-                              f"pixel_values (B, C, H, W); got {tuple(self._item(sequence, 'labels').shape)}")
+            raise ConfigError("a rollout batch of the transformers adapter has labels shaped (B, K, C', H, W), C' ≤ C, "
+                              f"beside pixel_values (B, C, H, W); got labels {tuple(self._item(sequence, 'labels').shape)} "
+                              f"and pixel_values {tuple(self._item(sequence, 'pixel_values').shape)}")
         if not 1 <= step <= steps:
             raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
         batch = dict(sequence)
         batch["labels"] = sequence["labels"][:, step - 1]
         if state is not None:
-            batch["pixel_values"] = state
+            inputs = sequence["pixel_values"]
+            batch["pixel_values"] = state if state.shape[1] == inputs.shape[1] else \
+                torch.cat([state, inputs[:, state.shape[1]:]], dim=1)
         return batch
 
     def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:

@@ -176,3 +176,31 @@ def test_save_then_reload_with_from_pretrained_and_load_compressed(model, tmp_pa
     with torch.no_grad():
         torch.testing.assert_close(ad.predict(fresh, data[0]), ad.predict(result.model, data[0]))
     assert sum(p.numel() for p in fresh.parameters()) == result.params_after
+
+
+def test_a_model_that_predicts_fewer_channels_than_it_reads_rolls_out_with_the_rest_carried_over():
+    """Poseidon's trainer appends ``pixel_values[:, C':]`` to a C'-channel prediction for the next input."""
+    ad = registry("model_adapter").create("transformers")
+    generator = torch.Generator().manual_seed(2)
+    item = {"pixel_values": torch.randn(2, 5, 8, 8, generator=generator),
+            "labels": torch.randn(2, 3, 4, 8, 8, generator=generator), "time": torch.ones(2)}
+    assert ad.trajectory_steps(item) == 3
+    prediction = torch.randn(2, 4, 8, 8, generator=generator)
+    second = ad.rollout_step(item, prediction, 2)
+    assert torch.equal(second["pixel_values"][:, :4], prediction)
+    assert torch.equal(second["pixel_values"][:, 4:], item["pixel_values"][:, 4:])
+    assert torch.equal(second["labels"], item["labels"][:, 1])
+    wrong = {**item, "labels": torch.randn(2, 3, 6, 8, 8)}  # more channels than it reads: not a trajectory
+    assert ad.trajectory_steps(wrong) is None
+    with pytest.raises(ConfigError, match="labels shaped \\(B, K, C', H, W\\), C' ≤ C.*got labels \\(2, 3, 6, 8, 8\\)"):
+        ad.rollout_step(wrong, None, 1)
+
+
+def test_transformers_5_removing_get_head_mask_names_the_poseidon_extra():
+    class NeedsHeadMask(torch.nn.Module):
+        def forward(self, pixel_values, time=None):
+            return self.get_head_mask(None, 4)  # what ScOT calls; transformers 5 removed it
+
+    ad = registry("model_adapter").create("transformers")
+    with pytest.raises(ConfigError, match="transformers 5 removed.*pip install 'safesvd\\[poseidon\\]'"):
+        ad.predict(NeedsHeadMask(), {"pixel_values": torch.zeros(1, 2, 4, 4), "labels": torch.zeros(1, 2, 4, 4)})
