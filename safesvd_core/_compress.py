@@ -18,7 +18,7 @@ from ._distributed import DistributedReducer, initialised
 from ._errors import ConfigError
 from ._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
 from ._interfaces import ModelAdapter
-from ._items import check_dtypes, check_finite, materialise, model_device, moved
+from ._items import check_dtypes, check_finite, check_finite_weights, materialise, model_device, moved
 from ._job import CompressionJob, Recipe, RunHook
 from ._plugins import registry
 from ._refine import RefineOptions
@@ -98,6 +98,7 @@ def compress(
                           "sharded); run it in one process, distributed=False")
     everything = materialise(calibration)
     check_dtypes(everything[0], model)
+    check_finite_weights(model)
     check_finite(everything)
     refinement = refinement_request(refine_data, refine_steps, refine_options, everything, reducer.world)
     batches = everything[reducer.rank :: reducer.world]

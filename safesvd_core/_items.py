@@ -122,3 +122,14 @@ def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) ->
     if tuple(prediction.shape) != tuple(reference.shape):
         raise ConfigError(f"the model predicts shape {tuple(prediction.shape)} but the first {what} item's target has "
                           f"shape {tuple(reference.shape)}: give targets shaped like the predictions")
+
+
+def check_finite_weights(model: nn.Module) -> None:
+    """Refuse a model whose parameters or buffers hold NaN or Inf, naming the first such tensor."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if (tensor.is_floating_point() or tensor.is_complex()) and tensor.device.type != "meta":
+            bad = ~torch.isfinite(tensor.detach())
+            if bool(bad.any()):
+                kind = "nan" if bool(torch.isnan(tensor.detach()).any()) else "inf"
+                raise NumericalError(f"the model's {name} holds {kind} ({int(bad.sum())} of {tensor.numel()} values): "
+                                     "fix or reload the weights before compressing")

@@ -163,3 +163,23 @@ def test_a_layer_without_gradient_is_noted_and_kept_at_the_floor_rank():
     assert result.ranks["idle"] == 1 and result.ranks["a"] > 1 and result.ranks["c"] > 1
     assert any("get no gradient from the calibration loss" in note and note.endswith(": idle") for note in result.notes)
     assert result.records["idle"].paths["fisher"] == "identity"  # the solve's fallback, recorded
+
+
+def test_nan_weights_are_named_before_any_pass():
+    model = small_transformer()
+    with torch.no_grad():
+        model.blocks[1].query.weight[0, 0] = float("nan")
+    with pytest.raises(NumericalError, match="the model's blocks.1.query.weight holds nan \\(1 of"):
+        compress(model, small_data(), ratio=0.5)
+
+
+def test_evaluate_with_data_the_model_cannot_take_is_one_line_before_any_metric(tmp_path, capsys):
+    from safesvd_core.__main__ import main
+
+    config = _config(tmp_path, 'zoo = "ns2d-transformer"', 'generator = "navier_stokes"\noptions = { samples = 8 }\nbatch_size = 4')
+    assert main(["compress", str(config), "--out", str(tmp_path / "o"), "--no-figures"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "o"), "--data", "navier_stokes", "--data-option", "size=8",
+                 "--data-option", "samples=4"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "cannot run the first test item" in error[0] and "(4, 2, 8, 8)" in error[0], error
