@@ -144,6 +144,7 @@ def _trainable(model: nn.Module, choice: str) -> list[Tensor]:
 
 
 def split_items(items: Sequence[Any], share: float) -> tuple[list[Any], list[Any]]:
+    """``(fit, held_out)``: the last ``share`` of the items (at least one) held out; none for ``share = 0``."""
     if share == 0.0:
         return list(items), []
     held = max(1, round(share * len(items)))
