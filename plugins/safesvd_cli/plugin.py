@@ -17,6 +17,7 @@ from . import config as configs
 from . import figures, folder, pipeline, report
 from .data_source import data_spec
 from .output import OutputFolder
+from .progress_option import add_progress_option, wants_progress
 
 TRUST_HELP = ("import the factory or data function the folder's config.json names (it runs that code: only for a "
               "folder you trust; zoo models, readers and generators need no code)")
@@ -39,7 +40,7 @@ class CompressCommand(CliCommand):
         parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                             help="override any key, e.g. compress.options.alpha=0.7 (VALUE read as TOML)")
         parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder (as a whole)")
-        parser.add_argument("--progress", action="store_true", help="show progress bars")
+        add_progress_option(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         raw = configs.read_toml(args.config)
@@ -58,7 +59,7 @@ class CompressCommand(CliCommand):
         out = OutputFolder(args.out or Path(f"{args.config.stem}-compressed"), overwrite=args.overwrite)
         with out.locked():  # --out checked, and held, before any compute
             prepared = pipeline.prepare(config)
-            runs = pipeline.runs(prepared, config.ratios, progress=args.progress)
+            runs = pipeline.runs(prepared, config.ratios, progress=wants_progress(args))
             out.write(lambda where: folder.write(where, prepared, runs))
         folders = folder.model_folders(out.path, runs)
         if config.figures and not figures.available():

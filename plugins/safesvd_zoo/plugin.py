@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import ClassVar
 
+from safesvd_cli.progress_option import add_progress_option, wants_progress
 from safesvd_core.plugin import CliCommand, hookimpl
 
 
@@ -17,7 +18,7 @@ class DemoCommand(CliCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--ratios", type=float, nargs="+", default=[0.8, 0.6, 0.4], help="kept-parameter fractions")
-        parser.add_argument("--progress", action="store_true", help="show progress bars")
+        add_progress_option(parser)
         parser.add_argument("--out", type=Path, help="also write the output folder `safesvd compress` writes "
                                                      "(models, manifests, reports, figures)")
         parser.add_argument("--overwrite", action="store_true", help="replace an output folder that holds other models")
@@ -25,7 +26,7 @@ class DemoCommand(CliCommand):
     def run(self, args: argparse.Namespace) -> int:
         from . import demo  # loads the reference model's code only when the demo runs
 
-        print(demo.run(args.ratios, progress=args.progress, out=args.out, overwrite=args.overwrite))
+        print(demo.run(args.ratios, progress=wants_progress(args), out=args.out, overwrite=args.overwrite))
         return 0
 
 

@@ -1,0 +1,18 @@
+"""``--progress`` / ``--no-progress`` of the long commands: on by default when the standard error
+is a terminal (a person is watching), off when it is a file or a pipe (logs stay clean)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    """Declare ``--progress/--no-progress`` on ``parser`` (default: on in a terminal)."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show progress bars (default: on when the output is a terminal)")
+
+
+def wants_progress(args: argparse.Namespace) -> bool:
+    """The choice made with :func:`add_progress_option`, the default resolved."""
+    return sys.stderr.isatty() if args.progress is None else bool(args.progress)
