@@ -22,7 +22,7 @@ from safesvd_core.plugin import ConfigError, registry
 from .data_source import DataSpec
 from .model_source import ModelSpec
 from .refine_spec import OPTION_KEYS, RefineSpec
-from .user_code import own_code
+from .user_code import own_code, toml_value
 
 #: Table → its keys (``data`` and ``test`` share theirs, ``test`` without the two calibration-only ones).
 DATA_KEYS = ("pdebench", "layout", "the_well", "generator", "function", "options", "batch_size", "import_from")
@@ -189,14 +189,6 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
-
-
-def toml_value(text: str) -> Any:
-    """``text`` read as a TOML value (``0.5``, ``true``, ``[1, 2]``, ``"name"``); a bare word is a string."""
-    try:
-        return tomllib.loads(f"value = {text}")["value"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def apply_setting(raw: dict[str, Any], setting: str) -> None:

@@ -14,7 +14,7 @@ import attrs
 from safesvd_core import FieldDescription
 from safesvd_core.plugin import ConfigError
 
-from .user_code import call_user, code_value, import_object, options_value, path_value
+from .user_code import call_user, code_value, import_object, options_value, path_value, toml_value
 
 PDEBENCH_LAYOUTS = {"cfd": "PDEBenchCFD", "diffusion-reaction": "PDEBenchDiffusionReaction",
                     "shallow-water": "PDEBenchShallowWater", "incompressible-ns": "PDEBenchIncompressibleNS"}
@@ -168,8 +168,6 @@ def data_spec(text: str, settings: list[str]) -> DataSpec:
     """The data ``--data TEXT`` names (an HDF5 file, a generator name or ``module:function``), with
     ``--data-option KEY=VALUE`` settings (VALUE read as TOML)."""
     from safesvd_data import GENERATORS
-
-    from .config import toml_value
 
     options = {}
     for setting in settings:

@@ -4,6 +4,7 @@ failures turned into one :class:`ConfigError` line. A config is as trusted as a 
 from __future__ import annotations
 
 import importlib
+import tomllib
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -77,3 +78,11 @@ def options_value(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: expected a table of keyword arguments, got {value!r}")
     return dict(value)
+
+
+def toml_value(text: str) -> Any:
+    """``text`` read as a TOML value (``0.5``, ``true``, ``[1, 2]``, ``"name"``); a bare word is a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
