@@ -3,7 +3,6 @@ without ``adapter.prepare`` first; a partial load is never silent."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import pytest
@@ -130,15 +129,17 @@ def test_a_rewritten_model_loads_onto_a_fresh_model_without_prepare(tmp_path, fo
         assert torch.allclose(loaded(data[0][0]), result.model(data[0][0]), atol=1e-6)
 
 
-def test_restore_undoes_the_attention_rewrite_for_a_dense_state_dict():
-    from safesvd_cli.export import densified
+def test_restore_undoes_the_attention_rewrite_for_a_dense_state_dict(tmp_path):
+    from safetensors.torch import load_file
+
+    from safesvd_core import export_dense
 
     data = [(torch.randn(4, 5, 8), torch.randn(4, 5, 8)) for _ in range(3)]
     result = compress(Vicon().eval(), data, ratio=0.6)
     adapter = registry("model_adapter").create("generic")
-    dense = adapter.restore(densified(copy.deepcopy(result.model), adapter.prepare(Vicon())))
+    path = export_dense(result.model, Vicon(), tmp_path / "dense.safetensors", adapter=adapter)
     plain = Vicon().eval()
-    plain.load_state_dict(dense.state_dict())  # strict, the original architecture
+    plain.load_state_dict(load_file(str(path)))  # strict, the original architecture
     with torch.no_grad():
         assert torch.allclose(plain(data[0][0]), result.model(data[0][0]), atol=1e-5)
 
