@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from torch import Tensor, nn
-
 import torch
+from torch import Tensor, nn
 
 from ._errors import ConfigError, NumericalError
 from ._interfaces import ModelAdapter
@@ -45,13 +44,8 @@ def materialise(calibration: Iterable[Any], what: str = "calibration") -> list[A
 
 
 def tensors(value: Any) -> list[Tensor]:
-    if isinstance(value, Tensor):
-        return [value]
-    if isinstance(value, Mapping):
-        return [t for item in value.values() for t in tensors(item)]
-    if isinstance(value, (tuple, list)):
-        return [t for item in value for t in tensors(item)]
-    return []
+    """Every tensor in ``value`` (nested tuples, lists and dicts), in order."""
+    return [tensor for _, tensor in _named_tensors(value, "")]
 
 
 def check_dtypes(item: Any, model: nn.Module, what: str = "calibration") -> None:
@@ -95,17 +89,26 @@ def _named_tensors(value: Any, place: str) -> list[tuple[str, Tensor]]:
     return []
 
 
+def _non_finite(tensor: Tensor) -> str | None:
+    """``"nan (k of n values)"`` or ``"inf (…)"`` when ``tensor`` holds such values, else ``None``
+    (integer and meta tensors: ``None``)."""
+    if not (tensor.is_floating_point() or tensor.is_complex()) or tensor.device.type == "meta":
+        return None
+    bad = ~torch.isfinite(tensor.detach())
+    if not bool(bad.any()):
+        return None
+    kind = "nan" if bool(torch.isnan(tensor.detach()).any()) else "inf"
+    return f"{kind} ({int(bad.sum())} of {tensor.numel()} values)"
+
+
 def check_finite(items: Iterable[Any], what: str = "calibration") -> None:
     """Refuse the first item holding NaN or Inf, naming the kind, the place (``input``, ``target``,
     a dict key) and the item's index: found before any pass, not as a NaN loss later."""
     for index, item in enumerate(items):
         for place, tensor in _named_tensors(item, ""):
-            if (tensor.is_floating_point() or tensor.is_complex()) and tensor.device.type != "meta":
-                bad = ~torch.isfinite(tensor)
-                if bool(bad.any()):
-                    kind = "nan" if bool(torch.isnan(tensor).any()) else "inf"
-                    raise NumericalError(f"{what} item {index}: its {place or 'tensor'} holds {kind} "
-                                         f"({int(bad.sum())} of {tensor.numel()} values); clean or drop that item")
+            found = _non_finite(tensor)
+            if found is not None:
+                raise NumericalError(f"{what} item {index}: its {place or 'tensor'} holds {found}; clean or drop that item")
 
 
 def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) -> None:
@@ -127,9 +130,6 @@ def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) ->
 def check_finite_weights(model: nn.Module) -> None:
     """Refuse a model whose parameters or buffers hold NaN or Inf, naming the first such tensor."""
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if (tensor.is_floating_point() or tensor.is_complex()) and tensor.device.type != "meta":
-            bad = ~torch.isfinite(tensor.detach())
-            if bool(bad.any()):
-                kind = "nan" if bool(torch.isnan(tensor.detach()).any()) else "inf"
-                raise NumericalError(f"the model's {name} holds {kind} ({int(bad.sum())} of {tensor.numel()} values): "
-                                     "fix or reload the weights before compressing")
+        found = _non_finite(tensor)
+        if found is not None:
+            raise NumericalError(f"the model's {name} holds {found}: fix or reload the weights before compressing")
