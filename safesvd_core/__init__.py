@@ -9,7 +9,7 @@ registry (``available``, ``compress``, ...).
 
 from ._compress import compress
 from ._config import config_from_dict, config_to_dict
-from ._dense import export_dense
+from ._dense import dense_model, export_dense
 from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
 from ._evaluate import EvaluationReport, MetricChange, evaluate, results_json, results_table
 from ._field import FieldDescription, Role
@@ -49,6 +49,7 @@ __all__ = sorted(
         "config_from_dict",
         "config_to_dict",
         "evaluate",
+        "dense_model",
         "export_dense",
         "load_compressed",
         "read_manifest",

@@ -137,7 +137,7 @@ def test_restore_undoes_the_attention_rewrite_for_a_dense_state_dict(tmp_path):
     data = [(torch.randn(4, 5, 8), torch.randn(4, 5, 8)) for _ in range(3)]
     result = compress(Vicon().eval(), data, ratio=0.6)
     adapter = registry("model_adapter").create("generic")
-    path = export_dense(result.model, Vicon(), tmp_path / "dense.safetensors", adapter=adapter)
+    path = export_dense(result.model, tmp_path / "dense.safetensors", original=Vicon(), adapter=adapter)
     plain = Vicon().eval()
     plain.load_state_dict(load_file(str(path)))  # strict, the original architecture
     with torch.no_grad():

@@ -23,4 +23,4 @@ def export(config: RunConfig, folder: Path, out: Path, *, overwrite: bool = Fals
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
     adapter = make_adapter(config.adapter, config.adapter_options)
     compressed = load_compressed(config.model.build(), folder)
-    return export_dense(compressed, config.model.build(), out, adapter=adapter, overwrite=overwrite)
+    return export_dense(compressed, out, original=config.model.build(), adapter=adapter, overwrite=overwrite)
