@@ -20,6 +20,7 @@ from ._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
 from ._interfaces import ModelAdapter
 from ._items import check_dtypes, check_finite, check_finite_weights, materialise, model_device, moved
 from ._job import CompressionJob, Recipe, RunHook
+from ._phase_progress import PhaseProgress
 from ._plugins import registry
 from ._refine import RefineOptions
 from ._refine_request import refinement_request
@@ -56,7 +57,8 @@ def compress(
     batch is (``generic``: ``(input, target)`` tuples, MSE). ``recipe`` is a registered recipe
     name (options passed as keywords) or a recipe object. ``statistics`` resumes from clean
     statistics saved by an earlier run (``result.statistics.save``). The original model is left
-    untouched unless ``inplace=True``.
+    untouched unless ``inplace=True``. ``progress``: a line per phase on the standard error (recipe,
+    ratio, phase, its time) and progress bars with the time left for the loops over items and stages.
 
     For models whose clean statistics do not fit in memory, ``statistics_memory`` (bytes, or a
     size like ``"6GiB"``) caps them: the clean pass runs once per group of layers that fits, each
@@ -117,6 +119,8 @@ def compress(
         checkpoint = Checkpoint(checkpoint_dir, fingerprints, writer=reducer.rank == 0)
         statistics = statistics if statistics is not None else checkpoint.statistics
         hooks = (checkpoint,)
+    if progress and reducer.rank == 0:
+        hooks = (*hooks, PhaseProgress(f"{recipe_obj.name}, ratio {float(ratio):g}"))
     if not recipe_obj.handles_trajectories:
         batches = one_step_batches(adapter_obj, batches)
     if inplace:

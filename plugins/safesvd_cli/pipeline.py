@@ -14,6 +14,7 @@ from safesvd_core import CompressionResult, EvaluationReport, FieldDescription, 
 from safesvd_core.plugin import ModelAdapter, check_finite, check_runs, make_adapter, one_step_batches
 
 from .config import RunConfig
+from .progress_option import announce_run
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -110,5 +111,10 @@ def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress
 
 
 def runs(prepared: Prepared, ratios: Sequence[float], *, progress: bool = False) -> list[Run]:
-    """:func:`run` at every ratio, in order."""
-    return [run(prepared, ratio, progress=progress) for ratio in ratios]
+    """:func:`run` at every ratio, in order (with ``progress``, each announced with the time left)."""
+    done: list[Run] = []
+    for index, ratio in enumerate(ratios, start=1):
+        if progress:
+            announce_run(index, len(ratios), f"{prepared.config.recipe} at ratio {ratio:g}", [d.seconds for d in done])
+        done.append(run(prepared, ratio, progress=progress))
+    return done

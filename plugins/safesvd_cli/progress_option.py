@@ -16,3 +16,10 @@ def add_progress_option(parser: argparse.ArgumentParser) -> None:
 def wants_progress(args: argparse.Namespace) -> bool:
     """The choice made with :func:`add_progress_option`, the default resolved."""
     return sys.stderr.isatty() if args.progress is None else bool(args.progress)
+
+
+def announce_run(index: int, total: int, label: str, seconds: list[float]) -> None:
+    """Write ``run index/total: label`` to the standard error, with an estimate of the time left from
+    the mean of the runs finished so far (``seconds``; none yet: no estimate)."""
+    left = "" if not seconds else f", about {sum(seconds) / len(seconds) * (total - index + 1):.0f} s left"
+    print(f"run {index}/{total}: {label}{left}", file=sys.stderr, flush=True)

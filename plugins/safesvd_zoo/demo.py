@@ -20,6 +20,7 @@ from safesvd_cli.config import RunConfig
 from safesvd_cli.data_source import DataSpec
 from safesvd_cli.model_source import ModelSpec
 from safesvd_cli.output import OutputFolder
+from safesvd_cli.progress_option import announce_run
 
 from . import reference
 
@@ -62,10 +63,13 @@ def run(ratios: Sequence[float] = (0.8, 0.6, 0.4), *, progress: bool = False, ou
             "|---|---|---|---|---|---|---|",
             f"| original | 1.0 | {sum(p.numel() for p in model.parameters()):,} | {original:.6f} | — | — | — |",
         ]
-        ours = []
+        ours, seconds, total = [], [], len(ratios) * len(VARIANTS)
         for ratio in ratios:
             for label, options in VARIANTS.items():
+                if progress:
+                    announce_run(len(seconds) + 1, total, f"{label} at ratio {ratio:g}", seconds)
                 done = pipeline.run(prepared, ratio, recipe=str(options["recipe"]), progress=progress)
+                seconds.append(done.seconds)
                 result, report = done.result, done.report
                 one, later = report.metric("base loss"), report.metric("base loss", HORIZON)
                 rows.append(
