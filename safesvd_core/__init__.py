@@ -18,6 +18,7 @@ from ._lowrank import LowRankLinear
 from ._manifest import read_manifest
 from ._persist import PartialLoadWarning, load_compressed, save_compressed
 from ._plugins import available, registry
+from ._pretrained import from_pretrained, save_pretrained
 from ._refine import RefineDataWarning, RefineOptions, RefineWarning
 from ._result import CompressionResult
 from ._solve import solve_layer
@@ -51,12 +52,14 @@ __all__ = sorted(
         "evaluate",
         "dense_model",
         "export_dense",
+        "from_pretrained",
         "load_compressed",
         "read_manifest",
         "registry",
         "results_json",
         "results_table",
         "save_compressed",
+        "save_pretrained",
         "solve_layer",
     ]
 )

@@ -17,6 +17,7 @@ from ._config import config_to_dict
 from ._distributed import DistributedReducer, initialised
 from ._errors import ConfigError
 from ._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
+from ._hf_route import route_saves
 from ._interfaces import ModelAdapter
 from ._items import check_dtypes, check_finite, check_finite_weights, materialise, model_device, moved
 from ._job import CompressionJob, Recipe, RunHook
@@ -140,6 +141,8 @@ def compress(
         refinement.run(job, result, fingerprints, checkpoint_dir)
     result.fingerprints = fingerprints
     result.configs = {"recipe": _config(recipe_obj), "adapter": _config(adapter_obj)}
+    route_saves(result.model, {"recipe": result.recipe, "ratio": result.ratio, "fingerprints": fingerprints,
+                               "adapter": result.configs["adapter"]})  # a HF model's own save_pretrained
     return result
 
 

@@ -25,6 +25,7 @@ from ._balance import is_balanced
 from ._config import config_from_dict
 from ._errors import ConfigError
 from ._files import atomic_write, sha256_file
+from ._hf_route import route_saves
 from ._layers import linear_map
 from ._manifest import MANIFEST, MODEL, build_manifest, check_layers, ranks_in, read_manifest, tensor_shapes
 from ._modules import get_submodule, set_submodule
@@ -33,6 +34,11 @@ from ._result import CompressionResult
 FORMAT = "safesvd.compressed/1"
 #: What tells two compressed models apart when an output already exists.
 IDENTITY = ("recipe", "ratio", "fingerprints")
+
+
+#: The header's ``factors`` value of a file whose factors are to be loaded exactly as they are; a file
+#: without it was written before factors were balanced, and its factors are balanced on load.
+EXACT_FACTORS = "as-saved"
 
 
 class PartialLoadWarning(UserWarning):
@@ -95,7 +101,8 @@ def save_compressed(result: CompressionResult, path: str | Path, *, overwrite: b
     path = Path(path)
     header = {"format": FORMAT, "ranks": result.ranks, "recipe": result.recipe, "ratio": result.ratio,
               "params_before": result.params_before, "params_after": result.params_after,
-              "fingerprints": dict(result.fingerprints), "adapter": result.configs.get("adapter")}
+              "fingerprints": dict(result.fingerprints), "adapter": result.configs.get("adapter"),
+              "factors": EXACT_FACTORS}
     if not overwrite and _clashes(path, header):
         raise ConfigError(f"{path} already holds another model; pass overwrite=True (safesvd: --overwrite) to replace it")
     try:
@@ -156,8 +163,9 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
     ``manifest.json``; the model needs no ``adapter.prepare`` first (the saved adapter config does
     it; use the returned module). Every layer, key and shape is checked first: on a mismatch
     (another architecture, hidden size or depth, or a manifest that does not describe the file)
-    nothing is changed and a :class:`ConfigError` names it. A file whose factors are not
-    balanced (written by an earlier safesvd) is balanced on load: the same product.
+    nothing is changed and a :class:`ConfigError` names it. The factors load exactly as saved (e.g.
+    as fine-tuning left them); those of a file written before safesvd balanced its factors are
+    balanced on load: the same product.
     ``strict=False`` loads what fits and
     warns (:class:`PartialLoadWarning`) with every tensor left as it was and every one unused.
     """
@@ -193,8 +201,9 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
     for name, view in replaced.items():
         set_submodule(model, name, view.empty_low_rank(int(header["ranks"][name])))
     model.load_state_dict({key: value for key, value in state.items() if key in expected}, strict=strict)
-    for name in replaced:  # files written before factors were balanced are balanced on load
-        layer = get_submodule(model, name)
-        if not is_balanced(layer.first.weight, layer.second.weight):
-            layer.balance_()
-    return model
+    if header.get("factors") != EXACT_FACTORS:  # written before factors were balanced: balanced on load
+        for name in replaced:
+            layer = get_submodule(model, name)
+            if not is_balanced(layer.first.weight, layer.second.weight):
+                layer.balance_()
+    return route_saves(model, {key: header.get(key) for key in ("recipe", "ratio", "fingerprints", "adapter")})

@@ -81,7 +81,7 @@ def test_the_multi_domain_recipe_returns_balanced_factors():
     assert all(is_balanced(layer.first.weight, layer.second.weight) for layer in low_rank_layers(result.model))
 
 
-def test_an_unbalanced_file_is_balanced_on_load(tmp_path):
+def test_an_unbalanced_file_of_an_earlier_safesvd_is_balanced_on_load(tmp_path):
     model, data = small_transformer(), small_data()
     result = compress(model, data, ratio=0.5)
     path = save_compressed(result, tmp_path / "model.safetensors")
@@ -92,14 +92,28 @@ def test_an_unbalanced_file_is_balanced_on_load(tmp_path):
             tensors[key] = tensors[key] * 1e3
         elif key.endswith("second.weight"):
             tensors[key] = tensors[key] * 1e-3
-    save_file(tensors, str(path), metadata=metadata)
-    assert json.loads(metadata["safesvd"])["ranks"] == result.ranks
+    header = json.loads(metadata["safesvd"])
+    assert header.pop("factors") == "as-saved" and header["ranks"] == result.ranks
+    save_file(tensors, str(path), metadata={"safesvd": json.dumps(header)})
     loaded = load_compressed(small_transformer(), path)
     for layer in low_rank_layers(loaded):
         assert is_balanced(layer.first.weight, layer.second.weight)
     x = data[0][0]
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), result.model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_factors_as_training_left_them_load_bit_for_bit(tmp_path):
+    model, data = small_transformer(), small_data()
+    result = compress(model, data, ratio=0.5)
+    with torch.no_grad():  # what a fine-tuning step may leave: the split drifts away from balanced
+        for layer in low_rank_layers(result.model):
+            layer.first.weight.mul_(4.0)
+            layer.second.weight.add_(0.01)
+    assert not all(is_balanced(layer.first.weight, layer.second.weight) for layer in low_rank_layers(result.model))
+    loaded = load_compressed(small_transformer(), save_compressed(result, tmp_path / "tuned"))
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 @pytest.fixture(scope="module")
