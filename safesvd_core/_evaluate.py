@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ._compress import make_adapter
-from ._items import check_finite, check_runs
+from ._items import check_finite, check_runs, materialise
 from ._errors import ConfigError, NumericalError
 from ._family import Metric
 from ._interfaces import ModelAdapter
@@ -115,9 +115,7 @@ def evaluate(
     """
     adapter_obj = make_adapter(adapter, adapter_options).for_model(original)
     table = _metrics(family, metrics)
-    batches = list(data)
-    if not batches:
-        raise ConfigError("the evaluation data is empty")
+    batches = materialise(data, "evaluation")
     check_finite(batches, "evaluation")
     check_runs(adapter_obj, original, batches[0], "evaluation")
     values = {label: _averages(model, batches, adapter_obj, table) for label, model in
@@ -126,7 +124,7 @@ def evaluate(
     if horizons:
         if rollout is None:
             raise ConfigError("horizons were given without rollout data")
-        sequences = list(rollout)
+        sequences = materialise(rollout, "rollout evaluation")
         check_finite(sequences, "rollout evaluation")
         per_model = {label: _rollout(model, sequences, adapter_obj, table, horizons)
                      for label, model in (("original", original), ("compressed", compressed))}

@@ -336,6 +336,8 @@ def _move(batch: Any, device: torch.device) -> Any:
         return batch.to(device)
     if isinstance(batch, Mapping):
         return {key: _move(value, device) for key, value in batch.items()}
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple takes its fields one by one
+        return type(batch)(*(_move(value, device) for value in batch))
     if isinstance(batch, (tuple, list)):
         return type(batch)(_move(value, device) for value in batch)
     return batch

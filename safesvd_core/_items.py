@@ -3,6 +3,7 @@ the model's dtype, moved to its device."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,8 +24,9 @@ def model_device(model: nn.Module):
 
 
 def materialise(calibration: Iterable[Any], what: str = "calibration") -> list[Any]:
-    """The batches as a list: every pass must see the same batches in the same order (a
-    shuffling DataLoader would otherwise pair clean and shifted rows of different samples)."""
+    """The batches as a list, each one as :func:`plain_item` makes it: every pass must see the same
+    batches in the same order (a shuffling DataLoader would otherwise pair clean and shifted rows of
+    different samples), so an iterable (a DataLoader, with workers or not) is read once."""
     try:
         iterator = iter(calibration)
     except TypeError:
@@ -32,15 +34,43 @@ def materialise(calibration: Iterable[Any], what: str = "calibration") -> list[A
     batches: list[Any] = []
     while True:
         try:
-            batches.append(next(iterator))
+            item = next(iterator)
         except StopIteration:
             break
         except Exception as error:  # noqa: BLE001 - the user's data source failed: named, chained, re-raised
             raise ConfigError(f"reading the {what} data failed after {len(batches)} item(s): "
                               f"{type(error).__name__}: {error}") from error
+        batches.append(plain_item(item))
     if not batches:
         raise ConfigError(f"the {what} set is empty")
     return batches
+
+
+def plain_item(item: Any) -> Any:
+    """``item`` as safesvd keeps it. A dataclass instance (not a mapping) becomes the dict of its fields
+    (shallow: the values are not copied), so that every adapter reads it as a dict batch and every tensor
+    in it is checked and moved. A CPU tensor in shared memory (how a DataLoader's workers send batches:
+    each holds an open file descriptor while it lives) becomes a private copy, so that keeping many
+    batches does not exhaust the process's descriptors ("Too many open files")."""
+    if dataclasses.is_dataclass(item) and not isinstance(item, (type, Mapping)):
+        item = {field.name: getattr(item, field.name) for field in dataclasses.fields(item)}
+    return _private(item)
+
+
+def _private(value: Any) -> Any:
+    """``value`` with its shared-memory CPU tensors copied; containers rebuilt only where one was."""
+    if isinstance(value, Tensor):
+        shared = value.layout is torch.strided and value.device.type == "cpu" and value.is_shared()
+        return value.clone() if shared else value
+    if isinstance(value, Mapping):
+        inner = {key: _private(entry) for key, entry in value.items()}
+        return inner if any(inner[key] is not value[key] for key in inner) else value
+    if isinstance(value, (tuple, list)):
+        parts = [_private(entry) for entry in value]
+        if all(new is old for new, old in zip(parts, value)):
+            return value
+        return type(value)(*parts) if hasattr(value, "_fields") else type(value)(parts)
+    return value
 
 
 def tensors(value: Any) -> list[Tensor]:

@@ -35,7 +35,7 @@ from ._latency import LatencyProfile, Timing, median_seconds
 from ._layers import LinearMap, is_compressible, linear_map
 from ._linalg import DEFAULT_JITTER, Root, psd_root, singular_values, thin_svd
 from ._balance import balanced, is_balanced
-from ._items import check_finite, check_runs
+from ._items import check_finite, check_runs, plain_item
 from ._lowrank import LowRankLinear
 from ._modules import count_parameters, get_submodule, set_submodule
 from ._moments import RunningMoment
@@ -93,6 +93,7 @@ __all__ = sorted(
         "LowRankLinear",
         "check_finite",
         "check_runs",
+        "plain_item",
         "RefineDataWarning",
         "RefineOptions",
         "RefineWarning",

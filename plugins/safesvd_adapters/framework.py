@@ -58,7 +58,8 @@ def tuple_parts(batch: Any, adapter: str) -> tuple[Any, Tensor, str | None]:
     if isinstance(batch, Mapping):
         missing = {"input", "target"} - batch.keys()
         if missing:
-            raise ConfigError(f"a dict batch needs the keys 'input' and 'target'; missing {sorted(missing)}")
+            raise ConfigError(f"a dict batch (or a dataclass: its fields) needs the keys 'input' and 'target'; missing "
+                              f"{sorted(missing)}, its keys are {sorted(map(str, batch))}")
         return batch["input"], batch["target"], batch.get("domain")
     if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
         return batch[0], batch[1], (batch[2] if len(batch) == 3 else None)

@@ -84,6 +84,10 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
     p: int | None = attrs.field(default=None, validator=one_of((None, 1, 2)))
     channel_groups: tuple[int, ...] | None = attrs.field(default=None, converter=boundaries)
     output_key: str = "output"
+    #: What a rollout item's ``time`` is: ``"step"``, the lead time of each step (fed to every step as it
+    #: is), or ``"total"``, Poseidon's ``ar_steps`` convention: the lead time of the whole trajectory, each
+    #: of its K steps fed ``time / K``.
+    rollout_time: str = attrs.field(default="step", validator=one_of(("step", "total")))
 
     def __attrs_post_init__(self) -> None:
         require("transformers", adapter=self.name, extra="transformers")
@@ -158,10 +162,11 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
 
     def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
         """Step ``step`` of a rollout item: the previous prediction (or ``pixel_values``) as input,
-        the same ``time`` (lead time per step) and ``pixel_mask``, ``labels[:, step - 1]`` as target.
-        A model that predicts ``C'`` of its ``C`` input channels gets the prediction followed by
-        ``pixel_values[:, C':]`` (the channels it does not predict, carried over as Poseidon's trainer
-        does)."""
+        the same ``time`` (the lead time of a step; with ``rollout_time="total"``, the item's ``time``
+        divided by its K steps, as Poseidon's ``ar_steps`` rollout feeds it) and ``pixel_mask``,
+        ``labels[:, step - 1]`` as target. A model that predicts ``C'`` of its ``C`` input channels gets
+        the prediction followed by ``pixel_values[:, C':]`` (the channels it does not predict, carried
+        over as Poseidon's trainer does)."""
         steps = self.trajectory_steps(sequence)
         if steps is None:
             raise ConfigError("a rollout batch of the transformers adapter has labels shaped (B, K, C', H, W), C' ≤ C, "
@@ -171,6 +176,8 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
             raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
         batch = dict(sequence)
         batch["labels"] = sequence["labels"][:, step - 1]
+        if self.rollout_time == "total" and sequence.get("time") is not None:
+            batch["time"] = sequence["time"] / steps
         if state is not None:
             inputs = sequence["pixel_values"]
             batch["pixel_values"] = state if state.shape[1] == inputs.shape[1] else \

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from safesvd_core import FieldDescription
-from safesvd_core.plugin import ConfigError
+from safesvd_core.plugin import ConfigError, plain_item
 
 from .user_code import call_user, code_value, import_object, options_value, path_value, toml_value
 
@@ -122,10 +122,11 @@ class DataSpec:
                 raise ConfigError(f"{self.label}: no samples left for this split (more data, or another test_fraction)")
             return Loaded(list(dataset.batches(self.batch_size)), dataset.field, dataset.lead_time)
         try:
-            items = list(dataset)
+            items = [plain_item(item) for item in dataset]  # a dataclass batch: the dict of its fields
         except TypeError:
             raise ConfigError(f"{self.label} returned a {type(dataset).__name__}: expected batches (a list of "
-                              "(input, target) or (input, trajectory) tuples), a PairSet or a RolloutSet") from None
+                              "the adapter's batches: (input, target) or (input, trajectory) tuples for the generic "
+                              "adapter, dicts, dataclasses; docs/cli.md), a PairSet or a RolloutSet") from None
         items = items[_part(len(items), share)]
         if not items:
             raise ConfigError(f"{self.label}: no items left for this split (more data, or another test_fraction)")
