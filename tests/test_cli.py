@@ -233,8 +233,11 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     import selectors
     import signal
 
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored (as it
+    # should: `nohup`, `&`): the child gets the default disposition a terminal's Ctrl-C meets.
     process = subprocess.Popen([sys.executable, "-m", "safesvd_core", "demo", "--progress", "--out", str(tmp_path / "out")],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen, selector = "", selectors.DefaultSelector()
     selector.register(process.stderr, selectors.EVENT_READ)
     while "statistics" not in seen:  # interrupt inside the first compression, whatever the machine's speed

@@ -43,10 +43,10 @@ def test_compress_without_progress_is_silent(capsys):
 
 
 def test_a_run_is_announced_with_the_time_left_from_the_runs_before(capsys):
-    from safesvd_cli.progress_option import announce_run
+    from safesvd_cli.progress_option import announce_run, time_left
 
-    announce_run(1, 3, "safe-svd at ratio 0.8", [])
-    announce_run(3, 3, "safe-svd at ratio 0.4", [10.0, 20.0])
+    announce_run(1, 3, "safe-svd at ratio 0.8", time_left([], 3))
+    announce_run(3, 3, "safe-svd at ratio 0.4", time_left([10.0, 20.0], 1))
     first, last = capsys.readouterr().err.splitlines()
     assert first == "run 1/3: safe-svd at ratio 0.8"
     assert last == "run 3/3: safe-svd at ratio 0.4, about 15 s left"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 
 def add_progress_option(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +19,13 @@ def wants_progress(args: argparse.Namespace) -> bool:
     return sys.stderr.isatty() if args.progress is None else bool(args.progress)
 
 
-def announce_run(index: int, total: int, label: str, seconds: list[float]) -> None:
-    """Write ``run index/total: label`` to the standard error, with an estimate of the time left from
-    the mean of the runs finished so far (``seconds``; none yet: no estimate)."""
-    left = "" if not seconds else f", about {sum(seconds) / len(seconds) * (total - index + 1):.0f} s left"
-    print(f"run {index}/{total}: {label}{left}", file=sys.stderr, flush=True)
+def announce_run(index: int, total: int, label: str, left: float | None) -> None:
+    """Write ``run index/total: label`` to the standard error, with ``left``, the estimated seconds
+    to the end (``None``: no estimate yet)."""
+    estimate = "" if left is None else f", about {left:.0f} s left"
+    print(f"run {index}/{total}: {label}{estimate}", file=sys.stderr, flush=True)
+
+
+def time_left(seconds: Sequence[float], remaining: int) -> float | None:
+    """``remaining`` runs at the mean time of the finished ones (``None`` before the first)."""
+    return None if not seconds else sum(seconds) / len(seconds) * remaining
