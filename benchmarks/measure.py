@@ -17,7 +17,7 @@ import attrs
 import torch
 
 from safesvd_core import ConfigError, compress, evaluate
-from safesvd_core.plugin import ModelAdapter, median_seconds
+from safesvd_core.plugin import ModelAdapter, make_adapter, median_seconds
 from safesvd_data import GENERATORS
 from safesvd_zoo import models, reference
 
@@ -118,6 +118,17 @@ def measure(recipe: str, ratio: float, options: dict[str, Any], *, model: str = 
         "latency_original": latency_original, "latency_compressed": latency_compressed,
         "report": report.to_dict(),
     }
+
+
+def copy_losses() -> dict[int | None, float]:
+    """The copy-the-input predictor's base loss (MSE) on the rollout benchmark's test data: the test split one
+    step ahead (``None``) and the test trajectories at each of ``ROLLOUT_HORIZONS`` (the start state every step)."""
+    from safesvd_cli.baseline import copy_baseline
+
+    adapter = make_adapter("generic", {"field_description": reference.FIELD}).for_model(reference.load())
+    trajectories = reference.trajectory_batches(TEST_TRAJECTORIES, max(ROLLOUT_HORIZONS), seed=reference.TEST_TRAJECTORY_SEED)
+    copied = copy_baseline(adapter, reference.batches("test", batch_size=32), rollout=trajectories, horizons=ROLLOUT_HORIZONS)
+    return {None: copied.value("base loss"), **{h: copied.value("base loss", h) for h in ROLLOUT_HORIZONS}}
 
 
 def measure_rollout(recipe: str, ratio: float, options: dict[str, Any], *, seed: int, samples: int | None = None,

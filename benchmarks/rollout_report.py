@@ -46,7 +46,23 @@ def _cells(values: dict[Any, float], columns: list[Any]) -> str:
     return " | ".join(f"{values[c]:.2f}" for c in columns)
 
 
-def page(rows: list[dict[str, Any]], ablation_rows: list[dict[str, Any]], command: str, images: list[str]) -> str:
+#: The row of the copy-the-input predictor (next = current), the floor a surrogate must beat.
+COPY = "copy the input (next = current)"
+
+
+def copy_changes(rows: list[dict[str, Any]], copied: dict[Any, float]) -> dict[Any, float]:
+    """The copy predictor's base-loss change (%) against the original model, per column (``None``: one
+    step; each horizon), from its losses ``copied`` on the same test data and the original's in ``rows``."""
+    first = next(row for row in rows if "error" not in row)["report"]
+    original = {None: first["metrics"], **{int(h): entries for h, entries in first["rollout"].items()}}
+    base = {column: next(e["original"] for e in entries if e["name"] == "base loss") for column, entries in original.items()}
+    return {column: 100.0 * (copied[column] - value) / abs(value) for column, value in base.items() if column in copied}
+
+
+def page(rows: list[dict[str, Any]], ablation_rows: list[dict[str, Any]], command: str, images: list[str],
+         copy: dict[Any, float] | None = None) -> str:
+    """The rollout page; ``copy``: the copy-the-input predictor's change against the original per column
+    (:func:`copy_changes`), a row of every ratio's table."""
     ok = [row for row in rows if "error" not in row]
     lines = [header("Rollout: error growth over autoregressive horizons", command)]
     if not ok:
@@ -60,7 +76,9 @@ def page(rows: list[dict[str, Any]], ablation_rows: list[dict[str, Any]], comman
         "calibrates on rollouts (its default), the other recipes on the trajectories' teacher-forced one-step "
         f"batches ({first['samples'] * first['steps']} pairs per set). The numbers are the relative change (%) of the "
         "base loss against the original model, **averaged over the calibration sets**: one step ahead on the 64-pair "
-        f"test split, and after h autoregressive steps on 32 test trajectories (h = {', '.join(map(str, hs))}).\n")
+        f"test split, and after h autoregressive steps on 32 test trajectories (h = {', '.join(map(str, hs))})."
+        + (f" The *{COPY}* row is the error of predicting the current state against the original's, on the same "
+           "test data: the floor a surrogate must beat, and the scale of a change." if copy is not None else "") + "\n")
     failed = [row for row in rows if "error" in row]
     for row in failed:
         lines.append(f"- failed: `{row['recipe']}` at {row['ratio']} (set {row.get('seed')}): {row['error']}")
@@ -74,6 +92,8 @@ def page(rows: list[dict[str, Any]], ablation_rows: list[dict[str, Any]], comman
         recipes = sorted(recipe for recipe, r in table if r == ratio)
         for recipe in recipes:
             lines.append(f"| {recipe} | {_cells(table[recipe, ratio], columns)} |")
+        if copy is not None and all(c in copy for c in columns):
+            lines.append(f"| *{COPY}* | {_cells(copy, columns)} |")
         baselines = [recipe for recipe in recipes if not recipe.startswith(OURS)]
         if OURS in recipes and baselines:
             best = {c: min(baselines, key=lambda r: table[r, ratio][c]) for c in columns}

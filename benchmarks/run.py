@@ -29,7 +29,7 @@ from safesvd_methods.ablations import TABLE1, ROLLOUT
 from safesvd_zoo import reference
 
 from . import report, rollout_report
-from .measure import measure, measure_rollout
+from .measure import copy_losses, measure, measure_rollout
 
 RATIOS = (0.8, 0.6, 0.4, 0.2)
 QUICK_RECIPES = ("svd", "svd-llm", "safe-svd")
@@ -99,7 +99,8 @@ def render(out: Path, command: str) -> None:
         images = rollout_report.plot(out, rows)
     except ImportError:
         images = []
-    (out / "rollout.md").write_text(rollout_report.page(rows, ablation_rows, command, images))
+    copy = rollout_report.copy_changes(rows, copy_losses()) if any("error" not in row for row in rows) else None
+    (out / "rollout.md").write_text(rollout_report.page(rows, ablation_rows, command, images, copy))
 
 
 def main(argv: list[str] | None = None) -> int:

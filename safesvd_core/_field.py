@@ -213,11 +213,12 @@ class FieldDescription:
         return [role for role in wanted if not self.channels_with_role(role)]
 
     def require_roles(self, roles: Iterable[Role | str], *, context: str = "this computation") -> None:
-        """Raise :class:`ConfigError` naming every role of ``roles`` that no unmasked channel carries."""
+        """Raise :class:`ConfigError` naming every role of ``roles`` that no unmasked channel carries,
+        and how to give a channel its role (Python and a ``safesvd compress`` config, with an example)."""
         if missing := self.missing_roles(roles):
             raise ConfigError(
                 f"{context} needs channel role(s) {', '.join(role.value for role in missing)}, "
-                f"which no unmasked channel has; {self._describe()}"
+                f"which no unmasked channel has; {self._describe()}. {self._role_hint(missing)}"
             )
 
     def velocity_channels(self) -> tuple[int, ...]:
@@ -265,6 +266,22 @@ class FieldDescription:
         if missing := [key for key in ("channels", "roles", "spacing", "periodic") if key not in values]:
             raise ConfigError(f"field description: missing key(s) {', '.join(missing)}")
         return cls(**values)
+
+    def _role_hint(self, missing: Sequence[Role]) -> str:
+        """How to say which channel holds each ``missing`` role, with example values built from this field:
+        the missing roles given to its unmasked channels, ``scalar`` ones first."""
+        unmasked = [name for name in self.channels if name not in self.masked] or list(self.channels)
+        plain = sorted(unmasked, key=lambda name: self.roles[self.channels.index(name)] != Role.SCALAR)
+        given = dict(zip(plain, missing))
+        roles = [given.get(name, role).value for name, role in zip(self.channels, self.roles, strict=True)]
+        mapping = ", ".join(f'"{name}": "{role.value}"' for name, role in given.items())
+        table = ", ".join(f'{name} = "{role.value}"' for name, role in given.items())
+        listed = ", ".join(f'"{role}"' for role in roles)
+        return (f"Say which channel holds it, e.g. {', '.join(f'{n} → {r.value}' for n, r in given.items())}. Python: "
+                f"roles=[{listed}] in the FieldDescription (the generic adapter's field_description=; a framework "
+                f"adapter takes roles= itself), or TheWell(path, roles={{{mapping}}}) for a The Well file. A safesvd "
+                f"compress config: [data] options = {{ roles = {{ {table} }} }} beside the_well = \"...\", or "
+                f"roles = [{listed}] in [adapter] options.field_description (a framework adapter: [adapter] options.roles)")
 
     def _describe(self) -> str:
         pairs = ", ".join(

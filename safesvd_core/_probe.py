@@ -41,6 +41,13 @@ class ProbePhase(Phase):
         missing = [name for name in state.layers if not layers.inputs[name]]
         if missing:
             raise ConfigError(f"these compressible layers are never called by the model's forward pass: {missing}")
+        uncalled = [block for block in blocks if not block_recorder.calls[block]
+                    and any(name.startswith(block + ".") for name in state.layers)]
+        if uncalled:  # a container (ModuleList, ModuleDict) or a module whose parent calls its children itself
+            children = [f"{uncalled[0]}.{child}" for child, _ in job.original.get_submodule(uncalled[0]).named_children()]
+            raise ConfigError(f"block(s) {', '.join(uncalled)} of block_names hold layers but are never called by the "
+                              "model's forward pass (a ModuleList or ModuleDict only holds modules): name the modules "
+                              f"that are called, one per block, e.g. {', '.join(children[:3]) or 'its children'}")
         state.probe = Probe(
             order=tuple(layers.order), calls={name: len(v) for name, v in layers.inputs.items()},
             block_order=tuple(block_recorder.order),

@@ -94,3 +94,19 @@ def test_rollout_page_averages_sets_and_compares_with_the_best_baseline_per_hori
     assert "- ratio 0.4, one step (test split): safe-svd 12.00 % (target ≤ 2.0 %): **MISSED**" in page
     assert "| variant | 0.4 | — | 9.00 | 9.00 | 1.00 | 1.00 | 1.00 | 1.0 |  |" in page
     assert page.rstrip().endswith("![rollout_growth.png](rollout_growth.png)")
+
+
+def test_rollout_page_has_the_copy_the_input_row_against_the_original():
+    from benchmarks import rollout_report
+
+    row = _rollout_row("safe-svd", 0.4, 11, 10.0, [10.0, 2.0, 1.0, 4.0])
+    originals = {None: 0.002, 1: 0.002, 3: 0.01, 5: 0.02, 8: 0.05}
+    row["report"]["metrics"][0]["original"] = originals[None]
+    for h in (1, 3, 5, 8):
+        row["report"]["rollout"][str(h)][0]["original"] = originals[h]
+    copied = {None: 0.01, 1: 0.011, 3: 0.02, 5: 0.03, 8: 0.04}  # the copy predictor's losses on the same data
+    changes = rollout_report.copy_changes([row], copied)
+    assert changes == pytest.approx({None: 400.0, 1: 450.0, 3: 100.0, 5: 50.0, 8: -20.0})
+    page = rollout_report.page([row], [], "python -m benchmarks.run", [], changes)
+    assert f"| *{rollout_report.COPY}* | 400.00 | 450.00 | 100.00 | 50.00 | -20.00 |" in page
+    assert rollout_report.COPY not in rollout_report.page([row], [], "python -m benchmarks.run", [])

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from poseidon_stand_in import write_poseidon
+
 ROOT = Path(__file__).resolve().parents[1]
 #: The pages whose every code block is an example file (its first line names it) or not code.
 #: docs/results/ is left out: the benchmarks generate those pages.
@@ -32,6 +34,7 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     "own_model/train.py": ("own_model", {"TRAIN_STEPS": "20"}, ()),
     "own_model/compress_api.py": ("own_model", {}, ()),
     "own_model/choose.py": ("own_model", {"RATIOS": "0.5"}, ()),
+    "own_model/unet.py": ("own_model", {"TRAIN_STEPS": "20"}, ()),
     "own_model/cli.sh": (".", {}, (("own_model/config.toml", "[0.6, 0.4]", "[0.4]"),
                                    ("own_model/cli.sh", "own-model-out/ratio-0.4", "own-model-out"))),
     "quickstart/api.py": ("quickstart", {}, ()),
@@ -48,12 +51,19 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     "readme/cli.sh": ("readme", {}, (("readme/cli.sh", "my-run/ratio-0.4", "my-run"),)),  # my-config.toml: INPUTS
     "adapters/transformers_adapter.py": ("adapters", {}, (("adapters/transformers_adapter.py", '"calibration"))',
                                                            '"calibration"))[:1]'),)),
+    "adapters/hf_round_trip.py": ("adapters", {}, (("adapters/hf_round_trip.py", "for _ in range(4)", "for _ in range(1)"),)),
     "architecture/phase.py": ("architecture", {}, ()),
     "baselines/recipes.py": ("baselines", {}, ()),
     "data/readers.py": ("data", {}, (("data/readers.py", "default_calibration_set()",
                                       "default_calibration_set(samples=2, size=16)"),)),
     "data/rollouts.py": ("data", {}, (("data/rollouts.py", "NavierStokesGenerator(samples=32)",
                                        "NavierStokesGenerator(samples=4, size=16)"),)),
+    # a writer per HDF5 layout: tiny arrays written, then read back and checked by the reader
+    "data/write_the_well.py": ("data", {}, ()),
+    "data/write_pdebench_cfd.py": ("data", {}, ()),
+    "data/write_pdebench_diffusion_reaction.py": ("data", {}, ()),
+    "data/write_pdebench_shallow_water.py": ("data", {}, ()),
+    "data/write_pdebench_incompressible_ns.py": ("data", {}, ()),
     # two gloo processes on this machine; the two-node line needs two hosts, so it becomes a comment
     "distributed/run.sh": ("distributed", {}, (("distributed/run.sh", "--nproc-per-node 4", "--standalone --nproc-per-node 2"),
                                                ("distributed/run.sh", "torchrun --nnodes 2", "# torchrun --nnodes 2"),
@@ -63,24 +73,28 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     "plugins/migrate.py": ("plugins", {}, ()),
     "plugins/hello.py": ("plugins", {}, ()),
     "zoo/using_models.py": ("zoo", {}, (("zoo/using_models.py", '"calibration"))', '"calibration"))[:1]'),)),
+    # on the stand-in (tests/poseidon_stand_in.py): a package scOT in the folder, a tiny checkpoint folder
+    "poseidon/compress.py": ("poseidon", {}, (("poseidon/compress.py", "zip(range(16), loader)", "zip(range(2), loader)"),)),
+    "poseidon/evaluate.py": ("poseidon", {}, (("poseidon/evaluate.py", "zip(range(8), ", "zip(range(2), "),)),
+    "poseidon/rollout.py": ("poseidon", {}, (("poseidon/rollout.py", "for first in (0, 4)]", "for first in (0,)]"),)),
+    "poseidon/reload.py": ("poseidon", {}, ()),
+    "poseidon/export.py": ("poseidon", {}, ()),
+    "poseidon/fine_tune.py": ("poseidon", {}, (("poseidon/fine_tune.py", '"Poseidon-T", 500', '"Poseidon-T", 4'),)),
 }
 #: Examples run by another example (imported, or called by a script), not on their own.
-RUN_BY = {"own_model/my_operator.py": "own_model/train.py", "cli/make_data.py": "cli/commands.sh",
+RUN_BY = {"own_model/my_operator.py": "own_model/train.py", "own_model/unet_model.py": "own_model/unet.py", "cli/make_data.py": "cli/commands.sh",
           "plugins/my_allocator.py": "plugins/test_my_allocator.py",
           "distributed/compress_model.py": "distributed/run.sh"}
 #: Optional packages an example needs: without them it is skipped, with the reason.
-NEEDS = {"adapters/transformers_adapter.py": "transformers", "zoo/using_models.py": "transformers"}
+NEEDS = {"adapters/transformers_adapter.py": "transformers", "adapters/hf_round_trip.py": "transformers",
+         "zoo/using_models.py": "transformers", **{example: "transformers" for example in RUNS if example.startswith("poseidon/")}}
 INSTALLS = "it creates a virtual environment and installs packages"
-POSEIDON = ("it needs Poseidon's scOT package (not on PyPI), its Hugging Face checkpoint and its data set, "
-            "none of which is in this repository (nothing is downloaded)")
 #: Examples only checked for syntax, with the reason.
 NOT_RUN = {
     "quickstart/install.sh": INSTALLS,
     "readme/setup.sh": INSTALLS,
-    "adapters/poseidon_install.sh": INSTALLS,
+    "poseidon/install.sh": INSTALLS,
     "adapters/full_venv.sh": INSTALLS,
-    "adapters/poseidon_compress.py": POSEIDON,
-    "adapters/poseidon_reload.py": POSEIDON,
     "zoo/reproduce.sh": "it retrains the zoo from scratch (minutes per model) and overwrites the bundled weights; "
                         "two of the models need the .venv-full environment (timm, the_well)",
 }
@@ -155,6 +169,7 @@ INPUTS: dict[str, Callable[[Path], None]] = {
     "data/readers.py": lambda folder: (_pdebench_cfd(folder), _the_well(folder)),
     "data/rollouts.py": _pdebench_ns,
     "readme/cli.sh": _my_config,
+    **{example: write_poseidon for example in RUNS if example.startswith("poseidon/")},
 }
 
 

@@ -21,8 +21,9 @@ from safesvd_core import ConfigError, read_manifest, registry, save_compressed
 from safesvd_core.plugin import LayerCandidate, atomic_write
 
 from . import figures, report
+from .baseline import LABEL, CopyBaseline
 from .config import RunConfig
-from .pipeline import Prepared, Run
+from .pipeline import Prepared, Run, copy_input, rows_legend, test_sizes
 
 CONFIG, REPORT_JSON, REPORT_CSV, FIGURES = "config.json", "report.json", "report.csv", "figures"
 RUN_FORMAT = "safesvd.run/1"
@@ -51,21 +52,26 @@ def write(out: Path, prepared: Prepared, runs: Sequence[Run]) -> list[Path]:
     the model folders. Callers write through :class:`~.output.OutputFolder`, which makes it whole."""
     out.mkdir(parents=True, exist_ok=True)
     folders = model_folders(out, runs)
+    copy = copy_input(prepared)  # the same test data for every ratio
     for folder, run in zip(folders, runs):
-        write_model(folder, prepared, run)
+        write_model(folder, prepared, run, copy)
     if len(runs) > 1:
-        _write_summary(out, prepared, runs, folders)
+        _write_summary(out, prepared, runs, folders, copy)
     return folders
 
 
-def write_model(folder: Path, prepared: Prepared, run: Run) -> None:
-    """One compressed model's folder: weights, manifest, config, report and figures."""
+def write_model(folder: Path, prepared: Prepared, run: Run, copy: CopyBaseline | None = None) -> None:
+    """One compressed model's folder: weights, manifest, config, report and figures (``copy``: the
+    copy-the-input baseline on the test data, computed when not given)."""
+    copy = copy_input(prepared) if copy is None else copy
     save_compressed(run.result, folder)
     manifest = read_manifest(folder)
     write_json(folder / CONFIG, {"format": RUN_FORMAT, "ratio": run.ratio, **prepared.config.to_dict()})
-    drawn, notes = _model_figures(folder / FIGURES, prepared, run, manifest)
+    drawn, notes = _model_figures(folder / FIGURES, prepared, run, manifest, copy)
+    if copy.omitted is not None:
+        notes = [*notes, f"{LABEL}: {copy.omitted}"]
     built = report.build(manifest, run.report, seconds=run.seconds, figures=[str(p.relative_to(folder)) for p in drawn],
-                         notes=notes)
+                         notes=notes, copy=copy, sizes=test_sizes(prepared), legend=rows_legend(prepared))
     write_json(folder / REPORT_JSON, built)
     write_text(folder / REPORT_CSV, report.to_csv(built))
 
@@ -114,7 +120,14 @@ def _uniform(manifest: dict[str, Any]) -> dict[str, int | None]:
     return dict(registry("allocator").create("uniform").allocate(candidates, manifest["budget"] - outside))
 
 
-def _model_figures(where: Path, prepared: Prepared, run: Run, manifest: dict[str, Any]) -> tuple[list[Path], list[str]]:
+def _copy_line(copy: CopyBaseline, steps: Sequence[int]) -> dict[str, list[float]] | None:
+    """The copy-the-input baseline's base loss at each rollout step, for the rollout figure (None: omitted)."""
+    values = [copy.value("base loss", step) for step in steps]
+    return None if copy.omitted is not None or None in values else {LABEL: values}
+
+
+def _model_figures(where: Path, prepared: Prepared, run: Run, manifest: dict[str, Any],
+                   copy: CopyBaseline) -> tuple[list[Path], list[str]]:
     if not prepared.config.figures:
         return [], []
     if not figures.available():
@@ -139,7 +152,7 @@ def _model_figures(where: Path, prepared: Prepared, run: Run, manifest: dict[str
         drawn.append(figures.rollout_growth(
             where / "rollout.png", steps, [run.report.metric("base loss", h).original for h in steps],
             {label: [run.report.metric("base loss", h).compressed for h in steps]}, "base loss", prepared.lead_time,
-            f"Rollout error growth on the test trajectories ({label})"))
+            f"Rollout error growth on the test trajectories ({label})", baseline=_copy_line(copy, steps)))
     return [path for path in drawn if path is not None], []
 
 
@@ -193,7 +206,7 @@ def _derived(prepared: Prepared, field: Any, given: torch.Tensor | None, origina
     return rows
 
 
-def _write_summary(out: Path, prepared: Prepared, runs: Sequence[Run], folders: Sequence[Path]) -> None:
+def _write_summary(out: Path, prepared: Prepared, runs: Sequence[Run], folders: Sequence[Path], copy: CopyBaseline) -> None:
     entries = [{"ratio": run.ratio, "folder": str(folder.relative_to(out)), "params_after": run.result.params_after,
                 "kept_ratio": run.result.kept_ratio, "seconds": run.seconds, "evaluation": run.report.to_dict()}
                for run, folder in zip(runs, folders)]
@@ -215,9 +228,10 @@ def _write_summary(out: Path, prepared: Prepared, runs: Sequence[Run], folders: 
             drawn.append(figures.rollout_growth(
                 out / FIGURES / "rollout.png", steps, [runs[0].report.metric("base loss", h).original for h in steps],
                 {f"ratio {run.ratio:g}": [run.report.metric("base loss", h).compressed for h in steps] for run in runs},
-                "base loss", prepared.lead_time, f"Rollout error growth on the test trajectories ({recipe})"))
+                "base loss", prepared.lead_time, f"Rollout error growth on the test trajectories ({recipe})",
+                baseline=_copy_line(copy, steps)))
     write_json(out / CONFIG, {"format": RUN_FORMAT, **prepared.config.to_dict()})
-    summary = {"format": report.FORMAT, "runs": entries, "figures": [str(p.relative_to(out)) for p in drawn if p],
-               "notes": notes}
+    summary = {"format": report.FORMAT, "runs": entries, "copy_baseline": copy.to_dict(),
+               "figures": [str(p.relative_to(out)) for p in drawn if p], "notes": notes}
     write_json(out / REPORT_JSON, summary)
-    write_text(out / REPORT_CSV, report.summary_csv(entries))
+    write_text(out / REPORT_CSV, report.summary_csv(entries, copy.to_dict()))

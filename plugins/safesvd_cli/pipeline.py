@@ -13,8 +13,10 @@ from torch import nn
 from safesvd_core import CompressionResult, EvaluationReport, FieldDescription, compress, evaluate, registry
 from safesvd_core.plugin import ModelAdapter, check_finite, check_runs, make_adapter, one_step_batches
 
+from . import report
+from .baseline import CopyBaseline, copy_baseline
 from .config import RunConfig
-from .progress_option import announce_run
+from .progress_option import announce_run, time_left
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -96,6 +98,27 @@ def evaluation(prepared: Prepared, compressed: nn.Module) -> EvaluationReport:
                     rollout=prepared.rollout, horizons=prepared.eval_horizons)
 
 
+def copy_input(prepared: Prepared) -> CopyBaseline:
+    """The copy-the-input baseline on the test part (and its trajectories), with the evaluation's metrics."""
+    return copy_baseline(prepared.adapter, prepared.test, family=prepared.config.family, rollout=prepared.rollout,
+                         horizons=prepared.eval_horizons)
+
+
+def rows_legend(prepared: Prepared) -> str | None:
+    """What the one-step row and the horizons of the evaluation are scored on (None without horizons)."""
+    return report.rows_legend(test_sizes(prepared), function=(prepared.config.test or prepared.config.data).function is not None)
+
+
+def test_sizes(prepared: Prepared) -> tuple[int, int | None]:
+    """Samples the one-step rows are scored on (the test pairs) and the horizons on (the trajectory starts;
+    None without horizons): they differ, since a trajectory start needs room for the largest horizon."""
+    adapter = prepared.adapter
+    pairs = sum(int(adapter.reference(batch).shape[0]) for batch in prepared.test)
+    if prepared.rollout is None:
+        return pairs, None
+    return pairs, sum(int(adapter.reference(adapter.rollout_step(item, None, 1)).shape[0]) for item in prepared.rollout)
+
+
 def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress: bool = False) -> Run:
     """Compress at ``ratio`` with the config's recipe (or ``recipe`` with its defaults), refine when
     the config has ``[refine]``, and evaluate."""
@@ -115,6 +138,7 @@ def runs(prepared: Prepared, ratios: Sequence[float], *, progress: bool = False)
     done: list[Run] = []
     for index, ratio in enumerate(ratios, start=1):
         if progress:
-            announce_run(index, len(ratios), f"{prepared.config.recipe} at ratio {ratio:g}", [d.seconds for d in done])
+            left = time_left([run.seconds for run in done], len(ratios) - index + 1)
+            announce_run(index, len(ratios), f"{prepared.config.recipe} at ratio {ratio:g}", left)
         done.append(run(prepared, ratio, progress=progress))
     return done

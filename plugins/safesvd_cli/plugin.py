@@ -64,10 +64,11 @@ class CompressCommand(CliCommand):
         folders = folder.model_folders(out.path, runs)
         if config.figures and not figures.available():
             print(figures.MISSING)
+        copy, legend = pipeline.copy_input(prepared), pipeline.rows_legend(prepared)
         for run, where in zip(runs, folders):
             print(f"## {run.result.recipe} at ratio {run.ratio:g}: {run.result.params_after:,} of "
                   f"{run.result.params_before:,} parameters kept, {run.seconds:.1f} s → {where}\n")
-            print(report.evaluation_table(run.report, config.horizons) + "\n")
+            print(report.evaluation_table(run.report, config.horizons, copy=copy, legend=legend) + "\n")
         print(f"written: {out.path}")
         return 0
 
@@ -97,7 +98,8 @@ class EvaluateCommand(CliCommand):
         prepared = pipeline.prepare(config, calibration=False)
         compressed = load_compressed(config.model.build(), args.folder)
         evaluation = pipeline.evaluation(prepared, compressed)
-        print(evaluation.to_json() if args.json else report.evaluation_table(evaluation, config.horizons))
+        print(evaluation.to_json() if args.json else report.evaluation_table(
+            evaluation, config.horizons, copy=pipeline.copy_input(prepared), legend=pipeline.rows_legend(prepared)))
         return 0
 
 

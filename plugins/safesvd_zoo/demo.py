@@ -4,7 +4,8 @@ reports and figures).
 
 The calibration data are trajectories (``CALIBRATION`` of them, ``STEPS`` steps each): ``safe-svd``
 calibrates on rollouts, ``svd-llm`` on their one-step batches. The table shows the test MSE one
-step ahead and after ``HORIZON`` autoregressive steps, each against the original model.
+step ahead and after ``HORIZON`` autoregressive steps, each against the original model, and the
+copy-the-input baseline (predicting the current state) on the same test data.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 import torch
 
 from safesvd_cli import folder, pipeline
+from safesvd_cli.baseline import LABEL
 from safesvd_cli.config import RunConfig
 from safesvd_cli.data_source import DataSpec
 from safesvd_cli.model_source import ModelSpec
 from safesvd_cli.output import OutputFolder
-from safesvd_cli.progress_option import announce_run
+from safesvd_cli.progress_option import announce_run, time_left
 
 from . import reference
 
@@ -63,13 +65,15 @@ def run(ratios: Sequence[float] = (0.8, 0.6, 0.4), *, progress: bool = False, ou
             "|---|---|---|---|---|---|---|",
             f"| original | 1.0 | {sum(p.numel() for p in model.parameters()):,} | {original:.6f} | — | — | — |",
         ]
-        ours, seconds, total = [], [], len(ratios) * len(VARIANTS)
+        ours, seconds = [], {label: [] for label in VARIANTS}  # per variant: their costs differ several-fold
         for ratio in ratios:
             for label, options in VARIANTS.items():
                 if progress:
-                    announce_run(len(seconds) + 1, total, f"{label} at ratio {ratio:g}", seconds)
+                    left = [time_left(times, len(ratios) - len(times)) for times in seconds.values()]
+                    announce_run(sum(map(len, seconds.values())) + 1, len(ratios) * len(VARIANTS),
+                                 f"{label} at ratio {ratio:g}", None if None in left else sum(left))
                 done = pipeline.run(prepared, ratio, recipe=str(options["recipe"]), progress=progress)
-                seconds.append(done.seconds)
+                seconds[label].append(done.seconds)
                 result, report = done.result, done.report
                 one, later = report.metric("base loss"), report.metric("base loss", HORIZON)
                 rows.append(
@@ -78,10 +82,18 @@ def run(ratios: Sequence[float] = (0.8, 0.6, 0.4), *, progress: bool = False, ou
                 )
                 if options["recipe"] == prepared.config.recipe:
                     ours.append(done)
+        copy = pipeline.copy_input(prepared)
+        if ours and copy.omitted is None:  # the floor: the error of predicting the current state
+            one, later = ours[0].report.metric("base loss"), ours[0].report.metric("base loss", HORIZON)
+            copied = [copy.value("base loss"), copy.value("base loss", HORIZON)]
+            rows.insert(3, f"| {LABEL} (next = current) | — | 0 | {copied[0]:.6f} | "
+                           f"{100 * (copied[0] - one.original) / one.original:+.2f} % | "
+                           f"{100 * (copied[1] - later.original) / later.original:+.2f} % | — |")
         rows.append("")
         rows.append(f"Reference model: {reference.NAME} (2-D incompressible NS, lead time {reference.LEAD_TIME}). "
                     f"Calibration: {CALIBRATION} trajectories of {STEPS} steps (safe-svd rolls out; svd-llm uses their "
-                    f"one-step pairs). Test: {sum(len(b[0]) for b in prepared.test)} one-step pairs, 32 trajectories.")
+                    f"one-step pairs). Test: {sum(len(b[0]) for b in prepared.test)} one-step pairs, 32 trajectories. "
+                    f"Δ: against the original; for {LABEL}, copying's error against the original's.")
         if target is not None:
             target.write(lambda where: folder.write(where, prepared, ours))
             rows.append(f"Written: {out} (safe-svd's models, manifests, reports and figures; `safesvd inspect`, "
