@@ -1,4 +1,5 @@
-"""Calibration size: how fidelity, one step and over rollouts, depends on the number of calibration trajectories.
+"""Calibration size: how fidelity, one step and over rollouts, depends on the number of calibration
+trajectories.
 
     python -m benchmarks.calibration_size            # writes docs/results/calibration-size.md
     python -m benchmarks.calibration_size --quick    # one size, one set: checks the script
@@ -39,10 +40,12 @@ def page(rows: list[dict[str, Any]], command: str) -> str:
     if not ok:
         return lines[0] + "No measurements.\n"
     hs = horizons(ok)
-    lines.append("Reference model `ns2d-transformer`; calibration on N trajectories of 5 steps (the recipes without "
-                 "rollouts use their 5 N teacher-forced one-step batches), two calibration sets per size, means shown. "
-                 "Relative change (%) of the base loss: one step on the test split, and after h steps on the 32 test "
-                 "trajectories. Time: `compress` wall seconds, one thread.\n")
+    lines.append(
+        "Reference model `ns2d-transformer`; calibration on N trajectories of 5 steps (the recipes without "
+        "rollouts use their 5 N teacher-forced one-step batches), two calibration sets per size, means "
+        "shown. Relative change (%) of the base loss: one step on the test split, and after h steps on the "
+        "32 test trajectories. Time: `compress` wall seconds, one thread.\n"
+    )
     for row in rows:
         if "error" in row:
             lines.append(f"- failed: {row['label']} at {row['ratio']}, N = {row['samples']}: {row['error']}")
@@ -50,8 +53,11 @@ def page(rows: list[dict[str, Any]], command: str) -> str:
     for row in ok:
         grouped[row["label"], row["ratio"], row["samples"]].append(row)
     for ratio in sorted({key[1] for key in grouped}, reverse=True):
-        lines += [f"\n## Ratio {ratio}\n", "| variant | N | one step | " + " | ".join(f"h = {h}" for h in hs)
-                  + " | time (s) |", "|---|---|---|" + "---|" * len(hs) + "---|"]
+        lines += [
+            f"\n## Ratio {ratio}\n",
+            "| variant | N | one step | " + " | ".join(f"h = {h}" for h in hs) + " | time (s) |",
+            "|---|---|---|" + "---|" * len(hs) + "---|",
+        ]
         for label in VARIANTS:
             for size in sorted({key[2] for key in grouped}):
                 group = grouped.get((label, ratio, size))
@@ -59,18 +65,27 @@ def page(rows: list[dict[str, Any]], command: str) -> str:
                     continue
                 cells = [statistics.fmean(change(row, c) for row in group) for c in (None, *hs)]
                 seconds = statistics.fmean(row["seconds"] for row in group)
-                lines.append(f"| {label} | {size} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {seconds:.1f} |")
+                lines.append(
+                    f"| {label} | {size} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {seconds:.1f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="one size and one calibration set")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
     args = parser.parse_args(argv)
     sizes, seeds = (SIZES[:1], SEEDS[:1]) if args.quick else (SIZES, SEEDS)
-    jobs = [(measure_rollout, (recipe, ratio, options), {"seed": seed, "samples": size}, {"label": label})
-            for ratio in RATIOS for label, (recipe, options) in VARIANTS.items() for size in sizes for seed in seeds]
+    jobs = [
+        (measure_rollout, (recipe, ratio, options), {"seed": seed, "samples": size}, {"label": label})
+        for ratio in RATIOS
+        for label, (recipe, options) in VARIANTS.items()
+        for size in sizes
+        for seed in seeds
+    ]
     rows = run_isolated(jobs)
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.calibration_size" + (" --quick" if args.quick else "")

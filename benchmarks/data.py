@@ -36,11 +36,15 @@ def main() -> None:
     print(f"\ndefault_calibration_set(): {seconds:.1f} s\n")
     rows = {
         "NS Taylor–Green energy vs exp(−4νt), relative error": checks.navier_stokes_taylor_green,
-        "NS largest energy change per 0.5 (must be < 0)": lambda: float(checks.navier_stokes_energy_steps().max()),
+        "NS largest energy change per 0.5 (must be < 0)": lambda: float(
+            checks.navier_stokes_energy_steps().max()
+        ),
         "Euler drift of mass, x-mom., y-mom., energy / Σ|q|": lambda: checks.euler_drift().tolist(),
         "shallow water mass drift at t = 0.3": lambda: checks.shallow_water_mass_drift(0.3),
         "shallow water mass drift at t = 0.6 (defaults' end)": lambda: checks.shallow_water_mass_drift(0.6),
-        "shallow water front speed / √(g h), g = 2": lambda: checks.shallow_water_front_speed(2.0) / math.sqrt(2.0),
+        "shallow water front speed / √(g h), g = 2": lambda: (
+            checks.shallow_water_front_speed(2.0) / math.sqrt(2.0)
+        ),
         "wave energy drift": checks.wave_energy_drift,
         "wave travelling-wave max error": checks.wave_translation_error,
         "Gray–Scott (min, max, std v) at t = 1000": checks.gray_scott_range,

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from safesvd_core import LowRankLinear, compress
-from safesvd_core.plugin import count_parameters, get_submodule, linear_map, median_seconds, set_submodule
+from safesvd_core.plugin import DEFAULTS, count_parameters, linear_map, median_seconds, set_submodule
 
 from . import scale
 from .measure import FAMILY, reference_subject
@@ -40,15 +40,24 @@ from .report import header
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 RATIO = 0.4
-#: Targets: the compressed layers' time ratio against their parameter ratio (CPU), the whole model's latency ratio.
+#: Targets: the compressed layers' time ratio against their parameter ratio (CPU), the whole model's
+#: latency ratio.
 LAYERS_TARGET = 1.15
 MODEL_TARGET = 0.65
-#: Configuration name → (recipe, options) on the reference model (``--quick``); the same three as the scale run.
+#: Configuration name → (recipe, options) on the reference model (``--quick``); the same three as the
+#: scale run.
 QUICK_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     "safe-svd": ("safe-svd", {"family": FAMILY}),
     "svd-llm": ("svd-llm", {}),
-    "safe-svd+latency": ("safe-svd", {"family": FAMILY, "allocator": "latency",
-                                      "allocator_options": {"latency_ratio": scale.LATENCY_RATIO}, "merge_slow": True}),
+    "safe-svd+latency": (
+        "safe-svd",
+        {
+            "family": FAMILY,
+            "allocator": "latency",
+            "allocator_options": {"latency_ratio": scale.LATENCY_RATIO},
+            "merge_slow": True,
+        },
+    ),
 }
 Forward = Callable[[nn.Module], Any]
 
@@ -60,7 +69,9 @@ def input_shapes(model: nn.Module, names: list[str], forward: Forward) -> dict[s
     def record(name: str, module: nn.Module, args: tuple[Any, ...]) -> None:
         shapes[name][tuple(args[0].shape)] += 1
 
-    handles = [get_submodule(model, name).register_forward_pre_hook(functools.partial(record, name)) for name in names]
+    handles = [
+        model.get_submodule(name).register_forward_pre_hook(functools.partial(record, name)) for name in names
+    ]
     try:
         with torch.no_grad():
             forward(model)
@@ -70,41 +81,65 @@ def input_shapes(model: nn.Module, names: list[str], forward: Forward) -> dict[s
     return shapes
 
 
-def time_layers(original: nn.Module, compressed: nn.Module, ranks: Mapping[str, int | None], forward: Forward,
-                device: torch.device, repeats: int) -> list[dict[str, Any]]:
+def time_layers(
+    original: nn.Module,
+    compressed: nn.Module,
+    ranks: Mapping[str, int | None],
+    forward: Forward,
+    device: torch.device,
+    repeats: int,
+) -> list[dict[str, Any]]:
     """Per factored layer: its dense and factored seconds over the calls of one forward, on random
     inputs of the shapes that forward gives it; rank, shape and parameters."""
     factored = [name for name, rank in ranks.items() if rank is not None]
     shapes = input_shapes(original, factored, forward)
     rows = []
     for name in factored:
-        dense, low = get_submodule(original, name), get_submodule(compressed, name)
+        dense, low = original.get_submodule(name), compressed.get_submodule(name)
         if not isinstance(low, LowRankLinear):
-            raise ValueError(f"layer {name!r} has rank {ranks[name]} but is a {type(low).__name__} in the compressed model")
+            raise ValueError(
+                f"layer {name!r} has rank {ranks[name]} but is a {type(low).__name__} in the compressed model"
+            )
         seconds = {"dense": 0.0, "factored": 0.0}
         for shape, calls in shapes[name].items():
             x = torch.randn(shape, device=device, dtype=low.first.weight.dtype)
             for kind, module in (("dense", dense), ("factored", low)):
                 seconds[kind] += calls * median_seconds(functools.partial(module, x), repeats, device)
         weight = linear_map(original, name)
-        rows.append({"layer": name, "out": weight.out_features, "in": weight.in_features, "rank": low.rank,
-                     "calls": sum(shapes[name].values()), "input": list(max(shapes[name], key=shapes[name].get, default=())),
-                     "dense_seconds": seconds["dense"], "factored_seconds": seconds["factored"],
-                     "dense_params": count_parameters(dense), "factored_params": count_parameters(low)})
+        rows.append(
+            {
+                "layer": name,
+                "out": weight.out_features,
+                "in": weight.in_features,
+                "rank": low.rank,
+                "calls": sum(shapes[name].values()),
+                "input": list(max(shapes[name], key=shapes[name].get, default=())),
+                "dense_seconds": seconds["dense"],
+                "factored_seconds": seconds["factored"],
+                "dense_params": count_parameters(dense),
+                "factored_params": count_parameters(low),
+            }
+        )
     return rows
 
 
 def summary(layers: list[dict[str, Any]]) -> dict[str, float]:
     """The compressed layers' summed time ratio and parameter ratio."""
-    total = {key: sum(row[key] for row in layers) for key in ("dense_seconds", "factored_seconds", "dense_params",
-                                                                 "factored_params")}
-    return {"time_ratio": total["factored_seconds"] / total["dense_seconds"],
-            "param_ratio": total["factored_params"] / total["dense_params"],
-            "dense_seconds": total["dense_seconds"], "factored_seconds": total["factored_seconds"]}
+    total = {
+        key: sum(row[key] for row in layers)
+        for key in ("dense_seconds", "factored_seconds", "dense_params", "factored_params")
+    }
+    return {
+        "time_ratio": total["factored_seconds"] / total["dense_seconds"],
+        "param_ratio": total["factored_params"] / total["dense_params"],
+        "dense_seconds": total["dense_seconds"],
+        "factored_seconds": total["factored_seconds"],
+    }
 
 
-def model_ratio(original: nn.Module, compressed: nn.Module, forward: Forward, device: torch.device,
-                repeats: int) -> dict[str, float]:
+def model_ratio(
+    original: nn.Module, compressed: nn.Module, forward: Forward, device: torch.device, repeats: int
+) -> dict[str, float]:
     """Median seconds of one forward of each model, the two timed in turn (a load that comes and
     goes on a shared machine falls on both), and their ratio."""
     models = {"original": original, "compressed": compressed}
@@ -116,16 +151,33 @@ def model_ratio(original: nn.Module, compressed: nn.Module, forward: Forward, de
             for kind, model in models.items():
                 times[kind].append(median_seconds(functools.partial(forward, model), 1, device, warmup=0))
     before, after = statistics.median(times["original"]), statistics.median(times["compressed"])
-    return {"model_seconds_original": before, "model_seconds_compressed": after, "model_ratio": after / before}
+    return {
+        "model_seconds_original": before,
+        "model_seconds_compressed": after,
+        "model_ratio": after / before,
+    }
 
 
-def measure(config: str, original: nn.Module, compressed: nn.Module, ranks: Mapping[str, int | None], forward: Forward,
-            device: torch.device, repeats: int) -> dict[str, Any]:
+def measure(
+    config: str,
+    original: nn.Module,
+    compressed: nn.Module,
+    ranks: Mapping[str, int | None],
+    forward: Forward,
+    device: torch.device,
+    repeats: int,
+) -> dict[str, Any]:
     """One configuration's row: per-layer times, their summary and the whole-model ratio."""
     layers = time_layers(original, compressed, ranks, forward, device, repeats)
-    return {"config": config, "device": str(device), "factored": len(layers), "layers_total": len(ranks),
-            **summary(layers), **model_ratio(original, compressed, forward, device, repeats),
-            "layers": layers}
+    return {
+        "config": config,
+        "device": str(device),
+        "factored": len(layers),
+        "layers_total": len(ranks),
+        **summary(layers),
+        **model_ratio(original, compressed, forward, device, repeats),
+        "layers": layers,
+    }
 
 
 def with_random_factors(model: nn.Module, ranks: Mapping[str, int | None], seed: int = 0) -> nn.Module:
@@ -138,11 +190,19 @@ def with_random_factors(model: nn.Module, ranks: Mapping[str, int | None], seed:
             continue
         layer = linear_map(model, name)
         weight = layer.weight
-        first = torch.randn(rank, layer.in_features, generator=generator, dtype=weight.dtype) / layer.in_features ** 0.5
-        second = torch.randn(layer.out_features, rank, generator=generator, dtype=weight.dtype) / rank ** 0.5
+        first = (
+            torch.randn(rank, layer.in_features, generator=generator, dtype=weight.dtype)
+            / layer.in_features**0.5
+        )
+        second = torch.randn(layer.out_features, rank, generator=generator, dtype=weight.dtype) / rank**0.5
         bias = None if layer.bias is None else layer.bias.detach().clone()
-        set_submodule(copied, name, LowRankLinear.from_factors(first.to(weight.device), second.to(weight.device), bias,
-                                                               channel_dim=layer.channel_dim))
+        set_submodule(
+            copied,
+            name,
+            LowRankLinear.from_factors(
+                first.to(weight.device), second.to(weight.device), bias, channel_dim=layer.channel_dim
+            ),
+        )
     return copied
 
 
@@ -154,9 +214,17 @@ def quick(device: torch.device, repeats: int) -> list[dict[str, Any]]:
     forward: Forward = lambda model: subject.forward(model, [(test[0][0].to(device),)])  # noqa: E731
     rows = []
     for config, (recipe, options) in QUICK_CONFIGS.items():
-        result = compress(subject.model, subject.calibration, ratio=RATIO, recipe=recipe, **subject.compress_options,
-                          **options)
-        rows.append(measure(config, original, result.model.to(device).eval(), result.ranks, forward, device, repeats))
+        result = compress(
+            subject.model,
+            subject.calibration,
+            ratio=RATIO,
+            recipe=recipe,
+            **subject.compress_options,
+            **options,
+        )
+        rows.append(
+            measure(config, original, result.model.to(device).eval(), result.ranks, forward, device, repeats)
+        )
         print(line(rows[-1], prefix=f"{config}: "), flush=True)
     return rows
 
@@ -169,11 +237,23 @@ def full(device: torch.device, repeats: int, scale_rows: list[dict[str, Any]]) -
     from safesvd_adapters.hf import TransformersAdapter
     from safesvd_adapters.scot_like import scot_like
 
-    original = scot_like(**scale.SHAPES[shape], num_channels=channels, num_out_channels=channels,
-                         channel_slice_list_normalized_loss=scale.EULER_GROUPS).to(device).eval()
+    original = (
+        scot_like(
+            **scale.SHAPES[shape],
+            num_channels=channels,
+            num_out_channels=channels,
+            channel_slice_list_normalized_loss=scale.EULER_GROUPS,
+        )
+        .to(device)
+        .eval()
+    )
     adapter = TransformersAdapter(**scale.CHANNELS)
-    inputs = {key: value.to(device) for key, value in
-              scale.calibration_batches(batch, batch, seed=1, size=original.config.image_size)[0].items()}
+    inputs = {
+        key: value.to(device)
+        for key, value in scale.calibration_batches(batch, batch, seed=1, size=original.config.image_size)[
+            0
+        ].items()
+    }
     forward: Forward = lambda model: adapter.predict(model, inputs)  # noqa: E731
     rows = []
     for scale_row in scale_rows:
@@ -187,7 +267,10 @@ def full(device: torch.device, repeats: int, scale_rows: list[dict[str, Any]]) -
 
 def line(row: dict[str, Any], prefix: str = "") -> str:
     """The benchmark's summary line."""
-    return f"{prefix}compressed layers: time ratio {row['time_ratio']:.3f}, parameter ratio {row['param_ratio']:.3f}"
+    return (
+        f"{prefix}compressed layers: time ratio {row['time_ratio']:.3f}, "
+        f"parameter ratio {row['param_ratio']:.3f}"
+    )
 
 
 def _grouped(layers: list[dict[str, Any]]) -> list[str]:
@@ -195,22 +278,34 @@ def _grouped(layers: list[dict[str, Any]]) -> list[str]:
     groups: dict[tuple[int, int, str], list[dict[str, Any]]] = collections.defaultdict(list)
     for layer in layers:
         groups[(layer["out"], layer["in"], "×".join(map(str, layer["input"])))].append(layer)
-    out = ["| out × in | input shape | layers | ranks | dense ms | factored ms | time ratio | parameter ratio |",
-           "|---|---|---|---|---|---|---|---|"]
-    for (m, n, shape), members in sorted(groups.items(), key=lambda item: -sum(r["dense_seconds"] for r in item[1])):
+    out = [
+        "| out × in | input shape | layers | ranks | dense ms | factored ms | time ratio | parameter ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (m, n, shape), members in sorted(
+        groups.items(), key=lambda item: -sum(r["dense_seconds"] for r in item[1])
+    ):
         part = summary(members)
         ranks = sorted(r["rank"] for r in members)
-        out.append(f"| {m} × {n} | {shape} | {len(members)} | {ranks[0]}–{ranks[-1]} | {1e3 * part['dense_seconds']:.2f} | "
-                   f"{1e3 * part['factored_seconds']:.2f} | {part['time_ratio']:.3f} | {part['param_ratio']:.3f} |")
+        out.append(
+            f"| {m} × {n} | {shape} | {len(members)} | {ranks[0]}–{ranks[-1]} | "
+            f"{1e3 * part['dense_seconds']:.2f} | {1e3 * part['factored_seconds']:.2f} | "
+            f"{part['time_ratio']:.3f} | {part['param_ratio']:.3f} |"
+        )
     return out
 
 
 def _per_layer(layers: list[dict[str, Any]]) -> list[str]:
-    out = ["| layer | out × in | rank | calls | dense ms | factored ms | time ratio | parameter ratio |",
-           "|---|---|---|---|---|---|---|---|"]
-    out += [f"| `{r['layer']}` | {r['out']} × {r['in']} | {r['rank']} | {r['calls']} | {1e3 * r['dense_seconds']:.3f} | "
-            f"{1e3 * r['factored_seconds']:.3f} | {r['factored_seconds'] / r['dense_seconds']:.3f} | "
-            f"{r['factored_params'] / r['dense_params']:.3f} |" for r in layers]
+    out = [
+        "| layer | out × in | rank | calls | dense ms | factored ms | time ratio | parameter ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    out += [
+        f"| `{r['layer']}` | {r['out']} × {r['in']} | {r['rank']} | {r['calls']} | "
+        f"{1e3 * r['dense_seconds']:.3f} | {1e3 * r['factored_seconds']:.3f} | "
+        f"{r['factored_seconds'] / r['dense_seconds']:.3f} | {r['factored_params'] / r['dense_params']:.3f} |"
+        for r in layers
+    ]
     return out
 
 
@@ -219,59 +314,85 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for row in (r for r in rows if r["device"] == "cpu"):
         bound = LAYERS_TARGET * row["param_ratio"]
-        out.append(f"- `{row['config']}`: compressed layers' time ratio {row['time_ratio']:.3f} against ≤ {LAYERS_TARGET} × "
-                   f"their parameter ratio {row['param_ratio']:.3f} = {bound:.3f}: "
-                   f"**{'met' if row['time_ratio'] <= bound else 'MISSED'}**")
+        out.append(
+            f"- `{row['config']}`: compressed layers' time ratio {row['time_ratio']:.3f} against ≤ "
+            f"{LAYERS_TARGET} × their parameter ratio {row['param_ratio']:.3f} = {bound:.3f}: "
+            f"**{'met' if row['time_ratio'] <= bound else 'MISSED'}**"
+        )
         if row["config"].startswith("safe-svd"):
-            out.append(f"- `{row['config']}`: whole-model latency ratio {row['model_ratio']:.3f} (target ≤ {MODEL_TARGET}): "
-                       f"**{'met' if row['model_ratio'] <= MODEL_TARGET else 'MISSED'}**")
+            out.append(
+                f"- `{row['config']}`: whole-model latency ratio {row['model_ratio']:.3f} (target ≤ "
+                f"{MODEL_TARGET}): **{'met' if row['model_ratio'] <= MODEL_TARGET else 'MISSED'}**"
+            )
     return out
 
 
 def page(rows: list[dict[str, Any]], command: str, scale_rows: list[dict[str, Any]], source: Path) -> str:
     """docs/results/latency.md."""
     first = scale_rows[0]
-    lines = [header("Inference latency of the compressed scale model", command,
-                    threads=f"this run uses {torch.get_num_threads()} threads"),
-             f"Model: the Poseidon-L-shaped ScOT stand-in of `scale.md` ({first['params_before']:,} parameters, "
-             f"{first['layers']} compressible layers), a batch of {first['batch']} at {first['image_size']}², ratio "
-             f"{RATIO}. Ranks: those each configuration chose in the scale run (`{source.name}`); the factors here are random of those "
-             "shapes (a dense product takes the same time whatever its values), and the scale run's whole-model "
-             "ratio on its real factors is shown beside this run's. Each layer is timed alone, dense and factored, "
-             "on random inputs of the shapes it receives in the model's forward pass (median of the timed calls after "
-             "two warm-up calls, times the number of calls); the whole model: the original and the compressed model "
-             "called in turn, the median of each. `safe-svd+latency` is safe-svd with "
-             f"`allocator=\"latency\"`, `allocator_options={{\"latency_ratio\": {scale.LATENCY_RATIO}}}` and "
-             "`merge_slow=True`.\n",
-             "| config | device | layers factored | compressed layers: parameter ratio | time ratio | time / parameter ratio | "
-             "whole model: latency ratio | scale run (real factors) |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| `{r['config']}` | {r['device']} | {r['factored']} of {r['layers_total']} | {r['param_ratio']:.3f} | "
-              f"{r['time_ratio']:.3f} | {r['time_ratio'] / r['param_ratio']:.2f} | {r['model_ratio']:.3f} "
-              f"({r['model_seconds_compressed']:.2f} s / {r['model_seconds_original']:.2f} s) | "
-              f"{r['scale_model_ratio']:.3f} |" for r in rows]
+    lines = [
+        header(
+            "Inference latency of the compressed scale model",
+            command,
+            threads=f"this run uses {torch.get_num_threads()} threads",
+        ),
+        f"Model: the Poseidon-L-shaped ScOT stand-in of `scale.md` ({first['params_before']:,} parameters, "
+        f"{first['layers']} compressible layers), a batch of {first['batch']} at {first['image_size']}², "
+        f"ratio {RATIO}. Ranks: those each configuration chose in the scale run (`{source.name}`); the "
+        "factors here are random of those shapes (a dense product takes the same time whatever its values), "
+        "and the scale run's whole-model ratio on its real factors is shown beside this run's. Each layer is "
+        "timed alone, dense and factored, on random inputs of the shapes it receives in the model's forward "
+        "pass (median of the timed calls after two warm-up calls, times the number of calls); the whole "
+        "model: the original and the compressed model called in turn, the median of each. `safe-svd+latency` "
+        'is safe-svd with `allocator="latency"`, `allocator_options={"latency_ratio": '
+        f"{scale.LATENCY_RATIO}}}` and `merge_slow=True`.\n",
+        "| config | device | layers factored | compressed layers: parameter ratio | time ratio | time / "
+        "parameter ratio | whole model: latency ratio | scale run (real factors) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{r['config']}` | {r['device']} | {r['factored']} of {r['layers_total']} | "
+        f"{r['param_ratio']:.3f} | {r['time_ratio']:.3f} | {r['time_ratio'] / r['param_ratio']:.2f} | "
+        f"{r['model_ratio']:.3f} ({r['model_seconds_compressed']:.2f} s / {r['model_seconds_original']:.2f} "
+        f"s) | {r['scale_model_ratio']:.3f} |"
+        for r in rows
+    ]
     lines += ["\n## Targets (CPU)\n", *targets(rows), "\n## GPU\n"]
     if any(r["device"].startswith("cuda") for r in rows):
         lines.append("The rows on `cuda` above were measured on the GPU named in the header's machine line.")
     else:
-        lines.append("No GPU was available to this run, so there are no GPU figures. `scripts/gpu-check` runs the "
-                     "quick mode of this benchmark on CUDA (with the CUDA conformance tests and a float64 compress on "
-                     "the GPU) where one is.")
+        lines.append(
+            "No GPU was available to this run, so there are no GPU figures. `scripts/gpu-check` runs the "
+            "quick mode of this benchmark on CUDA (with the CUDA conformance tests and a float64 compress on "
+            "the GPU) where one is."
+        )
     for r in rows:
-        lines += [f"\n## `{r['config']}` ({r['device']}) by layer shape\n", *_grouped(r["layers"]),
-                  "\n<details><summary>every factored layer</summary>\n", *_per_layer(r["layers"]), "\n</details>"]
+        lines += [
+            f"\n## `{r['config']}` ({r['device']}) by layer shape\n",
+            *_grouped(r["layers"]),
+            "\n<details><summary>every factored layer</summary>\n",
+            *_per_layer(r["layers"]),
+            "\n</details>",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="the reference model, compressed here; prints only")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the reference model, compressed here; prints only"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=7, help="timed calls per layer measurement")
+    parser.add_argument(
+        "--repeats", type=int, default=DEFAULTS.repeats, help="timed calls per layer measurement"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--scale-rows", type=Path, default=None,
-                        help="the scale run's raw rows (default: OUT/raw/scale.json)")
+    parser.add_argument(
+        "--scale-rows", type=Path, default=None, help="the scale run's raw rows (default: OUT/raw/scale.json)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -284,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{raw} is missing: run python -m benchmarks.scale first (its rows carry the ranks)")
     scale_rows = json.loads(raw.read_text())
     rows = full(device, args.repeats, scale_rows)
-    command = "python -m benchmarks.latency" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = (
+        "python -m benchmarks.latency" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    )
     (args.out / "raw" / "latency.json").write_text(json.dumps(rows, indent=1) + "\n")
     (args.out / "latency.md").write_text(page(rows, command.strip(), scale_rows, raw))
     print(line(rows[0]))

@@ -42,7 +42,9 @@ def domain_losses(model: torch.nn.Module, split: models.Split) -> dict[str, floa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
     parser.add_argument("--refine-steps", type=int, default=REFINE_STEPS, help="refinement steps (0: none)")
     args = parser.parse_args(argv)
@@ -54,12 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     refine_data = list(models.batches(NAME, "train"))
     original = domain_losses(model, split)
     columns = list(original)
-    lines = [header("Multi-domain calibration: safe-svd against safe-svd-balanced", "python -m benchmarks.multidomain")]
-    lines.append(f"Model `{NAME}` (the_well AViT, {sum(p.numel() for p in model.parameters()):,} parameters) on "
-                 f"{', '.join(c for c in columns if c != 'pooled')}; {len(calibration)} calibration batches, one domain "
-                 "each. Relative MSE on the test split, and in brackets the change against the original (%). "
-                 f"`+ refine`: {args.refine_steps} refinement steps (default options) on the model's train split "
-                 f"({len(refine_data)} batches of 8, one domain each), the original model as the teacher.\n")
+    lines = [
+        header(
+            "Multi-domain calibration: safe-svd against safe-svd-balanced", "python -m benchmarks.multidomain"
+        )
+    ]
+    lines.append(
+        f"Model `{NAME}` (the_well AViT, {sum(p.numel() for p in model.parameters()):,} parameters) on "
+        f"{', '.join(c for c in columns if c != 'pooled')}; {len(calibration)} calibration batches, one "
+        "domain each. Relative MSE on the test split, and in brackets the change against the original (%). "
+        f"`+ refine`: {args.refine_steps} refinement steps (default options) on the model's train split "
+        f"({len(refine_data)} batches of 8, one domain each), the original model as the teacher.\n"
+    )
     lines.append("| method | ratio | " + " | ".join(columns) + " |")
     lines.append("|---|---|" + "---|" * len(columns))
     lines.append("| original | 1.0 | " + " | ".join(f"{original[c]:.5f}" for c in columns) + " |")
@@ -69,29 +77,47 @@ def main(argv: list[str] | None = None) -> int:
         for recipe in RECIPES:
             variants = [("", {})]
             if args.refine_steps and recipe in REFINED:
-                variants.append((" + refine", {"refine_data": refine_data, "refine_steps": args.refine_steps}))
+                variants.append(
+                    (" + refine", {"refine_data": refine_data, "refine_steps": args.refine_steps})
+                )
             for suffix, refine in variants:
-                result = compress(model, calibration, ratio=ratio, recipe=recipe, adapter=models.spec(NAME).adapter(),
-                                  **refine)
+                result = compress(
+                    model,
+                    calibration,
+                    ratio=ratio,
+                    recipe=recipe,
+                    adapter=models.spec(NAME).adapter(),
+                    **refine,
+                )
                 losses = domain_losses(result.model, split)
                 pooled[recipe + suffix] = losses["pooled"]
-                cells = [f"{losses[c]:.5f} ({100 * (losses[c] - original[c]) / original[c]:+.2f})" for c in columns]
+                cells = [
+                    f"{losses[c]:.5f} ({100 * (losses[c] - original[c]) / original[c]:+.2f})" for c in columns
+                ]
                 lines.append(f"| {recipe}{suffix} | {ratio} | " + " | ".join(cells) + " |")
                 print(recipe + suffix, ratio, losses, flush=True)
         wins.append((ratio, pooled["safe-svd-balanced"] < pooled["safe-svd"], pooled))
         pooled_all[ratio] = pooled
     lines.append("\n## Target\n")
     for ratio, won, pooled in wins:
-        lines.append(f"- ratio {ratio}: pooled relative MSE safe-svd-balanced {pooled['safe-svd-balanced']:.5f} against "
-                     f"safe-svd {pooled['safe-svd']:.5f}: **{'met' if won else 'MISSED'}** (target: balanced beats plain)")
+        lines.append(
+            f"- ratio {ratio}: pooled relative MSE safe-svd-balanced {pooled['safe-svd-balanced']:.5f} "
+            f"against safe-svd {pooled['safe-svd']:.5f}: **{'met' if won else 'MISSED'}** (target: balanced "
+            "beats plain)"
+        )
     for ratio, pooled in pooled_all.items():
-        change = {name: 100 * (value - original["pooled"]) / original["pooled"] for name, value in pooled.items()}
+        change = {
+            name: 100 * (value - original["pooled"]) / original["pooled"] for name, value in pooled.items()
+        }
         baselines = {name: value for name, value in change.items() if name.startswith("svd-llm")}
         if "safe-svd-balanced + refine" in change and baselines:
             best = min(baselines, key=baselines.get)
-            lines.append(f"- ratio {ratio}, with refinement: safe-svd-balanced + refine {change['safe-svd-balanced + refine']:+.2f} % "
-                         f"pooled against the best baseline ({best}) {baselines[best]:+.2f} %; closed form "
-                         f"safe-svd-balanced {change['safe-svd-balanced']:+.2f} % (reported, no target)")
+            lines.append(
+                f"- ratio {ratio}, with refinement: safe-svd-balanced + refine "
+                f"{change['safe-svd-balanced + refine']:+.2f} % pooled against the best baseline ({best}) "
+                f"{baselines[best]:+.2f} %; closed form safe-svd-balanced {change['safe-svd-balanced']:+.2f} "
+                "% (reported, no target)"
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "multidomain.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out / 'multidomain.md'}")

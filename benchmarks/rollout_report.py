@@ -18,7 +18,8 @@ TARGET_RATIOS = (0.6, 0.4)
 
 
 def change(row: dict[str, Any], horizon: int | None = None) -> float:
-    """The base-loss change (%) of ``row`` one step ahead on the test split, or at ``horizon`` on the trajectories."""
+    """The base-loss change (%) of ``row`` one step ahead on the test split,
+    or at ``horizon`` on the trajectories."""
     entries = row["report"]["metrics"] if horizon is None else row["report"]["rollout"][str(horizon)]
     return next(e["change_percent"] for e in entries if e["name"] == "base loss")
 
@@ -28,7 +29,8 @@ def horizons(rows: list[dict[str, Any]]) -> list[int]:
 
 
 def means(rows: list[dict[str, Any]], key: str = "recipe") -> dict[tuple[str, float], dict[Any, float]]:
-    """``(label, ratio)`` → column → mean over the calibration sets; columns: ``None`` (one step) and each horizon."""
+    """``(label, ratio)`` → column → mean over the calibration sets; columns:
+    ``None`` (one step) and each horizon."""
     grouped: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if "error" not in row:
@@ -55,12 +57,24 @@ def copy_changes(rows: list[dict[str, Any]], copied: dict[Any, float]) -> dict[A
     step; each horizon), from its losses ``copied`` on the same test data and the original's in ``rows``."""
     first = next(row for row in rows if "error" not in row)["report"]
     original = {None: first["metrics"], **{int(h): entries for h, entries in first["rollout"].items()}}
-    base = {column: next(e["original"] for e in entries if e["name"] == "base loss") for column, entries in original.items()}
-    return {column: 100.0 * (copied[column] - value) / abs(value) for column, value in base.items() if column in copied}
+    base = {
+        column: next(e["original"] for e in entries if e["name"] == "base loss")
+        for column, entries in original.items()
+    }
+    return {
+        column: 100.0 * (copied[column] - value) / abs(value)
+        for column, value in base.items()
+        if column in copied
+    }
 
 
-def page(rows: list[dict[str, Any]], ablation_rows: list[dict[str, Any]], command: str, images: list[str],
-         copy: dict[Any, float] | None = None) -> str:
+def page(
+    rows: list[dict[str, Any]],
+    ablation_rows: list[dict[str, Any]],
+    command: str,
+    images: list[str],
+    copy: dict[Any, float] | None = None,
+) -> str:
     """The rollout page; ``copy``: the copy-the-input predictor's change against the original per column
     (:func:`copy_changes`), a row of every ratio's table."""
     ok = [row for row in rows if "error" not in row]
@@ -71,14 +85,21 @@ def page(rows: list[dict[str, Any]], ablation_rows: list[dict[str, Any]], comman
     first = ok[0]
     sets = sorted({row["seed"] for row in ok})
     lines.append(
-        f"Model `{first['model']}`. Every recipe is calibrated on the same {len(sets)} calibration sets (seeds "
-        f"{', '.join(map(str, sets))}) of {first['samples']} trajectories × {first['steps']} steps each: `safe-svd` "
-        "calibrates on rollouts (its default), the other recipes on the trajectories' teacher-forced one-step "
-        f"batches ({first['samples'] * first['steps']} pairs per set). The numbers are the relative change (%) of the "
-        "base loss against the original model, **averaged over the calibration sets**: one step ahead on the 64-pair "
-        f"test split, and after h autoregressive steps on 32 test trajectories (h = {', '.join(map(str, hs))})."
-        + (f" The *{COPY}* row is the error of predicting the current state against the original's, on the same "
-           "test data: the floor a surrogate must beat, and the scale of a change." if copy is not None else "") + "\n")
+        f"Model `{first['model']}`. Every recipe is calibrated on the same {len(sets)} calibration sets "
+        f"(seeds {', '.join(map(str, sets))}) of {first['samples']} trajectories × {first['steps']} steps "
+        "each: `safe-svd` calibrates on rollouts (its default), the other recipes on the trajectories' "
+        f"teacher-forced one-step batches ({first['samples'] * first['steps']} pairs per set). The numbers "
+        "are the relative change (%) of the base loss against the original model, **averaged over the "
+        "calibration sets**: one step ahead on the 64-pair test split, and after h autoregressive steps on "
+        f"32 test trajectories (h = {', '.join(map(str, hs))})."
+        + (
+            f" The *{COPY}* row is the error of predicting the current state against the original's, on the "
+            "same test data: the floor a surrogate must beat, and the scale of a change."
+            if copy is not None
+            else ""
+        )
+        + "\n"
+    )
     failed = [row for row in rows if "error" in row]
     for row in failed:
         lines.append(f"- failed: `{row['recipe']}` at {row['ratio']} (set {row.get('seed')}): {row['error']}")
@@ -97,18 +118,34 @@ def page(rows: list[dict[str, Any]], ablation_rows: list[dict[str, Any]], comman
         baselines = [recipe for recipe in recipes if not recipe.startswith(OURS)]
         if OURS in recipes and baselines:
             best = {c: min(baselines, key=lambda r: table[r, ratio][c]) for c in columns}
-            lines.append("| **best baseline** | " + " | ".join(f"{table[best[c], ratio][c]:.2f} ({best[c]})" for c in columns) + " |")
-            lines.append(f"| **{OURS} ÷ best** | " + " | ".join(
-                f"{table[OURS, ratio][c] / max(table[best[c], ratio][c], 1e-12):.2f}" for c in columns) + " |")
+            lines.append(
+                "| **best baseline** | "
+                + " | ".join(f"{table[best[c], ratio][c]:.2f} ({best[c]})" for c in columns)
+                + " |"
+            )
+            lines.append(
+                f"| **{OURS} ÷ best** | "
+                + " | ".join(
+                    f"{table[OURS, ratio][c] / max(table[best[c], ratio][c], 1e-12):.2f}" for c in columns
+                )
+                + " |"
+            )
     lines.append("\n## Targets\n")
     lines += targets(table, hs)
     if ablation_rows:
         lines += ["", ablation(ablation_rows, hs)]
-    lines += ["", "## Per calibration set\n", "| method | ratio | set | one step | " + " | ".join(f"h = {h}" for h in hs)
-              + " | time (s) |", "|---|---|---|---|" + "---|" * len(hs) + "---|"]
+    lines += [
+        "",
+        "## Per calibration set\n",
+        "| method | ratio | set | one step | " + " | ".join(f"h = {h}" for h in hs) + " | time (s) |",
+        "|---|---|---|---|" + "---|" * len(hs) + "---|",
+    ]
     for row in sorted(ok, key=lambda r: (-r["ratio"], r["recipe"], r["seed"])):
-        lines.append(f"| {row['recipe']} | {row['ratio']} | {row['seed']} | "
-                     + " | ".join(f"{change(row, c):.2f}" for c in columns) + f" | {row['seconds']:.1f} |")
+        lines.append(
+            f"| {row['recipe']} | {row['ratio']} | {row['seed']} | "
+            + " | ".join(f"{change(row, c):.2f}" for c in columns)
+            + f" | {row['seconds']:.1f} |"
+        )
     lines += ["", *(f"![{name}]({name})" for name in images)]
     return "\n".join(lines) + "\n"
 
@@ -125,11 +162,15 @@ def targets(table: dict[tuple[str, float], dict[Any, float]], hs: list[int]) -> 
                 break
             best = min(baselines, key=lambda r: table[r, ratio][h])
             bound = SHARE_OF_BEST * table[best, ratio][h]
-            out.append(f"- ratio {ratio}, h = {h}: {OURS} {ours[h]:.2f} % against ½ × {table[best, ratio][h]:.2f} % "
-                       f"({best}) = {bound:.2f} %: **{'met' if ours[h] <= bound else 'MISSED'}**")
+            out.append(
+                f"- ratio {ratio}, h = {h}: {OURS} {ours[h]:.2f} % against ½ × {table[best, ratio][h]:.2f} % "
+                f"({best}) = {bound:.2f} %: **{'met' if ours[h] <= bound else 'MISSED'}**"
+            )
         bound = ONE_STEP_TARGETS[ratio]
-        out.append(f"- ratio {ratio}, one step (test split): {OURS} {ours[None]:.2f} % (target ≤ {bound} %): "
-                   f"**{'met' if ours[None] <= bound else 'MISSED'}**")
+        out.append(
+            f"- ratio {ratio}, one step (test split): {OURS} {ours[None]:.2f} % (target ≤ {bound} %): "
+            f"**{'met' if ours[None] <= bound else 'MISSED'}**"
+        )
     return out or ["- no safe-svd rows at 0.6 or 0.4: nothing to check"]
 
 
@@ -139,25 +180,41 @@ def ablation(rows: list[dict[str, Any]], hs: list[int]) -> str:
     columns: list[Any] = [None, *hs]
     options = {row["label"]: row["options"] for row in rows}
     passes = {(row["label"], row["ratio"]): row.get("passes", {}) for row in rows if "error" not in row}
-    lines = ["## Ablation of the rollout mechanisms\n",
-             f"On the rollout benchmark's setting (`ns2d-transformer`, 32 calibration trajectories × 5 steps, test "
-             f"split one step ahead and 32 test trajectories at h steps; % change of the base loss): "
-             f"`{OURS}` variants on the same calibration sets (means). The options are those beyond the benchmark's "
-             "(`family=\"ns-incompressible\"`); the row with none is the default. Time: mean `compress` wall seconds "
-             "(one thread); passes: of one calibration set.\n",
-             "| variant | ratio | options | one step | " + " | ".join(f"h = {h}" for h in hs) + " | time (s) | passes |",
-             "|---|---|---|---|" + "---|" * len(hs) + "---|---|"]
-    for (label, ratio), values in sorted(table.items(), key=lambda item: (-item[0][1], list(options).index(item[0][0]))):
+    lines = [
+        "## Ablation of the rollout mechanisms\n",
+        "On the rollout benchmark's setting (`ns2d-transformer`, 32 calibration trajectories × 5 steps, "
+        "test split one step ahead and 32 test trajectories at h steps; % change of the base loss): "
+        f"`{OURS}` variants on the same calibration sets (means). The options are those beyond the "
+        'benchmark\'s (`family="ns-incompressible"`); the row with none is the default. Time: mean '
+        "`compress` wall seconds (one thread); passes: of one calibration set.\n",
+        "| variant | ratio | options | one step | "
+        + " | ".join(f"h = {h}" for h in hs)
+        + " | time (s) | passes |",
+        "|---|---|---|---|" + "---|" * len(hs) + "---|---|",
+    ]
+    for (label, ratio), values in sorted(
+        table.items(), key=lambda item: (-item[0][1], list(options).index(item[0][0]))
+    ):
         shown = ", ".join(f"{k}={v}" for k, v in options[label].items() if k != "family") or "—"
         counted = ", ".join(f"{k} {v}" for k, v in passes[label, ratio].items())
-        lines.append(f"| {label} | {ratio} | {shown} | {_cells(values, columns)} | {values['seconds']:.1f} | {counted} |")
+        lines.append(
+            f"| {label} | {ratio} | {shown} | {_cells(values, columns)} | {values['seconds']:.1f} | "
+            f"{counted} |"
+        )
     for row in rows:
         if "error" in row:
-            lines.append(f"| {row['label']} | {row['ratio']} | failed: {row['error']} |" + " |" * (len(hs) + 1))
+            lines.append(
+                f"| {row['label']} | {row['ratio']} | failed: {row['error']} |" + " |" * (len(hs) + 1)
+            )
     tuned = [row for row in rows if row.get("tuning")]
     if tuned:
-        lines.append("\nHeld-out choices (`\"auto\"` options): " + "; ".join(
-            f"{row['label']} at {row['ratio']} (set {row['seed']}): {row['tuning']['chosen']}" for row in tuned))
+        lines.append(
+            '\nHeld-out choices (`"auto"` options): '
+            + "; ".join(
+                f"{row['label']} at {row['ratio']} (set {row['seed']}): {row['tuning']['chosen']}"
+                for row in tuned
+            )
+        )
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from safesvd_core import available
-from safesvd_methods.ablations import TABLE1, ROLLOUT
+from safesvd_methods.ablations import ROLLOUT, TABLE1
 from safesvd_zoo import reference
 
 from . import report, rollout_report
@@ -38,15 +38,18 @@ QUICK_ROLLOUT_RECIPES = ("svd-llm", "saes-svd", "safe-svd")
 MODELS = (reference.NAME, "scot-ns")
 #: Multi-domain recipes need domain labels: they run on the multi-physics model, not here.
 MULTI_DOMAIN = ("safe-svd-balanced",)
-RECIPE_OPTIONS: dict[str, dict[str, Any]] = {"safe-svd": {"family": "ns-incompressible"},
-                                             "safe-svd-balanced": {"family": "ns-incompressible"}}
+RECIPE_OPTIONS: dict[str, dict[str, Any]] = {
+    "safe-svd": {"family": "ns-incompressible"},
+    "safe-svd-balanced": {"family": "ns-incompressible"},
+}
 PARTS = ("fidelity", "ablation", "rollout", "rollout-ablation")
 
 Job = tuple[Callable[..., dict[str, Any]], tuple[Any, ...], dict[str, Any], dict[str, Any]]
 
 
 def run_isolated(jobs: list[Job]) -> list[dict[str, Any]]:
-    """Run each ``(function, args, kwargs, labels)`` job in a fresh process; ``labels`` are added to its row."""
+    """Run each ``(function, args, kwargs, labels)`` job in a fresh process;
+    ``labels`` are added to its row."""
     context = multiprocessing.get_context("spawn")
     rows = []
     for function, args, kwargs, labels in jobs:
@@ -54,8 +57,13 @@ def run_isolated(jobs: list[Job]) -> list[dict[str, Any]]:
             try:
                 row = pool.apply(function, args, kwargs)
             except Exception as error:  # noqa: BLE001 - a failing recipe is reported, not hidden
-                row = {"recipe": args[0], "ratio": args[1], "options": {k: str(v) for k, v in args[2].items()},
-                       **{k: v for k, v in kwargs.items() if k in ("model", "seed")}, "error": f"{type(error).__name__}: {error}"}
+                row = {
+                    "recipe": args[0],
+                    "ratio": args[1],
+                    "options": {k: str(v) for k, v in args[2].items()},
+                    **{k: v for k, v in kwargs.items() if k in ("model", "seed")},
+                    "error": f"{type(error).__name__}: {error}",
+                }
         rows.append({**row, **labels})
         keys = ("model", "recipe", "ratio", "seed", "seconds", "params_after", "error")
         print(json.dumps({k: rows[-1].get(k) for k in keys if k in rows[-1]}), flush=True)
@@ -68,18 +76,38 @@ def jobs(part: str, quick: bool) -> list[Job]:
     seeds = reference.CALIBRATION_TRAJECTORY_SEEDS[:1] if quick else reference.CALIBRATION_TRAJECTORY_SEEDS
     if part == "fidelity":
         recipes = [r for r in single if not quick or r in QUICK_RECIPES]
-        return [(measure, (r, ratio, RECIPE_OPTIONS.get(r, {})), {"model": model}, {})
-                for model in (MODELS[:1] if quick else MODELS) for r in recipes for ratio in ((0.6, 0.4) if quick else RATIOS)]
+        return [
+            (measure, (r, ratio, RECIPE_OPTIONS.get(r, {})), {"model": model}, {})
+            for model in (MODELS[:1] if quick else MODELS)
+            for r in recipes
+            for ratio in ((0.6, 0.4) if quick else RATIOS)
+        ]
     if part == "ablation":
-        return [(measure, ("safe-svd", ratio, options), {}, {"label": label})
-                for ratio in ((0.4,) if quick else (0.6, 0.4)) for label, options in TABLE1.items()]
+        return [
+            (measure, ("safe-svd", ratio, options), {}, {"label": label})
+            for ratio in ((0.4,) if quick else (0.6, 0.4))
+            for label, options in TABLE1.items()
+        ]
     if part == "rollout":
         recipes = [r for r in single if not quick or r in QUICK_ROLLOUT_RECIPES]
-        return [(measure_rollout, (r, ratio, RECIPE_OPTIONS.get(r, {})), {"seed": seed}, {})
-                for r in recipes for ratio in ((0.4,) if quick else RATIOS) for seed in seeds]
+        return [
+            (measure_rollout, (r, ratio, RECIPE_OPTIONS.get(r, {})), {"seed": seed}, {})
+            for r in recipes
+            for ratio in ((0.4,) if quick else RATIOS)
+            for seed in seeds
+        ]
     if part == "rollout-ablation":
-        return [(measure_rollout, ("safe-svd", ratio, {**RECIPE_OPTIONS["safe-svd"], **options}), {"seed": seed},
-                 {"label": label}) for ratio in (0.6, 0.4) for label, options in ROLLOUT.items() for seed in seeds]
+        return [
+            (
+                measure_rollout,
+                ("safe-svd", ratio, {**RECIPE_OPTIONS["safe-svd"], **options}),
+                {"seed": seed},
+                {"label": label},
+            )
+            for ratio in (0.6, 0.4)
+            for label, options in ROLLOUT.items()
+            for seed in seeds
+        ]
     raise ValueError(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
 
 
@@ -94,26 +122,44 @@ def render(out: Path, command: str) -> None:
     rows, ablation_rows = _saved(out, "rollout"), _saved(out, "rollout-ablation")
     if ablation_rows:
         with open(out / "ablation.md", "a") as page:
-            page.write("\n" + rollout_report.ablation(ablation_rows, rollout_report.horizons(ablation_rows)) + "\n")
+            page.write(
+                "\n" + rollout_report.ablation(ablation_rows, rollout_report.horizons(ablation_rows)) + "\n"
+            )
     try:
         images = rollout_report.plot(out, rows)
     except ImportError:
         images = []
-    copy = rollout_report.copy_changes(rows, copy_losses()) if any("error" not in row for row in rows) else None
+    copy = (
+        rollout_report.copy_changes(rows, copy_losses()) if any("error" not in row for row in rows) else None
+    )
     (out / "rollout.md").write_text(rollout_report.page(rows, ablation_rows, command, images, copy))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a subset that finishes in a few minutes")
-    parser.add_argument("--parts", nargs="*", choices=PARTS, default=None,
-                        help="measure these parts only (default: all; --quick: all but rollout-ablation; "
-                             "none: render the pages from the saved rows)")
+    parser.add_argument(
+        "--parts",
+        nargs="*",
+        choices=PARTS,
+        default=None,
+        help="measure these parts only (default: all; --quick: all but rollout-ablation; "
+        "none: render the pages from the saved rows)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
     args = parser.parse_args(argv)
-    parts = args.parts if args.parts is not None else [p for p in PARTS if not (args.quick and p == "rollout-ablation")]
-    command = "python -m benchmarks.run" + (" --quick" if args.quick else "") + (
-        " (in parts; each part's rows are kept in raw/<part>.json)" if args.parts is not None else "")
+    parts = (
+        args.parts
+        if args.parts is not None
+        else [p for p in PARTS if not (args.quick and p == "rollout-ablation")]
+    )
+    command = (
+        "python -m benchmarks.run"
+        + (" --quick" if args.quick else "")
+        + (" (in parts; each part's rows are kept in raw/<part>.json)" if args.parts is not None else "")
+    )
     (args.out / "raw").mkdir(parents=True, exist_ok=True)
     for part in parts:
         rows = run_isolated(jobs(part, args.quick))

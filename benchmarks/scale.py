@@ -46,12 +46,23 @@ from .report import header
 #: that checks this script in seconds; keyword arguments of ``scot_like``.
 SHAPES: dict[str, dict[str, Any]] = {
     "poseidon-l": {"size": "L"},
-    "tiny": {"size": "T", "image_size": 32, "patch_size": 2, "embed_dim": 16, "depths": (2, 2), "num_heads": (2, 4),
-             "skip_connections": (2, 0), "window_size": 4},
+    "tiny": {
+        "size": "T",
+        "image_size": 32,
+        "patch_size": 2,
+        "embed_dim": 16,
+        "depths": (2, 2),
+        "num_heads": (2, 4),
+        "skip_connections": (2, 0),
+        "window_size": 4,
+    },
 }
 POSEIDON_NOTE = " (Poseidon-L: about 629M)"
-CHANNELS = {"channels": ["rho", "p", "u", "v"], "roles": ["density", "pressure", "velocity_x", "velocity_y"],
-            "periodic": True}
+CHANNELS = {
+    "channels": ["rho", "p", "u", "v"],
+    "roles": ["density", "pressure", "velocity_x", "velocity_y"],
+    "periodic": True,
+}
 #: The loss's channel groups in the model's config, in the Euler generator's channel order: [ρ], [p], [u, v].
 EULER_GROUPS = (0, 1, 2, 4)
 OURS, REFERENCE = "safe-svd", "svd-llm"
@@ -70,11 +81,17 @@ def peak_gib() -> float:
 
 def calibration_batches(samples: int, batch: int, seed: int, size: int) -> list[dict[str, torch.Tensor]]:
     """``samples`` compressible-Euler pairs on a ``size``² grid, in Poseidon's batch convention."""
-    pairs = GENERATORS["euler"](samples=samples, size=size, seed=seed, spin_up=0.05,
-                                lead_time=0.05).generate()
-    return [{"pixel_values": pairs.inputs[i:i + batch].float(), "labels": pairs.targets[i:i + batch].float(),
-             "time": torch.full((len(pairs.inputs[i:i + batch]),), 0.05)}
-            for i in range(0, samples, batch)]
+    pairs = GENERATORS["euler"](
+        samples=samples, size=size, seed=seed, spin_up=0.05, lead_time=0.05
+    ).generate()
+    return [
+        {
+            "pixel_values": pairs.inputs[i : i + batch].float(),
+            "labels": pairs.targets[i : i + batch].float(),
+            "time": torch.full((len(pairs.inputs[i : i + batch]),), 0.05),
+        }
+        for i in range(0, samples, batch)
+    ]
 
 
 def relative_deviation(adapter, original, compressed, batches) -> float:
@@ -84,7 +101,7 @@ def relative_deviation(adapter, original, compressed, batches) -> float:
         for batch in batches:
             reference = adapter.predict(original, batch)
             num += float(torch.sum((adapter.predict(compressed, batch) - reference) ** 2))
-            den += float(torch.sum(reference ** 2))
+            den += float(torch.sum(reference**2))
     return (num / den) ** 0.5
 
 
@@ -92,8 +109,15 @@ def relative_deviation(adapter, original, compressed, batches) -> float:
 CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     OURS: (OURS, {"family": "euler-compressible"}),
     REFERENCE: (REFERENCE, {}),
-    "safe-svd+latency": (OURS, {"family": "euler-compressible", "allocator": "latency",
-                                "allocator_options": {"latency_ratio": LATENCY_RATIO}, "merge_slow": True}),
+    "safe-svd+latency": (
+        OURS,
+        {
+            "family": "euler-compressible",
+            "allocator": "latency",
+            "allocator_options": {"latency_ratio": LATENCY_RATIO},
+            "merge_slow": True,
+        },
+    ),
 }
 
 
@@ -108,11 +132,22 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def measure_scale(config: str, shape: str, ratio: float, samples: int, batch: int, memory: str,
-                  spill_dir: Path | None, threads: int) -> dict[str, Any]:
-    """Build, calibrate and compress with ``config`` (in a fresh process: its own peak memory); plain numbers."""
+def measure_scale(
+    config: str,
+    shape: str,
+    ratio: float,
+    samples: int,
+    batch: int,
+    memory: str,
+    spill_dir: Path | None,
+    threads: int,
+) -> dict[str, Any]:
+    """Build, calibrate and compress with ``config`` (in a fresh process: its own peak memory);
+    plain numbers."""
     recipe, options = CONFIGS[config]
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")  # the estimate, before the first pass
+    logging.basicConfig(
+        level=logging.INFO, format="%(name)s: %(message)s"
+    )  # the estimate, before the first pass
     lines = _Lines()
     logging.getLogger("safesvd").addHandler(lines)
     torch.manual_seed(0)
@@ -125,8 +160,12 @@ def measure_scale(config: str, shape: str, ratio: float, samples: int, batch: in
 
     start = time.perf_counter()
     channels = len(CHANNELS["channels"])
-    model = scot_like(**SHAPES[shape], num_channels=channels, num_out_channels=channels,
-                      channel_slice_list_normalized_loss=EULER_GROUPS)
+    model = scot_like(
+        **SHAPES[shape],
+        num_channels=channels,
+        num_out_channels=channels,
+        channel_slice_list_normalized_loss=EULER_GROUPS,
+    )
     build_seconds = time.perf_counter() - start
     start = time.perf_counter()
     batches = calibration_batches(samples, batch, seed=1, size=model.config.image_size)
@@ -135,8 +174,17 @@ def measure_scale(config: str, shape: str, ratio: float, samples: int, batch: in
     directory = spill_dir or Path(tempfile.mkdtemp(prefix="safesvd-scale-")) / "statistics"
     try:
         start = time.perf_counter()
-        result = compress(model, batches, ratio=ratio, recipe=recipe, adapter=adapter, statistics_memory=memory,
-                          spill_dir=directory, progress=True, **options)
+        result = compress(
+            model,
+            batches,
+            ratio=ratio,
+            recipe=recipe,
+            adapter=adapter,
+            statistics_memory=memory,
+            spill_dir=directory,
+            progress=True,
+            **options,
+        )
         seconds = time.perf_counter() - start
         peak = peak_gib()
         spilled_bytes = sum(f.stat().st_size for f in directory.iterdir())
@@ -144,18 +192,36 @@ def measure_scale(config: str, shape: str, ratio: float, samples: int, batch: in
         if spill_dir is None:
             shutil.rmtree(directory.parent, ignore_errors=True)
     return {
-        "recipe": config, "seconds": seconds, "peak_gib": peak, "spilled_gib": spilled_bytes / 2**30,
-        "params_before": result.params_before, "params_after": result.params_after, "kept": result.kept_ratio,
-        "met_budget": result.met_budget, "lam": result.lam, "layers": len(result.ranks),
-        "blocks": len(adapter.blocks(model) or []), "stages": len(result.stages), "image_size": model.config.image_size,
-        "timings": {k: v for k, v in result.timings.items() if k != "total"}, "passes": dict(result.passes),
-        "solved": len(result.records), "fallbacks": len(result.fallbacks),
-        "latency_ratio": (median_seconds(functools.partial(adapter.predict, result.model, batches[0]), 3, warmup=1)
-                          / median_seconds(functools.partial(adapter.predict, model, batches[0]), 3, warmup=1)),
+        "recipe": config,
+        "seconds": seconds,
+        "peak_gib": peak,
+        "spilled_gib": spilled_bytes / 2**30,
+        "params_before": result.params_before,
+        "params_after": result.params_after,
+        "kept": result.kept_ratio,
+        "met_budget": result.met_budget,
+        "lam": result.lam,
+        "layers": len(result.ranks),
+        "blocks": len(adapter.blocks(model) or []),
+        "stages": len(result.stages),
+        "image_size": model.config.image_size,
+        "timings": {k: v for k, v in result.timings.items() if k != "total"},
+        "passes": dict(result.passes),
+        "solved": len(result.records),
+        "fallbacks": len(result.fallbacks),
+        "latency_ratio": (
+            median_seconds(functools.partial(adapter.predict, result.model, batches[0]), 3, warmup=1)
+            / median_seconds(functools.partial(adapter.predict, model, batches[0]), 3, warmup=1)
+        ),
         "deviation": relative_deviation(adapter, model, result.model, batches[:1]),
-        "build_seconds": build_seconds, "data_seconds": data_seconds, "batch": batch, "shape": shape,
+        "build_seconds": build_seconds,
+        "data_seconds": data_seconds,
+        "batch": batch,
+        "shape": shape,
         "memory_estimate": next((line for line in lines.lines if line.startswith("estimated memory")), None),
-        "ranks": dict(result.ranks), "reports": result.reports, "notes": list(result.notes),
+        "ranks": dict(result.ranks),
+        "reports": result.reports,
+        "notes": list(result.notes),
     }
 
 
@@ -163,25 +229,53 @@ def _table(rows: list[dict[str, Any]], batch: int) -> list[str]:
     """One column per recipe."""
     reference = next((row["seconds"] for row in rows if row["recipe"] == REFERENCE), None)
     quantities: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("parameters before → after", lambda r: f"{r['params_before']:,} → {r['params_after']:,} ({r['kept']:.3f}; "
-                                                f"budget met: {r['met_budget']})"),
+        (
+            "parameters before → after",
+            lambda r: (
+                f"{r['params_before']:,} → {r['params_after']:,} ({r['kept']:.3f}; "
+                f"budget met: {r['met_budget']})"
+            ),
+        ),
         ("compression wall time", lambda r: f"{r['seconds']:.0f} s ({r['seconds'] / 60:.1f} min)"),
         (f"× {REFERENCE} (same run)", lambda r: f"{r['seconds'] / reference:.2f}" if reference else "—"),
         ("time by phase (s)", lambda r: ", ".join(f"{k} {v:.0f}" for k, v in r["timings"].items())),
         ("peak resident memory (its process)", lambda r: f"{r['peak_gib']:.1f} GiB"),
         ("passes over the calibration set", lambda r: ", ".join(f"{k} {v}" for k, v in r["passes"].items())),
-        ("stages", lambda r: f"{r['stages']} ({r['blocks']} blocks; the others are single layers outside blocks)"
-                             if r["passes"].get("stages") else "none (not sequential)"),
+        (
+            "stages",
+            lambda r: (
+                f"{r['stages']} ({r['blocks']} blocks; the others are single layers outside blocks)"
+                if r["passes"].get("stages")
+                else "none (not sequential)"
+            ),
+        ),
         ("clean statistics spilled to disk", lambda r: f"{r['spilled_gib']:.1f} GiB"),
-        ("layers factored / left the Cholesky path", lambda r: f"{r['solved']} of {r['layers']} / {r['fallbacks']}"),
-        ("layers kept dense by merge-slow", lambda r: str(len(r["reports"].get("merge-slow", {}).get("merged", {})))
-                                                 if "merge-slow" in r["reports"] else "— (off)"),
-        ("CPU latency, compressed / original", lambda r: f"{r['latency_ratio']:.3f} (a batch of {batch}, median of 3)"),
+        (
+            "layers factored / left the Cholesky path",
+            lambda r: f"{r['solved']} of {r['layers']} / {r['fallbacks']}",
+        ),
+        (
+            "layers kept dense by merge-slow",
+            lambda r: (
+                str(len(r["reports"].get("merge-slow", {}).get("merged", {})))
+                if "merge-slow" in r["reports"]
+                else "— (off)"
+            ),
+        ),
+        (
+            "CPU latency, compressed / original",
+            lambda r: f"{r['latency_ratio']:.3f} (a batch of {batch}, median of 3)",
+        ),
         ("relative output deviation, first batch", lambda r: f"{r['deviation']:.3e}"),
-        ("model build / data generation (not timed above)", lambda r: f"{r['build_seconds']:.0f} s / {r['data_seconds']:.0f} s"),
+        (
+            "model build / data generation (not timed above)",
+            lambda r: f"{r['build_seconds']:.0f} s / {r['data_seconds']:.0f} s",
+        ),
     ]
-    lines = ["| quantity | " + " | ".join(f"`{row['recipe']}`" for row in rows) + " |",
-             "|---|" + "---|" * len(rows)]
+    lines = [
+        "| quantity | " + " | ".join(f"`{row['recipe']}`" for row in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
     lines += [f"| {name} | " + " | ".join(value(row) for row in rows) + " |" for name, value in quantities]
     return lines
 
@@ -191,31 +285,47 @@ def _targets(rows: list[dict[str, Any]], ratio: float) -> list[str]:
     out = []
     for row in rows:
         name, minutes = row["recipe"], row["seconds"] / 60
-        out.append(f"- `{name}`: wall time {minutes:.1f} min (target < {TARGET_SECONDS // 60} min): "
-                   f"**{'met' if row['seconds'] < TARGET_SECONDS else 'MISSED'}**; peak memory {row['peak_gib']:.1f} GiB "
-                   f"(target < {TARGET_GIB:.0f} GiB): **{'met' if row['peak_gib'] < TARGET_GIB else 'MISSED'}**")
+        out.append(
+            f"- `{name}`: wall time {minutes:.1f} min (target < {TARGET_SECONDS // 60} min): "
+            f"**{'met' if row['seconds'] < TARGET_SECONDS else 'MISSED'}**; peak memory "
+            f"{row['peak_gib']:.1f} GiB (target < {TARGET_GIB:.0f} GiB): "
+            f"**{'met' if row['peak_gib'] < TARGET_GIB else 'MISSED'}**"
+        )
         if ratio == 0.4 and name.startswith(OURS):
-            out.append(f"- `{name}`: whole-model CPU latency ratio {row['latency_ratio']:.3f} (target ≤ "
-                       f"{TARGET_LATENCY_RATIO} for safe-svd at 0.4): "
-                       f"**{'met' if row['latency_ratio'] <= TARGET_LATENCY_RATIO else 'MISSED'}**")
+            out.append(
+                f"- `{name}`: whole-model CPU latency ratio {row['latency_ratio']:.3f} (target ≤ "
+                f"{TARGET_LATENCY_RATIO} for safe-svd at 0.4): "
+                f"**{'met' if row['latency_ratio'] <= TARGET_LATENCY_RATIO else 'MISSED'}**"
+            )
         if name == OURS and reference:
             times = row["seconds"] / reference
-            out.append(f"- `{name}` takes {times:.2f}× the time of `{REFERENCE}` (target ≤ {TARGET_TIMES_REFERENCE}×): "
-                       f"**{'met' if times <= TARGET_TIMES_REFERENCE else 'MISSED'}**")
+            out.append(
+                f"- `{name}` takes {times:.2f}× the time of `{REFERENCE}` (target ≤ "
+                f"{TARGET_TIMES_REFERENCE}×): **{'met' if times <= TARGET_TIMES_REFERENCE else 'MISSED'}**"
+            )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated among {', '.join(CONFIGS)}; "
-                        "each in a fresh process")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--configs",
+        default=",".join(CONFIGS),
+        help=f"comma-separated among {', '.join(CONFIGS)}; each in a fresh process",
+    )
     parser.add_argument("--shape", choices=tuple(SHAPES), default="poseidon-l")
     parser.add_argument("--ratio", type=float, default=0.4)
     parser.add_argument("--samples", type=int, default=8, help="calibration samples")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--memory", default="6GiB", help="cap on the clean statistics held in memory")
-    parser.add_argument("--spill-dir", type=Path, default=None,
-                        help="parent of one spill directory per recipe (kept); default: temporary, removed after")
+    parser.add_argument(
+        "--spill-dir",
+        type=Path,
+        default=None,
+        help="parent of one spill directory per recipe (kept); default: temporary, removed after",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "results")
     args = parser.parse_args(argv)
@@ -226,27 +336,54 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown config {config!r}; choose among {', '.join(CONFIGS)}")
         spill_dir = args.spill_dir / config if args.spill_dir else None
         with context.Pool(1) as pool:
-            rows.append(pool.apply(measure_scale, (config, args.shape, args.ratio, args.samples, args.batch,
-                                                   args.memory, spill_dir, args.threads)))
-        print(json.dumps({k: rows[-1][k] for k in ("recipe", "seconds", "peak_gib", "params_after")}), flush=True)
+            rows.append(
+                pool.apply(
+                    measure_scale,
+                    (
+                        config,
+                        args.shape,
+                        args.ratio,
+                        args.samples,
+                        args.batch,
+                        args.memory,
+                        spill_dir,
+                        args.threads,
+                    ),
+                )
+            )
+        print(
+            json.dumps({k: rows[-1][k] for k in ("recipe", "seconds", "peak_gib", "params_after")}),
+            flush=True,
+        )
 
-    command = "python -m benchmarks.scale" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    command = (
+        "python -m benchmarks.scale" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
+    )
     first = rows[0]
-    lam = next((f" (λ = {row['lam']:.3g})" for row in rows if row["recipe"] == OURS and row["lam"] is not None), "")
-    lines = [header("Scale run: a Poseidon-L-shaped model compressed on this machine", command.strip(),
-                    threads=f"this run uses {args.threads} threads")]
+    lam = next(
+        (f" (λ = {row['lam']:.3g})" for row in rows if row["recipe"] == OURS and row["lam"] is not None), ""
+    )
+    lines = [
+        header(
+            "Scale run: a Poseidon-L-shaped model compressed on this machine",
+            command.strip(),
+            threads=f"this run uses {args.threads} threads",
+        )
+    ]
     shape = SHAPES[args.shape]
-    lines.append(f"Model: the ScOT stand-in `ScOTLike` (Poseidon's ScOT structure: `ScOTLayer` blocks of HF Swinv2 "
-                 f"attention, time-conditioned LayerNorms, ConvNeXt skip blocks) at the shapes {shape} ({args.shape}), "
-                 f"random weights, {first['params_before']:,} parameters"
-                 f"{POSEIDON_NOTE if args.shape == 'poseidon-l' else ''}. {first['layers']} compressible layers, "
-                 f"{first['blocks']} blocks (`ScOTLayer`s and `ConvNeXtBlock`s). Calibration: "
-                 f"{args.samples} compressible-Euler samples at {first['image_size']}², batches of {args.batch}. "
-                 f"`{OURS}` uses the `euler-compressible` family{lam}; `safe-svd+latency` is the same recipe with "
-                 f"`allocator=\"latency\"`, `allocator_options={{\"latency_ratio\": {LATENCY_RATIO}}}` and "
-                 f"`merge_slow=True` (per-layer times: `latency.md`). Ratio {args.ratio}; every recipe's clean "
-                 f"statistics capped at {args.memory} in memory and spilled to disk; each recipe runs in a fresh "
-                 "process. The weights are random, so the output deviation is a sanity check, not fidelity.\n")
+    lines.append(
+        "Model: the ScOT stand-in `ScOTLike` (Poseidon's ScOT structure: `ScOTLayer` blocks of HF Swinv2 "
+        f"attention, time-conditioned LayerNorms, ConvNeXt skip blocks) at the shapes {shape} "
+        f"({args.shape}), random weights, {first['params_before']:,} parameters"
+        f"{POSEIDON_NOTE if args.shape == 'poseidon-l' else ''}. {first['layers']} compressible layers, "
+        f"{first['blocks']} blocks (`ScOTLayer`s and `ConvNeXtBlock`s). Calibration: {args.samples} "
+        f"compressible-Euler samples at {first['image_size']}², batches of {args.batch}. `{OURS}` uses the "
+        f"`euler-compressible` family{lam}; `safe-svd+latency` is the same recipe with "
+        f'`allocator="latency"`, `allocator_options={{"latency_ratio": {LATENCY_RATIO}}}` and '
+        f"`merge_slow=True` (per-layer times: `latency.md`). Ratio {args.ratio}; every recipe's clean "
+        f"statistics capped at {args.memory} in memory and spilled to disk; each recipe runs in a fresh "
+        "process. The weights are random, so the output deviation is a sanity check, not fidelity.\n"
+    )
     lines += _table(rows, args.batch)
     lines.append("\nMemory estimate logged before the first pass (logger `safesvd`):\n")
     lines += [f"- `{row['recipe']}`: {row['memory_estimate'] or 'none logged'}" for row in rows]

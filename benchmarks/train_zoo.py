@@ -27,9 +27,18 @@ TRAINING = {"scot-ns": (1000, 16, 2e-3), "avit-multiphysics": (3000, 16, 1e-3), 
 OPTIMIZER = "AdamW(wd=1e-4) + OneCycle"
 
 
-def fit(model: nn.Module, loss: Callable[[Tensor], Tensor], samples: int, *, steps: int, batch: int, lr: float,
-        seed: int) -> float:
-    """Train ``model`` on ``loss(indices)`` of random batches (AdamW + OneCycle); returns the seconds taken."""
+def fit(
+    model: nn.Module,
+    loss: Callable[[Tensor], Tensor],
+    samples: int,
+    *,
+    steps: int,
+    batch: int,
+    lr: float,
+    seed: int,
+) -> float:
+    """Train ``model`` on ``loss(indices)`` of random batches (AdamW + OneCycle);
+    returns the seconds taken."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     generator = torch.Generator().manual_seed(seed)
@@ -47,16 +56,36 @@ def fit(model: nn.Module, loss: Callable[[Tensor], Tensor], samples: int, *, ste
     return time.perf_counter() - start
 
 
-def save(name: str, model: nn.Module, card: dict, *, training: dict, loss: str, test: float, copy: float,
-         keys: tuple[str, str] = ("test_loss", "copy_input_test_loss")) -> None:
+def save(
+    name: str,
+    model: nn.Module,
+    card: dict,
+    *,
+    training: dict,
+    loss: str,
+    test: float,
+    copy: float,
+    keys: tuple[str, str] = ("test_loss", "copy_input_test_loss"),
+) -> None:
     """Write ``<name>.safetensors`` and ``<name>.json``: ``card`` (name, config, data), then the
     training settings (plus one thread, torch version, machine), parameters and the losses under ``keys``."""
     OUT.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(OUT / f"{name}.safetensors"))
-    card = {**card, "training": {**training, "threads": 1, "optimizer": OPTIMIZER, "torch": torch.__version__,
-                                 "machine": platform.machine()},
-            "parameters": sum(p.numel() for p in model.parameters()), "loss": loss,
-            keys[0]: test, keys[1]: copy, "copy_ratio": copy / test}
+    card = {
+        **card,
+        "training": {
+            **training,
+            "threads": 1,
+            "optimizer": OPTIMIZER,
+            "torch": torch.__version__,
+            "machine": platform.machine(),
+        },
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "loss": loss,
+        keys[0]: test,
+        keys[1]: copy,
+        "copy_ratio": copy / test,
+    }
     (OUT / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     print(json.dumps(card, indent=2))
 
@@ -71,27 +100,49 @@ def main() -> None:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    steps, batch, lr = (given if given is not None else default
-                        for given, default in zip((args.steps, args.batch, args.lr), TRAINING[args.name]))
+    steps, batch, lr = (
+        given if given is not None else default
+        for given, default in zip((args.steps, args.batch, args.lr), TRAINING[args.name])
+    )
 
     torch.set_num_threads(1)
     entry = models.spec(args.name)
     train = entry.split("train")
     torch.manual_seed(args.seed)
     model = entry.build()
-    seconds = fit(model, lambda index: entry.loss(model, train, index), len(train), steps=steps, batch=batch, lr=lr,
-                  seed=args.seed)
+    seconds = fit(
+        model,
+        lambda index: entry.loss(model, train, index),
+        len(train),
+        steps=steps,
+        batch=batch,
+        lr=lr,
+        seed=args.seed,
+    )
     test, copy = models.test_loss(args.name, model)
-    save(args.name, model, {
-        "name": args.name,
-        "framework": entry.framework,
-        "config": dict(entry.config),
-        "data": {"grid": entry.grid, "channels": list(entry.channels),
-                 "families": [family.to_dict() for family in entry.families], "lead_times": list(entry.lead_times),
-                 "splits": {k: {"samples_per_family_and_lead": entry.samples[k], "seed_offset": s}
-                            for k, s in models.SEEDS.items()}},
-    }, training={"steps": steps, "batch": batch, "lr": lr, "seed": args.seed, "seconds": round(seconds, 1)},
-        loss="relative MSE (safesvd_zoo.models.relative_mse)", test=test, copy=copy)
+    save(
+        args.name,
+        model,
+        {
+            "name": args.name,
+            "framework": entry.framework,
+            "config": dict(entry.config),
+            "data": {
+                "grid": entry.grid,
+                "channels": list(entry.channels),
+                "families": [family.to_dict() for family in entry.families],
+                "lead_times": list(entry.lead_times),
+                "splits": {
+                    k: {"samples_per_family_and_lead": entry.samples[k], "seed_offset": s}
+                    for k, s in models.SEEDS.items()
+                },
+            },
+        },
+        training={"steps": steps, "batch": batch, "lr": lr, "seed": args.seed, "seconds": round(seconds, 1)},
+        loss="relative MSE (safesvd_zoo.models.relative_mse)",
+        test=test,
+        copy=copy,
+    )
 
 
 if __name__ == "__main__":

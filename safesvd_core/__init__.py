@@ -8,58 +8,67 @@ registry (``available``, ``compress``, ...).
 """
 
 from ._compress import compress
-from ._config import config_from_dict, config_to_dict
-from ._dense import dense_model, export_dense
-from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
+from ._errors import (
+    BudgetError,
+    ConfigError,
+    DuplicatePluginError,
+    NumericalError,
+    SafeSVDError,
+    UnknownPluginError,
+)
 from ._evaluate import EvaluationReport, MetricChange, evaluate, results_json, results_table
 from ._field import FieldDescription, Role
-from ._balance import balanced, is_balanced
-from ._lowrank import LowRankLinear
-from ._manifest import read_manifest
-from ._persist import PartialLoadWarning, load_compressed, save_compressed
-from ._plugins import available, registry
-from ._pretrained import from_pretrained, save_pretrained
-from ._refine import RefineDataWarning, RefineOptions, RefineWarning
-from ._result import CompressionResult
-from ._solve import solve_layer
-from ._statistics import CalibrationStatistics
+from .io._checkpoint import CheckpointWarning
+from .io._dense import dense_model, export_dense
+from .io._manifest import read_manifest
+from .io._persist import PartialLoadWarning, load_compressed, save_compressed
+from .io._pretrained import from_pretrained, save_pretrained
+from .kinds._config import config_from_dict, config_to_dict
+from .kinds._plugins import available, registry
+from .linalg._balance import balanced, is_balanced
+from .model._lowrank import LowRankLinear
+from .refine._refine import RefineDataWarning, RefineOptions, RefineWarning
+from .run._result import CompressionResult
+from .statistics._solve import Factors, solve_factors, solve_layer
+from .statistics._statistics import CalibrationStatistics
 
-__all__ = sorted(
-    [
-        "BudgetError",
-        "CalibrationStatistics",
-        "CompressionResult",
-        "ConfigError",
-        "DuplicatePluginError",
-        "EvaluationReport",
-        "FieldDescription",
-        "LowRankLinear",
-        "RefineDataWarning",
-        "RefineOptions",
-        "RefineWarning",
-        "balanced",
-        "is_balanced",
-        "MetricChange",
-        "NumericalError",
-        "PartialLoadWarning",
-        "Role",
-        "SafeSVDError",
-        "UnknownPluginError",
-        "available",
-        "compress",
-        "config_from_dict",
-        "config_to_dict",
-        "evaluate",
-        "dense_model",
-        "export_dense",
-        "from_pretrained",
-        "load_compressed",
-        "read_manifest",
-        "registry",
-        "results_json",
-        "results_table",
-        "save_compressed",
-        "save_pretrained",
-        "solve_layer",
-    ]
-)
+__all__ = [
+    "BudgetError",
+    "CalibrationStatistics",
+    "CheckpointWarning",
+    "CompressionResult",
+    "ConfigError",
+    "DuplicatePluginError",
+    "EvaluationReport",
+    "Factors",
+    "FieldDescription",
+    "LowRankLinear",
+    "MetricChange",
+    "NumericalError",
+    "PartialLoadWarning",
+    "RefineDataWarning",
+    "RefineOptions",
+    "RefineWarning",
+    "Role",
+    "SafeSVDError",
+    "UnknownPluginError",
+    "available",
+    "balanced",
+    "compress",
+    "config_from_dict",
+    "config_to_dict",
+    "dense_model",
+    "evaluate",
+    "export_dense",
+    "from_pretrained",
+    "is_balanced",
+    "load_compressed",
+    "read_manifest",
+    "registry",
+    "results_json",
+    "results_table",
+    "save_compressed",
+    "save_pretrained",
+    "solve_factors",
+    "solve_layer",
+]

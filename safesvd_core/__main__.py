@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ._errors import SafeSVDError
-from ._plugins import plugin_manager, registry
+from .kinds._plugins import plugin_manager, registry
 
 HINT = "run with --debug for the traceback"
 #: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
@@ -40,15 +40,21 @@ def one_line(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="safesvd", description="Physics-aware low-rank compression (SAFE-SVD).")
+    parser = argparse.ArgumentParser(
+        prog="safesvd", description="Physics-aware low-rank compression (SAFE-SVD)."
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("plugins", help="list every registered plugin with its kind and distribution").set_defaults(run=_plugins)
+    commands.add_parser(
+        "plugins", help="list every registered plugin with its kind and distribution"
+    ).set_defaults(run=_plugins)
     for entry in registry("cli_command"):
         command = entry.cls()
         sub = commands.add_parser(entry.name, help=command.help, description=command.help)
         command.add_arguments(sub)
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
+        sub.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+        )
         sub.set_defaults(run=command.run)
     args = parser.parse_args(argv)
     try:
@@ -61,8 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"safesvd {args.command}: interrupted (Ctrl-C); no file is half-written (each is written whole or "
-              "not at all)", file=sys.stderr)
+        print(
+            f"safesvd {args.command}: interrupted (Ctrl-C); no file is half-written (each is written whole "
+            "or not at all)",
+            file=sys.stderr,
+        )
         return INTERRUPTED
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +12,25 @@ import attrs
 import torch.distributed as dist
 from torch import nn
 
-from ._checkpoint import Checkpoint
-from ._config import config_to_dict
-from ._distributed import DistributedReducer, initialised
 from ._errors import ConfigError
-from ._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
-from ._hf_route import route_saves
-from ._interfaces import ModelAdapter
-from ._items import check_dtypes, check_finite, check_finite_weights, materialise, model_device, moved
-from ._job import CompressionJob, Recipe, RunHook
-from ._phase_progress import PhaseProgress
-from ._plugins import registry
-from ._refine import RefineOptions
-from ._refine_request import refinement_request
-from ._result import CompressionResult
-from ._rollout import one_step_batches
-from ._seams import LocalReducer, StatisticsReducer
-from ._spill import SpillPolicy
-from ._statistics import CalibrationStatistics
+from .io._checkpoint import Checkpoint
+from .io._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
+from .io._hf_route import route_saves
+from .kinds._config import config_to_dict
+from .kinds._interfaces import ModelAdapter
+from .kinds._plugins import registry
+from .refine._refine import RefineOptions
+from .refine._refine_request import refinement_request
+from .run._distributed import DistributedReducer, initialised
+from .run._items import check_dtypes, check_finite, check_finite_weights, materialise, model_device, moved
+from .run._job import CompressionJob, RunHook
+from .run._phase_progress import PhaseProgress
+from .run._recipe import Recipe
+from .run._result import CompressionResult
+from .run._rollout import one_step_batches
+from .run._seams import LocalReducer, StatisticsReducer
+from .statistics._spill import SpillPolicy
+from .statistics._statistics import CalibrationStatistics
 
 
 def compress(
@@ -50,6 +51,8 @@ def compress(
     refine_data: Iterable[Any] | None = None,
     refine_steps: int = 0,
     refine_options: Mapping[str, Any] | RefineOptions | None = None,
+    hooks: Sequence[RunHook] = (),
+    reducer: StatisticsReducer | None = None,
     **options: Any,
 ) -> CompressionResult:
     """Compress ``model`` so that it keeps at most ``ratio`` of its parameters.
@@ -70,6 +73,11 @@ def compress(
     process calls ``compress`` with the same arguments and calibration set; each takes its shard
     of the items, statistics are all-reduced and per-layer work is split (docs/distributed.md).
     ``None`` (default) detects a group of more than one process, ``False`` ignores it.
+    ``reducer``: the :class:`~safesvd_core.plugin.StatisticsReducer` itself (e.g. a
+    ``DistributedReducer`` on a process group of your own), instead of ``distributed``: give one of the two.
+
+    ``hooks``: :class:`~safesvd_core.plugin.RunHook` objects the run calls around every phase and after
+    every stage, in the order given, after the checkpoint's (every process calls its own).
 
     ``checkpoint_dir``: after the clean statistics, the allocation and every stage the run's
     progress is written there (atomically, by process 0); a later call with the same directory and
@@ -84,21 +92,28 @@ def compress(
     Give fresh inputs from the data distribution, not the calibration items (docs/fine-tune.md).
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
-        raise ConfigError(f"ratio must be a number in (0, 1] (the fraction of parameters kept), got {ratio!r}")
+        raise ConfigError(
+            f"ratio must be a number in (0, 1] (the fraction of parameters kept), got {ratio!r}"
+        )
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if (statistics_memory is None) != (spill_dir is None):
-        raise ConfigError("statistics_memory and spill_dir go together: the cap says how much stays in memory, "
-                          "the directory where the rest goes")
-    reducer = processes(distributed)
+        raise ConfigError(
+            "statistics_memory and spill_dir go together: the cap says how much stays in memory, "
+            "the directory where the rest goes"
+        )
+    run_hooks = _checked_hooks(hooks)
+    reducer = processes(distributed) if reducer is None else _checked_reducer(reducer, distributed)
     if spill_dir is not None and reducer.world > 1:  # each process spills its own copy (node-local disks)
         spill_dir = Path(spill_dir) / f"rank-{reducer.rank}"
     spill = None if spill_dir is None else SpillPolicy(spill_dir, statistics_memory)
     recipe_obj = make_recipe(recipe, options)
     adapter_obj = make_adapter(adapter, adapter_options).for_model(model)
     if reducer.world > 1 and not recipe_obj.distributed:
-        raise ConfigError(f"recipe {recipe_obj.name!r} does not run distributed (its own calibration loop is not "
-                          "sharded); run it in one process, distributed=False")
+        raise ConfigError(
+            f"recipe {recipe_obj.name!r} does not run distributed (its own calibration loop is not "
+            "sharded); run it in one process, distributed=False"
+        )
     everything = materialise(calibration)
     check_dtypes(everything[0], model)
     check_finite_weights(model)
@@ -106,7 +121,9 @@ def compress(
     refinement = refinement_request(refine_data, refine_steps, refine_options, everything, reducer.world)
     batches = everything[reducer.rank :: reducer.world]
     if not batches:
-        raise ConfigError(f"{len(everything)} calibration item(s) for {reducer.world} processes: every process needs one")
+        raise ConfigError(
+            f"{len(everything)} calibration item(s) for {reducer.world} processes: every process needs one"
+        )
     device = model_device(model)
     if device is not None:
         batches = [moved(adapter_obj, batch, device, index) for index, batch in enumerate(batches)]
@@ -115,11 +132,11 @@ def compress(
         _agree_on_data(reducer, len(everything), fingerprints["calibration"])
     if refinement is not None:
         refinement = refinement.checked(adapter_obj, model, device)
-    hooks: tuple[RunHook, ...] = ()
+    hooks = run_hooks
     if checkpoint_dir is not None:
         checkpoint = Checkpoint(checkpoint_dir, fingerprints, writer=reducer.rank == 0)
         statistics = statistics if statistics is not None else checkpoint.statistics
-        hooks = (checkpoint,)
+        hooks = (checkpoint, *hooks)
     if progress and reducer.rank == 0:
         hooks = (*hooks, PhaseProgress(f"{recipe_obj.name}, ratio {float(ratio):g}"))
     if not recipe_obj.handles_trajectories:
@@ -132,17 +149,33 @@ def compress(
         original = adapter_obj.prepare(original if inplace else copy.deepcopy(model))
         work = adapter_obj.prepare(work)
     job = CompressionJob(
-        original=original, model=work, batches=batches, adapter=adapter_obj, ratio=float(ratio),
-        recipe=recipe_obj.name, options=_describe(recipe_obj), statistics=statistics,
-        progress=progress and reducer.rank == 0, spill=spill, reducer=reducer, hooks=hooks,
+        original=original,
+        model=work,
+        batches=batches,
+        adapter=adapter_obj,
+        ratio=float(ratio),
+        recipe=recipe_obj.name,
+        options=_describe(recipe_obj),
+        statistics=statistics,
+        progress=progress and reducer.rank == 0,
+        spill=spill,
+        reducer=reducer,
+        hooks=hooks,
     )
     result = recipe_obj.compress(job)
     if refinement is not None:
         refinement.run(job, result, fingerprints, checkpoint_dir)
     result.fingerprints = fingerprints
     result.configs = {"recipe": _config(recipe_obj), "adapter": _config(adapter_obj)}
-    route_saves(result.model, {"recipe": result.recipe, "ratio": result.ratio, "fingerprints": fingerprints,
-                               "adapter": result.configs["adapter"]})  # a HF model's own save_pretrained
+    route_saves(
+        result.model,
+        {
+            "recipe": result.recipe,
+            "ratio": result.ratio,
+            "fingerprints": fingerprints,
+            "adapter": result.configs["adapter"],
+        },
+    )  # a HF model's own save_pretrained
     return result
 
 
@@ -161,29 +194,84 @@ def processes(distributed: bool | None) -> StatisticsReducer:
     return DistributedReducer()
 
 
-def _fingerprints(model: nn.Module, items: list[Any], recipe: Recipe, adapter: ModelAdapter, ratio: float) -> dict[str, str]:
+def _checked_hooks(hooks: Sequence[RunHook]) -> tuple[RunHook, ...]:
+    """``hooks`` as a tuple, each a :class:`RunHook`; else a :class:`ConfigError` naming what was given."""
+    if isinstance(hooks, RunHook) or not isinstance(hooks, (list, tuple)):
+        raise ConfigError(
+            f"hooks must be a list or tuple of RunHook objects, got {type(hooks).__name__}"
+            + (": pass hooks=[hook]" if isinstance(hooks, RunHook) else "")
+        )
+    for index, hook in enumerate(hooks):
+        if not isinstance(hook, RunHook):
+            raise ConfigError(
+                f"hooks[{index}] is a {type(hook).__name__}, not a RunHook (subclass "
+                "safesvd_core.plugin.RunHook and override the methods you need)"
+            )
+    return tuple(hooks)
+
+
+def _checked_reducer(reducer: StatisticsReducer, distributed: bool | None) -> StatisticsReducer:
+    """A reducer given directly: a :class:`StatisticsReducer` whose rank is within its world, and no
+    ``distributed`` beside it (the reducer decides how the work is shared)."""
+    if distributed is not None:
+        raise ConfigError(
+            f"reducer and distributed={distributed!r} were both given; give one: distributed= builds "
+            "the reducer of the default process group, reducer= is the reducer itself"
+        )
+    if not isinstance(reducer, StatisticsReducer):
+        raise ConfigError(
+            f"reducer must be a StatisticsReducer (safesvd_core.plugin), got {type(reducer).__name__}"
+        )
+    rank, world = reducer.rank, reducer.world
+    if (
+        not all(isinstance(value, int) and not isinstance(value, bool) for value in (rank, world))
+        or not 0 <= rank < world
+    ):
+        raise ConfigError(
+            f"reducer {reducer!r} has rank {rank!r} and world {world!r}: the world must be a positive "
+            "int and the rank an int in 0 … world − 1"
+        )
+    return reducer
+
+
+def _fingerprints(
+    model: nn.Module, items: list[Any], recipe: Recipe, adapter: ModelAdapter, ratio: float
+) -> dict[str, str]:
     """What a checkpoint depends on: the original weights, the calibration items and the config."""
     recipe_config = _config(recipe) or repr(recipe)
-    return {"weights": weights_fingerprint(model), "calibration": fingerprint(items),
-            "config": config_fingerprint({"recipe": recipe_config, "adapter": repr(adapter), "ratio": float(ratio)})}
+    return {
+        "weights": weights_fingerprint(model),
+        "calibration": fingerprint(items),
+        "config": config_fingerprint(
+            {"recipe": recipe_config, "adapter": repr(adapter), "ratio": float(ratio)}
+        ),
+    }
 
 
 def _agree_on_data(reducer: StatisticsReducer, count: int, calibration: str) -> None:
     """Every process must pass the same calibration set (each takes its shard of it): compare the
     item counts and fingerprints before any statistic, and refuse a difference, naming each process's."""
-    seen = [json.loads(text) for text in reducer.texts(json.dumps({"items": count, "fingerprint": calibration}))]
+    seen = [
+        json.loads(text) for text in reducer.texts(json.dumps({"items": count, "fingerprint": calibration}))
+    ]
     if any(entry != seen[0] for entry in seen):
-        shown = "; ".join(f"process {rank}: {entry['items']} items, fingerprint {entry['fingerprint'][:12]}"
-                          for rank, entry in enumerate(seen))
-        raise ConfigError(f"the processes were given different calibration sets ({shown}); every process must pass "
-                          "the same items in the same order (each takes its own shard of them)")
+        shown = "; ".join(
+            f"process {rank}: {entry['items']} items, fingerprint {entry['fingerprint'][:12]}"
+            for rank, entry in enumerate(seen)
+        )
+        raise ConfigError(
+            f"the processes were given different calibration sets ({shown}); every process must pass "
+            "the same items in the same order (each takes its own shard of them)"
+        )
 
 
 def make_recipe(recipe: str | Recipe, options: Mapping[str, Any]) -> Recipe:
     """A recipe object from a name plus options (or the object itself, with no options)."""
     if isinstance(recipe, Recipe):
         if options:
-            raise ConfigError(f"options {sorted(options)} were given beside a ready recipe object; set them on the object")
+            raise ConfigError(
+                f"options {sorted(options)} were given beside a ready recipe object; set them on the object"
+            )
         return recipe
     return registry("recipe").create(recipe, **options)
 
@@ -192,7 +280,9 @@ def make_adapter(adapter: str | ModelAdapter, options: Mapping[str, Any] | None)
     """A model adapter from a name plus options (or the object itself)."""
     if isinstance(adapter, ModelAdapter):
         if options:
-            raise ConfigError("adapter_options were given beside a ready adapter object; set them on the object")
+            raise ConfigError(
+                "adapter_options were given beside a ready adapter object; set them on the object"
+            )
         return adapter
     return registry("model_adapter").create(adapter, **(options or {}))
 

@@ -13,11 +13,11 @@ import torch
 from torch import Tensor, nn
 
 from ._compress import make_adapter
-from ._items import check_finite, check_runs, materialise
 from ._errors import ConfigError, NumericalError
-from ._family import Metric
-from ._interfaces import ModelAdapter
-from ._plugins import registry
+from .kinds._interfaces import ModelAdapter
+from .kinds._plugins import registry
+from .physics._family import Metric
+from .run._items import check_finite, check_runs, materialise
 
 BASE = "base loss"
 
@@ -45,8 +45,13 @@ class MetricChange:
         return 100.0 * (self.compressed - self.original) / abs(self.original)
 
     def to_dict(self) -> dict[str, float | str]:
-        return {"name": self.name, "original": self.original, "compressed": self.compressed,
-                "change_percent": self.change_percent, "signed_change_percent": self.signed_change_percent}
+        return {
+            "name": self.name,
+            "original": self.original,
+            "compressed": self.compressed,
+            "change_percent": self.change_percent,
+            "signed_change_percent": self.signed_change_percent,
+        }
 
 
 @attrs.frozen(kw_only=True)
@@ -67,7 +72,9 @@ class EvaluationReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": [entry.to_dict() for entry in self.metrics],
-            "rollout": {str(h): [entry.to_dict() for entry in entries] for h, entries in self.rollout.items()},
+            "rollout": {
+                str(h): [entry.to_dict() for entry in entries] for h, entries in self.rollout.items()
+            },
         }
 
     def to_json(self) -> str:
@@ -79,11 +86,16 @@ class EvaluationReport:
         default all)."""
         lines = ["| metric | original | compressed | change (%) |", "|---|---|---|---|"]
         for entry in self.metrics:
-            lines.append(f"| {entry.name} | {entry.original:.6g} | {entry.compressed:.6g} | {signed(entry)} |")
+            lines.append(
+                f"| {entry.name} | {entry.original:.6g} | {entry.compressed:.6g} | {signed(entry)} |"
+            )
         shown = sorted(self.rollout) if horizons is None else [h for h in horizons if h in self.rollout]
         if shown:
-            lines += ["", "| horizon | " + " | ".join(f"{e.name} (%)" for e in self.metrics) + " |",
-                      "|---|" + "---|" * len(self.metrics)]
+            lines += [
+                "",
+                "| horizon | " + " | ".join(f"{e.name} (%)" for e in self.metrics) + " |",
+                "|---|" + "---|" * len(self.metrics),
+            ]
             for horizon in shown:
                 lines.append(f"| {horizon} | " + " | ".join(signed(e) for e in self.rollout[horizon]) + " |")
         return "\n".join(lines)
@@ -118,19 +130,27 @@ def evaluate(
     batches = materialise(data, "evaluation")
     check_finite(batches, "evaluation")
     check_runs(adapter_obj, original, batches[0], "evaluation")
-    values = {label: _averages(model, batches, adapter_obj, table) for label, model in
-              (("original", original), ("compressed", compressed))}
+    values = {
+        label: _averages(model, batches, adapter_obj, table)
+        for label, model in (("original", original), ("compressed", compressed))
+    }
     report_rollout: dict[int, tuple[MetricChange, ...]] = {}
     if horizons:
         if rollout is None:
             raise ConfigError("horizons were given without rollout data")
         sequences = materialise(rollout, "rollout evaluation")
         check_finite(sequences, "rollout evaluation")
-        per_model = {label: _rollout(model, sequences, adapter_obj, table, horizons)
-                     for label, model in (("original", original), ("compressed", compressed))}
+        per_model = {
+            label: _rollout(model, sequences, adapter_obj, table, horizons)
+            for label, model in (("original", original), ("compressed", compressed))
+        }
         for horizon in horizons:
-            report_rollout[horizon] = _changes(per_model["original"][horizon], per_model["compressed"][horizon])
-    return EvaluationReport(metrics=_changes(values["original"], values["compressed"]), rollout=report_rollout)
+            report_rollout[horizon] = _changes(
+                per_model["original"][horizon], per_model["compressed"][horizon]
+            )
+    return EvaluationReport(
+        metrics=_changes(values["original"], values["compressed"]), rollout=report_rollout
+    )
 
 
 def _metrics(family: str | None, metrics: Mapping[str, Metric] | None) -> dict[str, Metric]:
@@ -142,16 +162,21 @@ def _metrics(family: str | None, metrics: Mapping[str, Metric] | None) -> dict[s
 
 
 def _changes(original: Mapping[str, float], compressed: Mapping[str, float]) -> tuple[MetricChange, ...]:
-    return tuple(MetricChange(name=name, original=original[name], compressed=compressed[name]) for name in original)
+    return tuple(
+        MetricChange(name=name, original=original[name], compressed=compressed[name]) for name in original
+    )
 
 
-def _batch_values(model: nn.Module, batch: Any, prediction: Tensor, adapter: ModelAdapter,
-                  table: Mapping[str, Metric]) -> dict[str, float]:
+def _batch_values(
+    model: nn.Module, batch: Any, prediction: Tensor, adapter: ModelAdapter, table: Mapping[str, Metric]
+) -> dict[str, float]:
     values = {BASE: adapter.base_loss(prediction, batch)}
     if table:
         field = adapter.field(batch)
         if field is None:
-            raise ConfigError(f"metrics {sorted(table)} need a field description; adapter {adapter.name!r} gave none")
+            raise ConfigError(
+                f"metrics {sorted(table)} need a field description; adapter {adapter.name!r} gave none"
+            )
         reference = adapter.reference(batch)
         values.update({name: metric(prediction, reference, field) for name, metric in table.items()})
     out = {}
@@ -172,7 +197,9 @@ def _size(prediction: Tensor) -> int:
     return int(prediction.shape[0]) if prediction.ndim else 1
 
 
-def _averages(model: nn.Module, batches: Sequence[Any], adapter: ModelAdapter, table: Mapping[str, Metric]) -> dict[str, float]:
+def _averages(
+    model: nn.Module, batches: Sequence[Any], adapter: ModelAdapter, table: Mapping[str, Metric]
+) -> dict[str, float]:
     was_training = model.training
     model.eval()
     rows = []
@@ -186,8 +213,13 @@ def _averages(model: nn.Module, batches: Sequence[Any], adapter: ModelAdapter, t
     return _mean(rows)
 
 
-def _rollout(model: nn.Module, sequences: Sequence[Any], adapter: ModelAdapter, table: Mapping[str, Metric],
-             horizons: Sequence[int]) -> dict[int, dict[str, float]]:
+def _rollout(
+    model: nn.Module,
+    sequences: Sequence[Any],
+    adapter: ModelAdapter,
+    table: Mapping[str, Metric],
+    horizons: Sequence[int],
+) -> dict[int, dict[str, float]]:
     if any(not isinstance(h, int) or h < 1 for h in horizons):
         raise ConfigError(f"horizons must be integers ≥ 1, got {list(horizons)}")
     last = max(horizons)
@@ -208,17 +240,28 @@ def _rollout(model: nn.Module, sequences: Sequence[Any], adapter: ModelAdapter, 
     return {h: _mean(rows[h]) for h in horizons}
 
 
-def results_table(rows: Sequence[tuple[str, float, EvaluationReport]], *, horizon: int | None = None,
-                  signed_changes: bool = False) -> str:
+def results_table(
+    rows: Sequence[tuple[str, float, EvaluationReport]],
+    *,
+    horizon: int | None = None,
+    signed_changes: bool = False,
+) -> str:
     """The paper's layout: one row per method × ratio, one column per metric: the change in %,
     ``|Δ|`` as the paper prints it, or signed (negative: improved) with ``signed_changes``."""
     if not rows:
         raise ConfigError("no results to tabulate")
     names = [e.name for e in (rows[0][2].metrics if horizon is None else rows[0][2].rollout[horizon])]
-    lines = ["| method | ratio | " + " | ".join(f"{n} (%)" for n in names) + " |", "|---|---|" + "---|" * len(names)]
+    lines = [
+        "| method | ratio | " + " | ".join(f"{n} (%)" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
     for method, ratio, report in rows:
-        cells = [signed(report.metric(n, horizon)) if signed_changes else f"{report.metric(n, horizon).change_percent:.3f}"
-                 for n in names]
+        cells = [
+            signed(report.metric(n, horizon))
+            if signed_changes
+            else f"{report.metric(n, horizon).change_percent:.3f}"
+            for n in names
+        ]
         lines.append(f"| {method} | {ratio} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

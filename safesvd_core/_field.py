@@ -54,7 +54,8 @@ _COMPONENT_ROLES = frozenset(VELOCITY_ROLES.values()) | frozenset(MOMENTUM_ROLES
 
 
 def parse_role(value: Any, field: str = "role") -> Role:
-    """``value`` as a :class:`Role`; anything else is a :class:`ConfigError` naming ``field`` and the roles."""
+    """``value`` as a :class:`Role`; anything else is a :class:`ConfigError` naming ``field`` and the
+    roles."""
     try:
         return Role(value)
     except ValueError:
@@ -80,7 +81,12 @@ def _name(value: Any, field: str) -> str:
 
 
 def _spacing(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigError(f"{field}: expected a finite number > 0, got {value!r}")
     return float(value)
 
@@ -123,9 +129,13 @@ class FieldDescription:
         if duplicated := _duplicates(self.channels):
             raise ConfigError(f"channels: expected unique names, got {', '.join(duplicated)} more than once")
         if len(self.roles) != len(self.channels):
-            raise ConfigError(f"roles: expected one role per channel ({len(self.channels)}), got {len(self.roles)}")
+            raise ConfigError(
+                f"roles: expected one role per channel ({len(self.channels)}), got {len(self.roles)}"
+            )
         if not 1 <= len(self.spacing) <= 3:
-            raise ConfigError(f"spacing: expected 1 to 3 entries (one per grid axis), got {len(self.spacing)}")
+            raise ConfigError(
+                f"spacing: expected 1 to 3 entries (one per grid axis), got {len(self.spacing)}"
+            )
         if len(self.periodic) != len(self.spacing):
             raise ConfigError(
                 f"periodic: expected one flag per grid axis ({len(self.spacing)}), got {len(self.periodic)}"
@@ -136,7 +146,8 @@ class FieldDescription:
             )
         if unknown := sorted(set(self.masked) - set(self.channels)):
             raise ConfigError(
-                f"masked: expected names among the channels ({', '.join(self.channels)}), got {', '.join(unknown)}"
+                f"masked: expected names among the channels ({', '.join(self.channels)}), "
+                f"got {', '.join(unknown)}"
             )
         if duplicated := _duplicates(self.masked):
             raise ConfigError(f"masked: expected unique names, got {', '.join(duplicated)} more than once")
@@ -181,13 +192,17 @@ class FieldDescription:
     def index(self, channel: str) -> int:
         """Position of the channel named ``channel``."""
         if channel not in self.channels:
-            raise ConfigError(f"channel {channel!r} is not in this field; channels are {', '.join(self.channels)}")
+            raise ConfigError(
+                f"channel {channel!r} is not in this field; channels are {', '.join(self.channels)}"
+            )
         return self.channels.index(channel)
 
     def axis(self, name: str) -> int:
         """Grid-axis index (tensor dimension minus 2) of the axis named ``name``."""
         if name not in self.axes:
-            raise ConfigError(f"axis {name!r} is not in this {self.dim}-D field; axes are {', '.join(self.axes)}")
+            raise ConfigError(
+                f"axis {name!r} is not in this {self.dim}-D field; axes are {', '.join(self.axes)}"
+            )
         return self.axes.index(name)
 
     def active_channels(self) -> tuple[int, ...]:
@@ -227,7 +242,8 @@ class FieldDescription:
         return tuple(self.channels_with_role(VELOCITY_ROLES[axis])[0] for axis in self.axes)
 
     def check_shape(self, shape: Sequence[int]) -> None:
-        """Raise :class:`ConfigError` unless ``shape`` is ``(batch, len(channels), *grid)`` of this dimension."""
+        """Raise :class:`ConfigError` unless ``shape`` is ``(batch, len(channels), *grid)`` of this
+        dimension."""
         shape = tuple(shape)
         if len(shape) != 2 + self.dim or shape[1] != len(self.channels) or min(shape, default=0) < 1:
             grid = ", ".join(["n"] * self.dim)
@@ -277,11 +293,14 @@ class FieldDescription:
         mapping = ", ".join(f'"{name}": "{role.value}"' for name, role in given.items())
         table = ", ".join(f'{name} = "{role.value}"' for name, role in given.items())
         listed = ", ".join(f'"{role}"' for role in roles)
-        return (f"Say which channel holds it, e.g. {', '.join(f'{n} → {r.value}' for n, r in given.items())}. Python: "
-                f"roles=[{listed}] in the FieldDescription (the generic adapter's field_description=; a framework "
-                f"adapter takes roles= itself), or TheWell(path, roles={{{mapping}}}) for a The Well file. A safesvd "
-                f"compress config: [data] options = {{ roles = {{ {table} }} }} beside the_well = \"...\", or "
-                f"roles = [{listed}] in [adapter] options.field_description (a framework adapter: [adapter] options.roles)")
+        return (
+            f"Say which channel holds it, e.g. {', '.join(f'{n} → {r.value}' for n, r in given.items())}. "
+            f"Python: roles=[{listed}] in the FieldDescription (the generic adapter's field_description=; a "
+            f"framework adapter takes roles= itself), or TheWell(path, roles={{{mapping}}}) for a The Well "
+            f"file. A safesvd compress config: [data] options = {{ roles = {{ {table} }} }} beside "
+            f'the_well = "...", or roles = [{listed}] in [adapter] options.field_description (a framework '
+            "adapter: [adapter] options.roles)"
+        )
 
     def _describe(self) -> str:
         pairs = ", ".join(

@@ -2,22 +2,21 @@
 blocks the built-in plugins use, and the engine's run loop with its phases and seams.
 
 Everything a plugin, an example or a benchmark needs from the core is importable from here or
-from :mod:`safesvd_core`; the core's ``_private`` modules are not an API (a meta-test keeps the
-repository's own plugins off them).
+from :mod:`safesvd_core` (users' names, e.g. :func:`~safesvd_core.compress`, are not repeated here
+unless plugins import them from here); the core's ``_private`` modules are not an API (a
+meta-test keeps the repository's own plugins off them, and ``tests/test_public_names.py`` keeps
+this list to names plugins use or the docs document, sorted).
 """
 
-from ._allocate import AllocationPhase
-from ._clean import CleanStatisticsPhase
-from ._command import CliCommand
-from ._compress import make_adapter, make_recipe
-from ._config import config_version
-from ._engine import DEFAULT_PHASES, clean_statistics, evaluating, factor_budget, run_phases, run_plan, start_state
-from ._errors import BudgetError, ConfigError, DuplicatePluginError, NumericalError, SafeSVDError, UnknownPluginError
-from ._family import Metric, PDEFamily
-from ._files import atomic_write, sha256_file
+from ._compress import make_adapter
+from ._defaults import DEFAULTS
+from ._deprecation import renamed
+from ._errors import BudgetError, ConfigError, NumericalError
 from ._field import AXES, MOMENTUM_ROLES, VELOCITY_ROLES, FieldDescription, Role, parse_role
-from ._hookspecs import hookimpl
-from ._interfaces import (
+from .io._checkpoint import Checkpoint
+from .kinds._command import CliCommand
+from .kinds._hookspecs import hookimpl
+from .kinds._interfaces import (
     Allocator,
     Estimator,
     Factorization,
@@ -29,139 +28,158 @@ from ._interfaces import (
     Solver,
     SolveRecord,
 )
-from ._job import STAGE_MODES, CompressionJob, Phase, Plan, Probe, Recipe, RunHook, RunState, Stage
-from ._lambda import LambdaPhase
-from ._latency import LatencyProfile, Timing, median_seconds
-from ._layers import LinearMap, is_compressible, linear_map
-from ._linalg import DEFAULT_JITTER, Root, psd_root, singular_values, thin_svd
-from ._balance import balanced, is_balanced
-from ._items import check_finite, check_runs, plain_item
-from ._lowrank import LowRankLinear
-from ._modules import count_parameters, get_submodule, set_submodule
-from ._moments import RunningMoment
-from ._objective import LAM_MODES, RESIDUALS, CalibrationObjective
-from ._plugins import KINDS, PluginFailure, PluginLoadWarning, PluginManager, Registry, plugin_manager, registry
-from ._probe import ProbePhase
-from ._refine import RefineDataWarning, RefineOptions, RefineWarning, refine
-from ._result import CompressionResult
-from ._rollout import ONE_STEP, ROLLOUT, RolloutSource, one_step_batches, trajectory_length
-from ._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
-from ._solve import check_rank, whitened_factorization, whitened_spectrum
-from ._stages import StagesPhase
-from ._statistics import CalibrationStatistics, EstimatorFactory
-from ._validators import non_negative, non_negative_int, one_of, positive, positive_int, ratio_value, registered, unit_interval
-
-__all__ = sorted(
-    [
-        "median_seconds",
-        "Timing",
-        "LatencyProfile",
-        "RESIDUALS",
-        "trajectory_length",
-        "one_step_batches",
-        "RolloutSource",
-        "ROLLOUT",
-        "ONE_STEP",
-        "AXES",
-        "AllocationPhase",
-        "atomic_write",
-        "sha256_file",
-        "Allocator",
-        "BatchSource",
-        "BudgetError",
-        "CalibrationObjective",
-        "CalibrationStatistics",
-        "CleanStatisticsPhase",
-        "CliCommand",
-        "CompressionJob",
-        "CompressionResult",
-        "ConfigError",
-        "DEFAULT_JITTER",
-        "DEFAULT_PHASES",
-        "DuplicatePluginError",
-        "Estimator",
-        "EstimatorFactory",
-        "Factorization",
-        "FieldDescription",
-        "KINDS",
-        "LAM_MODES",
-        "LambdaPhase",
-        "LayerCandidate",
-        "LayerSignals",
-        "LinearMap",
-        "LocalReducer",
-        "LowRankLinear",
-        "check_finite",
-        "check_runs",
-        "plain_item",
-        "RefineDataWarning",
-        "RefineOptions",
-        "RefineWarning",
-        "refine",
-        "balanced",
-        "is_balanced",
-        "MOMENTUM_ROLES",
-        "Metric",
-        "ModelAdapter",
-        "NumericalError",
-        "PDEFamily",
-        "PairSource",
-        "Phase",
-        "PhysicsLoss",
-        "Plan",
-        "PluginFailure",
-        "PluginLoadWarning",
-        "PluginManager",
-        "Probe",
-        "ProbePhase",
-        "Recipe",
-        "Reduction",
-        "Registry",
-        "Role",
-        "Root",
-        "RunHook",
-        "RunState",
-        "RunningMoment",
-        "STAGE_MODES",
-        "SafeSVDError",
-        "SolveRecord",
-        "Solver",
-        "Stage",
-        "StagesPhase",
-        "StatisticsReducer",
-        "UnknownPluginError",
-        "VELOCITY_ROLES",
-        "check_rank",
-        "clean_statistics",
-        "config_version",
-        "count_parameters",
-        "evaluating",
-        "factor_budget",
-        "get_submodule",
-        "hookimpl",
-        "is_compressible",
-        "linear_map",
-        "make_adapter",
-        "make_recipe",
-        "non_negative",
-        "non_negative_int",
-        "one_of",
-        "parse_role",
-        "plugin_manager",
-        "positive",
-        "positive_int",
-        "psd_root",
-        "ratio_value",
-        "registered",
-        "registry",
-        "run_phases",
-        "run_plan",
-        "set_submodule",
-        "singular_values",
-        "start_state",
-        "thin_svd",
-        "unit_interval",
-        "whitened_factorization",
-        "whitened_spectrum",
-    ]
+from .kinds._plugins import PluginLoadWarning, PluginManager, plugin_manager, registry
+from .kinds._validators import (
+    non_negative,
+    non_negative_int,
+    one_of,
+    positive,
+    positive_int,
+    ratio_value,
+    registered,
+    unit_interval,
 )
+from .linalg._linalg import psd_root, singular_values, thin_svd
+from .model._latency import LatencyProfile, Timing, median_seconds
+from .model._layers import LinearMap, is_compressible, linear_map
+from .model._lowrank import LowRankLinear
+from .model._modules import count_parameters, evaluating, set_submodule
+from .physics._family import Metric, PDEFamily
+from .physics._objective import FISHER_MODES, LAM_MODES, CalibrationObjective, ObjectiveSpec
+from .refine._refine import RefineDataWarning, RefineOptions, refine
+from .run._distributed import DistributedReducer
+from .run._engine import DEFAULT_PHASES, clean_statistics, run_plan
+from .run._items import check_finite, check_runs, plain_item
+from .run._job import STAGE_MODES, CompressionJob, Phase, Plan, RunHook, RunState
+from .run._outputs import Allocation, Budget, CleanStatistics, Probe, Progress, RunLog, Stage
+from .run._phase_order import insert_phase
+from .run._recipe import Recipe
+from .run._result import CompressionResult
+from .run._rollout import RolloutSource, one_step_batches, trajectory_length
+from .run._seams import BatchSource, LocalReducer, PairSource, Shared, StatisticsReducer
+from .run._start import factor_budget
+from .run.phases._allocate import AllocationPhase
+from .run.phases._clean import CleanStatisticsPhase
+from .run.phases._lambda import LambdaPhase
+from .run.phases._probe import ProbePhase
+from .run.phases._stages import StagesPhase
+from .statistics._moments import RunningMoment
+from .statistics._solve import check_rank, whitened_factorization, whitened_spectrum
+from .statistics._statistics import CalibrationStatistics
+
+__all__ = [
+    "AXES",
+    "Allocation",
+    "AllocationPhase",
+    "Allocator",
+    "BatchSource",
+    "Budget",
+    "BudgetError",
+    "CalibrationObjective",
+    "CalibrationStatistics",
+    "Checkpoint",
+    "CleanStatistics",
+    "CleanStatisticsPhase",
+    "CliCommand",
+    "CompressionJob",
+    "CompressionResult",
+    "ConfigError",
+    "DEFAULTS",
+    "DEFAULT_PHASES",
+    "DistributedReducer",
+    "Estimator",
+    "FISHER_MODES",
+    "Factorization",
+    "FieldDescription",
+    "LAM_MODES",
+    "LambdaPhase",
+    "LatencyProfile",
+    "LayerCandidate",
+    "LayerSignals",
+    "LinearMap",
+    "LocalReducer",
+    "LowRankLinear",
+    "MOMENTUM_ROLES",
+    "Metric",
+    "ModelAdapter",
+    "NumericalError",
+    "ObjectiveSpec",
+    "PDEFamily",
+    "PairSource",
+    "Phase",
+    "PhysicsLoss",
+    "Plan",
+    "PluginLoadWarning",
+    "PluginManager",
+    "Probe",
+    "ProbePhase",
+    "Progress",
+    "Recipe",
+    "Reduction",
+    "RefineDataWarning",
+    "RefineOptions",
+    "Role",
+    "RolloutSource",
+    "RunHook",
+    "RunLog",
+    "RunState",
+    "RunningMoment",
+    "STAGE_MODES",
+    "Shared",
+    "SolveRecord",
+    "Solver",
+    "Stage",
+    "StagesPhase",
+    "StatisticsReducer",
+    "Timing",
+    "VELOCITY_ROLES",
+    "check_finite",
+    "check_rank",
+    "check_runs",
+    "clean_statistics",
+    "count_parameters",
+    "evaluating",
+    "factor_budget",
+    "hookimpl",
+    "insert_phase",
+    "is_compressible",
+    "linear_map",
+    "make_adapter",
+    "median_seconds",
+    "non_negative",
+    "non_negative_int",
+    "one_of",
+    "one_step_batches",
+    "parse_role",
+    "plain_item",
+    "plugin_manager",
+    "positive",
+    "positive_int",
+    "psd_root",
+    "ratio_value",
+    "refine",
+    "registered",
+    "registry",
+    "run_plan",
+    "set_submodule",
+    "singular_values",
+    "thin_svd",
+    "trajectory_length",
+    "unit_interval",
+    "whitened_factorization",
+    "whitened_spectrum",
+]
+
+#: Renamed names: the old one still works, with a ``DeprecationWarning``, for one release.
+_RENAMED = {
+    "DEFAULT_JITTER": ("DEFAULTS.jitter", lambda: DEFAULTS.jitter),
+    "RESIDUALS": ('FISHER_MODES ("observed" is now "empirical")', lambda: ("observed", "sampled")),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _RENAMED:
+        new, value = _RENAMED[name]
+        renamed(f"safesvd_core.plugin.{name}", new)
+        return value()
+    raise AttributeError(f"module 'safesvd_core.plugin' has no attribute {name!r}")

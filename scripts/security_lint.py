@@ -5,7 +5,7 @@ builtins ``eval``/``exec``, however they are reached: through an alias (``import
 ``from torch import load``), ``getattr(torch, "load")``, ``builtins.eval``, or a dynamic import
 (``__import__("pickle")``, ``importlib.import_module("pickle")``).
 
-    python scripts/security_lint.py [paths...]     # default: the whole repository (virtual environments aside)
+    python scripts/security_lint.py [paths...]  # default: the whole repository (virtual environments aside)
 
 A line may carry ``# security-lint: allow: <reason>`` for a use that handles no untrusted data (a
 test that round-trips the package's own errors through pickle, as multiprocessing does); the
@@ -26,10 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SKIPPED = (".venv", ".venv-full", ".git", "build", "dist", "__pycache__", ".pytest_cache", ".hypothesis")
 FORBIDDEN_MODULES = ("pickle", "cPickle", "_pickle", "dill", "cloudpickle", "marshal", "shelve")
 #: Calls that run code or a shell by themselves, by their full dotted name.
-FORBIDDEN_CALLS = {"eval": "eval() of a string", "exec": "exec() of a string",
-                   "builtins.eval": "eval() of a string", "builtins.exec": "exec() of a string",
-                   "os.system": "os.system() (use subprocess with a list)", "os.popen": "os.popen() (use subprocess with a list)",
-                   "torch.jit.load": "torch.jit.load (a TorchScript archive carries code)"}
+FORBIDDEN_CALLS = {
+    "eval": "eval() of a string",
+    "exec": "exec() of a string",
+    "builtins.eval": "eval() of a string",
+    "builtins.exec": "exec() of a string",
+    "os.system": "os.system() (use subprocess with a list)",
+    "os.popen": "os.popen() (use subprocess with a list)",
+    "torch.jit.load": "torch.jit.load (a TorchScript archive carries code)",
+}
 DYNAMIC_IMPORTS = ("__import__", "importlib.import_module", "importlib.__import__")
 
 
@@ -61,7 +66,9 @@ def _aliases(tree: ast.AST) -> dict[str, str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                names[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+                names[alias.asname or alias.name.split(".")[0]] = (
+                    alias.name if alias.asname else alias.name.split(".")[0]
+                )
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             for alias in node.names:
                 names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
@@ -82,7 +89,9 @@ def _call_findings(node: ast.Call, aliases: dict[str, str]) -> Iterator[str]:
     name = _resolved(_dotted(node.func), aliases)
     if name in FORBIDDEN_CALLS:
         yield FORBIDDEN_CALLS[name]
-    if name == "torch.load" and not _is(_keyword(node, "weights_only"), True):  # safetensors.torch.load is safe
+    if name == "torch.load" and not _is(
+        _keyword(node, "weights_only"), True
+    ):  # safetensors.torch.load is safe
         yield "torch.load without weights_only=True"
     if _is(_keyword(node, "weights_only"), False):
         yield "weights_only=False"
@@ -94,10 +103,19 @@ def _call_findings(node: ast.Call, aliases: dict[str, str]) -> Iterator[str]:
         yield f"{name}() (use yaml.safe_load)"
     if _forbidden_module(name):
         yield f"{name}() of a pickle-like module"
-    if name in DYNAMIC_IMPORTS and node.args and isinstance(node.args[0], ast.Constant) \
-            and isinstance(node.args[0].value, str) and _forbidden_module(node.args[0].value):
+    if (
+        name in DYNAMIC_IMPORTS
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+        and _forbidden_module(node.args[0].value)
+    ):
         yield f"{name}({node.args[0].value!r})"
-    if name in ("getattr", "builtins.getattr") and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant):
+    if (
+        name in ("getattr", "builtins.getattr")
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Constant)
+    ):
         target = f"{_resolved(_dotted(node.args[0]), aliases)}.{node.args[1].value}"
         if target in FORBIDDEN_CALLS or target == "torch.load" or _forbidden_module(target):
             yield f"getattr() reaching {target}"
@@ -113,7 +131,8 @@ def allowed(source: str, line: int) -> bool:
 
 
 def findings(source: str) -> Iterator[tuple[int, str]]:
-    """``(line, what)`` for every unsafe construct in ``source`` (allowed lines included: see :func:`allowed`)."""
+    """``(line, what)`` for every unsafe construct in ``source``
+    (allowed lines included: see :func:`allowed`)."""
     tree = ast.parse(source)
     aliases = _aliases(tree)
     for node in ast.walk(tree):
@@ -137,7 +156,9 @@ def python_files(paths: list[Path]) -> list[Path]:
     files = []
     for path in paths:
         candidates = [path] if path.is_file() else sorted(path.rglob("*.py"))
-        files += [file for file in candidates if not any(part in SKIPPED for part in file.relative_to(ROOT).parts)]
+        files += [
+            file for file in candidates if not any(part in SKIPPED for part in file.relative_to(ROOT).parts)
+        ]
     return files
 
 
@@ -153,8 +174,10 @@ def main(argv: list[str]) -> int:
                 problems.append(f"{file.relative_to(ROOT)}:{line}: {what}")
     for problem in problems:
         print(problem)
-    print(f"security lint: {len(files)} files, {len(problems)} finding(s), {allowances} allowed with a reason",
-          file=sys.stderr)
+    print(
+        f"security lint: {len(files)} files, {len(problems)} finding(s), {allowances} allowed with a reason",
+        file=sys.stderr,
+    )
     return 1 if problems else 0
 
 

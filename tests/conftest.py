@@ -1,4 +1,4 @@
-"""Shared fixtures: a hypothesis profile for CI and a fresh plugin manager per test."""
+"""Shared fixtures: a hypothesis profile for CI and a plugin manager of each test's own."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from safesvd_core.testing.plugins import fresh_plugin_manager, using_plugin_manager  # noqa: F401 (a fixture)
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
@@ -19,10 +21,8 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
-def fresh_plugin_manager():
-    """Every test starts from a newly loaded plugin manager and leaves none behind."""
-    from safesvd_core import _plugins
-
-    _plugins.set_plugin_manager(None)
-    yield
-    _plugins.set_plugin_manager(None)
+def _own_plugin_manager():
+    """Every test starts from a newly loaded plugin manager (created on first use) and leaves none behind;
+    a test that registers plugins of its own takes ``fresh_plugin_manager`` (safesvd_core.testing.plugins)."""
+    with using_plugin_manager():
+        yield

@@ -6,8 +6,8 @@ engine before it was split into phases (``git log tests/golden/engine.json``), s
 that refactors of the engine change no bit of what it computes. Bits depend on the machine (the
 torch build, the CPU's vector instructions): elsewhere the test compares the ranks exactly and
 the norm of every tensor (factored layers: their product) within ``TOLERANCE``, naming what differs.
-Regenerated on purpose when the factors became balanced (same products, another split). Later default changes (the
-``layer`` stage mode, the sampled Fisher) are opted out of explicitly, so the cases still run
+Regenerated on purpose when the factors became balanced (same products, another split). Later default changes
+(the ``layer`` stage mode, the sampled Fisher) are opted out of explicitly, so the cases still run
 the paths the golden file was made on.
 """
 
@@ -32,13 +32,20 @@ def _reference() -> tuple[torch.nn.Module, list[Any], dict[str, Any]]:
     from safesvd_zoo import reference
 
     model = reference.load()
-    options = {"block_names": model.block_names(), "include": ["blocks.*"], "field_description": reference.FIELD}
+    options = {
+        "block_names": model.block_names(),
+        "include": ["blocks.*"],
+        "field_description": reference.FIELD,
+    }
     return model, reference.batches("calibration", batch_size=16), options
 
 
 def _with_domains(batches: list[Any]) -> list[Any]:
     """The calibration batches labelled with two alternating pseudo-domains (for safe-svd-balanced)."""
-    return [(inputs, targets, "even" if index % 2 == 0 else "odd") for index, (inputs, targets) in enumerate(batches)]
+    return [
+        (inputs, targets, "even" if index % 2 == 0 else "odd")
+        for index, (inputs, targets) in enumerate(batches)
+    ]
 
 
 def digest(result: Any) -> str:
@@ -92,8 +99,15 @@ def fingerprints(summaries: dict[str, Any] | None = None) -> dict[str, str]:
             if summaries is not None:
                 summaries[name] = summary(result)
             with tempfile.TemporaryDirectory() as directory:
-                spilled = compress(model, data, ratio=RATIO, adapter_options=options, statistics_memory="512KiB",
-                                   spill_dir=Path(directory) / "statistics", **case)
+                spilled = compress(
+                    model,
+                    data,
+                    ratio=RATIO,
+                    adapter_options=options,
+                    statistics_memory="512KiB",
+                    spill_dir=Path(directory) / "statistics",
+                    **case,
+                )
                 assert spilled.passes["clean"] > 1, "the spilled case must take several clean passes"
                 out[name + " (spilled)"] = digest(spilled)
     finally:
@@ -111,7 +125,9 @@ if __name__ == "__main__":
     GOLDEN.parent.mkdir(exist_ok=True)
     summaries: dict[str, Any] = {}
     digests = fingerprints(summaries)
-    GOLDEN.write_text(json.dumps({"environment": environment(), "fingerprints": digests, "summaries": summaries},
-                                 indent=1) + "\n")
+    GOLDEN.write_text(
+        json.dumps({"environment": environment(), "fingerprints": digests, "summaries": summaries}, indent=1)
+        + "\n"
+    )
     print(GOLDEN.read_text())
     sys.exit(0)

@@ -15,7 +15,7 @@ CHECKPOINT, SIZE = "Poseidon-T", 32
 _MODEL = '''"""Poseidon's scOT.model in safesvd's tests: the structural stand-in (safesvd_adapters.scot_like)."""
 
 from safesvd_adapters.scot_like import ScOTLike as ScOT, ScOTLikeConfig as ScOTConfig  # noqa: F401
-'''
+'''  # noqa: E501 - Poseidon's module, written out whole
 
 _BASE = '''"""Poseidon's scOT.problems.base in safesvd's tests: get_dataset gives smooth periodic flows on a
 {size}x{size} grid as Poseidon's incompressible data sets lay them out: channels rho, u, v, p (the pressure
@@ -72,14 +72,16 @@ class Flows(Dataset):
 
 def get_dataset(dataset, which="train", num_trajectories=128, data_path="./data", **kwargs):
     return Flows(which, num_trajectories, **kwargs)
-'''
+'''  # noqa: E501 - Poseidon's module, written out whole
 
 
 def write_poseidon(folder: Path) -> None:
     """The ``scOT`` package and the checkpoint folder ``CHECKPOINT`` in ``folder`` (kept when there)."""
     package = folder / "scOT"
     (package / "problems").mkdir(parents=True, exist_ok=True)
-    (package / "__init__.py").write_text('"""Poseidon\'s scOT, played by safesvd\'s stand-in in the tests."""\n')
+    (package / "__init__.py").write_text(
+        '"""Poseidon\'s scOT, played by safesvd\'s stand-in in the tests."""\n'
+    )
     (package / "model.py").write_text(_MODEL)
     (package / "problems" / "__init__.py").write_text("")
     (package / "problems" / "base.py").write_text(_BASE.format(size=SIZE))
@@ -102,14 +104,20 @@ def trained(data: Path, steps: int = 40):
     flows = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(flows)
     torch.manual_seed(0)
-    model = scot_like("T", embed_dim=12, image_size=SIZE, window_size=4, depths=(2, 2, 2, 2), skip_connections=(1, 1, 1, 0))
+    model = scot_like(
+        "T", embed_dim=12, image_size=SIZE, window_size=4, depths=(2, 2, 2, 2), skip_connections=(1, 1, 1, 0)
+    )
     with torch.no_grad():  # time-conditioned scales about 1 to start with (initialised: about 0.02 t)
         for module in model.modules():
             if type(module).__name__ == "ConditionalLayerNorm":
                 module.weight.bias.fill_(1.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    loader = DataLoader(flows.get_dataset("fluids.incompressible.Sines", num_trajectories=32), batch_size=16, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
+    loader = DataLoader(
+        flows.get_dataset("fluids.incompressible.Sines", num_trajectories=32),
+        batch_size=16,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+    )
     model.train()
     for _, batch in zip(range(steps), loader):
         loss = model(**batch).loss

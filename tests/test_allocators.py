@@ -24,8 +24,12 @@ def test_too_small_a_budget_is_an_error(name):
 
 
 def test_greedy_prefers_energy_per_weight():
-    big = LayerCandidate(name="big", out_features=64, in_features=64, spectrum=torch.linspace(10, 1, 64), order=0)
-    small = LayerCandidate(name="small", out_features=8, in_features=8, spectrum=torch.full((8,), 0.1), order=1)
+    big = LayerCandidate(
+        name="big", out_features=64, in_features=64, spectrum=torch.linspace(10, 1, 64), order=0
+    )
+    small = LayerCandidate(
+        name="small", out_features=8, in_features=8, spectrum=torch.full((8,), 0.1), order=1
+    )
     ranks = registry("allocator").create("greedy").allocate([big, small], 20 * 128 + 16)
     assert ranks == {"big": 20, "small": 1}
 
@@ -40,7 +44,8 @@ def test_greedy_goes_dense_at_break_even():
 
 def test_greedy_ties_break_by_layer_order():
     layers = [
-        LayerCandidate(name=f"l{i}", out_features=8, in_features=8, spectrum=torch.ones(8), order=i) for i in range(2)
+        LayerCandidate(name=f"l{i}", out_features=8, in_features=8, spectrum=torch.ones(8), order=i)
+        for i in range(2)
     ]
     ranks = registry("allocator").create("greedy").allocate(layers, 3 * 16)
     assert ranks == {"l0": 2, "l1": 1}
@@ -52,6 +57,6 @@ def test_uniform_uses_the_same_fraction():
         LayerCandidate(name="b", out_features=32, in_features=128, spectrum=torch.ones(32), order=1),
     ]
     ranks = registry("allocator").create("uniform").allocate(layers, 4096)
-    fractions = [ranks[l.name] / l.break_even_rank for l in layers]
+    fractions = [ranks[layer.name] / layer.break_even_rank for layer in layers]
     assert abs(fractions[0] - fractions[1]) < 0.1
     assert cost(layers, ranks) <= 4096

@@ -27,17 +27,27 @@ def _poisoned(where: str, value: float, index: int = 1):
     return data
 
 
-@pytest.mark.parametrize(("where", "value", "kind"), [("input", float("nan"), "nan"), ("target", float("inf"), "inf")])
+@pytest.mark.parametrize(
+    ("where", "value", "kind"), [("input", float("nan"), "nan"), ("target", float("inf"), "inf")]
+)
 def test_non_finite_calibration_data_is_named_by_kind_place_and_item(where, value, kind):
-    with pytest.raises(NumericalError, match=f"calibration item 1: its {where} holds {kind} \\(1 of 512 values\\)"):
+    with pytest.raises(
+        NumericalError, match=f"calibration item 1: its {where} holds {kind} \\(1 of 512 values\\)"
+    ):
         compress(small_transformer(), _poisoned(where, value), ratio=0.5)
 
 
 def test_non_finite_refinement_and_evaluation_data_are_named_too():
     model = small_transformer()
     with pytest.raises(NumericalError, match="refinement item 2: its target holds nan"):
-        compress(model, small_data(), ratio=0.5, refine_data=_poisoned("target", float("nan"), index=2),
-                 refine_steps=2, refine_options={"held_out": 0.0})
+        compress(
+            model,
+            small_data(),
+            ratio=0.5,
+            refine_data=_poisoned("target", float("nan"), index=2),
+            refine_steps=2,
+            refine_options={"held_out": 0.0},
+        )
     with pytest.raises(NumericalError, match="evaluation item 0: its input holds inf"):
         evaluate(model, model, _poisoned("input", float("inf"), index=0))
 
@@ -49,19 +59,24 @@ def test_evaluation_data_the_model_cannot_run_is_refused_before_any_metric():
         evaluate(model, model, wrong)
 
 
-def _config(tmp_path, model_table: str, data_table: str = 'generator = "navier_stokes"\noptions = { samples = 8 }'):
+def _config(
+    tmp_path, model_table: str, data_table: str = 'generator = "navier_stokes"\noptions = { samples = 8 }'
+):
     path = tmp_path / "c.toml"
     path.write_text(f"[model]\n{model_table}\n\n[data]\n{data_table}\n")
     return path
 
 
-@pytest.mark.parametrize(("model_table", "data_table", "message"), [
-    ("factory = 42", None, '\\[model\\] factory: expected "module:function" \\(a string\\), got 42'),
-    ('factory = ["a:b"]', None, '\\[model\\] factory: expected "module:function"'),
-    ("zoo = 3", None, "\\[model\\] zoo: expected a zoo model's name, got 3"),
-    ('zoo = "ns2d-transformer"', "function = 7", '\\[data\\] function: expected "module:function"'),
-    ('zoo = "ns2d-transformer"', "generator = 1", "\\[data\\] generator: expected a generator's name"),
-])
+@pytest.mark.parametrize(
+    ("model_table", "data_table", "message"),
+    [
+        ("factory = 42", None, '\\[model\\] factory: expected "module:function" \\(a string\\), got 42'),
+        ('factory = ["a:b"]', None, '\\[model\\] factory: expected "module:function"'),
+        ("zoo = 3", None, "\\[model\\] zoo: expected a zoo model's name, got 3"),
+        ('zoo = "ns2d-transformer"', "function = 7", '\\[data\\] function: expected "module:function"'),
+        ('zoo = "ns2d-transformer"', "generator = 1", "\\[data\\] generator: expected a generator's name"),
+    ],
+)
 def test_config_values_of_the_wrong_type_are_one_line(tmp_path, capsys, model_table, data_table, message):
     import re
 
@@ -78,8 +93,11 @@ def test_a_pairs_function_asked_for_trajectories_says_so(tmp_path):
 
     (tmp_path / "pairs_only.py").write_text("def load(samples=4):\n    return []\n")
     spec = DataSpec(function="pairs_only:load", import_from=str(tmp_path))
-    with pytest.raises(ConfigError, match="rollout_steps = 3 asks data function 'pairs_only:load' for 3-step "
-                                          "trajectories, but it takes no 'steps' argument"):
+    with pytest.raises(
+        ConfigError,
+        match="trajectory_steps = 3 asks data function 'pairs_only:load' for 3-step "
+        "trajectories, but it takes no 'steps' argument",
+    ):
         spec.load(3)
 
 
@@ -99,11 +117,17 @@ def checkpointed(tmp_path):
     return model, data, tmp_path / "ckpt"
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda m: m.pop("fingerprints"), "'fingerprints' is missing or damaged"),
-    (lambda m: m["stages"][0].pop("file"), "stages\\[0\\] \\(its 'file' and 'records'\\) is missing or damaged"),
-    (lambda m: m.update(stages="all"), "'stages' is missing or damaged"),
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.pop("fingerprints"), "'fingerprints' is missing or damaged"),
+        (
+            lambda m: m["stages"][0].pop("file"),
+            "stages\\[0\\] \\(its 'file' and 'records'\\) is missing or damaged",
+        ),
+        (lambda m: m.update(stages="all"), "'stages' is missing or damaged"),
+    ],
+)
 def test_a_damaged_checkpoint_manifest_is_named(checkpointed, edit, message):
     model, data, directory = checkpointed
     manifest = json.loads((directory / "checkpoint.json").read_text())
@@ -135,11 +159,15 @@ def test_nan_in_the_test_split_is_found_before_any_compression(tmp_path, capsys,
 
     (tmp_path / "my_data.py").write_text(
         "import torch\n\n\ndef load():\n"
-        "    x, y = torch.randn(16, 2, 32, 32, generator=torch.Generator().manual_seed(0)), torch.zeros(16, 2, 32, 32)\n"
+        "    x, y = torch.randn(16, 2, 32, 32, generator=torch.Generator().manual_seed(0)), "
+        "torch.zeros(16, 2, 32, 32)\n"
         "    y[15, 0, 3, 3] = float('nan')  # in the last quarter: the test split\n"
-        "    return [(x[i : i + 4], y[i : i + 4]) for i in range(0, 16, 4)]\n")
+        "    return [(x[i : i + 4], y[i : i + 4]) for i in range(0, 16, 4)]\n"
+    )
     config = _config(tmp_path, 'zoo = "ns2d-transformer"', 'function = "my_data:load"')
-    monkeypatch.setattr(pipeline, "compress", lambda *a, **k: pytest.fail("compression ran before the test data was checked"))
+    monkeypatch.setattr(
+        pipeline, "compress", lambda *a, **k: pytest.fail("compression ran before the test data was checked")
+    )
     assert main(["compress", str(config), "--out", str(tmp_path / "o")]) == 2
     assert "test item 0: its target holds nan" in capsys.readouterr().err
 
@@ -158,10 +186,15 @@ def test_a_layer_without_gradient_is_noted_and_kept_at_the_floor_rank():
             return self.c(hidden) + 0.0 * self.idle(hidden)  # the loss never sees `idle`
 
     generator = torch.Generator().manual_seed(1)
-    data = [(torch.randn(64, 16, generator=generator), torch.randn(64, 16, generator=generator)) for _ in range(3)]
+    data = [
+        (torch.randn(64, 16, generator=generator), torch.randn(64, 16, generator=generator)) for _ in range(3)
+    ]
     result = compress(WithIdleHead(), data, ratio=0.6)
     assert result.ranks["idle"] == 1 and result.ranks["a"] > 1 and result.ranks["c"] > 1
-    assert any("get no gradient from the calibration loss" in note and note.endswith(": idle") for note in result.notes)
+    assert any(
+        "get no gradient from the calibration loss" in note and note.endswith(": idle")
+        for note in result.notes
+    )
     assert result.records["idle"].paths["fisher"] == "identity"  # the solve's fallback, recorded
 
 
@@ -176,10 +209,29 @@ def test_nan_weights_are_named_before_any_pass():
 def test_evaluate_with_data_the_model_cannot_take_is_one_line_before_any_metric(tmp_path, capsys):
     from safesvd_core.__main__ import main
 
-    config = _config(tmp_path, 'zoo = "ns2d-transformer"', 'generator = "navier_stokes"\noptions = { samples = 8 }\nbatch_size = 4')
+    config = _config(
+        tmp_path,
+        'zoo = "ns2d-transformer"',
+        'generator = "navier_stokes"\noptions = { samples = 8 }\nbatch_size = 4',
+    )
     assert main(["compress", str(config), "--out", str(tmp_path / "o"), "--no-figures"]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "o"), "--data", "navier_stokes", "--data-option", "size=8",
-                 "--data-option", "samples=4"]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "o"),
+                "--data",
+                "navier_stokes",
+                "--data-option",
+                "size=8",
+                "--data-option",
+                "samples=4",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and "cannot run the first test item" in error[0] and "(4, 2, 8, 8)" in error[0], error
+    assert len(error) == 1 and "cannot run the first test item" in error[0] and "(4, 2, 8, 8)" in error[0], (
+        error
+    )

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from safesvd_core import LowRankLinear, available, balanced, compress, is_balanced, load_compressed, save_compressed
+from safesvd_core import (
+    LowRankLinear,
+    available,
+    balanced,
+    compress,
+    is_balanced,
+    load_compressed,
+    save_compressed,
+)
 from safesvd_zoo import reference
 
 from test_compress import small_data, small_transformer
@@ -29,8 +37,13 @@ def low_rank_layers(model: torch.nn.Module) -> list[LowRankLinear]:
 
 
 @settings(deadline=None, max_examples=40)
-@given(m=st.integers(1, 12), n=st.integers(1, 12), data=st.data(), seed=st.integers(0, 2**31 - 1),
-       scale=st.floats(-4, 4))
+@given(
+    m=st.integers(1, 12),
+    n=st.integers(1, 12),
+    data=st.data(),
+    seed=st.integers(0, 2**31 - 1),
+    scale=st.floats(-4, 4),
+)
 def test_balanced_keeps_the_product_and_equalises_every_component(m, n, data, seed, scale):
     rank = data.draw(st.integers(1, min(m, n)), label="rank")
     generator = torch.Generator().manual_seed(seed)
@@ -38,15 +51,22 @@ def test_balanced_keeps_the_product_and_equalises_every_component(m, n, data, se
     second = torch.randn(m, rank, generator=generator, dtype=torch.float64) * 10.0**-scale
     new_first, new_second = balanced(first, second)
     product = second @ first
-    torch.testing.assert_close(new_second @ new_first, product, rtol=1e-10, atol=1e-12 * float(product.abs().max()))
+    torch.testing.assert_close(
+        new_second @ new_first, product, rtol=1e-10, atol=1e-12 * float(product.abs().max())
+    )
     assert is_balanced(new_first, new_second, rtol=1e-9)
     gram = new_second.mT @ new_second  # orthogonal columns: AᵀA = BBᵀ = diag(s)
-    torch.testing.assert_close(gram, new_first @ new_first.mT, rtol=1e-8, atol=1e-10 * float(gram.abs().max()))
+    torch.testing.assert_close(
+        gram, new_first @ new_first.mT, rtol=1e-8, atol=1e-10 * float(gram.abs().max())
+    )
 
 
 def test_from_factors_balances_unless_told_not_to():
     generator = torch.Generator().manual_seed(0)
-    first, second = 1e3 * torch.randn(3, 7, generator=generator), 1e-3 * torch.randn(5, 3, generator=generator)
+    first, second = (
+        1e3 * torch.randn(3, 7, generator=generator),
+        1e-3 * torch.randn(5, 3, generator=generator),
+    )
     raw = LowRankLinear.from_factors(first, second, None, balance=False)
     assert not is_balanced(raw.first.weight, raw.second.weight)
     layer = LowRankLinear.from_factors(first, second, None)
@@ -65,20 +85,36 @@ QUICK = {"dobi-svd": {"epochs": 2}, "asvd": {}}
 @pytest.mark.parametrize("recipe", [name for name in available("recipe") if name != "safe-svd-balanced"])
 def test_every_recipe_returns_balanced_factors(recipe):
     model = small_transformer()
-    result = compress(model, small_data(), ratio=0.5, recipe=recipe,
-                      adapter_options={"block_names": model.block_names()}, **QUICK.get(recipe, {}))
+    result = compress(
+        model,
+        small_data(),
+        ratio=0.5,
+        recipe=recipe,
+        adapter_options={"block_names": model.block_names()},
+        **QUICK.get(recipe, {}),
+    )
     layers = low_rank_layers(result.model)
     assert layers, f"{recipe} factored no layer"
     for layer in layers:
-        assert is_balanced(layer.first.weight, layer.second.weight), f"{recipe}: a layer's factors are unbalanced"
+        assert is_balanced(layer.first.weight, layer.second.weight), (
+            f"{recipe}: a layer's factors are unbalanced"
+        )
 
 
 def test_the_multi_domain_recipe_returns_balanced_factors():
     model = small_transformer()
     items = [{"input": x, "target": y, "domain": name} for (x, y), name in zip(small_data(), ("a", "b"))]
-    result = compress(model, items, ratio=0.5, recipe="safe-svd-balanced", adapter="generic",
-                      adapter_options={"block_names": model.block_names()})
-    assert all(is_balanced(layer.first.weight, layer.second.weight) for layer in low_rank_layers(result.model))
+    result = compress(
+        model,
+        items,
+        ratio=0.5,
+        recipe="safe-svd-balanced",
+        adapter="generic",
+        adapter_options={"block_names": model.block_names()},
+    )
+    assert all(
+        is_balanced(layer.first.weight, layer.second.weight) for layer in low_rank_layers(result.model)
+    )
 
 
 def test_an_unbalanced_file_of_an_earlier_safesvd_is_balanced_on_load(tmp_path):
@@ -86,7 +122,7 @@ def test_an_unbalanced_file_of_an_earlier_safesvd_is_balanced_on_load(tmp_path):
     result = compress(model, data, ratio=0.5)
     path = save_compressed(result, tmp_path / "model.safetensors")
     with safe_open(str(path), framework="pt") as handle:  # as an earlier safesvd wrote it: unbalanced factors
-        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+        metadata, tensors = handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open: no `in`
     for key in tensors:
         if key.endswith("first.weight"):
             tensors[key] = tensors[key] * 1e3
@@ -110,7 +146,9 @@ def test_factors_as_training_left_them_load_bit_for_bit(tmp_path):
         for layer in low_rank_layers(result.model):
             layer.first.weight.mul_(4.0)
             layer.second.weight.add_(0.01)
-    assert not all(is_balanced(layer.first.weight, layer.second.weight) for layer in low_rank_layers(result.model))
+    assert not all(
+        is_balanced(layer.first.weight, layer.second.weight) for layer in low_rank_layers(result.model)
+    )
     loaded = load_compressed(small_transformer(), save_compressed(result, tmp_path / "tuned"))
     for key, value in result.model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
@@ -119,9 +157,18 @@ def test_factors_as_training_left_them_load_bit_for_bit(tmp_path):
 @pytest.fixture(scope="module")
 def reference_at_04():
     model = reference.load()
-    options = {"block_names": model.block_names(), "include": ["blocks.*"], "field_description": reference.FIELD}
-    result = compress(model, reference.trajectory_batches(16, 3), ratio=0.4, family="ns-incompressible",
-                      adapter_options=options)
+    options = {
+        "block_names": model.block_names(),
+        "include": ["blocks.*"],
+        "field_description": reference.FIELD,
+    }
+    result = compress(
+        model,
+        reference.trajectory_batches(16, 3),
+        ratio=0.4,
+        family="ns-incompressible",
+        adapter_options=options,
+    )
     return model, result
 
 

@@ -25,7 +25,9 @@ WIDTH, SAMPLES, BATCH = 8, 32, 8
 
 def model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(WIDTH, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU(), nn.Linear(32, WIDTH)).eval()
+    return nn.Sequential(
+        nn.Linear(WIDTH, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU(), nn.Linear(32, WIDTH)
+    ).eval()
 
 
 def pairs(count: int = SAMPLES, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +69,11 @@ class Samples(Dataset):
         return len(self.x)
 
     def __getitem__(self, index: int):
-        return {"input": self.x[index], "target": self.y[index]} if self.as_dict else (self.x[index], self.y[index])
+        return (
+            {"input": self.x[index], "target": self.y[index]}
+            if self.as_dict
+            else (self.x[index], self.y[index])
+        )
 
 
 def to_pair(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> Pair:
@@ -77,7 +83,7 @@ def to_pair(samples: list[tuple[torch.Tensor, torch.Tensor]]) -> Pair:
 
 def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
     x, y = pairs()
-    return [(x[i:i + BATCH], y[i:i + BATCH]) for i in range(0, SAMPLES, BATCH)]
+    return [(x[i : i + BATCH], y[i : i + BATCH]) for i in range(0, SAMPLES, BATCH)]
 
 
 FORMS = {
@@ -130,9 +136,15 @@ def test_a_dataclass_is_read_as_the_dict_of_its_fields_without_copying():
 
 def test_a_dataclass_with_other_fields_or_an_unknown_type_is_refused_naming_it():
     x, y = pairs(4)
-    with pytest.raises(ConfigError, match=r"needs the keys 'input' and 'target'; missing \['input', 'target'\], its keys are \['x', 'y'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"needs the keys 'input' and 'target'; missing \['input', 'target'\], "
+        r"its keys are \['x', 'y'\]",
+    ):
         compress(model(), [Misnamed(x, y)], ratio=0.5, recipe="svd-llm")
-    with pytest.raises(ConfigError, match="expects \\(input, target\\) tuples or .* dicts, got SimpleNamespace"):
+    with pytest.raises(
+        ConfigError, match="expects \\(input, target\\) tuples or .* dicts, got SimpleNamespace"
+    ):
         compress(model(), [types.SimpleNamespace(input=x, target=y)], ratio=0.5, recipe="svd-llm")
     with pytest.raises(ConfigError, match="got list"):
         compress(model(), [[x, y, "ns", "extra"]], ratio=0.5, recipe="svd-llm")
@@ -153,23 +165,42 @@ def test_a_dataloader_with_workers_is_calibration_evaluation_and_refinement_data
     result = compress(model(), loader, ratio=0.5, recipe="svd-llm")
     assert_same(result, reference)
     report = evaluate(model(), result.model, loader)  # the same loader, read again
-    assert report.metric("base loss").compressed == evaluate(model(), reference.model, batches()).metric("base loss").compressed
+    assert (
+        report.metric("base loss").compressed
+        == evaluate(model(), reference.model, batches()).metric("base loss").compressed
+    )
     fresh = DataLoader(Samples(as_dict, count=64, seed=7), batch_size=BATCH, num_workers=2)
     with pytest.warns(Warning):  # few refinement inputs: RefineDataWarning, the run goes on
-        refined = compress(model(), loader, ratio=0.5, recipe="svd-llm", refine_data=fresh, refine_steps=4,
-                           refine_options={"eval_every": 2})
+        refined = compress(
+            model(),
+            loader,
+            ratio=0.5,
+            recipe="svd-llm",
+            refine_data=fresh,
+            refine_steps=4,
+            refine_options={"eval_every": 2},
+        )
     assert refined.reports["refine"]["kept"] in ("refined", "closed form")
 
 
 def test_a_shuffling_dataloader_is_read_once_per_call():
     """Every pass of a compression sees the same batches: the loader's one shuffle, not one per pass."""
+
     def loader():
-        return DataLoader(Samples(), batch_size=BATCH, shuffle=True, num_workers=2,
-                          generator=torch.Generator().manual_seed(5))
+        return DataLoader(
+            Samples(),
+            batch_size=BATCH,
+            shuffle=True,
+            num_workers=2,
+            generator=torch.Generator().manual_seed(5),
+        )
 
     once = list(loader())
     assert not torch.equal(once[0][0], batches()[0][0])  # shuffled
-    assert_same(compress(model(), loader(), ratio=0.5, recipe="svd-llm"), compress(model(), once, ratio=0.5, recipe="svd-llm"))
+    assert_same(
+        compress(model(), loader(), ratio=0.5, recipe="svd-llm"),
+        compress(model(), once, ratio=0.5, recipe="svd-llm"),
+    )
 
 
 def test_a_dataloader_with_a_collate_fn_giving_dataclasses(reference):
@@ -204,9 +235,15 @@ def test_many_batches_from_workers_do_not_exhaust_the_file_descriptors():
             model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.GELU(), torch.nn.Linear(16, 4))
             result = compress(model, DataLoader(Pairs(), batch_size=1, num_workers=2), ratio=0.6, recipe="svd-llm")
             print("compressed", result.met_budget)
-    """)
-    answer = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300,
-                            env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    """)  # noqa: E501 - the script as it runs
+    answer = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert answer.returncode == 0 and "compressed True" in answer.stdout, answer.stderr[-2000:]
 
 
@@ -214,7 +251,8 @@ def test_a_config_data_function_may_return_dataclasses_or_a_dataloader(tmp_path)
     """``[data] function``: the items it returns are taken as compress takes them."""
     from safesvd_cli.data_source import DataSpec
 
-    (tmp_path / "batch_forms_data.py").write_text(textwrap.dedent("""
+    (tmp_path / "batch_forms_data.py").write_text(
+        textwrap.dedent("""
         import dataclasses
 
         import torch
@@ -234,9 +272,12 @@ def test_a_config_data_function_may_return_dataclasses_or_a_dataloader(tmp_path)
 
         def loader():
             return DataLoader(TensorDataset(torch.randn(16, 8), torch.randn(16, 8)), batch_size=4, num_workers=2)
-    """))
+    """)  # noqa: E501 - the script as it runs
+    )
     for function in ("pairs", "loader"):
-        loaded = DataSpec.from_dict({"function": f"batch_forms_data:{function}"}, base=tmp_path).load(None, (0.0, 0.75))
+        loaded = DataSpec.from_dict({"function": f"batch_forms_data:{function}"}, base=tmp_path).load(
+            None, (0.0, 0.75)
+        )
         assert len(loaded.items) == 3
         first = loaded.items[0]
         x = first["input"] if function == "pairs" else first[0]

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ lives at the repository root
-from benchmarks import latency  # noqa: E402
-from safesvd_core import LowRankLinear  # noqa: E402
+from benchmarks import latency
+from safesvd_core import LowRankLinear
 
 
 class Twice(nn.Module):
@@ -23,7 +23,9 @@ class Twice(nn.Module):
         self.shared, self.head, self.mix = nn.Linear(8, 8), nn.Linear(8, 4), nn.Conv2d(3, 6, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.shared(self.shared(x))[:, :2]).sum() + self.mix(x[:, :3].reshape(5, 3, 4, 2)).sum()
+        return (
+            self.head(self.shared(self.shared(x))[:, :2]).sum() + self.mix(x[:, :3].reshape(5, 3, 4, 2)).sum()
+        )
 
 
 def _model() -> Twice:
@@ -54,8 +56,15 @@ def test_random_factors_replace_exactly_the_ranked_layers_and_leave_the_original
 def test_rows_time_every_factored_layer_and_the_summary_adds_them():
     model = _model()
     ranks = {"shared": 3, "head": None, "mix": 2}
-    row = latency.measure("x", model, latency.with_random_factors(model, ranks), ranks,
-                          lambda m: m(torch.randn(5, 6, 8)), torch.device("cpu"), repeats=3)
+    row = latency.measure(
+        "x",
+        model,
+        latency.with_random_factors(model, ranks),
+        ranks,
+        lambda m: m(torch.randn(5, 6, 8)),
+        torch.device("cpu"),
+        repeats=3,
+    )
     layers = {layer["layer"]: layer for layer in row["layers"]}
     assert set(layers) == {"shared", "mix"} and row["factored"] == 2 and row["layers_total"] == 3
     assert layers["shared"]["calls"] == 2 and layers["shared"]["rank"] == 3
@@ -63,22 +72,37 @@ def test_rows_time_every_factored_layer_and_the_summary_adds_them():
     assert all(layer["dense_seconds"] > 0 and layer["factored_seconds"] > 0 for layer in row["layers"])
     params = (3 * 16 + 8 + 2 * 9 + 6) / (8 * 8 + 8 + 3 * 6 + 6)
     assert row["param_ratio"] == pytest.approx(params)
-    assert row["time_ratio"] == pytest.approx(sum(r["factored_seconds"] for r in row["layers"])
-                                              / sum(r["dense_seconds"] for r in row["layers"]))
-    assert row["model_ratio"] == pytest.approx(row["model_seconds_compressed"] / row["model_seconds_original"])
+    assert row["time_ratio"] == pytest.approx(
+        sum(r["factored_seconds"] for r in row["layers"]) / sum(r["dense_seconds"] for r in row["layers"])
+    )
+    assert row["model_ratio"] == pytest.approx(
+        row["model_seconds_compressed"] / row["model_seconds_original"]
+    )
     assert latency.line(row).startswith("compressed layers: time ratio ")
 
 
 def test_a_rank_without_a_factored_layer_is_an_error():
     model = _model()
     with pytest.raises(ValueError, match="has rank 3 but is a Linear"):
-        latency.time_layers(model, model, {"shared": 3}, lambda m: m(torch.randn(5, 6, 8)), torch.device("cpu"), 3)
+        latency.time_layers(
+            model, model, {"shared": 3}, lambda m: m(torch.randn(5, 6, 8)), torch.device("cpu"), 3
+        )
 
 
-@pytest.mark.parametrize(("time_ratio", "model_ratio", "verdicts"), [(0.45, 0.6, ["met", "met"]),
-                                                                      (0.47, 0.66, ["MISSED", "MISSED"])])
-def test_targets_are_judged_against_the_parameter_ratio_and_the_model_bound(time_ratio, model_ratio, verdicts):
-    row = {"config": "safe-svd", "device": "cpu", "time_ratio": time_ratio, "param_ratio": 0.4, "model_ratio": model_ratio}
+@pytest.mark.parametrize(
+    ("time_ratio", "model_ratio", "verdicts"),
+    [(0.45, 0.6, ["met", "met"]), (0.47, 0.66, ["MISSED", "MISSED"])],
+)
+def test_targets_are_judged_against_the_parameter_ratio_and_the_model_bound(
+    time_ratio, model_ratio, verdicts
+):
+    row = {
+        "config": "safe-svd",
+        "device": "cpu",
+        "time_ratio": time_ratio,
+        "param_ratio": 0.4,
+        "model_ratio": model_ratio,
+    }
     lines = latency.targets([row, {**row, "device": "cuda"}])
     assert len(lines) == 2, "CPU rows only"
     assert [line.rsplit("**", 2)[-2] for line in lines] == verdicts

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from safesvd_core import ConfigError, compress
-from safesvd_core import _checkpoint
+from safesvd_core.io import _checkpoint
 
 from test_compress import small_data, small_transformer
 
@@ -36,7 +36,7 @@ def kill_after(monkeypatch):
 
         def stage_done(self, state, done):
             original(self, state, done)
-            if state.stage_index == stage:
+            if state.progress.stage_index == stage:
                 raise Killed(f"killed after stage {stage}")
 
         monkeypatch.setattr(_checkpoint.Checkpoint, "stage_done", stage_done)
@@ -57,12 +57,19 @@ def test_runs_are_deterministic_and_a_killed_run_resumes_bit_identically(tmp_pat
     with pytest.raises(Killed):
         run(tmp_path / "checkpoint")
     manifest = json.loads((tmp_path / "checkpoint" / "checkpoint.json").read_text())
-    assert [stage["file"] for stage in manifest["stages"]] == ["stage-00001.safetensors", "stage-00002.safetensors"]
+    assert [stage["file"] for stage in manifest["stages"]] == [
+        "stage-00001.safetensors",
+        "stage-00002.safetensors",
+    ]
     monkeypatch.undo()
     resumed = run(tmp_path / "checkpoint")
     assert digest(resumed) == digest(reference)
     assert "clean" not in resumed.passes and "lambda" not in resumed.passes  # the statistics were resumed
-    assert resumed.passes["stages"] == 1 and "resumed from" in resumed.notes[-1] and "after stage 2" in resumed.notes[-1]
+    assert (
+        resumed.passes["stages"] == 1
+        and "resumed from" in resumed.notes[-1]
+        and "after stage 2" in resumed.notes[-1]
+    )
     assert resumed.records == reference.records
 
 
@@ -71,7 +78,9 @@ def test_a_changed_input_refuses_to_resume_and_says_which(tmp_path, kill_after):
     with pytest.raises(Killed):
         run(tmp_path)
     with pytest.raises(ConfigError, match="the recipe, adapter or ratio changed"):
-        compress(small_transformer(depth=3), small_data(batches=3), ratio=0.6, checkpoint_dir=tmp_path, **OPTIONS)
+        compress(
+            small_transformer(depth=3), small_data(batches=3), ratio=0.6, checkpoint_dir=tmp_path, **OPTIONS
+        )
     with pytest.raises(ConfigError, match="the calibration data changed"):
         run(tmp_path, data=small_data(batches=2))
     other = small_transformer(depth=3)
@@ -81,8 +90,12 @@ def test_a_changed_input_refuses_to_resume_and_says_which(tmp_path, kill_after):
         run(tmp_path, model=other)
 
 
-@pytest.mark.parametrize(("corrupt", "resumes_after"), [("stage-00002.safetensors", 1), ("statistics.safetensors", 0)])
-def test_a_corrupt_checkpoint_file_is_named_and_recomputed(tmp_path, kill_after, monkeypatch, corrupt, resumes_after):
+@pytest.mark.parametrize(
+    ("corrupt", "resumes_after"), [("stage-00002.safetensors", 1), ("statistics.safetensors", 0)]
+)
+def test_a_corrupt_checkpoint_file_is_named_and_recomputed(
+    tmp_path, kill_after, monkeypatch, corrupt, resumes_after
+):
     reference = run()
     kill_after(3)
     with pytest.raises(Killed):

@@ -35,7 +35,7 @@ def build(depth=4):
     return FieldTransformer(OperatorConfig(**{**card["config"], "depth": depth}))
 '''
 
-CONFIG = '''
+CONFIG = """
 [model]
 factory = "my_operator:build"
 weights = "{weights}"
@@ -56,16 +56,19 @@ family = "ns-incompressible"
 
 [evaluate]
 horizons = [2]
-'''
+"""
 
 
 def write_pdebench_ns(path: Path, samples: int = 12, steps: int = 4) -> None:
-    """Reference-model trajectories in PDEBench's incompressible-NS layout: velocity (N, T, X, Y, 2), t (N, T)."""
+    """Reference-model trajectories in PDEBench's incompressible-NS layout:
+    velocity (N, T, X, Y, 2), t (N, T)."""
     start, trajectory = reference.trajectories(samples=samples, steps=steps, seed=21)
     frames = torch.cat([start[:, None], trajectory], dim=1)  # (N, T, 2, X, Y)
     with h5py.File(path, "w") as file:
         file.create_dataset("velocity", data=frames.permute(0, 1, 3, 4, 2).numpy())
-        file.create_dataset("particles", data=np.zeros((*frames.shape[:2], *frames.shape[3:], 1), dtype=np.float32))
+        file.create_dataset(
+            "particles", data=np.zeros((*frames.shape[:2], *frames.shape[3:], 1), dtype=np.float32)
+        )
         file.create_dataset("force", data=np.zeros((samples, *frames.shape[3:], 2), dtype=np.float32))
         file.create_dataset("t", data=np.tile(np.arange(steps + 1, dtype=np.float32), (samples, 1)))
 
@@ -75,7 +78,9 @@ def project(tmp_path_factory) -> Path:
     """A user's folder: a model factory, its weights (the zoo's), an HDF5 file and a config."""
     folder = tmp_path_factory.mktemp("project")
     (folder / "my_operator.py").write_text(FACTORY)
-    with resources.as_file(resources.files("safesvd_zoo") / "weights" / "ns2d-transformer.safetensors") as weights:
+    with resources.as_file(
+        resources.files("safesvd_zoo") / "weights" / "ns2d-transformer.safetensors"
+    ) as weights:
         (folder / "weights.safetensors").write_bytes(Path(weights).read_bytes())
     write_pdebench_ns(folder / "ns_incom.h5")
     (folder / "config.toml").write_text(CONFIG.format(weights="weights.safetensors"))
@@ -125,9 +130,13 @@ def test_compress_writes_the_folder_with_every_part(compressed):
     layers = {layer["name"]: layer for layer in manifest["layers"]}
     assert {name: layer["rank"] for name, layer in layers.items()} == run.result.ranks
     assert all(0.0 < layer["kept_energy"] <= 1.0 for layer in layers.values())
-    assert sum(layer["params_before"] - layer["params_after"] for layer in layers.values()) == \
-        manifest["params_before"] - manifest["params_after"]
-    assert not any(name.startswith(".") or name.endswith(".tmp") for name in names)  # atomic writes left nothing
+    assert (
+        sum(layer["params_before"] - layer["params_after"] for layer in layers.values())
+        == manifest["params_before"] - manifest["params_after"]
+    )
+    assert not any(
+        name.startswith(".") or name.endswith(".tmp") for name in names
+    )  # atomic writes left nothing
 
 
 def test_no_file_is_a_pickle_or_a_zip_and_every_png_opens(compressed, tmp_path):
@@ -158,7 +167,10 @@ def test_evaluate_prints_the_signed_table_with_the_horizon(compressed, capsys):
     assert main(["evaluate", str(out), "--trust-code"]) == 0
     text = capsys.readouterr().out
     expected = run.report.metric("base loss")
-    assert f"| base loss | {expected.original:.6g} | {expected.compressed:.6g} | {expected.signed_change_percent:+.2f} |" in text
+    assert (
+        f"| base loss | {expected.original:.6g} | {expected.compressed:.6g} | "
+        f"{expected.signed_change_percent:+.2f} |" in text
+    )
     assert "| horizon |" in text and "\n| 2 | " in text
 
 
@@ -175,7 +187,9 @@ def test_the_reloaded_model_and_the_dense_export_give_the_compressed_outputs(com
     plain.load_state_dict(load_file(str(dense_file)))  # strict: the original architecture, no safesvd
     with torch.no_grad():
         assert torch.allclose(plain(x), expected, atol=1e-5)
-    assert dense_file.read_bytes()[:4] not in (b"PK\x03\x04",) and not dense_file.read_bytes().startswith(b"\x80")
+    assert dense_file.read_bytes()[:4] not in (b"PK\x03\x04",) and not dense_file.read_bytes().startswith(
+        b"\x80"
+    )
 
 
 def test_a_folder_of_several_ratios_names_its_model_folders(tmp_path):
@@ -187,15 +201,23 @@ def test_a_folder_of_several_ratios_names_its_model_folders(tmp_path):
 
 # -- user mistakes: one line on stderr, no traceback ------------------------------------------------
 
+
 def _safesvd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "safesvd_core", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "safesvd_core", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 MISTAKES = {
     "a missing config file": ("", "nothere.toml: no such config file"),
-    "a misspelt TOML key": ("[compress]\nratoi = 0.5\n", "unknown key 'ratoi' in \\[compress\\].*did you mean 'ratio'"),
-    "an unknown plugin": ('[compress]\nrecipe = "safe-svdd"\n', "recipe 'safe-svdd' is not available.*Did you mean 'safe-svd'"),
+    "a misspelt TOML key": (
+        "[compress]\nratoi = 0.5\n",
+        "unknown key 'ratoi' in \\[compress\\].*did you mean 'ratio'",
+    ),
+    "an unknown plugin": (
+        '[compress]\nrecipe = "safe-svdd"\n',
+        "recipe 'safe-svdd' is not available.*Did you mean 'safe-svd'",
+    ),
     "a wrong model path": ("", "cannot import 'no_such_module'"),
     "a missing data file": ("", "no such file .*missing.h5"),
 }
@@ -226,7 +248,9 @@ def test_a_user_mistake_prints_one_line_without_a_traceback(project, tmp_path, c
     lines = answer.stderr.strip().splitlines()
     assert answer.returncode == 2 and len(lines) == 1, answer.stderr
     assert "Traceback" not in answer.stderr and re.search(MISTAKES[case][1], lines[0]), lines[0]
-    assert lines[0].startswith("safesvd compress: error: ") and lines[0].endswith("(run with --debug for the traceback)")
+    assert lines[0].startswith("safesvd compress: error: ") and lines[0].endswith(
+        "(run with --debug for the traceback)"
+    )
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
@@ -235,9 +259,15 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
 
     # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored (as it
     # should: `nohup`, `&`): the child gets the default disposition a terminal's Ctrl-C meets.
-    process = subprocess.Popen([sys.executable, "-m", "safesvd_core", "demo", "--progress", "--out", str(tmp_path / "out")],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "safesvd_core", "demo", "--progress", "--out", str(tmp_path / "out")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     seen, selector = "", selectors.DefaultSelector()
     selector.register(process.stderr, selectors.EVENT_READ)
     while "statistics" not in seen:  # interrupt inside the first compression, whatever the machine's speed
@@ -249,8 +279,9 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     rest = process.stderr.read()
     process.wait(timeout=120)
     assert process.returncode == 130, seen + rest
-    assert rest.strip().splitlines()[-1] == ("safesvd demo: interrupted (Ctrl-C); no file is half-written (each is "
-                                            "written whole or not at all)")
+    assert rest.strip().splitlines()[-1] == (
+        "safesvd demo: interrupted (Ctrl-C); no file is half-written (each is written whole or not at all)"
+    )
     assert "Traceback" not in seen + rest
 
 

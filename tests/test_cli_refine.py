@@ -13,7 +13,7 @@ from safesvd_core.__main__ import main
 
 pytest.importorskip("matplotlib", reason="the plots extra (matplotlib) is not installed")
 
-CONFIG = '''
+CONFIG = """
 [model]
 zoo = "ns2d-transformer"
 
@@ -21,7 +21,7 @@ zoo = "ns2d-transformer"
 generator = "navier_stokes"
 options = { samples = 16, size = 32, seed = 5 }
 batch_size = 8
-rollout_steps = 2
+trajectory_steps = 2
 
 [test]
 generator = "navier_stokes"
@@ -41,11 +41,11 @@ figures = false
 generator = "navier_stokes"
 options = { samples = 32, size = 32, seed = 7 }
 batch_size = 8
-rollout_steps = 2
+trajectory_steps = 2
 steps = 6
 eval_every = 3
 lr = 1e-4
-'''
+"""
 
 
 def _raw(text: str = CONFIG) -> dict:
@@ -62,20 +62,27 @@ def test_refine_table_refines_and_the_manifest_reports_it(tmp_path):
         assert main(["compress", str(config), "--out", str(tmp_path / "out")]) == 0
     report = read_manifest(tmp_path / "out")["reports"]["refine"]
     assert report["steps"] == 6 and [row["step"] for row in report["history"]] == [3, 6]
-    assert report["items"] == {"fit": 3, "held_out": 1} and report["source"] == "RolloutSource(steps=2, one_step_group=False)"
+    assert (
+        report["items"] == {"fit": 3, "held_out": 1}
+        and report["source"] == "RolloutSource(steps=2, one_step_group=False)"
+    )
 
 
 def test_refine_options_are_checked_when_the_config_is_read():
     from safesvd_cli.config import RunConfig
 
     config = RunConfig.from_dict(_raw(), base=Path.cwd())
-    assert config.refine.options.steps == 6 and config.refine.rollout_steps == 2
+    assert (
+        config.refine.options.steps == 6
+        and config.refine.trajectory_steps == 2
+        and config.trajectory_steps == 2
+    )
     assert RunConfig.from_dict(config.to_dict(), base=Path.cwd()) == config
     for change, message in [
         (("steps", None), "\\[refine\\] steps: missing"),
         (("lr", -1.0), "\\[refine\\]: refine lr must be a positive number"),
         (("held_out", 1.0), "\\[refine\\]: refine held_out must be below 1"),
-        (("rollout_steps", -2), "\\[refine\\] rollout_steps: expected an integer ≥ 0"),
+        (("trajectory_steps", -2), "\\[refine\\] trajectory_steps: expected an integer ≥ 0"),
         (("stpes", 3), "unknown key 'stpes' in \\[refine\\].*did you mean 'steps'"),
     ]:
         raw = _raw()
@@ -86,3 +93,30 @@ def test_refine_options_are_checked_when_the_config_is_read():
             raw["refine"][key] = value
         with pytest.raises(ConfigError, match=message):
             RunConfig.from_dict(raw, base=Path("."))
+
+
+def test_the_old_rollout_steps_key_still_reads_and_says_what_to_write():
+    """``rollout_steps`` in ``[data]``/``[refine]`` named the steps of the trajectories to load; it is now
+    ``trajectory_steps`` (the recipe's ``rollout_steps`` is the steps a rollout uses of them)."""
+    from safesvd_cli.config import RunConfig
+
+    new = RunConfig.from_dict(_raw(), base=Path.cwd())
+    raw = _raw(CONFIG.replace("trajectory_steps = 2", "rollout_steps = 2"))
+    with pytest.warns(FutureWarning) as caught:
+        old = RunConfig.from_dict(raw, base=Path.cwd(), label="old.toml")
+    assert (
+        old == new
+        and old.to_dict()["data"]["trajectory_steps"] == 2
+        and "rollout_steps" not in old.to_dict()["data"]
+    )
+    messages = sorted(str(warning.message) for warning in caught)
+    assert messages == [
+        f"old.toml: [{table}] rollout_steps is now called trajectory_steps (the steps of each trajectory "
+        "loaded); write trajectory_steps = 2 (the old name goes in the next release)"
+        for table in ("data", "refine")
+    ]
+    raw["data"]["trajectory_steps"] = 3
+    with pytest.raises(
+        ConfigError, match=r"\[data\] gives both trajectory_steps and rollout_steps, its old name"
+    ):
+        RunConfig.from_dict(raw, base=Path.cwd())

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import safesvd_core
-from safesvd_core import BudgetError, compress, ConfigError, LowRankLinear, NumericalError
+from safesvd_core import BudgetError, ConfigError, LowRankLinear, NumericalError, compress
 from safesvd_core.plugin import PhysicsLoss
 from safesvd_zoo import reference
 from safesvd_zoo.operator import FieldTransformer, OperatorConfig
@@ -33,20 +33,30 @@ def calibration_loss(model, batches):
 
 def small_transformer(depth=2, width=32):
     torch.manual_seed(0)
-    return FieldTransformer(OperatorConfig(channels=2, size=8, patch=2, width=width, depth=depth, heads=2)).eval()
+    return FieldTransformer(
+        OperatorConfig(channels=2, size=8, patch=2, width=width, depth=depth, heads=2)
+    ).eval()
 
 
 def small_data(batches=2, size=8):
     generator = torch.Generator().manual_seed(1)
-    return [(torch.randn(4, 2, size, size, generator=generator), torch.randn(4, 2, size, size, generator=generator))
-            for _ in range(batches)]
+    return [
+        (
+            torch.randn(4, 2, size, size, generator=generator),
+            torch.randn(4, 2, size, size, generator=generator),
+        )
+        for _ in range(batches)
+    ]
 
 
 def test_safe_svd_beats_uniform_whitening_on_a_trained_transformer(trained):
     model, calibration, options = trained
     ours = compress(model, calibration, ratio=0.5, adapter_options=options)
     baseline = compress(model, calibration, ratio=0.5, adapter_options=options, **UNIFORM_WHITENING)
-    ours_loss, baseline_loss = calibration_loss(ours.model, calibration), calibration_loss(baseline.model, calibration)
+    ours_loss, baseline_loss = (
+        calibration_loss(ours.model, calibration),
+        calibration_loss(baseline.model, calibration),
+    )
     assert math.isfinite(ours_loss) and ours_loss < baseline_loss
     for result in (ours, baseline):
         assert result.params_after <= 0.5 * result.params_before
@@ -62,7 +72,11 @@ def test_plain_module_with_no_other_argument():
     assert result.params_after == sum(p.numel() for p in result.model.parameters())
     assert result.params_after <= 0.5 * result.params_before
     assert set(result.ranks) == {"0", "2", "4"}
-    assert all(isinstance(result.model.get_submodule(n), LowRankLinear) for n, r in result.ranks.items() if r is not None)
+    assert all(
+        isinstance(result.model.get_submodule(n), LowRankLinear)
+        for n, r in result.ranks.items()
+        if r is not None
+    )
     assert set(result.records) == {n for n, r in result.ranks.items() if r is not None}
     assert result.timings["total"] > 0 and result.passes["clean"] == 1
 
@@ -101,8 +115,10 @@ def test_block_stages_take_one_pass_per_block_and_exact_one_per_layer():
     blocks = compress(model, data, ratio=0.5, adapter_options=options)
     exact = compress(model, data, ratio=0.5, adapter_options=options, stage_mode="exact")
     assert blocks.passes["stages"] == 3 and blocks.passes["prefix"] == 1
-    assert blocks.stages == [[f"blocks.{b}.{n}" for n in ("query", "key", "value", "output", "intermediate", "output_dense")]
-                             for b in range(3)]
+    assert blocks.stages == [
+        [f"blocks.{b}.{n}" for n in ("query", "key", "value", "output", "intermediate", "output_dense")]
+        for b in range(3)
+    ]
     assert exact.passes["stages"] == 18 and "prefix" not in exact.passes
     assert blocks.ranks == exact.ranks  # allocation uses clean statistics only
     # the in-block approximation is measurable: both losses are finite and close
@@ -117,8 +133,14 @@ def test_first_block_matches_exact_mode():
     options = {"block_names": model.block_names(), "include": ["blocks.*"]}
     blocks = compress(model, small_data(), ratio=0.5, adapter_options=options)
     exact = compress(model, small_data(), ratio=0.5, adapter_options=options, stage_mode="exact")
-    for name in ("blocks.0.query", "blocks.0.key", "blocks.0.value"):  # inputs unaffected by earlier compression
-        torch.testing.assert_close(blocks.model.get_submodule(name).weight, exact.model.get_submodule(name).weight)
+    for name in (
+        "blocks.0.query",
+        "blocks.0.key",
+        "blocks.0.value",
+    ):  # inputs unaffected by earlier compression
+        torch.testing.assert_close(
+            blocks.model.get_submodule(name).weight, exact.model.get_submodule(name).weight
+        )
 
 
 class SkipChain(nn.Module):
@@ -143,7 +165,9 @@ def test_blocks_that_are_not_a_chain_take_their_inputs_by_a_prefix_pass():
     exact = compress(model, data, ratio=0.8, stage_mode="exact", **options)
     assert blocks.passes["stages"] == 2 and blocks.passes["prefix"] == 2
     for name in ("a.0", "b.0"):
-        torch.testing.assert_close(blocks.model.get_submodule(name).weight, exact.model.get_submodule(name).weight)
+        torch.testing.assert_close(
+            blocks.model.get_submodule(name).weight, exact.model.get_submodule(name).weight
+        )
 
 
 class Roughness(PhysicsLoss):
@@ -185,7 +209,9 @@ def test_resume_from_saved_statistics(tmp_path):
     first = compress(model, data, ratio=0.5, **physics)
     path = tmp_path / "clean.safetensors"
     first.statistics.save(path)
-    stats = safesvd_core.CalibrationStatistics({layer: dict(by) for layer, by in first.statistics.estimators.items()})
+    stats = safesvd_core.CalibrationStatistics(
+        {layer: dict(by) for layer, by in first.statistics.estimators.items()}
+    )
     stats.load(path)
     second = compress(model, data, ratio=0.5, statistics=stats, **physics)
     assert "clean" not in second.passes and "lambda" not in second.passes
@@ -193,7 +219,9 @@ def test_resume_from_saved_statistics(tmp_path):
     assert first.ranks == second.ranks
     for name, rank in first.ranks.items():
         if rank is not None:
-            torch.testing.assert_close(first.model.get_submodule(name).weight, second.model.get_submodule(name).weight)
+            torch.testing.assert_close(
+                first.model.get_submodule(name).weight, second.model.get_submodule(name).weight
+            )
 
 
 def test_fallbacks_are_recorded_per_layer():

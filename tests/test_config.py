@@ -7,10 +7,12 @@ import json
 import attrs
 import pytest
 
-from safesvd_core import available, config_from_dict, config_to_dict, ConfigError, registry
+from safesvd_core import ConfigError, available, config_from_dict, config_to_dict, registry
 
 
-@pytest.mark.parametrize("kind", ["recipe", "allocator", "solver", "physics_loss", "model_adapter", "pde_family"])
+@pytest.mark.parametrize(
+    "kind", ["recipe", "allocator", "solver", "physics_loss", "model_adapter", "pde_family"]
+)
 def test_every_attrs_plugin_round_trips(kind):
     checked = 0
     for name in available(kind):
@@ -30,8 +32,12 @@ def test_every_attrs_plugin_round_trips(kind):
 
 
 def test_recipe_with_nested_physics_round_trips():
-    recipe = registry("recipe").create("safe-svd", alpha=0.7, allocator="uniform",
-                                       physics=[registry("physics_loss").create("sobolev", order=2, p=2)])
+    recipe = registry("recipe").create(
+        "safe-svd",
+        alpha=0.7,
+        allocator="uniform",
+        physics=[registry("physics_loss").create("sobolev", order=2, p=2)],
+    )
     data = json.loads(json.dumps(config_to_dict(recipe)))
     assert data["options"]["physics"] == [{"name": "sobolev", "order": 2, "p": 2, "weights": []}]
     rebuilt = config_from_dict(data)

@@ -25,7 +25,8 @@ class TestGreedyWithUniformFloor(AllocatorConformance):
 
 
 def time_proportional_to_parameters(out: int, inputs: int, rows: int, rank: int | None) -> float:
-    """A cost model in which a layer's time is its parameter count: the latency allocator is then the greedy."""
+    """A cost model in which a layer's time is its parameter count:
+    the latency allocator is then the greedy."""
     return float(out * inputs if rank is None else rank * (out + inputs))
 
 
@@ -47,7 +48,9 @@ class TestASVD(AllocatorConformance):
 
     def smallest_budget(self, allocator: Allocator, layers: Sequence[LayerCandidate]) -> int:
         """Every layer at ASVD's smallest ratio: its search compresses no further."""
-        smallest = {layer.name: rank_at_fraction(layer, allocator.ratios[0], allocator.min_rank) for layer in layers}
+        smallest = {
+            layer.name: rank_at_fraction(layer, allocator.ratios[0], allocator.min_rank) for layer in layers
+        }
         return allocation_cost(layers, smallest)
 
 
@@ -64,10 +67,18 @@ class TestGrouped(AllocatorConformance):
 
 def test_grouped_can_keep_fewer_weights_under_more_budget():
     """Why TestGrouped turns monotonicity off; if this fails, grouped became monotone: turn it on."""
-    shapes = {"0.q": (3, 9, [6.0, 5.0, 3.0]), "1.q": (7, 3, [8.0, 6.0, 5.0]), "2.q": (3, 10, [6.0, 3.0, 0.0]),
-              "3.q": (3, 10, [3.0, 2.0, 0.0])}
-    layers = [LayerCandidate(name=name, out_features=m, in_features=n, spectrum=torch.tensor(s, dtype=torch.float64),
-                             order=i) for i, (name, (m, n, s)) in enumerate(shapes.items())]
+    shapes = {
+        "0.q": (3, 9, [6.0, 5.0, 3.0]),
+        "1.q": (7, 3, [8.0, 6.0, 5.0]),
+        "2.q": (3, 10, [6.0, 3.0, 0.0]),
+        "3.q": (3, 10, [3.0, 2.0, 0.0]),
+    }
+    layers = [
+        LayerCandidate(
+            name=name, out_features=m, in_features=n, spectrum=torch.tensor(s, dtype=torch.float64), order=i
+        )
+        for i, (name, (m, n, s)) in enumerate(shapes.items())
+    ]
     allocator = GroupedAllocator()
     assert allocation_cost(layers, allocator.allocate(layers, 81)) == 80
     assert allocation_cost(layers, allocator.allocate(layers, 82)) == 74

@@ -31,7 +31,9 @@ class TestEnergyBalanced(EstimatorConformance):
 
 class TestEnergyBalancedOfSeveralEstimators(EstimatorConformance):
     plugin_name: ClassVar[str] = "energy-balanced"
-    options: ClassVar[Mapping[str, Any]] = {"inner": ("clean-covariance", "shifted-covariance", "output-fisher")}
+    options: ClassVar[Mapping[str, Any]] = {
+        "inner": ("clean-covariance", "shifted-covariance", "output-fisher")
+    }
     domains: ClassVar[tuple[str, ...]] = ("b", "a", "c")
 
 
@@ -42,8 +44,9 @@ class TestEnergyBalancedByGroup(EstimatorConformance):
     options: ClassVar[Mapping[str, Any]] = {"by": ("group",)}
     domains: ClassVar[tuple[str, ...]] = ("one-step", "rollout")
 
-    def make_signals(self, generator: torch.Generator, rows: int, in_features: int, out_features: int,
-                     domain: str = "a") -> LayerSignals:
+    def make_signals(
+        self, generator: torch.Generator, rows: int, in_features: int, out_features: int, domain: str = "a"
+    ) -> LayerSignals:
         """The suite's labels as statistics groups, without a domain."""
         signals = super().make_signals(generator, rows, in_features, out_features, domain)
         return attrs.evolve(signals, domain=None, group=domain)

@@ -13,10 +13,17 @@ import pytest
 import torch
 
 import safesvd_core
-from safesvd_core import ConfigError, DuplicatePluginError, UnknownPluginError, compress, config_from_dict, config_to_dict
+from safesvd_core import (
+    ConfigError,
+    DuplicatePluginError,
+    UnknownPluginError,
+    compress,
+    config_from_dict,
+    config_to_dict,
+)
 from safesvd_core.__main__ import main
+from safesvd_core.kinds import _plugins
 from safesvd_core.plugin import (
-    KINDS,
     Allocator,
     CliCommand,
     LayerCandidate,
@@ -27,37 +34,50 @@ from safesvd_core.plugin import (
     hookimpl,
     registry,
 )
-from safesvd_core import _plugins
 
 from test_plugins import FakeDistribution, fake_plugin, with_fake
 
 
 def _plan(solver: str, **options: Any) -> Plan:
-    return Plan(clean_estimators=("clean-covariance",), solver=registry("solver").create(solver, **options),
-                allocator=registry("allocator").create("greedy"))
+    return Plan(
+        clean_estimators=("clean-covariance",),
+        solver=registry("solver").create(solver, **options),
+        allocator=registry("allocator").create("greedy"),
+    )
 
 
 def test_a_plan_refuses_a_solver_whose_statistics_no_estimator_provides():
-    with pytest.raises(ConfigError, match=r"solver 'whitened' needs the statistics \['fisher', 'sigma_cross', 'sigma_shift'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"solver 'whitened' needs the statistics \['fisher', 'sigma_cross', 'sigma_shift'\]",
+    ):
         _plan("whitened")  # sensitivity and α > 0 by default: Fisher and the shifted pair
     with pytest.raises(ConfigError, match=r"needs the statistics \['input_abs_mean'\].*provide \['sigma'\]"):
         _plan("scaled", statistic="input_abs_mean")
     assert _plan("whitened", alpha=0.0, sensitivity=False).solver.requires == {"sigma"}
-    balanced = Plan(clean_estimators=("energy-balanced",), estimator_options={"energy-balanced": {"inner": ("clean-covariance", "output-fisher")}},
-                    solver=registry("solver").create("whitened", alpha=0.0), allocator=registry("allocator").create("uniform"))
+    balanced = Plan(
+        clean_estimators=("energy-balanced",),
+        estimator_options={"energy-balanced": {"inner": ("clean-covariance", "output-fisher")}},
+        solver=registry("solver").create("whitened", alpha=0.0),
+        allocator=registry("allocator").create("uniform"),
+    )
     assert balanced.solver.requires == {"sigma", "fisher"}
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("kind", sorted(_plugins.KINDS))
 def test_registry_create_rejects_unknown_options_and_lists_the_valid_ones(kind):
     name = safesvd_core.available(kind)[0]
-    with pytest.raises(ConfigError, match=rf"{kind} '{name}' has no option\(s\) \['not_an_option'\]\. Its options: "):
+    with pytest.raises(
+        ConfigError, match=rf"{kind} '{name}' has no option\(s\) \['not_an_option'\]\. Its options: "
+    ):
         registry(kind).create(name, not_an_option=1)
 
 
 def test_create_passes_known_options_through():
     assert registry("allocator").create("uniform", min_rank=3).min_rank == 3
-    estimator = registry("estimator").create("energy-balanced", in_features=3, out_features=2, inner=("clean-covariance",))
+    estimator = registry("estimator").create(
+        "energy-balanced", in_features=3, out_features=2, inner=("clean-covariance",)
+    )
     assert estimator.in_features == 3
 
 
@@ -71,19 +91,22 @@ class EveryOtherLayer(Allocator):
         return {layer.name: (self.min_rank if index % 2 == 0 else None) for index, layer in enumerate(layers)}
 
 
-def _with_plugin(hook: str, classes: list[type]) -> PluginManager:
-    manager = PluginManager()
+def _with_plugin(manager: PluginManager, hook: str, classes: list[type]) -> PluginManager:
     manager.register(fake_plugin(hook, classes), name="test-plugin", distribution="tests 0")
-    _plugins.set_plugin_manager(manager)
     return manager
 
 
-def test_allocators_take_the_min_rank_recipes_pass():
-    _with_plugin("safesvd_allocators", [EveryOtherLayer])
+def test_allocators_take_the_min_rank_recipes_pass(fresh_plugin_manager):
+    _with_plugin(fresh_plugin_manager, "safesvd_allocators", [EveryOtherLayer])
     assert EveryOtherLayer().min_rank == 1
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.GELU(), torch.nn.Linear(64, 16), torch.nn.GELU(),
-                                torch.nn.Linear(16, 64))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(16, 64),
+        torch.nn.GELU(),
+        torch.nn.Linear(64, 16),
+        torch.nn.GELU(),
+        torch.nn.Linear(16, 64),
+    )
     data = [(torch.randn(32, 16), torch.randn(32, 64)) for _ in range(2)]
     result = compress(model, data, ratio=0.9, recipe="svd-llm", allocator="every-other", min_rank=3)
     assert result.ranks == {"0": 3, "2": None, "4": 3}
@@ -125,13 +148,23 @@ class Unmigratable(Renamed):
     migrate_config = None
 
 
-def test_each_plugin_class_versions_its_own_config():
-    _with_plugin("safesvd_recipes", [Renamed, Unmigratable])
+def test_each_plugin_class_versions_its_own_config(fresh_plugin_manager):
+    _with_plugin(fresh_plugin_manager, "safesvd_recipes", [Renamed, Unmigratable])
     assert config_to_dict(Renamed(alpha=0.3))["version"] == 2
     assert config_to_dict(registry("recipe").create("safe-svd"))["version"] == 1  # others keep theirs
-    assert config_from_dict({"kind": "recipe", "name": "renamed", "version": 1, "options": {"strength": 0.7}}).alpha == 0.7
-    assert config_from_dict({"kind": "recipe", "name": "renamed", "version": 2, "options": {"alpha": 0.2}}).alpha == 0.2
-    with pytest.raises(ConfigError, match="'renamed' config version 3 is not supported: this installation reads version 2"):
+    assert (
+        config_from_dict(
+            {"kind": "recipe", "name": "renamed", "version": 1, "options": {"strength": 0.7}}
+        ).alpha
+        == 0.7
+    )
+    assert (
+        config_from_dict({"kind": "recipe", "name": "renamed", "version": 2, "options": {"alpha": 0.2}}).alpha
+        == 0.2
+    )
+    with pytest.raises(
+        ConfigError, match="'renamed' config version 3 is not supported: this installation reads version 2"
+    ):
         config_from_dict({"kind": "recipe", "name": "renamed", "version": 3, "options": {}})
     with pytest.raises(ConfigError, match="older than 2 and the plugin gives no migrate_config"):
         config_from_dict({"kind": "recipe", "name": "unmigratable", "version": 1, "options": {}})
@@ -150,22 +183,35 @@ def _allocator_module(name: str) -> types.ModuleType:
 
 
 def test_one_entry_point_name_from_two_distributions_names_both(monkeypatch):
-    _install(monkeypatch, FakeDistribution("first-dist", {"shared": "fake_shared_a"}),
-             FakeDistribution("second-dist", {"shared": "fake_shared_b"}),
-             modules={"fake_shared_a": _allocator_module("a"), "fake_shared_b": _allocator_module("b")})
-    with pytest.raises(DuplicatePluginError, match="'shared' is offered by two distributions: first-dist 9.9 and second-dist 9.9"):
+    _install(
+        monkeypatch,
+        FakeDistribution("first-dist", {"shared": "fake_shared_a"}),
+        FakeDistribution("second-dist", {"shared": "fake_shared_b"}),
+        modules={"fake_shared_a": _allocator_module("a"), "fake_shared_b": _allocator_module("b")},
+    )
+    with pytest.raises(
+        DuplicatePluginError,
+        match="'shared' is offered by two distributions: first-dist 9.9 and second-dist 9.9",
+    ):
         PluginManager()
 
 
 def test_a_plugin_that_raises_while_loading_is_named_and_the_others_load(monkeypatch):
     broken = types.ModuleType("fake_broken")
-    _install(monkeypatch, FakeDistribution("broken-dist", {"broken": "fake_broken:missing_attribute"}),
-             FakeDistribution("good-dist", {"good": "fake_good"}), modules={"fake_broken": broken, "fake_good": _allocator_module("good-one")})
+    _install(
+        monkeypatch,
+        FakeDistribution("broken-dist", {"broken": "fake_broken:missing_attribute"}),
+        FakeDistribution("good-dist", {"good": "fake_good"}),
+        modules={"fake_broken": broken, "fake_good": _allocator_module("good-one")},
+    )
     with pytest.warns(PluginLoadWarning, match="'broken' \\(broken-dist 9.9\\).*failed to load"):
         manager = PluginManager()
     assert [failure.plugin for failure in manager.failures] == ["broken"]
     assert "good-one" in manager.registry("allocator") and "greedy" in manager.registry("allocator")
-    with pytest.raises(UnknownPluginError, match="These plugins failed to load: 'broken' \\(broken-dist 9.9\\): AttributeError"):
+    with pytest.raises(
+        UnknownPluginError,
+        match="These plugins failed to load: 'broken' \\(broken-dist 9.9\\): AttributeError",
+    ):
         manager.registry("allocator").get("bad-one")
 
 
@@ -210,17 +256,18 @@ class Hello(CliCommand):
         return 7
 
 
-def test_plugins_add_cli_subcommands_through_the_hook(capsys):
-    _with_plugin("safesvd_cli_commands", [Hello])
+def test_plugins_add_cli_subcommands_through_the_hook(capsys, fresh_plugin_manager):
+    _with_plugin(fresh_plugin_manager, "safesvd_cli_commands", [Hello])
     assert main(["hello", "--to", "plugins"]) == 7
     assert capsys.readouterr().out == "hello plugins\n"
     assert main(["plugins"]) == 0
     assert any(line.split()[:2] == ["cli_command", "hello"] for line in capsys.readouterr().out.splitlines())
 
 
-def test_the_zoo_demo_is_a_cli_command_from_the_hook():
+def test_the_demo_is_a_cli_command_of_the_application_layer_from_the_hook():
+    # safesvd_cli's, above the zoo (which imports no CLI)
     registration = registry("cli_command").registration("demo")
-    assert registration.plugin == "zoo" and registration.distribution.startswith("safesvd ")
+    assert registration.plugin == "cli" and registration.distribution.startswith("safesvd ")
 
 
 def test_layer_candidates_describe_costs():
@@ -228,10 +275,16 @@ def test_layer_candidates_describe_costs():
     assert (layer.dense_params, layer.params_per_rank, layer.break_even_rank) == (24, 10, 2)
 
 
-@pytest.mark.parametrize("error", [
-    ConfigError("bad option"), UnknownPluginError("recipe", "x", ["a", "b"], ["'p' (d 1): E"]),
-    DuplicatePluginError("twice"), safesvd_core.BudgetError("over"), safesvd_core.NumericalError("nan"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigError("bad option"),
+        UnknownPluginError("recipe", "x", ["a", "b"], ["'p' (d 1): E"]),
+        DuplicatePluginError("twice"),
+        safesvd_core.BudgetError("over"),
+        safesvd_core.NumericalError("nan"),
+    ],
+)
 def test_errors_cross_process_boundaries(error):
     """A worker's error reaches the parent (multiprocessing pickles it): an error that cannot be
     unpickled hangs a multiprocessing pool instead of failing."""

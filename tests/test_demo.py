@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from safesvd_cli import demo
 from safesvd_core import read_manifest
 from safesvd_core.__main__ import main
-from safesvd_zoo import demo
 
 
 def test_demo_prints_a_table_where_safe_svd_degrades_less_one_step_and_over_the_rollout(capsys, tmp_path):
@@ -26,5 +26,7 @@ def test_demo_prints_a_table_where_safe_svd_degrades_less_one_step_and_over_the_
     assert abs(ours[0]) < abs(theirs[0]) and abs(ours[1]) < abs(theirs[1])  # one step and after 8 steps
     # the folder `safesvd compress` writes, for safe-svd
     assert read_manifest(out)["recipe"]["name"] == "safe-svd"
-    assert {"model.safetensors", "config.json", "report.json", "report.csv"} <= {p.name for p in out.iterdir()}
+    assert {"model.safetensors", "config.json", "report.json", "report.csv"} <= {
+        p.name for p in out.iterdir()
+    }
     assert len([p for p in (out / "figures").glob("*.png") if p.stat().st_size > 0]) >= 2

@@ -8,8 +8,15 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from safesvd_core import (ConfigError, LowRankLinear, compress, dense_model, export_dense, load_compressed,
-                          save_compressed)
+from safesvd_core import (
+    ConfigError,
+    LowRankLinear,
+    compress,
+    dense_model,
+    export_dense,
+    load_compressed,
+    save_compressed,
+)
 
 from test_compress import small_data, small_transformer
 

@@ -22,7 +22,9 @@ from safesvd_core.testing.loopback import run_on_loopback
 
 from test_compress import small_data, small_transformer
 
-pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available in this build")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available(), reason="torch.distributed is not available in this build"
+)
 
 OPTIONS = {"adapter_options": {"block_names": ["blocks.0", "blocks.1"], "include": ["blocks.*"]}}
 WELL_CONDITIONED = {"jitter": 1e-4, "fisher_jitter": 1e-4}
@@ -30,7 +32,9 @@ WELL_CONDITIONED = {"jitter": 1e-4, "fisher_jitter": 1e-4}
 CASES = {
     "safe-svd, layer stages": ({"recipe": "safe-svd", **WELL_CONDITIONED}, 1e-10),
     "safe-svd-balanced, block stages (solves split across processes)": (
-        {"recipe": "safe-svd-balanced", "stage_mode": "block", "domains": True, **WELL_CONDITIONED}, 1e-10),
+        {"recipe": "safe-svd-balanced", "stage_mode": "block", "domains": True, **WELL_CONDITIONED},
+        1e-10,
+    ),
     "safe-svd on rollouts": ({"recipe": "safe-svd", "trajectories": True, **WELL_CONDITIONED}, 1e-10),
     "svd-llm": ({"recipe": "svd-llm", "jitter": 1e-4}, 1e-10),
     "safe-svd at the default jitter": ({"recipe": "safe-svd"}, 1e-8),
@@ -59,22 +63,29 @@ def _outputs(result) -> dict[str, torch.Tensor]:
     from safesvd_core import LowRankLinear
 
     statistics = {f"statistics/{key}": value for key, value in result.statistics.state_dict().items()}
-    weights = {f"model/{key}": value.detach().contiguous() for key, value in result.model.state_dict().items()}
-    products = {f"product/{name}": module.weight.detach().contiguous() for name, module in result.model.named_modules()
-                if isinstance(module, LowRankLinear)}
+    weights = {
+        f"model/{key}": value.detach().contiguous() for key, value in result.model.state_dict().items()
+    }
+    products = {
+        f"product/{name}": module.weight.detach().contiguous()
+        for name, module in result.model.named_modules()
+        if isinstance(module, LowRankLinear)
+    }
     return {**statistics, **weights, **products}
 
 
 def _worker(rank: int, world: int, out: str) -> None:
     torch.set_num_threads(1)
-    from safesvd_core import _checkpoint
+    from safesvd_core.io import _checkpoint
 
     writes = []
     original = _checkpoint.atomic_write
     _checkpoint.atomic_write = lambda path, write: (writes.append(str(path)), original(path, write))[1]
     for index, (case, _) in enumerate(CASES.values()):
         checkpoint = Path(out) / f"checkpoint-{index}"
-        result = compress(_model(), _data(case), ratio=0.5, checkpoint_dir=checkpoint, **OPTIONS, **_options(case))
+        result = compress(
+            _model(), _data(case), ratio=0.5, checkpoint_dir=checkpoint, **OPTIONS, **_options(case)
+        )
         save_file(_outputs(result), str(Path(out) / f"rank{rank}-case{index}.safetensors"))
         (Path(out) / f"rank{rank}-case{index}.ranks").write_text(repr(sorted(result.ranks.items())))
     (Path(out) / f"rank{rank}.writes").write_text("\n".join(writes))
@@ -94,11 +105,16 @@ def test_two_processes_give_the_one_process_statistics_and_factors(two_processes
     expected = _outputs(alone)
     for rank in (0, 1):
         got = load_file(str(two_processes / f"rank{rank}-case{index}.safetensors"))
-        assert (two_processes / f"rank{rank}-case{index}.ranks").read_text() == repr(sorted(alone.ranks.items()))
+        assert (two_processes / f"rank{rank}-case{index}.ranks").read_text() == repr(
+            sorted(alone.ranks.items())
+        )
         assert got.keys() == expected.keys()
         for key, value in expected.items():
             if value.dtype.is_floating_point:  # relative to the tensor's norm
-                error = float(torch.linalg.vector_norm(got[key] - value) / torch.linalg.vector_norm(value).clamp_min(1e-300))
+                error = float(
+                    torch.linalg.vector_norm(got[key] - value)
+                    / torch.linalg.vector_norm(value).clamp_min(1e-300)
+                )
                 limit = 1e-10 if key.startswith("statistics/") else bound
                 assert error <= limit, f"rank {rank}, {key}: relative difference {error:.2e} > {limit:.0e}"
             else:
@@ -118,7 +134,9 @@ def test_distributed_without_a_process_group_is_a_clear_error():
 def _disagreeing_worker(rank: int, world: int, out: str) -> None:
     torch.set_num_threads(1)
     try:
-        compress(_model(), _data({})[: 5 - 2 * rank], ratio=0.5, **OPTIONS)  # process 0: 5 items, process 1: 3
+        compress(
+            _model(), _data({})[: 5 - 2 * rank], ratio=0.5, **OPTIONS
+        )  # process 0: 5 items, process 1: 3
     except ConfigError as error:
         (Path(out) / f"rank{rank}.error").write_text(str(error))
 

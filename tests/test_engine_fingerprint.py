@@ -22,7 +22,9 @@ def test_ranks_and_factors_match_the_golden_run():
         for key, norm in expected["norms"].items():
             if not math.isclose(got["norms"][key], norm, rel_tol=engine_fingerprint.TOLERANCE):
                 differences.append(f"{case}: ‖{key}‖ = {got['norms'][key]:.9g}, golden {norm:.9g}")
-    assert not differences, (f"on {engine_fingerprint.environment()} (golden: {golden['environment']}) beyond the "
-                             f"relative tolerance {engine_fingerprint.TOLERANCE}: " + "; ".join(differences[:10]))
+    assert not differences, (
+        f"on {engine_fingerprint.environment()} (golden: {golden['environment']}) beyond the "
+        f"relative tolerance {engine_fingerprint.TOLERANCE}: " + "; ".join(differences[:10])
+    )
     if golden["environment"] == engine_fingerprint.environment():
         assert digests == golden["fingerprints"]

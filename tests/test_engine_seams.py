@@ -9,7 +9,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from safesvd_core import FieldDescription, SafeSVDError
+from safesvd_core import ConfigError, FieldDescription, SafeSVDError
 from safesvd_core.plugin import (
     DEFAULT_PHASES,
     AllocationPhase,
@@ -20,6 +20,7 @@ from safesvd_core.plugin import (
     RunHook,
     RunState,
     StatisticsReducer,
+    insert_phase,
     make_adapter,
     registry,
     run_plan,
@@ -27,14 +28,24 @@ from safesvd_core.plugin import (
 
 from test_compress import small_data, small_transformer
 
-FIELD = FieldDescription(channels=("u", "v"), roles=("velocity_x", "velocity_y"), spacing=(0.1, 0.1), periodic=(True, True))
+FIELD = FieldDescription(
+    channels=("u", "v"), roles=("velocity_x", "velocity_y"), spacing=(0.1, 0.1), periodic=(True, True)
+)
 
 
 def _job(model=None, data=None, **options) -> CompressionJob:
     model = small_transformer() if model is None else model
     adapter = make_adapter("generic", {"block_names": model.block_names(), "include": ["blocks.*"]})
-    return CompressionJob(original=model, model=copy.deepcopy(model), batches=small_data() if data is None else data,
-                          adapter=adapter, ratio=0.5, recipe="safe-svd", options={}, **options)
+    return CompressionJob(
+        original=model,
+        model=copy.deepcopy(model),
+        batches=small_data() if data is None else data,
+        adapter=adapter,
+        ratio=0.5,
+        recipe="safe-svd",
+        options={},
+        **options,
+    )
 
 
 def _plan(**options):
@@ -50,7 +61,7 @@ class Recording(RunHook):
         self.seen: list[tuple[int, tuple[str, ...], frozenset[str]]] = []
 
     def stage_done(self, state: RunState, stage) -> None:
-        self.seen.append((state.stage_index, stage.layers, frozenset(state.records)))
+        self.seen.append((state.progress.stage_index, stage.layers, frozenset(state.progress.records)))
 
 
 def test_stage_hooks_run_after_every_stage_with_the_state_so_far():
@@ -59,7 +70,7 @@ def test_stage_hooks_run_after_every_stage_with_the_state_so_far():
     assert [index for index, _, _ in hook.seen] == list(range(1, len(result.stages) + 1))
     assert [list(layers) for _, layers, _ in hook.seen] == result.stages
     solved = {name for name, rank in result.ranks.items() if rank is not None}
-    for index, layers, records in hook.seen:  # after stage k, exactly the solved layers of stages ≤ k
+    for index, _layers, records in hook.seen:  # after stage k, exactly the solved layers of stages ≤ k
         done = {name for stage in result.stages[:index] for name in stage}
         assert records == done & solved
 
@@ -76,10 +87,13 @@ def test_the_reducer_sees_each_clean_group_and_each_stage():
     reducer = Counting()
     result = run_plan(_job(reducer=reducer), _plan(stage_mode="block"))
     assert reducer.calls[0] == sorted(result.ranks)  # the clean pass: one group, every layer
-    assert reducer.calls[1:] == [sorted(stage) for stage in result.stages]  # then each stage's shifted statistics
+    # then each stage's shifted statistics
+    assert reducer.calls[1:] == [sorted(stage) for stage in result.stages]
     reducer = Counting()
     result = run_plan(_job(reducer=reducer), _plan(stage_mode="layer"))  # then each solved layer's
-    assert reducer.calls[1:] == [[name] for stage in result.stages for name in stage if result.ranks[name] is not None]
+    assert reducer.calls[1:] == [
+        [name] for stage in result.stages for name in stage if result.ranks[name] is not None
+    ]
 
 
 class TwoIdenticalProcesses(Reduction):
@@ -137,8 +151,14 @@ class RowCounts(StatisticsReducer):
         self.rows: list[dict[str, int]] = []
 
     def reduce(self, statistics) -> None:
-        self.rows.append({layer: [moment.count for estimator in by_name.values() for moment in estimator.moments.values()]
-                          for layer, by_name in statistics.estimators.items()})
+        self.rows.append(
+            {
+                layer: [
+                    moment.count for estimator in by_name.values() for moment in estimator.moments.values()
+                ]
+                for layer, by_name in statistics.estimators.items()
+            }
+        )
 
 
 def test_every_pass_runs_items_through_the_plan_source():
@@ -162,18 +182,19 @@ def test_every_pass_runs_items_through_the_plan_source():
 
 class AfterAllocation(Phase):
     name: ClassVar[str] = "after-allocation"
+    reads: ClassVar[tuple[str, ...]] = ("allocation",)
 
     def __init__(self) -> None:
         self.ranks = None
 
     def run(self, state: RunState) -> None:
-        self.ranks = dict(state.ranks)
-        state.notes.append("inspected the ranks")
+        self.ranks = dict(state.allocation.ranks)
+        state.log.notes.append("inspected the ranks")
 
 
 def test_a_new_phase_plugs_in_between_the_default_ones():
     extra = AfterAllocation()
-    phases = (*DEFAULT_PHASES[:4], extra, DEFAULT_PHASES[4])
+    phases = insert_phase(DEFAULT_PHASES, extra, after="allocate")
     with_extra = run_plan(_job(), _plan(), phases)
     default = run_plan(_job(), _plan())
     assert extra.ranks == default.ranks == with_extra.ranks
@@ -183,7 +204,11 @@ def test_a_new_phase_plugs_in_between_the_default_ones():
 
 
 def test_a_phase_without_its_inputs_names_what_is_missing():
-    with pytest.raises(SafeSVDError, match="phase 'allocate' needs 'probe', which no earlier phase set"):
+    with pytest.raises(
+        ConfigError,
+        match="phase 'allocate' reads 'probe', which no earlier phase writes: add the "
+        "phase that writes it, 'probe', before 'allocate'",
+    ):
         run_plan(_job(), _plan(), (AllocationPhase(),))
 
 

@@ -4,9 +4,12 @@ The generic contract (merging, reducing, states, errors) is tests/test_conforman
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from safesvd_core import CalibrationStatistics, ConfigError, registry
 from safesvd_core.plugin import LayerSignals
@@ -27,13 +30,15 @@ def chunked_rows(draw):
     }
     cuts = sorted(draw(st.lists(st.integers(0, rows), max_size=6)))
     bounds = [0, *cuts, rows]
-    chunks = [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    chunks = [(a, b) for a, b in pairwise(bounds) if b > a]
     return n, m, data, chunks
 
 
 def feed(estimator, data, chunks):
     for a, b in chunks:
-        estimator.update(LayerSignals(inputs=data["x"][a:b], shifted_inputs=data["xs"][a:b], output_grads=data["g"][a:b]))
+        estimator.update(
+            LayerSignals(inputs=data["x"][a:b], shifted_inputs=data["xs"][a:b], output_grads=data["g"][a:b])
+        )
 
 
 EXPECTED = {

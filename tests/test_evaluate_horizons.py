@@ -16,11 +16,12 @@ from safesvd_core import evaluate
 
 h5py = pytest.importorskip("h5py", reason="the data extra (h5py) is not installed")
 
-from safesvd_cli import config as configs, pipeline  # noqa: E402 - after the h5py check
+from safesvd_cli import config as configs  # noqa: E402 - after the h5py check
+from safesvd_cli import pipeline  # noqa: E402
 from safesvd_data import PDEBenchIncompressibleNS  # noqa: E402
 
 TRAJECTORIES, FRAMES, SIZE, LARGEST = 8, 8, 8, 3
-FACTORY = '''
+FACTORY = """
 import torch
 from torch import nn
 
@@ -28,8 +29,8 @@ from torch import nn
 def build():
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(2, 8, 1), nn.GELU(), nn.Conv2d(8, 2, 1))
-'''
-CONFIG = f'''
+"""
+CONFIG = f"""
 [model]
 factory = "horizons_model:build"
 
@@ -42,14 +43,16 @@ test_fraction = 0.25
 [evaluate]
 horizons = [{LARGEST}]
 figures = false
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     folder = tmp_path_factory.mktemp("horizons")
     (folder / "horizons_model.py").write_text(FACTORY)
-    frames = np.random.default_rng(0).standard_normal((TRAJECTORIES, FRAMES, SIZE, SIZE, 2)).astype(np.float32)
+    frames = (
+        np.random.default_rng(0).standard_normal((TRAJECTORIES, FRAMES, SIZE, SIZE, 2)).astype(np.float32)
+    )
     frames = np.cumsum(frames, axis=1) / 4  # trajectories that drift: later states differ from earlier ones
     with h5py.File(folder / "ns.h5", "w") as file:
         file["velocity"] = frames
@@ -57,7 +60,9 @@ def prepared(tmp_path_factory):
         file["force"] = np.zeros((TRAJECTORIES, SIZE, SIZE, 2), dtype=np.float32)
         file["t"] = np.tile(np.arange(FRAMES, dtype=np.float32), (TRAJECTORIES, 1))
     (folder / "config.toml").write_text(CONFIG)
-    config = configs.RunConfig.from_dict(configs.read_toml(folder / "config.toml"), base=folder, label="config.toml")
+    config = configs.RunConfig.from_dict(
+        configs.read_toml(folder / "config.toml"), base=folder, label="config.toml"
+    )
     return pipeline.prepare(config, calibration=False), folder
 
 
@@ -87,16 +92,22 @@ def test_horizon_one_is_the_one_step_error_on_the_starts_with_room_for_the_large
     scores = {}
     for label, chosen in (("room", test & (t < FRAMES - LARGEST)), ("late", test & (t >= FRAMES - LARGEST))):
         index = torch.from_numpy(np.flatnonzero(chosen))
-        scores[label] = evaluate(prepared.model, compressed, [(everything.inputs[index], everything.targets[index])],
-                                 **options).metric("base loss")
-    assert (int((test & (t < FRAMES - LARGEST)).sum()), int((test & (t >= FRAMES - LARGEST)).sum())) == (starts, pairs - starts)
+        scores[label] = evaluate(
+            prepared.model, compressed, [(everything.inputs[index], everything.targets[index])], **options
+        ).metric("base loss")
+    assert (int((test & (t < FRAMES - LARGEST)).sum()), int((test & (t >= FRAMES - LARGEST)).sum())) == (
+        starts,
+        pairs - starts,
+    )
 
     horizon_one, one_step = report.metric("base loss", 1), report.metric("base loss")
     for side in ("original", "compressed"):
         # horizon 1 = the one-step error on the starts with room for the largest horizon
         assert getattr(horizon_one, side) == pytest.approx(getattr(scores["room"], side), rel=1e-5)
         # the one-step row = the mean over those starts and the late ones, weighted by their counts
-        mixed = (starts * getattr(scores["room"], side) + (pairs - starts) * getattr(scores["late"], side)) / pairs
+        mixed = (
+            starts * getattr(scores["room"], side) + (pairs - starts) * getattr(scores["late"], side)
+        ) / pairs
         assert getattr(one_step, side) == pytest.approx(mixed, rel=1e-5)
     # and the change differs because the late starts differ: not a rounding matter
     assert abs(one_step.signed_change_percent - horizon_one.signed_change_percent) > 1.0

@@ -29,35 +29,77 @@ NOT_CODE = frozenset({"text"})
 CODE = {"python": ".py", "bash": ".sh", "sh": ".sh", "toml": ".toml"}
 #: Example folders that are packages with tests of their own, not shown block by block.
 PACKAGES = ("safesvd-enstrophy",)
-#: Example → (working folder under the copy, environment, (file, text, tiny text) substitutions). Run in this order.
+#: Example → (working folder under the copy, environment, (file, text, tiny text) substitutions). Run in
+#: this order.
 RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = {
     "own_model/train.py": ("own_model", {"TRAIN_STEPS": "20"}, ()),
     "own_model/compress_api.py": ("own_model", {}, ()),
     "own_model/choose.py": ("own_model", {"RATIOS": "0.5"}, ()),
     "own_model/unet.py": ("own_model", {"TRAIN_STEPS": "20"}, ()),
-    "own_model/cli.sh": (".", {}, (("own_model/config.toml", "[0.6, 0.4]", "[0.4]"),
-                                   ("own_model/cli.sh", "own-model-out/ratio-0.4", "own-model-out"))),
+    "own_model/cli.sh": (
+        ".",
+        {},
+        (
+            ("own_model/config.toml", "[0.6, 0.4]", "[0.4]"),
+            ("own_model/cli.sh", "own-model-out/ratio-0.4", "own-model-out"),
+        ),
+    ),
     "quickstart/api.py": ("quickstart", {}, ()),
-    "quickstart/demo.sh": (".", {}, (("quickstart/demo.sh", "--ratios 0.6 0.4", "--ratios 0.4"),
-                                     ("quickstart/demo.sh", "demo-out/ratio-0.4", "demo-out"))),
-    "cli/commands.sh": ("cli", {}, (("cli/commands.sh", "--ratio 0.6 0.4", "--ratio 0.4"),
-                                    ("cli/commands.sh", "run/ratio-0.4", "run"),
-                                    ("cli/config.toml", "samples = 512", "samples = 64"),
-                                    ("cli/config.toml", "steps = 300 ", "steps = 10  "))),
+    "quickstart/demo.sh": (
+        ".",
+        {},
+        (
+            ("quickstart/demo.sh", "--ratios 0.6 0.4", "--ratios 0.4"),
+            ("quickstart/demo.sh", "demo-out/ratio-0.4", "demo-out"),
+        ),
+    ),
+    "cli/commands.sh": (
+        "cli",
+        {},
+        (
+            ("cli/commands.sh", "--ratio 0.6 0.4", "--ratio 0.4"),
+            ("cli/commands.sh", "run/ratio-0.4", "run"),
+            ("cli/config.toml", "samples = 512", "samples = 64"),
+            ("cli/config.toml", "steps = 300 ", "steps = 10  "),
+        ),
+    ),
     "recipes/recipes.py": ("recipes", {}, ()),
     "fine_tune/refine.py": ("fine_tune", {"INPUTS": "64", "STEPS": "5"}, ()),
     "fine_tune/fine_tune.py": ("fine_tune", {"STEPS": "10", "EVERY": "5"}, ()),
     "readme/api.py": ("readme", {}, ()),
-    "readme/cli.sh": ("readme", {}, (("readme/cli.sh", "my-run/ratio-0.4", "my-run"),)),  # my-config.toml: INPUTS
-    "adapters/transformers_adapter.py": ("adapters", {}, (("adapters/transformers_adapter.py", '"calibration"))',
-                                                           '"calibration"))[:1]'),)),
-    "adapters/hf_round_trip.py": ("adapters", {}, (("adapters/hf_round_trip.py", "for _ in range(4)", "for _ in range(1)"),)),
+    "readme/cli.sh": (
+        "readme",
+        {},
+        (("readme/cli.sh", "my-run/ratio-0.4", "my-run"),),
+    ),  # my-config.toml: INPUTS
+    "adapters/transformers_adapter.py": (
+        "adapters",
+        {},
+        (("adapters/transformers_adapter.py", '"calibration"))', '"calibration"))[:1]'),),
+    ),
+    "adapters/hf_round_trip.py": (
+        "adapters",
+        {},
+        (("adapters/hf_round_trip.py", "for _ in range(4)", "for _ in range(1)"),),
+    ),
     "architecture/phase.py": ("architecture", {}, ()),
     "baselines/recipes.py": ("baselines", {}, ()),
-    "data/readers.py": ("data", {}, (("data/readers.py", "default_calibration_set()",
-                                      "default_calibration_set(samples=2, size=16)"),)),
-    "data/rollouts.py": ("data", {}, (("data/rollouts.py", "NavierStokesGenerator(samples=32)",
-                                       "NavierStokesGenerator(samples=4, size=16)"),)),
+    "data/readers.py": (
+        "data",
+        {},
+        (("data/readers.py", "default_calibration_set()", "default_calibration_set(samples=2, size=16)"),),
+    ),
+    "data/rollouts.py": (
+        "data",
+        {},
+        (
+            (
+                "data/rollouts.py",
+                "NavierStokesGenerator(samples=32)",
+                "NavierStokesGenerator(samples=4, size=16)",
+            ),
+        ),
+    ),
     # a writer per HDF5 layout: tiny arrays written, then read back and checked by the reader
     "data/write_the_well.py": ("data", {}, ()),
     "data/write_pdebench_cfd.py": ("data", {}, ()),
@@ -65,29 +107,55 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     "data/write_pdebench_shallow_water.py": ("data", {}, ()),
     "data/write_pdebench_incompressible_ns.py": ("data", {}, ()),
     # two gloo processes on this machine; the two-node line needs two hosts, so it becomes a comment
-    "distributed/run.sh": ("distributed", {}, (("distributed/run.sh", "--nproc-per-node 4", "--standalone --nproc-per-node 2"),
-                                               ("distributed/run.sh", "torchrun --nnodes 2", "# torchrun --nnodes 2"),
-                                               ("distributed/compress_model.py", "/shared/ckpt", "ckpt"))),
+    "distributed/run.sh": (
+        "distributed",
+        {},
+        (
+            ("distributed/run.sh", "--nproc-per-node 4", "--standalone --nproc-per-node 2"),
+            ("distributed/run.sh", "torchrun --nnodes 2", "# torchrun --nnodes 2"),
+            ("distributed/compress_model.py", "/shared/ckpt", "ckpt"),
+        ),
+    ),
     "physics/field.py": ("physics", {}, ()),
     "plugins/test_my_allocator.py": ("plugins", {}, ()),
     "plugins/migrate.py": ("plugins", {}, ()),
     "plugins/hello.py": ("plugins", {}, ()),
     "zoo/using_models.py": ("zoo", {}, (("zoo/using_models.py", '"calibration"))', '"calibration"))[:1]'),)),
     # on the stand-in (tests/poseidon_stand_in.py): a package scOT in the folder, a tiny checkpoint folder
-    "poseidon/compress.py": ("poseidon", {}, (("poseidon/compress.py", "zip(range(16), loader)", "zip(range(2), loader)"),)),
+    "poseidon/compress.py": (
+        "poseidon",
+        {},
+        (("poseidon/compress.py", "zip(range(16), loader)", "zip(range(2), loader)"),),
+    ),
     "poseidon/evaluate.py": ("poseidon", {}, (("poseidon/evaluate.py", "zip(range(8), ", "zip(range(2), "),)),
-    "poseidon/rollout.py": ("poseidon", {}, (("poseidon/rollout.py", "for first in (0, 4)]", "for first in (0,)]"),)),
+    "poseidon/rollout.py": (
+        "poseidon",
+        {},
+        (("poseidon/rollout.py", "for first in (0, 4)]", "for first in (0,)]"),),
+    ),
     "poseidon/reload.py": ("poseidon", {}, ()),
     "poseidon/export.py": ("poseidon", {}, ()),
-    "poseidon/fine_tune.py": ("poseidon", {}, (("poseidon/fine_tune.py", '"Poseidon-T", 500', '"Poseidon-T", 4'),)),
+    "poseidon/fine_tune.py": (
+        "poseidon",
+        {},
+        (("poseidon/fine_tune.py", '"Poseidon-T", 500', '"Poseidon-T", 4'),),
+    ),
 }
 #: Examples run by another example (imported, or called by a script), not on their own.
-RUN_BY = {"own_model/my_operator.py": "own_model/train.py", "own_model/unet_model.py": "own_model/unet.py", "cli/make_data.py": "cli/commands.sh",
-          "plugins/my_allocator.py": "plugins/test_my_allocator.py",
-          "distributed/compress_model.py": "distributed/run.sh"}
+RUN_BY = {
+    "own_model/my_operator.py": "own_model/train.py",
+    "own_model/unet_model.py": "own_model/unet.py",
+    "cli/make_data.py": "cli/commands.sh",
+    "plugins/my_allocator.py": "plugins/test_my_allocator.py",
+    "distributed/compress_model.py": "distributed/run.sh",
+}
 #: Optional packages an example needs: without them it is skipped, with the reason.
-NEEDS = {"adapters/transformers_adapter.py": "transformers", "adapters/hf_round_trip.py": "transformers",
-         "zoo/using_models.py": "transformers", **{example: "transformers" for example in RUNS if example.startswith("poseidon/")}}
+NEEDS = {
+    "adapters/transformers_adapter.py": "transformers",
+    "adapters/hf_round_trip.py": "transformers",
+    "zoo/using_models.py": "transformers",
+    **{example: "transformers" for example in RUNS if example.startswith("poseidon/")},
+}
 INSTALLS = "it creates a virtual environment and installs packages"
 #: Examples only checked for syntax, with the reason.
 NOT_RUN = {
@@ -95,8 +163,8 @@ NOT_RUN = {
     "readme/setup.sh": INSTALLS,
     "poseidon/install.sh": INSTALLS,
     "adapters/full_venv.sh": INSTALLS,
-    "zoo/reproduce.sh": "it retrains the zoo from scratch (minutes per model) and overwrites the bundled weights; "
-                        "two of the models need the .venv-full environment (timm, the_well)",
+    "zoo/reproduce.sh": "it retrains the zoo from scratch (minutes per model) and overwrites the bundled "
+    "weights; two of the models need the .venv-full environment (timm, the_well)",
 }
 
 
@@ -120,16 +188,23 @@ def _pdebench_cfd(folder: Path) -> None:
 
 
 def _the_well(folder: Path) -> None:
-    """A tiny The Well file (one scalar and one vector field, periodic in x) under the name the example reads."""
+    """A tiny The Well file (one scalar and one vector field, periodic in x) under the name the example
+    reads."""
     import h5py
     import numpy as np
 
     n, steps, size = 2, 6, 8
     with h5py.File(folder / "shear_flow_Reynolds_1e4_Schmidt_1e0.hdf5", "w") as file:
-        file.attrs.update({"dataset_name": "shear_flow", "grid_type": "cartesian", "n_spatial_dims": 2, "n_trajectories": n})
+        file.attrs.update(
+            {"dataset_name": "shear_flow", "grid_type": "cartesian", "n_spatial_dims": 2, "n_trajectories": n}
+        )
         dims = file.create_group("dimensions")
         dims.attrs["spatial_dims"] = ["x", "y"]
-        for axis, values in {"x": np.arange(size) / size, "y": np.arange(size) / size, "time": np.arange(steps) * 0.1}.items():
+        for axis, values in {
+            "x": np.arange(size) / size,
+            "y": np.arange(size) / size,
+            "time": np.arange(steps) * 0.1,
+        }.items():
             dims[axis] = values.astype(np.float32)
         periodic = file.create_group("boundary_conditions").create_group("x_periodic")
         periodic.attrs.update({"associated_dims": ["x"], "bc_type": "periodic"})
@@ -137,7 +212,9 @@ def _the_well(folder: Path) -> None:
             group = file.create_group(f"t{order}_fields")
             group.attrs["field_names"] = [name]
             group[name] = _random(n, steps, size, size, *shape, seed=order)
-            group[name].attrs.update({"sample_varying": True, "time_varying": True, "dim_varying": [True, True]})
+            group[name].attrs.update(
+                {"sample_varying": True, "time_varying": True, "dim_varying": [True, True]}
+            )
         for order in (2,):
             file.create_group(f"t{order}_fields").attrs["field_names"] = []
 
@@ -158,9 +235,11 @@ def _pdebench_ns(folder: Path) -> None:
 def _my_config(folder: Path) -> None:
     """my-config.toml of the README: the reference model on the seeded Navier–Stokes generator, ratio 0.4."""
     (folder / "my-config.toml").write_text(
-        '[model]\nzoo = "ns2d-transformer"\n\n[data]\ngenerator = "navier_stokes"\noptions = { samples = 8 }\n'
+        '[model]\nzoo = "ns2d-transformer"\n\n[data]\ngenerator = "navier_stokes"\noptions = { samples = 8 '
+        "}\n"
         'batch_size = 4\n\n[adapter]\noptions = { include = ["blocks.*"] }\n\n[compress]\nratio = 0.4\n\n'
-        "[evaluate]\nfigures = false\n")
+        "[evaluate]\nfigures = false\n"
+    )
 
 
 #: Files an example reads that the repository does not hold (your data sets, your config): written tiny
@@ -198,30 +277,44 @@ def stray_blocks(text: str, page: str = "page") -> list[str]:
     problems = []
     for line, language, body in blocks(text):
         named = re.match(r"#\s*examples/(\S+)", body)
-        where = f"{page}:{line}: a " + (f"```{language} block" if language else "block with no language (a bare ```)")
+        where = f"{page}:{line}: a " + (
+            f"```{language} block" if language else "block with no language (a bare ```)"
+        )
         if language in NOT_CODE:
             if named:
                 problems.append(f"{where} names examples/{named.group(1)}: give it its code language")
         elif not named:
-            problems.append(f"{where} is neither an example file (a first line '# examples/...') nor marked as not "
-                            f"code ({', '.join(sorted(NOT_CODE))}): {body.partition(chr(10))[0]!r}")
+            problems.append(
+                f"{where} is neither an example file (a first line '# examples/...') nor marked as not "
+                f"code ({', '.join(sorted(NOT_CODE))}): {body.partition(chr(10))[0]!r}"
+            )
         elif CODE.get(language) != (path := ROOT / "examples" / named.group(1)).suffix:
-            problems.append(f"{where} shows examples/{named.group(1)}: use ```"
-                            f"{'/'.join(key for key, suffix in CODE.items() if suffix == path.suffix) or '(a code language)'}")
+            fences = "/".join(key for key, suffix in CODE.items() if suffix == path.suffix)
+            problems.append(
+                f"{where} shows examples/{named.group(1)}: use ```{fences or '(a code language)'}"
+            )
         elif not path.is_file() or path.read_text() != body:
             problems.append(f"{where} differs from examples/{named.group(1)}: copy the file into the page")
     return problems
 
 
 def _shown() -> set[str]:
-    return {named.group(1) for guide in GUIDES for _, language, body in blocks((ROOT / guide).read_text())
-            if language in CODE and (named := re.match(r"#\s*examples/(\S+)", body))}
+    return {
+        named.group(1)
+        for guide in GUIDES
+        for _, language, body in blocks((ROOT / guide).read_text())
+        if language in CODE and (named := re.match(r"#\s*examples/(\S+)", body))
+    }
 
 
 def _examples() -> list[str]:
-    return sorted(str(path.relative_to(ROOT / "examples")) for folder in sorted((ROOT / "examples").iterdir())
-                  if folder.is_dir() and folder.name not in PACKAGES
-                  for path in folder.iterdir() if path.suffix in (".py", ".sh", ".toml"))
+    return sorted(
+        str(path.relative_to(ROOT / "examples"))
+        for folder in sorted((ROOT / "examples").iterdir())
+        if folder.is_dir() and folder.name not in PACKAGES
+        for path in folder.iterdir()
+        if path.suffix in (".py", ".sh", ".toml")
+    )
 
 
 @pytest.mark.parametrize("guide", GUIDES)
@@ -232,17 +325,27 @@ def test_every_code_block_of_a_page_is_an_example_file_word_for_word(guide):
 
 def test_the_check_catches_a_stray_block():
     example = (ROOT / "examples/physics/field.py").read_text()
-    page = (f"# A page\n\n```python\n{example}```\n\n```text\nprogram output\n```\n\n"
-            "```\nsafesvd demo\n```\n\n"                                           # no language
-            "```python\nfrom safesvd_core import compress\n```\n\n"                # code that is no example file
-            "- a list item:\n\n  ```bash\n  safesvd plugins\n  ```\n\n"            # indented
-            f"~~~bash\n{example}~~~\n\n"                                            # the wrong language
-            f"```python\n{example.replace('128', '64')}```\n\n"                      # not word for word
-            "```toml\n[model]\n")                                                   # unclosed
+    page = (
+        f"# A page\n\n```python\n{example}```\n\n```text\nprogram output\n```\n\n"
+        "```\nsafesvd demo\n```\n\n"  # no language
+        "```python\nfrom safesvd_core import compress\n```\n\n"  # code that is no example file
+        "- a list item:\n\n  ```bash\n  safesvd plugins\n  ```\n\n"  # indented
+        f"~~~bash\n{example}~~~\n\n"  # the wrong language
+        f"```python\n{example.replace('128', '64')}```\n\n"  # not word for word
+        "```toml\n[model]\n"
+    )  # unclosed
     problems = stray_blocks(page)
     assert [problem.split(": ", 1)[0] for problem in problems] == [
-        "page:22", "page:26", "page:32", "page:36", "page:51", "page:66"], "\n".join(problems)
-    assert "no language" in problems[0] and all("neither an example file" in problems[i] for i in (0, 1, 2, 5))
+        "page:22",
+        "page:26",
+        "page:32",
+        "page:36",
+        "page:51",
+        "page:66",
+    ], "\n".join(problems)
+    assert "no language" in problems[0] and all(
+        "neither an example file" in problems[i] for i in (0, 1, 2, 5)
+    )
     assert "use ```python" in problems[3] and "differs from examples/physics/field.py" in problems[4]
     assert stray_blocks(page.split("```\nsafesvd demo")[0]) == []
 
@@ -252,7 +355,8 @@ def test_every_example_is_shown_in_a_page_and_run_or_listed_as_not_run():
     for example in _examples():
         assert example in shown, f"examples/{example} is in no page"
         assert example in RUNS or example in NOT_RUN or example in RUN_BY or example.endswith(".toml"), (
-            f"examples/{example} is neither run nor listed in NOT_RUN")
+            f"examples/{example} is neither run nor listed in NOT_RUN"
+        )
     for table in (RUNS, NOT_RUN, RUN_BY, NEEDS, INPUTS):
         assert set(table) <= set(_examples()), f"no such example: {sorted(set(table) - set(_examples()))}"
     assert set(RUN_BY.values()) <= set(RUNS) and not set(RUNS) & set(NOT_RUN)
@@ -282,9 +386,21 @@ def workspace(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("examples-run")
     for folder in sorted((ROOT / "examples").iterdir()):
         if folder.is_dir() and folder.name not in PACKAGES:
-            shutil.copytree(folder, root / "examples" / folder.name,
-                            ignore=shutil.ignore_patterns("*.safetensors", "__pycache__", "compressed", "*-out",
-                                                          ".hypothesis", "*.h5", "run", "my-run", "ckpt"))
+            shutil.copytree(
+                folder,
+                root / "examples" / folder.name,
+                ignore=shutil.ignore_patterns(
+                    "*.safetensors",
+                    "__pycache__",
+                    "compressed",
+                    "*-out",
+                    ".hypothesis",
+                    "*.h5",
+                    "run",
+                    "my-run",
+                    "ckpt",
+                ),
+            )
     return root
 
 
@@ -292,7 +408,9 @@ def workspace(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("example", list(RUNS))
 def test_the_example_runs(workspace, example):
     if example in NEEDS:
-        pytest.importorskip(NEEDS[example], reason=f"examples/{example} needs {NEEDS[example]}, which is not installed")
+        pytest.importorskip(
+            NEEDS[example], reason=f"examples/{example} needs {NEEDS[example]}, which is not installed"
+        )
     folder, extra, tiny = RUNS[example]
     script = workspace / "examples" / example
     for file, text_from, text_to in tiny:
@@ -305,8 +423,13 @@ def test_the_example_runs(workspace, example):
         INPUTS[example](where)
     # one intra-op thread: on a shared 2-core machine, OpenMP threads spinning against other processes
     # slow these small runs down tenfold
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", **extra, "MPLBACKEND": "Agg",
-                   "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        **extra,
+        "MPLBACKEND": "Agg",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
     if script.suffix == ".sh":
         command = ["bash", "-e", str(script)]
     elif script.name.startswith("test_"):
@@ -323,10 +446,16 @@ def test_the_recipes_guide_lists_every_option_of_every_recipe_with_its_default()
     from safesvd_core import registry
 
     text = (ROOT / "docs/recipes.md").read_text()
-    sections = {match.group(1): body for match, body in
-                zip(re.finditer(r"^## `([\w-]+)`.*$", text, re.M), re.split(r"^## `[\w-]+`.*$", text, flags=re.M)[1:])}
+    sections = {
+        match.group(1): body
+        for match, body in zip(
+            re.finditer(r"^## `([\w-]+)`.*$", text, re.M), re.split(r"^## `[\w-]+`.*$", text, flags=re.M)[1:]
+        )
+    }
     for name in registry("recipe").names():
         body = sections.get(name) or sections[name.removesuffix("-balanced")]
         for field in attrs.fields(registry("recipe").get(name)):
             default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
-            assert f"| `{field.name}` | `{default!r}` |" in body, f"docs/recipes.md: {name} option {field.name} = {default!r}"
+            assert f"| `{field.name}` | `{default!r}` |" in body, (
+                f"docs/recipes.md: {name} option {field.name} = {default!r}"
+            )

@@ -21,11 +21,14 @@ from safesvd_core.testing.strategies import layer_candidates
 from test_conformance_allocators import time_proportional_to_parameters
 
 
-def _factored(rows: int, out: int, rank: int, bias: bool, channel_dim: int, seed: int) -> tuple[LowRankLinear, torch.Tensor]:
+def _factored(
+    rows: int, out: int, rank: int, bias: bool, channel_dim: int, seed: int
+) -> tuple[LowRankLinear, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     first, second = torch.randn(rank, rows, generator=generator), torch.randn(out, rank, generator=generator)
-    return LowRankLinear.from_factors(first, second, torch.randn(out, generator=generator) if bias else None,
-                                      channel_dim=channel_dim), second @ first
+    return LowRankLinear.from_factors(
+        first, second, torch.randn(out, generator=generator) if bias else None, channel_dim=channel_dim
+    ), second @ first
 
 
 def _dense(layer: LowRankLinear, product: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -38,12 +41,24 @@ def _dense(layer: LowRankLinear, product: torch.Tensor, x: torch.Tensor) -> torc
 
 
 @settings(max_examples=60, deadline=None)
-@given(inputs=st.integers(1, 12), out=st.integers(1, 12), data=st.data(), bias=st.booleans(),
-       shape=st.sampled_from([(), (3,), (2, 3)]), channel_dim=st.sampled_from([-1, 1]), seed=st.integers(0, 2**16))
-def test_the_factored_layer_is_the_dense_product_on_any_input_shape(inputs, out, data, bias, shape, channel_dim, seed):
+@given(
+    inputs=st.integers(1, 12),
+    out=st.integers(1, 12),
+    data=st.data(),
+    bias=st.booleans(),
+    shape=st.sampled_from([(), (3,), (2, 3)]),
+    channel_dim=st.sampled_from([-1, 1]),
+    seed=st.integers(0, 2**16),
+)
+def test_the_factored_layer_is_the_dense_product_on_any_input_shape(
+    inputs, out, data, bias, shape, channel_dim, seed
+):
     rank = data.draw(st.integers(1, min(inputs, out)))
     layer, product = _factored(inputs, out, rank, bias, channel_dim, seed)
-    x = torch.randn((2, *shape, inputs) if channel_dim == -1 else (2, inputs, *shape), generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(
+        (2, *shape, inputs) if channel_dim == -1 else (2, inputs, *shape),
+        generator=torch.Generator().manual_seed(seed),
+    )
     y = layer(x)
     assert y.shape == _dense(layer, product, x).shape
     torch.testing.assert_close(y, _dense(layer, product, x), rtol=1e-5, atol=1e-5)
@@ -91,7 +106,7 @@ def test_the_factored_layer_traces_to_the_same_outputs(name):
     with torch.no_grad():
         traced = torch.jit.trace(layer, (x,))
         torch.testing.assert_close(traced(x), _dense(layer, product, x), rtol=1e-5, atol=1e-5)
-        other = torch.randn((5,) + tuple(x.shape[1:]))  # another batch size through the same trace
+        other = torch.randn((5, *x.shape[1:]))  # another batch size through the same trace
         torch.testing.assert_close(traced(other), _dense(layer, product, other), rtol=1e-5, atol=1e-5)
 
 
@@ -101,15 +116,21 @@ def test_the_factored_layer_traces_to_the_same_outputs(name):
 def test_a_profile_measures_once_per_shape_and_reads_the_cache_back(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     measured = []
-    monkeypatch.setattr("safesvd_core._latency.median_seconds", lambda call, repeats, device: measured.append(1) or 1e-3)
+    monkeypatch.setattr(
+        "safesvd_core.model._latency.median_seconds", lambda call, repeats, device: measured.append(1) or 1e-3
+    )
     profile = LatencyProfile("cpu")
     assert profile(8, 4, 3, None) == 1e-3 and profile(8, 4, 3, None) == 1e-3
     assert len(measured) == 1
     cache = tmp_path / "safesvd" / "latency-cpu.json"
     assert json.loads(cache.read_text()) == {"float32:8x4:rows=3:rank=dense": 1e-3}
-    assert LatencyProfile("cpu")(8, 4, 3, None) == 1e-3 and len(measured) == 1  # a new profile reads the cache
+    assert (
+        LatencyProfile("cpu")(8, 4, 3, None) == 1e-3 and len(measured) == 1
+    )  # a new profile reads the cache
     cache.write_text("{not json")
-    assert LatencyProfile("cpu")(8, 4, 3, None) == 1e-3 and len(measured) == 2  # a corrupt cache is measured again
+    assert (
+        LatencyProfile("cpu")(8, 4, 3, None) == 1e-3 and len(measured) == 2
+    )  # a corrupt cache is measured again
 
 
 def test_a_profile_interpolates_linearly_between_powers_of_two(monkeypatch):
@@ -137,15 +158,26 @@ def _budget(layers, min_rank: int, fraction: float) -> int:
 def test_with_time_proportional_to_parameters_the_latency_allocator_is_the_greedy(layers, min_rank, fraction):
     budget = _budget(layers, min_rank, fraction)
     greedy = registry("allocator").create("greedy", min_rank=min_rank).allocate(layers, budget)
-    latency = registry("allocator").create("latency", min_rank=min_rank, timing=time_proportional_to_parameters)
+    latency = registry("allocator").create(
+        "latency", min_rank=min_rank, timing=time_proportional_to_parameters
+    )
     assert latency.allocate(layers, budget) == greedy
 
 
 def _with_rows(layers):
     """The same layers seen with a few rows per call each, as the probe records them."""
-    return [LayerCandidate(name=layer.name, out_features=layer.out_features, in_features=layer.in_features,
-                        spectrum=layer.spectrum, order=layer.order, rows=1 + index % 3, calls=1 + index % 2)
-            for index, layer in enumerate(layers)]
+    return [
+        LayerCandidate(
+            name=layer.name,
+            out_features=layer.out_features,
+            in_features=layer.in_features,
+            spectrum=layer.spectrum,
+            order=layer.order,
+            rows=1 + index % 3,
+            calls=1 + index % 2,
+        )
+        for index, layer in enumerate(layers)
+    ]
 
 
 def _launch_heavy(out: int, inputs: int, rows: int, rank: int | None) -> float:
@@ -155,18 +187,27 @@ def _launch_heavy(out: int, inputs: int, rows: int, rank: int | None) -> float:
 
 
 @settings(max_examples=80, deadline=None)
-@given(layers=layer_candidates(), min_rank=st.integers(1, 2), fraction=_BUDGET, latency_ratio=st.floats(0.3, 1.2))
-def test_under_a_latency_budget_both_budgets_hold_or_the_latency_one_is_refused(layers, min_rank, fraction, latency_ratio):
+@given(
+    layers=layer_candidates(), min_rank=st.integers(1, 2), fraction=_BUDGET, latency_ratio=st.floats(0.3, 1.2)
+)
+def test_under_a_latency_budget_both_budgets_hold_or_the_latency_one_is_refused(
+    layers, min_rank, fraction, latency_ratio
+):
     layers = _with_rows(layers)
     budget = _budget(layers, min_rank, fraction)
-    allocator = registry("allocator").create("latency", min_rank=min_rank, timing=_launch_heavy, latency_ratio=latency_ratio)
+    allocator = registry("allocator").create(
+        "latency", min_rank=min_rank, timing=_launch_heavy, latency_ratio=latency_ratio
+    )
     dense = sum(allocator.seconds(_launch_heavy, layer, None) for layer in layers)
     try:
         ranks = allocator.allocate(layers, budget)
     except BudgetError as error:
         assert "latency_ratio" in str(error)
         floor = {layer.name: None if layer.break_even_rank <= min_rank else min_rank for layer in layers}
-        assert sum(allocator.seconds(_launch_heavy, layer, floor[layer.name]) for layer in layers) > latency_ratio * dense
+        assert (
+            sum(allocator.seconds(_launch_heavy, layer, floor[layer.name]) for layer in layers)
+            > latency_ratio * dense
+        )
         return
     assert allocation_cost(layers, ranks) <= budget
     spent = sum(allocator.seconds(_launch_heavy, layer, ranks[layer.name]) for layer in layers)
@@ -180,13 +221,18 @@ def _rows_times_parameters(out: int, inputs: int, rows: int, rank: int | None) -
 def _busy_and_cheap() -> list[LayerCandidate]:
     """Two layers of the same shape and spectrum; the first runs on 64 rows per call, the second on one."""
     spectrum = torch.linspace(10.0, 1.0, 32, dtype=torch.float64)
-    return [LayerCandidate(name=name, out_features=32, in_features=32, spectrum=spectrum, order=index, rows=rows)
-            for index, (name, rows) in enumerate([("busy", 64), ("cheap", 1)])]
+    return [
+        LayerCandidate(name=name, out_features=32, in_features=32, spectrum=spectrum, order=index, rows=rows)
+        for index, (name, rows) in enumerate([("busy", 64), ("cheap", 1)])
+    ]
 
 
 def test_under_the_parameter_budget_latency_breaks_the_ties():
     layers = _busy_and_cheap()
-    assert registry("allocator").create("greedy").allocate(layers, 600) == {"busy": 5, "cheap": 4}  # by layer order
+    assert registry("allocator").create("greedy").allocate(layers, 600) == {
+        "busy": 5,
+        "cheap": 4,
+    }  # by layer order
     latency = registry("allocator").create("latency", timing=_rows_times_parameters)
     assert latency.allocate(layers, 600) == {"busy": 4, "cheap": 5}  # the faster layer first
 
@@ -205,8 +251,9 @@ def test_under_a_latency_budget_the_slow_layer_gives_up_its_components():
 def test_a_latency_budget_that_never_binds_leaves_the_greedy_allocation(layers, min_rank, fraction):
     budget = _budget(layers, min_rank, fraction)
     greedy = registry("allocator").create("greedy", min_rank=min_rank).allocate(layers, budget)
-    latency = registry("allocator").create("latency", min_rank=min_rank, timing=time_proportional_to_parameters,
-                                           latency_ratio=1.0)
+    latency = registry("allocator").create(
+        "latency", min_rank=min_rank, timing=time_proportional_to_parameters, latency_ratio=1.0
+    )
     assert latency.allocate(layers, budget) == greedy
 
 
@@ -247,7 +294,9 @@ def test_merge_slow_keeps_a_layer_that_is_slow_by_construction_dense_within_the_
 
 
 def test_merge_slow_leaves_a_slow_layer_factored_when_its_dense_form_does_not_fit(monkeypatch):
-    monkeypatch.setattr(LatencyProfile, "measure", _slow_layer((64, 64)))  # 4 096 weights; the budget holds ~2 400
+    monkeypatch.setattr(
+        LatencyProfile, "measure", _slow_layer((64, 64))
+    )  # 4 096 weights; the budget holds ~2 400
     model, data = _mlp_and_data()
     result = compress(model, data, ratio=0.4, merge_slow=True)
     assert result.ranks["2"] is not None and result.met_budget
@@ -256,8 +305,11 @@ def test_merge_slow_leaves_a_slow_layer_factored_when_its_dense_form_does_not_fi
 
 
 def test_without_slow_layers_merge_slow_changes_nothing(monkeypatch):
-    monkeypatch.setattr(LatencyProfile, "measure", lambda self, out, inputs, rows, rank: float(
-        out * inputs if rank is None else rank * (out + inputs)))
+    monkeypatch.setattr(
+        LatencyProfile,
+        "measure",
+        lambda self, out, inputs, rows, rank: float(out * inputs if rank is None else rank * (out + inputs)),
+    )
     model, data = _mlp_and_data()
     plain, merged = compress(model, data, ratio=0.4), compress(model, data, ratio=0.4, merge_slow=True)
     assert merged.ranks == plain.ranks

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from safesvd_core import compress, ConfigError, load_compressed, LowRankLinear, save_compressed
+from safesvd_core import ConfigError, LowRankLinear, compress, load_compressed, save_compressed
 from safesvd_zoo.operator import FieldTransformer, OperatorConfig
 
 
@@ -33,7 +34,9 @@ def test_bad_factor_shapes_and_ranks_are_refused():
 def test_save_and_load_round_trip(tmp_path):
     def fresh():
         torch.manual_seed(0)
-        return FieldTransformer(OperatorConfig(channels=2, size=8, patch=2, width=32, depth=2, heads=2)).eval()
+        return FieldTransformer(
+            OperatorConfig(channels=2, size=8, patch=2, width=32, depth=2, heads=2)
+        ).eval()
 
     data = [(torch.randn(4, 2, 8, 8), torch.randn(4, 2, 8, 8))]
     result = compress(fresh(), data, ratio=0.5)
@@ -57,7 +60,9 @@ def test_loading_a_foreign_file_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("conv", [torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d])
 def test_pointwise_convolutions_compress_as_linear_maps(conv):
     torch.manual_seed(0)
-    shape = {torch.nn.Conv1d: (4, 16, 9), torch.nn.Conv2d: (4, 16, 5, 6), torch.nn.Conv3d: (2, 16, 3, 4, 5)}[conv]
+    shape = {torch.nn.Conv1d: (4, 16, 9), torch.nn.Conv2d: (4, 16, 5, 6), torch.nn.Conv3d: (2, 16, 3, 4, 5)}[
+        conv
+    ]
     model = torch.nn.Sequential(conv(16, 48, 1), torch.nn.GELU(), conv(48, 16, 1))
     data = [(torch.randn(*shape), torch.randn(*shape)) for _ in range(2)]
     result = compress(model, data, ratio=0.6)
@@ -75,7 +80,9 @@ def test_pointwise_convolutions_compress_as_linear_maps(conv):
 
 
 def test_non_pointwise_convolutions_are_not_compressible():
-    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 8, 1), torch.nn.Conv2d(8, 4, 1, groups=2))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.Conv2d(4, 8, 1), torch.nn.Conv2d(8, 4, 1, groups=2)
+    )
     data = [(torch.randn(2, 4, 6, 6), torch.randn(2, 4, 6, 6))]
     from safesvd_core import registry
 

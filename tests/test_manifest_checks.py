@@ -45,23 +45,34 @@ def _refused_everywhere(folder, message, capsys):
     before = {key: value.clone() for key, value in model.state_dict().items()}
     with pytest.raises(ConfigError, match=message):
         load_compressed(model, folder)
-    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items()), "the model changed"
+    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items()), (
+        "the model changed"
+    )
     assert main(["inspect", str(folder)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in lines[0], lines
 
 
 MANIFEST_EDITS = {
-    "a rank changed": (lambda m: _factored(m).update(rank=_factored(m)["rank"] - 1),
-                       r"does not describe model.safetensors: layer '[\w.]+' has rank \d+ in the manifest but rank \d+"),
-    "a factored layer deleted": (lambda m: m["layers"].remove(_factored(m)),
-                                 "the model file has factored layers the manifest does not list"),
-    "a dense layer made factored": (lambda m: next(l for l in m["layers"] if l["rank"] is None).update(rank=2),
-                                    "but no factors \\(dense\\) in the model file"),
+    "a rank changed": (
+        lambda m: _factored(m).update(rank=_factored(m)["rank"] - 1),
+        r"does not describe model.safetensors: layer '[\w.]+' has rank \d+ in the manifest but rank \d+",
+    ),
+    "a factored layer deleted": (
+        lambda m: m["layers"].remove(_factored(m)),
+        "the model file has factored layers the manifest does not list",
+    ),
+    "a dense layer made factored": (
+        lambda m: next(layer for layer in m["layers"] if layer["rank"] is None).update(rank=2),
+        "but no factors \\(dense\\) in the model file",
+    ),
     "no 'layers'": (lambda m: m.pop("layers"), "'layers' is missing"),
     "no 'model'": (lambda m: m.pop("model"), "'model' is missing"),
     "'layers' not a list": (lambda m: m.update(layers={"a": 1}), "'layers' is a dict"),
-    "a rank that is text": (lambda m: _factored(m).update(rank="5"), r"layers\[\d+\].rank \('[\w.]+'\) is '5'"),
+    "a rank that is text": (
+        lambda m: _factored(m).update(rank="5"),
+        r"layers\[\d+\].rank \('[\w.]+'\) is '5'",
+    ),
     "a layer without its name": (lambda m: m["layers"][0].pop("name"), r"layers\[0\].name is missing"),
 }
 
@@ -69,7 +80,9 @@ MANIFEST_EDITS = {
 @pytest.mark.parametrize("case", list(MANIFEST_EDITS))
 def test_an_edited_manifest_is_refused_naming_the_field(folder, case, capsys):
     change, message = MANIFEST_EDITS[case]
-    if case == "a dense layer made factored" and all(layer["rank"] is not None for layer in read_manifest(folder)["layers"]):
+    if case == "a dense layer made factored" and all(
+        layer["rank"] is not None for layer in read_manifest(folder)["layers"]
+    ):
         pytest.skip("every layer is factored at this ratio")
     _edit_manifest(folder, change)
     _refused_everywhere(folder, message, capsys)
@@ -77,7 +90,7 @@ def test_an_edited_manifest_is_refused_naming_the_field(folder, case, capsys):
 
 def _rewrite_model_file(path, change_header=None, change_tensors=None):
     with safe_open(str(path), framework="pt") as handle:
-        metadata, tensors = dict(handle.metadata()), {key: handle.get_tensor(key) for key in handle.keys()}
+        metadata, tensors = dict(handle.metadata()), {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open: no `in`
     if change_header is not None:
         metadata["safesvd"] = change_header(metadata["safesvd"])
     if change_tensors is not None:
@@ -97,10 +110,14 @@ def _header_change(change):
 HEADER_EDITS = {
     "a header that is not JSON": (lambda raw: raw[:-3], "its 'safesvd' header is not JSON"),
     "a header without ranks": (_header_change(lambda h: h.pop("ranks")), "its header's 'ranks' is missing"),
-    "a rank that is not an integer": (_header_change(lambda h: h["ranks"].update({next(k for k, v in h["ranks"].items() if v): 2.5})),
-                                      "not a map of layer → integer"),
-    "header ranks that are not the tensors'": (_header_change(lambda h: h["ranks"].update({next(k for k, v in h["ranks"].items() if v): 1})),
-                                               "the ranks in its header are not those of its tensors"),
+    "a rank that is not an integer": (
+        _header_change(lambda h: h["ranks"].update({next(k for k, v in h["ranks"].items() if v): 2.5})),
+        "not a map of layer → integer",
+    ),
+    "header ranks that are not the tensors'": (
+        _header_change(lambda h: h["ranks"].update({next(k for k, v in h["ranks"].items() if v): 1})),
+        "the ranks in its header are not those of its tensors",
+    ),
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from safesvd_core import ConfigError
 from safesvd_cli.output import OutputFolder, foreign_files
+from safesvd_core import ConfigError
 
 
 def fill(files):
@@ -23,7 +23,10 @@ def test_a_new_folder_is_written_whole_and_the_lock_removed(tmp_path):
     out = OutputFolder(tmp_path / "out")
     with out.locked():
         assert out.lock.is_file()
-        assert out.write(fill({"model.safetensors": "m", "figures/ranks.png": "p"})) == ["figures/ranks.png", "model.safetensors"]
+        assert out.write(fill({"model.safetensors": "m", "figures/ranks.png": "p"})) == [
+            "figures/ranks.png",
+            "model.safetensors",
+        ]
     assert (tmp_path / "out" / "figures" / "ranks.png").read_text() == "p"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no lock, no temporary sibling left
 
@@ -40,9 +43,11 @@ def test_the_users_own_files_are_named_and_kept_unless_overwrite(tmp_path):
     (out / "notes.txt").write_text("mine")
     (out / "figures" / "ranks.png").write_text("an earlier figure")
     assert foreign_files(out) == ["notes.txt"]
-    with pytest.raises(ConfigError, match="holds files safesvd did not write \\(notes.txt\\).*--overwrite"):
-        with OutputFolder(out).locked():
-            pass
+    with (
+        pytest.raises(ConfigError, match="holds files safesvd did not write \\(notes.txt\\).*--overwrite"),
+        OutputFolder(out).locked(),
+    ):
+        pass
     assert (out / "notes.txt").read_text() == "mine" and not (tmp_path / ".out.lock").exists()
     with OutputFolder(out, overwrite=True).locked() as target:
         target.write(fill({"model.safetensors": "new"}))
@@ -55,8 +60,14 @@ def test_an_earlier_output_is_replaced_whole_only_with_overwrite(tmp_path):
         target.write(fill({"model.safetensors": "old", "manifest.json": "{}", "config.json": "{}"}))
     with pytest.raises(ConfigError, match="holds an earlier output; pass --overwrite"):
         OutputFolder(out).check()
-    with OutputFolder(out, overwrite=True).locked() as target:  # a two-ratio run: no stale top-level model left
-        target.write(fill({"ratio-0.6/model.safetensors": "a", "ratio-0.4/model.safetensors": "b", "config.json": "{}"}))
+    with OutputFolder(
+        out, overwrite=True
+    ).locked() as target:  # a two-ratio run: no stale top-level model left
+        target.write(
+            fill(
+                {"ratio-0.6/model.safetensors": "a", "ratio-0.4/model.safetensors": "b", "config.json": "{}"}
+            )
+        )
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "ratio-0.4", "ratio-0.6"]
 
 
@@ -70,18 +81,19 @@ def test_a_failure_while_writing_changes_nothing(tmp_path, failure):
         (folder / "model.safetensors").write_text("half")
         raise failure
 
-    with pytest.raises(type(failure)):
-        with OutputFolder(out, overwrite=True).locked() as target:
-            target.write(broken)
+    with pytest.raises(type(failure)), OutputFolder(out, overwrite=True).locked() as target:
+        target.write(broken)
     assert (out / "model.safetensors").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
-    with OutputFolder(tmp_path / "out").locked():
-        with pytest.raises(ConfigError, match="another safesvd run is writing .*delete the lock file"):
-            with OutputFolder(tmp_path / "out").locked():
-                pass
+    with (
+        OutputFolder(tmp_path / "out").locked(),
+        pytest.raises(ConfigError, match="another safesvd run is writing .*delete the lock file"),
+        OutputFolder(tmp_path / "out").locked(),
+    ):
+        pass
     with OutputFolder(tmp_path / "out").locked():  # released: the next run goes ahead
         pass
 
@@ -90,10 +102,14 @@ def test_compress_refuses_a_folder_with_the_users_files_before_any_compute(tmp_p
     from safesvd_cli import pipeline
     from safesvd_core.__main__ import main
 
-    (tmp_path / "c.toml").write_text('[model]\nzoo = "ns2d-transformer"\n\n[data]\ngenerator = "navier_stokes"\n'
-                                     'options = { samples = 8 }\n')
+    (tmp_path / "c.toml").write_text(
+        '[model]\nzoo = "ns2d-transformer"\n\n[data]\ngenerator = "navier_stokes"\n'
+        "options = { samples = 8 }\n"
+    )
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "config.json").write_text("my own config")
-    monkeypatch.setattr(pipeline, "prepare", lambda *a, **k: pytest.fail("compute started before --out was checked"))
+    monkeypatch.setattr(
+        pipeline, "prepare", lambda *a, **k: pytest.fail("compute started before --out was checked")
+    )
     assert main(["compress", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o")]) == 2
     assert (tmp_path / "o" / "config.json").read_text() == "my own config"

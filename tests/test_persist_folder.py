@@ -86,7 +86,9 @@ def test_strict_false_onto_a_deeper_model_warns_with_the_tensors_left_as_they_we
     path = tmp_path / "model.safetensors"
     save_compressed(result, path)
     deeper = small_transformer(depth=3)
-    with pytest.warns(PartialLoadWarning, match=r"tensor\(s\) of the model keep their current values.*blocks\.2\."):
+    with pytest.warns(
+        PartialLoadWarning, match=r"tensor\(s\) of the model keep their current values.*blocks\.2\."
+    ):
         load_compressed(deeper, path, strict=False)
     with pytest.raises(ConfigError, match="the model has .*blocks.2.* that the file lacks"):
         load_compressed(small_transformer(depth=3), path)

@@ -13,8 +13,8 @@ import pytest
 
 import safesvd_core
 from safesvd_core import DuplicatePluginError, UnknownPluginError
-from safesvd_core.plugin import hookimpl, PluginManager
-from safesvd_core import _hookspecs, _plugins
+from safesvd_core.kinds import _hookspecs, _plugins
+from safesvd_core.plugin import PluginManager, hookimpl
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,8 +74,12 @@ def test_unknown_kind_is_an_error():
 
 def test_duplicate_name_names_both_providers():
     manager = PluginManager(autoload=False)
-    manager.register(fake_plugin("safesvd_allocators", [fake_class("a", "greedy")]), name="first", distribution="one 1.0")
-    manager.register(fake_plugin("safesvd_allocators", [fake_class("b", "greedy")]), name="second", distribution="two 2.0")
+    manager.register(
+        fake_plugin("safesvd_allocators", [fake_class("a", "greedy")]), name="first", distribution="one 1.0"
+    )
+    manager.register(
+        fake_plugin("safesvd_allocators", [fake_class("b", "greedy")]), name="second", distribution="two 2.0"
+    )
     with pytest.raises(DuplicatePluginError, match=r"'first' \(one 1.0\) and by 'second' \(two 2.0\)"):
         manager.registry("allocator")
 
@@ -140,7 +144,9 @@ def test_allowlist_loads_only_named_entry_points(third_party, monkeypatch):
 
 
 def test_hooks_are_documented_and_mapped_to_kinds():
-    hooks = {name for name, _ in inspect.getmembers(_hookspecs, inspect.isfunction) if name.startswith("safesvd_")}
+    hooks = {
+        name for name, _ in inspect.getmembers(_hookspecs, inspect.isfunction) if name.startswith("safesvd_")
+    }
     assert hooks == set(_plugins.KINDS.values())
     docs = (ROOT / "docs" / "plugins.md").read_text()
     for hook in hooks:
@@ -149,21 +155,30 @@ def test_hooks_are_documented_and_mapped_to_kinds():
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
 
 
 def test_import_loads_no_plugin_and_touches_no_gpu():
     out = run_python(
         "import sys, torch, safesvd_core\n"
-        "from safesvd_core import _plugins\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('safesvd_methods', 'safesvd_adapters', 'safesvd_pde', 'safesvd_zoo'))\n"
+        "from safesvd_core.kinds import _plugins\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('safesvd_methods', "
+        "'safesvd_adapters', 'safesvd_pde', 'safesvd_zoo'))\n"
         "print(loaded, _plugins._default is None, torch.cuda.is_initialized())\n"
     )
     assert out.stdout.strip() == "[] True False"
 
 
 def test_cli_lists_plugins_with_kind_and_distribution():
-    out = subprocess.run([sys.executable, "-m", "safesvd_core", "plugins"], capture_output=True, text=True, check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "safesvd_core", "plugins"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["kind", "name", "plugin", "distribution"]
     rows = {tuple(line.split()[:2]): line for line in lines[1:]}

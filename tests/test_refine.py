@@ -8,6 +8,7 @@ import warnings
 import pytest
 import torch
 
+import safesvd_core.refine._refine as refine_module
 from safesvd_core import (
     ConfigError,
     RefineDataWarning,
@@ -18,8 +19,6 @@ from safesvd_core import (
     save_compressed,
 )
 from safesvd_core.plugin import PairSource, RolloutSource
-
-import safesvd_core._refine as refine_module
 
 from test_compress import small_transformer
 from test_rollout import trajectories
@@ -48,12 +47,23 @@ def distance(original, compressed, items) -> float:
 def test_refinement_with_fresh_data_gets_closer_to_the_original_and_reports_both_scores():
     model, calibration = small_transformer(), trajectories(steps=2)
     plain = compress(model, calibration, ratio=0.4, adapter_options=options(model))
-    refined = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
-                             refine_steps=60, refine_options={"lr": 1e-3, "eval_every": 20, "warmup": 5})
+    refined = quiet_compress(
+        model,
+        calibration,
+        ratio=0.4,
+        adapter_options=options(model),
+        refine_data=fresh(),
+        refine_steps=60,
+        refine_options={"lr": 1e-3, "eval_every": 20, "warmup": 5},
+    )
     report = refined.reports["refine"]
     assert report["kept"] == "refined" and report["best_step"] > 0
     assert report["held_out_refined"] < report["held_out_closed_form"]
-    assert report["items"] == {"fit": 7, "held_out": 1} and [row["step"] for row in report["history"]] == [20, 40, 60]
+    assert report["items"] == {"fit": 7, "held_out": 1} and [row["step"] for row in report["history"]] == [
+        20,
+        40,
+        60,
+    ]
     assert refined.ranks == plain.ranks and refined.params_after == plain.params_after
     test = fresh(seed=99)
     assert distance(model, refined.model, test) < distance(model, plain.model, test)
@@ -63,8 +73,15 @@ def test_refinement_with_fresh_data_gets_closer_to_the_original_and_reports_both
 def test_refinement_never_returns_a_model_worse_than_the_closed_form_on_the_held_out_split():
     model, calibration = small_transformer(), trajectories(steps=2)
     plain = compress(model, calibration, ratio=0.4, adapter_options=options(model))
-    wrecked = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
-                             refine_steps=10, refine_options={"lr": 0.5, "eval_every": 5, "warmup": 0})
+    wrecked = quiet_compress(
+        model,
+        calibration,
+        ratio=0.4,
+        adapter_options=options(model),
+        refine_data=fresh(),
+        refine_steps=10,
+        refine_options={"lr": 0.5, "eval_every": 5, "warmup": 0},
+    )
     report = wrecked.reports["refine"]
     assert report["kept"] == "closed form" and report["best_step"] == 0
     assert all(row["held_out"] > report["held_out_closed_form"] for row in report["history"])
@@ -85,8 +102,15 @@ def test_a_non_finite_loss_stops_with_a_warning_and_keeps_the_best_state(monkeyp
 
     monkeypatch.setattr(refine_module.Distiller, "loss", poisoned)
     with pytest.warns(RefineWarning, match="became nan at step 3"):
-        result = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
-                                refine_steps=10, refine_options={"held_out": 0.0})
+        result = quiet_compress(
+            model,
+            calibration,
+            ratio=0.4,
+            adapter_options=options(model),
+            refine_data=fresh(),
+            refine_steps=10,
+            refine_options={"held_out": 0.0},
+        )
     assert "step 3" in result.reports["refine"]["stopped"]
     for key, value in plain.model.state_dict().items():
         assert torch.equal(result.model.state_dict()[key], value), key
@@ -115,31 +139,40 @@ def test_rollout_refinement_weights_one_step_and_the_k_step_mean():
     assert float(distiller.loss(terms[:1])) == 1.0
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"refine_steps": 10}, "need refine_data"),
-    ({"refine_options": {"lr": 1e-3}}, "need refine_data"),
-    ({"refine_data": "fresh"}, "without refine_steps"),
-    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"steps": 5}}, "as refine_steps="),
-    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"learning_rate": 1}}, "the options are lr"),
-    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"held_out": 1.0}}, "must be below 1"),
-    ({"refine_data": "fresh", "refine_steps": 0.5}, "steps must be an integer"),
-    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": RefineOptions(steps=6)}, "disagrees"),
-    ({"refine_data": [], "refine_steps": 5}, "refinement set is empty"),
-    ({"refine_data": "one", "refine_steps": 5}, "needs at least 2 items"),
-    ({"refine_data": "float64", "refine_steps": 5}, "refinement data are torch.float64"),
-    ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"rollout_steps": 9}}, "hold 2 steps"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"refine_steps": 10}, "need refine_data"),
+        ({"refine_options": {"lr": 1e-3}}, "need refine_data"),
+        ({"refine_data": "fresh"}, "without refine_steps"),
+        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"steps": 5}}, "as refine_steps="),
+        (
+            {"refine_data": "fresh", "refine_steps": 5, "refine_options": {"learning_rate": 1}},
+            "the options are lr",
+        ),
+        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"held_out": 1.0}}, "must be below 1"),
+        ({"refine_data": "fresh", "refine_steps": 0.5}, "steps must be an integer"),
+        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": RefineOptions(steps=6)}, "disagrees"),
+        ({"refine_data": [], "refine_steps": 5}, "refinement set is empty"),
+        ({"refine_data": "one", "refine_steps": 5}, "needs at least 2 items"),
+        ({"refine_data": "float64", "refine_steps": 5}, "refinement data are torch.float64"),
+        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"rollout_steps": 9}}, "hold 2 steps"),
+    ],
+)
 def test_bad_refinement_arguments_are_refused_before_any_pass(kwargs, message, monkeypatch):
     model, calibration = small_transformer(), trajectories(steps=2)
-    data = {"fresh": fresh(), "one": fresh(samples=8, batch=8),
-            "float64": [(x.double(), t.double()) for x, t in fresh()]}
+    data = {
+        "fresh": fresh(),
+        "one": fresh(samples=8, batch=8),
+        "float64": [(x.double(), t.double()) for x, t in fresh()],
+    }
     if isinstance(kwargs.get("refine_data"), str):
         kwargs = {**kwargs, "refine_data": data[kwargs["refine_data"]]}
 
     def no_pass(*args, **kw):
         raise AssertionError("a pass over the calibration data ran before the refusal")
 
-    monkeypatch.setattr("safesvd_core._engine.run_phases", no_pass)
+    monkeypatch.setattr("safesvd_core.run._engine.run_phases", no_pass)
     with pytest.raises(ConfigError, match=message):
         quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), **kwargs)
 
@@ -147,16 +180,32 @@ def test_bad_refinement_arguments_are_refused_before_any_pass(kwargs, message, m
 def test_refining_on_the_calibration_data_or_on_little_data_warns():
     model, calibration = small_transformer(), trajectories(steps=2)
     with pytest.warns(RefineDataWarning, match="is the calibration data"):
-        compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=calibration,
-                 refine_steps=2, refine_options={"held_out": 0.5})
+        compress(
+            model,
+            calibration,
+            ratio=0.4,
+            adapter_options=options(model),
+            refine_data=calibration,
+            refine_steps=2,
+            refine_options={"held_out": 0.5},
+        )
     with pytest.warns(RefineDataWarning, match="holds 64 inputs"):
-        compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(), refine_steps=2)
+        compress(
+            model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(), refine_steps=2
+        )
 
 
 def test_the_refine_report_is_saved_in_the_manifest(tmp_path):
     model, calibration = small_transformer(), trajectories(steps=2)
-    result = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(),
-                            refine_steps=4, refine_options={"eval_every": 2})
+    result = quiet_compress(
+        model,
+        calibration,
+        ratio=0.4,
+        adapter_options=options(model),
+        refine_data=fresh(),
+        refine_steps=4,
+        refine_options={"eval_every": 2},
+    )
     save_compressed(result, tmp_path / "out")
     saved = read_manifest(tmp_path / "out")["reports"]["refine"]
     assert saved["steps"] == 4 and saved["kept"] in ("refined", "closed form") and len(saved["history"]) == 2
@@ -164,8 +213,13 @@ def test_the_refine_report_is_saved_in_the_manifest(tmp_path):
 
 def test_an_interrupted_refinement_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     model, calibration = small_transformer(), trajectories(steps=2)
-    arguments = dict(ratio=0.4, adapter_options=options(model), refine_data=fresh(), refine_steps=30,
-                     refine_options={"eval_every": 10, "lr": 1e-3, "warmup": 3})
+    arguments = dict(
+        ratio=0.4,
+        adapter_options=options(model),
+        refine_data=fresh(),
+        refine_steps=30,
+        refine_options={"eval_every": 10, "lr": 1e-3, "warmup": 3},
+    )
     whole = quiet_compress(model, calibration, **arguments)
 
     real, calls = refine_module.Distiller.loss, {"n": 0}
@@ -196,10 +250,16 @@ def test_refinement_same_on_cuda():
     if not torch.cuda.is_available():
         pytest.skip("CUDA is not available")
     model, calibration, data = small_transformer(), trajectories(steps=2), fresh()
-    arguments = dict(ratio=0.4, adapter_options=options(model), refine_steps=20, refine_options={"eval_every": 10})
+    arguments = dict(
+        ratio=0.4, adapter_options=options(model), refine_steps=20, refine_options={"eval_every": 10}
+    )
     on_cpu = quiet_compress(model, calibration, refine_data=data, **arguments)
-    on_gpu = quiet_compress(copy.deepcopy(model).cuda(), [(x.cuda(), t.cuda()) for x, t in calibration],
-                            refine_data=[(x.cuda(), t.cuda()) for x, t in data], **arguments)
+    on_gpu = quiet_compress(
+        copy.deepcopy(model).cuda(),
+        [(x.cuda(), t.cuda()) for x, t in calibration],
+        refine_data=[(x.cuda(), t.cuda()) for x, t in data],
+        **arguments,
+    )
     assert next(on_gpu.model.parameters()).device.type == "cuda" and on_gpu.ranks == on_cpu.ranks
     cpu, gpu = (result.reports["refine"]["held_out_refined"] for result in (on_cpu, on_gpu))
     assert gpu == pytest.approx(cpu, rel=0.05)

@@ -16,7 +16,6 @@ from safesvd_core.plugin import (
     clean_statistics,
     make_adapter,
     one_step_batches,
-    run_plan,
     trajectory_length,
 )
 from safesvd_methods.allocators import GreedyAllocator, UniformAllocator, rank_at_fraction
@@ -37,7 +36,7 @@ def trajectories(samples=8, steps=3, size=8, seed=0, batch=4):
         state = 0.9 * state + 0.1 * torch.roll(state, 1, dims=-1)
         frames.append(state + 0.01 * torch.randn(state.shape, generator=generator))
     trajectory = torch.stack(frames, dim=1)
-    return [(start[i:i + batch], trajectory[i:i + batch]) for i in range(0, samples, batch)]
+    return [(start[i : i + batch], trajectory[i : i + batch]) for i in range(0, samples, batch)]
 
 
 def weights(result) -> dict[str, torch.Tensor]:
@@ -58,7 +57,9 @@ def test_one_rollout_step_is_the_one_step_recipe_exactly(fisher):
     rolled = compress(model, items, ratio=0.5, rollout_steps=1, fisher=fisher, adapter_options=options)
     pairs = compress(model, one_step, ratio=0.5, fisher=fisher, adapter_options=options)
     assert_identical(rolled, pairs)
-    assert "RolloutSource(steps=1" in rolled.objective["source"] and pairs.objective["source"] == "PairSource()"
+    assert (
+        "RolloutSource(steps=1" in rolled.objective["source"] and pairs.objective["source"] == "PairSource()"
+    )
 
 
 class Tiny(nn.Module):
@@ -76,12 +77,26 @@ def test_the_k_step_fisher_is_the_autograd_one():
     unrolled steps, computed here directly by autograd on each call's pre-activation."""
     model, steps = Tiny().double().eval(), 3  # float64 throughout: both sides agree to rounding
     generator = torch.Generator().manual_seed(1)
-    items = [(torch.randn(5, 6, generator=generator, dtype=torch.float64),
-              torch.randn(5, steps, 6, generator=generator, dtype=torch.float64)) for _ in range(2)]
-    job = CompressionJob(original=model, model=copy.deepcopy(model), batches=items, adapter=make_adapter("generic", None),
-                         ratio=0.9, recipe="safe-svd", options={})
-    plan = attrs.evolve(registry("recipe").create("safe-svd", fisher="empirical", balance_horizons=False).plan(steps),
-                        source=RolloutSource(steps=steps))
+    items = [
+        (
+            torch.randn(5, 6, generator=generator, dtype=torch.float64),
+            torch.randn(5, steps, 6, generator=generator, dtype=torch.float64),
+        )
+        for _ in range(2)
+    ]
+    job = CompressionJob(
+        original=model,
+        model=copy.deepcopy(model),
+        batches=items,
+        adapter=make_adapter("generic", None),
+        ratio=0.9,
+        recipe="safe-svd",
+        options={},
+    )
+    plan = attrs.evolve(
+        registry("recipe").create("safe-svd", fisher="empirical", balance_horizons=False).plan(steps),
+        source=RolloutSource(steps=steps),
+    )
     fisher = clean_statistics(job, plan).layer("first")["fisher"]
 
     total, rows = torch.zeros(10, 10, dtype=torch.float64), 0
@@ -108,10 +123,15 @@ def test_balanced_horizons_keep_one_step_and_rollout_statistics_apart():
     (estimator,) = result.statistics.estimators[layer].values()
     assert estimator.name == "energy-balanced" and estimator.by == ("group",)
     assert sorted(estimator.domains) == ["one-step", "rollout"]
-    counts = {label: inner["clean-covariance"].moments["sigma"].count for label, inner in estimator.domains.items()}
+    counts = {
+        label: inner["clean-covariance"].moments["sigma"].count for label, inner in estimator.domains.items()
+    }
     assert counts["rollout"] == 3 * counts["one-step"]  # every call, against the first call only
     plain = compress(model, items, ratio=0.5, adapter_options=options, balance_horizons=False)
-    assert [e.name for e in plain.statistics.estimators[layer].values()] == ["clean-covariance", "output-fisher"]
+    assert [e.name for e in plain.statistics.estimators[layer].values()] == [
+        "clean-covariance",
+        "output-fisher",
+    ]
 
 
 def test_rollout_off_calibrates_on_teacher_forced_one_step_batches():
@@ -121,11 +141,15 @@ def test_rollout_off_calibrates_on_teacher_forced_one_step_batches():
     forced = one_step_batches(adapter, items)
     assert len(forced) == 3 * len(items)
     torch.testing.assert_close(forced[1][0], items[0][1][:, 0])  # step 2 starts from the true state 1
-    assert_identical(compress(model, items, ratio=0.5, rollout=False, adapter_options=options),
-                     compress(model, forced, ratio=0.5, adapter_options=options))
+    assert_identical(
+        compress(model, items, ratio=0.5, rollout=False, adapter_options=options),
+        compress(model, forced, ratio=0.5, adapter_options=options),
+    )
     # a recipe without rollouts gets the same teacher-forced batches from compress itself
-    assert_identical(compress(model, items, ratio=0.5, recipe="svd-llm", adapter_options=options),
-                     compress(model, forced, ratio=0.5, recipe="svd-llm", adapter_options=options))
+    assert_identical(
+        compress(model, items, ratio=0.5, recipe="svd-llm", adapter_options=options),
+        compress(model, forced, ratio=0.5, recipe="svd-llm", adapter_options=options),
+    )
 
 
 def test_block_and_layer_stages_run_every_call_of_a_rollout():
@@ -146,7 +170,9 @@ def test_layer_stages_equal_exact_stages_on_one_step_batches():
     items = [(start, trajectory[:, 0]) for start, trajectory in trajectories()]
     layer = compress(model, items, ratio=0.5, stage_mode="layer", adapter_options=options)
     exact = compress(model, items, ratio=0.5, stage_mode="exact", adapter_options=options)
-    assert layer.ranks == exact.ranks and layer.passes["layer runs"] == sum(r is not None for r in layer.ranks.values())
+    assert layer.ranks == exact.ranks and layer.passes["layer runs"] == sum(
+        r is not None for r in layer.ranks.values()
+    )
     for key, value in weights(exact).items():
         torch.testing.assert_close(weights(layer)[key], value, rtol=1e-4, atol=1e-6)
 
@@ -169,9 +195,18 @@ def _candidates():
     from safesvd_core.plugin import LayerCandidate
 
     shapes = [(32, 32), (32, 64), (64, 32), (16, 16)]
-    return [LayerCandidate(name=f"l{i}", out_features=m, in_features=n, order=i,
-                           spectrum=torch.sort(torch.rand(min(m, n), generator=generator) ** (4 * i + 1), descending=True).values)
-            for i, (m, n) in enumerate(shapes)]
+    return [
+        LayerCandidate(
+            name=f"l{i}",
+            out_features=m,
+            in_features=n,
+            order=i,
+            spectrum=torch.sort(
+                torch.rand(min(m, n), generator=generator) ** (4 * i + 1), descending=True
+            ).values,
+        )
+        for i, (m, n) in enumerate(shapes)
+    ]
 
 
 @pytest.mark.parametrize("floor", [0.25, 0.5, 1.0])
@@ -183,7 +218,9 @@ def test_uniform_floor_ranks_are_at_least_the_floor(floor):
     for layer in layers:
         least = rank_at_fraction(layer, fraction, 1)
         assert ranks[layer.name] is None or (least is not None and ranks[layer.name] >= least)
-    assert GreedyAllocator(uniform_floor=0.0).allocate(layers, budget) == GreedyAllocator().allocate(layers, budget)
+    assert GreedyAllocator(uniform_floor=0.0).allocate(layers, budget) == GreedyAllocator().allocate(
+        layers, budget
+    )
 
 
 def test_alpha_auto_picks_the_grid_point_with_the_lowest_held_out_objective():
@@ -203,9 +240,14 @@ def test_alpha_auto_picks_the_grid_point_with_the_lowest_held_out_objective():
     assert [row["alpha"] for row in result.tuning["candidates"]] == list(ALPHA_GRID)
     for row in result.tuning["candidates"]:
         assert row["score"] == pytest.approx(scores[row["alpha"]], rel=1e-9)
-    assert result.tuning["chosen"] == {"alpha": min(scores, key=scores.get)} and result.tuning["held_out_items"] == 1
+    assert (
+        result.tuning["chosen"] == {"alpha": min(scores, key=scores.get)}
+        and result.tuning["held_out_items"] == 1
+    )
     assert "held-out choice" in result.notes[-1]
-    chosen = compress(model, items, ratio=0.4, alpha=result.tuning["chosen"]["alpha"], adapter_options=options)
+    chosen = compress(
+        model, items, ratio=0.4, alpha=result.tuning["chosen"]["alpha"], adapter_options=options
+    )
     assert_identical(result, chosen)  # the final run is the plain run at the chosen α
 
 
@@ -222,7 +264,11 @@ def test_refinement_brings_the_compressed_model_closer_to_the_original_on_calibr
     plain = compress(model, items, ratio=0.4, adapter_options=options)
     with pytest.warns(RefineDataWarning, match="calibration items alone"):
         refined = compress(model, items, ratio=0.4, refine_epochs=5, refine_lr=1e-3, adapter_options=options)
-    assert refined.passes["refine"] == 5 and refined.ranks == plain.ranks and refined.params_after == plain.params_after
+    assert (
+        refined.passes["refine"] == 5
+        and refined.ranks == plain.ranks
+        and refined.params_after == plain.params_after
+    )
 
     def distance(compressed):
         with torch.no_grad():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from safesvd_core import ConfigError, NumericalError, solve_layer
-from safesvd_core.plugin import psd_root, singular_values, thin_svd
-from safesvd_core.plugin import whitened_factorization
+from safesvd_core import ConfigError, NumericalError, solve_factors
+from safesvd_core.plugin import psd_root, singular_values, thin_svd, whitened_factorization
 from safesvd_core.testing.strategies import layer_problems, second_moment
 
 
@@ -30,7 +30,9 @@ def objective(weight, candidate, x, xs, fisher, alpha):
 def test_solution_beats_random_rank_k_candidates(problem, seed):
     sigma, shift, cross, fisher = moments(problem)
     weight, rank, alpha = problem["weight"], problem["rank"], problem["alpha"]
-    a, b = solve_layer(weight, rank, sigma, sigma_shift=shift, sigma_cross=cross, fisher=fisher, alpha=alpha)
+    b, a = solve_factors(
+        weight, rank, sigma, sigma_shift=shift, sigma_cross=cross, fisher=fisher, alpha=alpha
+    )
     assert a.shape == (weight.shape[0], rank) and b.shape == (rank, weight.shape[1])
     x, xs = problem["inputs"], problem["shifted_inputs"]
     best = objective(weight, a @ b, x, xs, fisher, alpha)
@@ -53,7 +55,7 @@ def test_full_rank_is_exact_without_shift(problem):
     if full != weight.shape[1]:
         # at rank n the product can represent every W' exactly only when n ≤ m
         return
-    a, b = solve_layer(weight, full, sigma, fisher=second_moment(problem["grads"]), alpha=problem["alpha"])
+    b, a = solve_factors(weight, full, sigma, fisher=second_moment(problem["grads"]), alpha=problem["alpha"])
     torch.testing.assert_close(a @ b, weight, rtol=1e-7, atol=1e-7)
 
 
@@ -66,7 +68,7 @@ def test_full_rank_reaches_unconstrained_optimum(problem):
         return
     eye = torch.eye(n, dtype=torch.float64)
     sigma, shift, cross = sigma + eye, shift + eye, cross + eye  # keep C well conditioned
-    a, b = solve_layer(weight, n, sigma, sigma_shift=shift, sigma_cross=cross, fisher=fisher, alpha=alpha)
+    b, a = solve_factors(weight, n, sigma, sigma_shift=shift, sigma_cross=cross, fisher=fisher, alpha=alpha)
     combined = (1 - alpha) * sigma + alpha * shift
     target = (1 - alpha) * sigma + alpha * cross
     ridge = 1e-6 * torch.diagonal(combined).mean() * eye  # the jitter acts on C and B alike
@@ -79,7 +81,7 @@ def test_alpha_zero_without_fisher_is_svd_llm_whitening(problem):
     """SVD-LLM: H = L Lᵀ (Cholesky), SVD of W L, W' = U_k Σ_k V_kᵀ L⁻¹ — computed here in numpy."""
     weight, rank = problem["weight"], problem["rank"]
     sigma = second_moment(problem["inputs"])
-    a, b = solve_layer(weight, rank, sigma, alpha=0.0)
+    b, a = solve_factors(weight, rank, sigma, alpha=0.0)
     h = sigma.numpy()
     h = h + 1e-6 * np.mean(np.diag(h)) * np.eye(h.shape[0])
     try:
@@ -97,7 +99,9 @@ def test_fewer_rows_than_inputs_still_solves(problem):
     n = weight.shape[1]
     rows = problem["inputs"][: max(1, n // 3)]
     sigma = second_moment(rows)
-    result = whitened_factorization(weight, problem["rank"], sigma, fisher=second_moment(problem["grads"][:1]))
+    result = whitened_factorization(
+        weight, problem["rank"], sigma, fisher=second_moment(problem["grads"][:1])
+    )
     assert torch.isfinite(result.first).all() and torch.isfinite(result.second).all()
     assert set(result.record.paths.values()) <= {"cholesky", "eigen"}
 
@@ -135,22 +139,26 @@ def test_zero_statistics_use_identity_and_say_so():
     ],
 )
 def test_bad_input_is_a_clear_error(kwargs, message):
-    arguments = {"weight": torch.randn(3, 4, dtype=torch.float64), "rank": 2, "sigma": torch.eye(4, dtype=torch.float64)}
+    arguments = {
+        "weight": torch.randn(3, 4, dtype=torch.float64),
+        "rank": 2,
+        "sigma": torch.eye(4, dtype=torch.float64),
+    }
     arguments.update(kwargs)
     weight, rank, sigma = arguments.pop("weight"), arguments.pop("rank"), arguments.pop("sigma")
     with pytest.raises(ConfigError, match=message):
-        solve_layer(weight, rank, sigma, **arguments)
+        solve_factors(weight, rank, sigma, **arguments)
 
 
 def test_nan_statistics_are_refused():
     sigma = torch.eye(4, dtype=torch.float64)
     sigma[0, 0] = float("nan")
     with pytest.raises(NumericalError, match="NaN"):
-        solve_layer(torch.randn(3, 4), 2, sigma)
+        solve_factors(torch.randn(3, 4), 2, sigma)
 
 
 def test_factors_keep_the_weight_dtype():
-    a, b = solve_layer(torch.randn(3, 4), 2, torch.eye(4))
+    b, a = solve_factors(torch.randn(3, 4), 2, torch.eye(4))
     assert a.dtype == b.dtype == torch.float32
 
 

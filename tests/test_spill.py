@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -9,9 +10,11 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safesvd_core import CalibrationStatistics, compress, ConfigError
-from safesvd_core._spill import layer_groups, parse_bytes
-from safesvd_core.plugin import EstimatorFactory
+from safesvd_core import CalibrationStatistics, ConfigError, compress
+from safesvd_core.statistics._spill import layer_groups, parse_bytes
+from safesvd_core.statistics._statistics import (
+    EstimatorFactory,  # an internal of spilled statistics, not a plugin name
+)
 
 from test_compress import Roughness, small_data, small_transformer
 
@@ -29,8 +32,12 @@ def test_spilled_statistics_give_the_in_memory_result(tmp_path):
     assert spilled.ranks == in_memory.ranks
     for name, rank in in_memory.ranks.items():
         if rank is not None:
-            torch.testing.assert_close(spilled.model.get_submodule(name).weight,
-                                       in_memory.model.get_submodule(name).weight, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(
+                spilled.model.get_submodule(name).weight,
+                in_memory.model.get_submodule(name).weight,
+                rtol=1e-5,
+                atol=1e-6,
+            )
     index, files = _sizes(tmp_path / "stats")
     assert set(index["layers"]) == set(in_memory.ranks) and len(files) == len(in_memory.ranks)
     assert spilled.statistics.spilled and not in_memory.statistics.spilled
@@ -45,7 +52,9 @@ def test_resume_from_a_spill_directory_skips_the_clean_passes(tmp_path):
     assert "clean" not in second.passes and second.ranks == first.ranks
     for name, rank in first.ranks.items():
         if rank is not None:
-            torch.testing.assert_close(second.model.get_submodule(name).weight, first.model.get_submodule(name).weight)
+            torch.testing.assert_close(
+                second.model.get_submodule(name).weight, first.model.get_submodule(name).weight
+            )
     for name in first.ranks:
         for key, value in first.statistics.layer(name).items():
             torch.testing.assert_close(opened.layer(name)[key], value, rtol=0, atol=0)
@@ -76,7 +85,8 @@ def test_spill_options_are_checked_before_any_pass(tmp_path):
     with pytest.raises(ConfigError, match="size like"):
         compress(model, data, ratio=0.5, statistics_memory="lots", spill_dir=tmp_path / "new")
     physics = {"physics": [Unbalanceable()], "adapter_options": {"field_description": object()}}
-    with pytest.raises(ConfigError, match="alone take"):  # before the λ pass, which would raise AssertionError
+    # before the λ pass, which would raise AssertionError
+    with pytest.raises(ConfigError, match="alone take"):
         compress(model, data, ratio=0.5, statistics_memory=100, spill_dir=tmp_path / "tiny", **physics)
 
 
@@ -94,7 +104,9 @@ def test_energy_balanced_footprint_counts_one_copy_per_domain():
     assert make("energy-balanced", 16, 8).footprint(3) == 3 * one
 
 
-@pytest.mark.parametrize(("text", "expected"), [("6GiB", 6 * 2**30), ("1.5 MB", 1_500_000), ("512", 512), (42, 42)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("6GiB", 6 * 2**30), ("1.5 MB", 1_500_000), ("512", 512), (42, 42)]
+)
 def test_parse_bytes(text, expected):
     assert parse_bytes(text) == expected
 
@@ -106,7 +118,8 @@ def test_layer_groups_are_consecutive_within_the_cap_and_greedy(sizes, cap):
     groups = layer_groups(by_name, order, cap)
     assert [name for group in groups for name in group] == order
     assert all(sum(by_name[name] for name in group) <= cap for group in groups)
-    for group, following in zip(groups, groups[1:]):  # a group closes only when the next layer would overflow it
+    # a group closes only when the next layer would overflow it
+    for group, following in itertools.pairwise(groups):
         assert sum(by_name[name] for name in group) + by_name[following[0]] > cap
 
 
@@ -122,8 +135,14 @@ def test_balanced_statistics_spill_and_give_the_in_memory_result(tmp_path):
     model = small_transformer(depth=1)
     data = [(x, y, domain) for (x, y), domain in zip(small_data(), ("a", "b"))]
     in_memory = compress(model, data, ratio=0.5, recipe="safe-svd-balanced")
-    spilled = compress(model, data, ratio=0.5, recipe="safe-svd-balanced", statistics_memory="1MiB",
-                       spill_dir=tmp_path / "stats")
+    spilled = compress(
+        model,
+        data,
+        ratio=0.5,
+        recipe="safe-svd-balanced",
+        statistics_memory="1MiB",
+        spill_dir=tmp_path / "stats",
+    )
     assert spilled.ranks == in_memory.ranks
     for name in in_memory.ranks:
         for key, value in in_memory.statistics.layer(name).items():

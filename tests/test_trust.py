@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
+from safesvd_cli.user_code import import_object
 from safesvd_core import ConfigError
 from safesvd_core.__main__ import main
-from safesvd_cli.user_code import import_object
 
 pytest.importorskip("matplotlib", reason="the plots extra (matplotlib) is not installed")
 
-PLANTED = '''
+PLANTED = """
 from pathlib import Path
 
 Path(__file__).with_name("RAN").write_text("the planted code ran")
@@ -22,7 +22,7 @@ Path(__file__).with_name("RAN").write_text("the planted code ran")
 
 def build():
     raise SystemExit("never")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +30,11 @@ def output(tmp_path_factory):
     """A real output folder of the zoo model (no code of its own)."""
     folder = tmp_path_factory.mktemp("received")
     config = folder / "c.toml"
-    config.write_text('[model]\nzoo = "ns2d-transformer"\n\n[data]\ngenerator = "navier_stokes"\n'
-                      'options = { samples = 8 }\nbatch_size = 4\n\n[adapter]\noptions = { include = ["blocks.*"] }\n\n'
-                      "[compress]\nratio = 0.5\n\n[evaluate]\nfigures = false\n")
+    config.write_text(
+        '[model]\nzoo = "ns2d-transformer"\n\n[data]\ngenerator = "navier_stokes"\n'
+        'options = { samples = 8 }\nbatch_size = 4\n\n[adapter]\noptions = { include = ["blocks.*"] }\n\n'
+        "[compress]\nratio = 0.5\n\n[evaluate]\nfigures = false\n"
+    )
     assert main(["compress", str(config), "--out", str(folder / "out")]) == 0
     return folder / "out"
 

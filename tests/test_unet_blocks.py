@@ -13,10 +13,8 @@ import torch
 
 from safesvd_core import ConfigError, compress
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "own_model"))
-from unet_model import UNet  # noqa: E402  (the U-Net docs/own-model.md shows)
-
+from unet_model import UNet  # the U-Net docs/own-model.md shows
 
 BLOCKS = ["encoder.0", "encoder.1", "middle", "decoder.0", "decoder.1"]
 
@@ -27,20 +25,33 @@ def setting():
     model = UNet(width=8).eval()
     generator = torch.Generator().manual_seed(1)
     x = torch.randn(24, 2, 16, 16, generator=generator)
-    batches = [(x[i:i + 8], x[i:i + 8] + 0.1 * torch.randn(8, 2, 16, 16, generator=generator)) for i in range(0, 24, 8)]
+    batches = [
+        (x[i : i + 8], x[i : i + 8] + 0.1 * torch.randn(8, 2, 16, 16, generator=generator))
+        for i in range(0, 24, 8)
+    ]
     return model, batches
 
 
 def test_unet_blocks_take_a_prefix_pass_each_and_give_the_per_layer_result(setting):
     model, batches = setting
     blocked = compress(model, batches, ratio=0.8, adapter_options={"block_names": BLOCKS})
-    assert blocked.stages == [["encoder.0.expand", "encoder.0.contract"], ["encoder.1.expand", "encoder.1.contract"],
-                              ["middle.expand", "middle.contract"], ["merge.0"], ["decoder.0.expand", "decoder.0.contract"],
-                              ["merge.1"], ["decoder.1.expand", "decoder.1.contract"], ["project"]]
+    assert blocked.stages == [
+        ["encoder.0.expand", "encoder.0.contract"],
+        ["encoder.1.expand", "encoder.1.contract"],
+        ["middle.expand", "middle.contract"],
+        ["merge.0"],
+        ["decoder.0.expand", "decoder.0.contract"],
+        ["merge.1"],
+        ["decoder.1.expand", "decoder.1.contract"],
+        ["project"],
+    ]
     # no block takes the previous block's output: one prefix pass per block, one block run per factored layer
     # (a block whose layers all stay dense costs no pass)
-    factored = [name for name, rank in blocked.ranks.items() if rank is not None and name.split(".")[0] in
-                ("encoder", "middle", "decoder")]
+    factored = [
+        name
+        for name, rank in blocked.ranks.items()
+        if rank is not None and name.split(".")[0] in ("encoder", "middle", "decoder")
+    ]
     assert blocked.passes["stages"] == 8 and blocked.passes["layer runs"] == len(factored)
     assert blocked.passes["prefix"] == len({name.rsplit(".", 1)[0] for name in factored}) >= 3
     plain = compress(model, batches, ratio=0.8)
@@ -52,10 +63,15 @@ def test_unet_blocks_take_a_prefix_pass_each_and_give_the_per_layer_result(setti
         assert not torch.allclose(blocked.model(x), model(x), atol=1e-3)  # it did compress
 
 
-@pytest.mark.parametrize(("names", "children"), [(["encoder", "middle"], "encoder.0, encoder.1"),
-                                                 (["decoder"], "decoder.0, decoder.1")])
+@pytest.mark.parametrize(
+    ("names", "children"),
+    [(["encoder", "middle"], "encoder.0, encoder.1"), (["decoder"], "decoder.0, decoder.1")],
+)
 def test_a_container_named_as_a_block_is_refused_with_its_children(setting, names, children):
     model, batches = setting
-    with pytest.raises(ConfigError, match=rf"block\(s\) {names[0]} of block_names hold layers but are never called.*"
-                                          rf"e\.g\. {children}"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"block\(s\) {names[0]} of block_names hold layers but are never called.*"
+        rf"e\.g\. {children}",
+    ):
         compress(model, batches, ratio=0.5, adapter_options={"block_names": names})

@@ -20,7 +20,12 @@ from safesvd_core.plugin import ConfigError, set_submodule
 
 def packable(module: nn.MultiheadAttention) -> bool:
     """Whether ``module`` has the packed ``in_proj_weight`` layout that can be rewritten."""
-    return bool(module._qkv_same_embed_dim) and module.bias_k is None and module.bias_v is None and not module.add_zero_attn
+    return (
+        bool(module._qkv_same_embed_dim)
+        and module.bias_k is None
+        and module.bias_v is None
+        and not module.add_zero_attn
+    )
 
 
 def _additive(mask: Tensor | None, dtype: torch.dtype, name: str) -> Tensor | None:
@@ -47,8 +52,16 @@ class ExplicitMultiheadAttention(nn.Module):
 
     _qkv_same_embed_dim = False
 
-    def __init__(self, embed_dim: int, num_heads: int, *, in_proj: nn.Module, out_proj: nn.Module,
-                 dropout: float = 0.0, batch_first: bool = False) -> None:
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *,
+        in_proj: nn.Module,
+        out_proj: nn.Module,
+        dropout: float = 0.0,
+        batch_first: bool = False,
+    ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
         self.num_heads = num_heads
@@ -62,24 +75,44 @@ class ExplicitMultiheadAttention(nn.Module):
     def from_torch(cls, module: nn.MultiheadAttention) -> ExplicitMultiheadAttention:
         """The rewrite of ``module``, sharing its parameters."""
         if not packable(module):
-            raise ConfigError("only nn.MultiheadAttention with kdim = vdim = embed_dim, no add_bias_kv and no "
-                              "add_zero_attn has a packed in_proj_weight to rewrite")
+            raise ConfigError(
+                "only nn.MultiheadAttention with kdim = vdim = embed_dim, no add_bias_kv and no "
+                "add_zero_attn has a packed in_proj_weight to rewrite"
+            )
         weight = module.in_proj_weight
-        in_proj = nn.Linear(module.embed_dim, 3 * module.embed_dim, bias=module.in_proj_bias is not None,
-                            device=weight.device, dtype=weight.dtype)
+        in_proj = nn.Linear(
+            module.embed_dim,
+            3 * module.embed_dim,
+            bias=module.in_proj_bias is not None,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
         in_proj.weight = weight
         if module.in_proj_bias is not None:
             in_proj.bias = module.in_proj_bias
-        rewritten = cls(module.embed_dim, module.num_heads, in_proj=in_proj, out_proj=module.out_proj,
-                        dropout=module.dropout, batch_first=module.batch_first)
+        rewritten = cls(
+            module.embed_dim,
+            module.num_heads,
+            in_proj=in_proj,
+            out_proj=module.out_proj,
+            dropout=module.dropout,
+            batch_first=module.batch_first,
+        )
         return rewritten.train(module.training)
 
     def to_torch(self) -> nn.MultiheadAttention:
         """The packed ``nn.MultiheadAttention`` computing the same function (the inverse of
         :meth:`from_torch`); a factored ``in_proj``/``out_proj`` is multiplied out into dense weights."""
         weight = self.in_proj.weight
-        module = nn.MultiheadAttention(self.embed_dim, self.num_heads, dropout=self.dropout, bias=self.in_proj.bias is not None,
-                                       batch_first=self.batch_first, device=weight.device, dtype=weight.dtype)
+        module = nn.MultiheadAttention(
+            self.embed_dim,
+            self.num_heads,
+            dropout=self.dropout,
+            bias=self.in_proj.bias is not None,
+            batch_first=self.batch_first,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
         with torch.no_grad():
             module.in_proj_weight.copy_(weight)
             module.out_proj.weight.copy_(self.out_proj.weight)
@@ -101,11 +134,19 @@ class ExplicitMultiheadAttention(nn.Module):
         if key is value:
             k, v = self.in_proj(key)[..., e:].chunk(2, dim=-1)
             return q, k, v
-        return q, self.in_proj(key)[..., e:2 * e], self.in_proj(value)[..., 2 * e:]
+        return q, self.in_proj(key)[..., e : 2 * e], self.in_proj(value)[..., 2 * e :]
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
-                need_weights: bool = True, attn_mask: Tensor | None = None, average_attn_weights: bool = True,
-                is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
         if is_causal and attn_mask is None:
             raise ConfigError("is_causal needs attn_mask, as in nn.MultiheadAttention")
         batched = query.dim() == 3
@@ -125,7 +166,10 @@ class ExplicitMultiheadAttention(nn.Module):
             weights = F.dropout(weights, p=dropout) if dropout > 0.0 else weights
             attended = weights @ v
         else:
-            attended, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
+            attended, weights = (
+                F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout),
+                None,
+            )
         out = self.out_proj(attended.permute(2, 0, 1, 3).flatten(-2))  # (length, batch, embed)
         if weights is not None and average_attn_weights:
             weights = weights.mean(dim=1)
@@ -139,7 +183,11 @@ class ExplicitMultiheadAttention(nn.Module):
         attn = _additive(attn_mask, q.dtype, "attn_mask")
         padding = _additive(key_padding_mask, q.dtype, "key_padding_mask")
         if attn is not None:
-            attn = attn.view(1, 1, *attn.shape) if attn.dim() == 2 else attn.view(batch, self.num_heads, *attn.shape[-2:])
+            attn = (
+                attn.view(1, 1, *attn.shape)
+                if attn.dim() == 2
+                else attn.view(batch, self.num_heads, *attn.shape[-2:])
+            )
         if padding is not None:
             padding = padding.view(batch, 1, 1, padding.shape[-1])
         if attn is None or padding is None:
@@ -155,13 +203,18 @@ def rewrite_attention(model: nn.Module) -> nn.Module:
     """
     if isinstance(model, nn.MultiheadAttention):
         return ExplicitMultiheadAttention.from_torch(model) if packable(model) else model
-    targets = [name for name, module in model.named_modules()
-               if isinstance(module, nn.MultiheadAttention) and packable(module)]
+    targets = [
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.MultiheadAttention) and packable(module)
+    ]
     for name in targets:
         set_submodule(model, name, ExplicitMultiheadAttention.from_torch(model.get_submodule(name)))
     for module in model.modules():
         if isinstance(module, nn.TransformerEncoder) and any(
-                isinstance(getattr(layer, "self_attn", None), ExplicitMultiheadAttention) for layer in module.layers):
+            isinstance(getattr(layer, "self_attn", None), ExplicitMultiheadAttention)
+            for layer in module.layers
+        ):
             module.use_nested_tensor = False
     return model
 
@@ -171,7 +224,9 @@ def restore_attention(model: nn.Module) -> nn.Module:
     ``nn.MultiheadAttention`` (in place; the inverse of :func:`rewrite_attention`) and return the model."""
     if isinstance(model, ExplicitMultiheadAttention):
         return model.to_torch()
-    for name in [name for name, module in model.named_modules() if isinstance(module, ExplicitMultiheadAttention)]:
+    for name in [
+        name for name, module in model.named_modules() if isinstance(module, ExplicitMultiheadAttention)
+    ]:
         set_submodule(model, name, model.get_submodule(name).to_torch())
     return model
 

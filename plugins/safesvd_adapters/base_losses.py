@@ -54,7 +54,9 @@ def channel_nmse(prediction: Tensor, target: Tensor) -> Tensor:
     return torch.mean(error / (target.pow(2).mean(grid) + 1e-7))
 
 
-def grouped_relative(prediction: Tensor, target: Tensor, groups: Sequence[Sequence[int]], p: int = 1) -> Tensor:
+def grouped_relative(
+    prediction: Tensor, target: Tensor, groups: Sequence[Sequence[int]], p: int = 1
+) -> Tensor:
     """Poseidon's criterion: per channel group, ``mean|pred − t|^p / (mean|t|^p + 1e-10)`` over the
     batch, then the mean over groups. ``groups`` lists channel indices (dim 1) per group."""
     if p not in (1, 2):

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import attrs
 from torch import Tensor, nn
 
-from safesvd_core.plugin import count_parameters, ModelAdapter, set_submodule
+from safesvd_core.plugin import ModelAdapter, count_parameters, set_submodule
 
 from .framework import FieldAdapter, TupleBatches, require, tuple_parts
 from .selection import NORMALISATION, TIME_CONDITIONING, embedding, recovery
@@ -38,12 +38,19 @@ class FlatSkip(nn.Module):
         return out.view(size[0], -1, *size[2:])
 
 
-def small_fno(*, channels: int = 3, modes: int = 8, width: int = 16, layers: int = 2,
-              factorization: str | None = None) -> nn.Module:
+def small_fno(
+    *, channels: int = 3, modes: int = 8, width: int = 16, layers: int = 2, factorization: str | None = None
+) -> nn.Module:
     """A randomly initialised ``neuralop.models.FNO`` (``factorization="tucker"``: TFNO), eval mode."""
     models = require("neuralop.models", adapter="neuraloperator", extra="neuraloperator")
-    return models.FNO(n_modes=(modes, modes), in_channels=channels, out_channels=channels, hidden_channels=width,
-                      n_layers=layers, factorization=factorization).eval()
+    return models.FNO(
+        n_modes=(modes, modes),
+        in_channels=channels,
+        out_channels=channels,
+        hidden_channels=width,
+        n_layers=layers,
+        factorization=factorization,
+    ).eval()
 
 
 @attrs.frozen(kw_only=True)
@@ -60,8 +67,12 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     """
 
     name: ClassVar[str] = "neuraloperator"
-    skip_rules: ClassVar = (TIME_CONDITIONING, embedding("lifting.*", "*.lifting.*"),
-                            recovery("projection.*", "*.projection.*"), NORMALISATION)
+    skip_rules: ClassVar = (
+        TIME_CONDITIONING,
+        embedding("lifting.*", "*.lifting.*"),
+        recovery("projection.*", "*.projection.*"),
+        NORMALISATION,
+    )
 
     rewrites_modules: ClassVar[bool] = True
 
@@ -87,7 +98,10 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         spectral = require(_SPECTRAL, adapter=self.name, extra="neuraloperator").BaseSpectralConv
         total = count_parameters(model)
         return {
-            name: (f"spectral convolution: raw complex Fourier-mode weights, not a linear map over channels "
-                   f"({100.0 * count_parameters(module) / total:.1f} % of the parameters)")
-            for name, module in model.named_modules() if isinstance(module, spectral)
+            name: (
+                f"spectral convolution: raw complex Fourier-mode weights, not a linear map over channels "
+                f"({100.0 * count_parameters(module) / total:.1f} % of the parameters)"
+            )
+            for name, module in model.named_modules()
+            if isinstance(module, spectral)
         }

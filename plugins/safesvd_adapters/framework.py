@@ -58,13 +58,16 @@ def tuple_parts(batch: Any, adapter: str) -> tuple[Any, Tensor, str | None]:
     if isinstance(batch, Mapping):
         missing = {"input", "target"} - batch.keys()
         if missing:
-            raise ConfigError(f"a dict batch (or a dataclass: its fields) needs the keys 'input' and 'target'; missing "
-                              f"{sorted(missing)}, its keys are {sorted(map(str, batch))}")
+            raise ConfigError(
+                f"a dict batch (or a dataclass: its fields) needs the keys 'input' and 'target'; missing "
+                f"{sorted(missing)}, its keys are {sorted(map(str, batch))}"
+            )
         return batch["input"], batch["target"], batch.get("domain")
     if isinstance(batch, (tuple, list)) and len(batch) in (2, 3):
         return batch[0], batch[1], (batch[2] if len(batch) == 3 else None)
     raise ConfigError(
-        f"the {adapter} adapter expects (input, target) tuples or {{'input', 'target'}} dicts, got {type(batch).__name__}"
+        f"the {adapter} adapter expects (input, target) tuples or {{'input', 'target'}} dicts, got "
+        f"{type(batch).__name__}"
     )
 
 
@@ -97,8 +100,12 @@ class TupleBatches:
 
     def trajectory_steps(self, item: Any) -> int | None:
         inputs, target, _ = self._parts(item)
-        if (isinstance(inputs, Tensor) and target.ndim == inputs.ndim + 1 and target.shape[0] == inputs.shape[0]
-                and target.shape[2:] == inputs.shape[1:]):
+        if (
+            isinstance(inputs, Tensor)
+            and target.ndim == inputs.ndim + 1
+            and target.shape[0] == inputs.shape[0]
+            and target.shape[2:] == inputs.shape[1:]
+        ):
             return int(target.shape[1])
         return None
 
@@ -106,9 +113,11 @@ class TupleBatches:
         steps = self.trajectory_steps(sequence)
         inputs, trajectory, domain = self._parts(sequence)
         if steps is None:
-            raise ConfigError(f"a rollout item of the {self.name} adapter is (input, trajectory) with the trajectory "
-                              f"shaped (batch, K, *input.shape[1:]); got input {tuple(getattr(inputs, 'shape', ()))} "
-                              f"and target {tuple(trajectory.shape)}")
+            raise ConfigError(
+                f"a rollout item of the {self.name} adapter is (input, trajectory) with the trajectory "
+                f"shaped (batch, K, *input.shape[1:]); got input {tuple(getattr(inputs, 'shape', ()))} "
+                f"and target {tuple(trajectory.shape)}"
+            )
         if not 1 <= step <= steps:
             raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
         batch = (inputs if state is None else state, trajectory[:, step - 1])
@@ -200,7 +209,8 @@ class FieldAdapter(SelectingAdapter):
         )
 
     def masked_channels(self, batch: Any) -> tuple[str, ...]:
-        """The channels of ``batch`` without data: the ``masked`` option (subclasses may add the batch's own)."""
+        """The channels of ``batch`` without data: the ``masked`` option
+        (subclasses may add the batch's own)."""
         return self.masked
 
     def active_channels(self) -> list[int] | None:
@@ -220,8 +230,9 @@ class FieldAdapter(SelectingAdapter):
     # -- layers ----------------------------------------------------------------------------
 
     def selection(self, model: nn.Module) -> Selection:
-        return select(model, self.skip_rules, include=self.include, exclude=self.exclude,
-                      extra=self.extra_skips(model))
+        return select(
+            model, self.skip_rules, include=self.include, exclude=self.exclude, extra=self.extra_skips(model)
+        )
 
     def extra_skips(self, model: nn.Module) -> dict[str, str]:
         """Adapter-specific skipped modules (name → reason) beyond the name rules."""

@@ -16,8 +16,10 @@ from .base_losses import BaseLoss
 from .framework import SelectingAdapter, TupleBatches, check_loss, resolve_loss
 from .selection import Selection, pattern_tuple, select
 
-_RAW_ATTENTION = ("projection of an nn.MultiheadAttention left as it is (separate kdim/vdim, add_bias_kv, "
-                  "add_zero_attn, or rewrite_attention=False): torch uses its weight directly, not the module")
+_RAW_ATTENTION = (
+    "projection of an nn.MultiheadAttention left as it is (separate kdim/vdim, add_bias_kv, "
+    "add_zero_attn, or rewrite_attention=False): torch uses its weight directly, not the module"
+)
 
 
 def _field_description(value: Any) -> Any:
@@ -46,7 +48,9 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     loss: str | BaseLoss = attrs.field(default="mse", validator=lambda i, a, v: check_loss(v))
     include: tuple[str, ...] = attrs.field(default=("*",), converter=pattern_tuple)
     exclude: tuple[str, ...] = attrs.field(default=(), converter=pattern_tuple)
-    block_names: tuple[str, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(pattern_tuple))
+    block_names: tuple[str, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(pattern_tuple)
+    )
     field_description: FieldDescription | None = attrs.field(default=None, converter=_field_description)
     rewrite_attention: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
@@ -67,9 +71,12 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
         return self.field_description
 
     def selection(self, model: nn.Module) -> Selection:
-        raw = {f"{name}.{child}" if name else child: _RAW_ATTENTION
-               for name, module in model.named_modules() if isinstance(module, nn.MultiheadAttention)
-               for child, _ in module.named_children()}
+        raw = {
+            f"{name}.{child}" if name else child: _RAW_ATTENTION
+            for name, module in model.named_modules()
+            if isinstance(module, nn.MultiheadAttention)
+            for child, _ in module.named_children()
+        }
         return select(model, (), include=self.include, exclude=self.exclude, extra=raw)
 
     def blocks(self, model: nn.Module) -> list[str] | None:
@@ -79,8 +86,12 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
             try:
                 module = model.get_submodule(name)
             except AttributeError:
-                raise ConfigError(f"block {name!r} named in block_names is not a submodule of the model") from None
+                raise ConfigError(
+                    f"block {name!r} named in block_names is not a submodule of the model"
+                ) from None
             if is_compressible(module):
-                raise ConfigError(f"block {name!r} named in block_names is a single layer ({type(module).__name__}), not a "
-                                  "block: name the modules that contain layers (e.g. a transformer layer)")
+                raise ConfigError(
+                    f"block {name!r} named in block_names is a single layer ({type(module).__name__}), not a "
+                    "block: name the modules that contain layers (e.g. a transformer layer)"
+                )
         return list(self.block_names)

@@ -26,7 +26,14 @@ from .framework import FieldAdapter, require, sibling_chain
 from .poseidon import GROUPS_FIELD, boundaries, bounded_groups, config_loss, expand_mask, with_known
 from .selection import NORMALISATION, POSITION_BIAS, TIME_CONDITIONING, embedding, recovery
 
-_VECTOR_ROLES = {Role.VELOCITY_X, Role.VELOCITY_Y, Role.VELOCITY_Z, Role.MOMENTUM_X, Role.MOMENTUM_Y, Role.MOMENTUM_Z}
+_VECTOR_ROLES = {
+    Role.VELOCITY_X,
+    Role.VELOCITY_Y,
+    Role.VELOCITY_Z,
+    Role.MOMENTUM_X,
+    Role.MOMENTUM_Y,
+    Role.MOMENTUM_Z,
+}
 _INPUTS = ("pixel_values", "labels")
 #: Blocks recognised by class name, without importing their package: Poseidon's ScOT layers and
 #: the ConvNeXt blocks on its skip connections.
@@ -74,8 +81,11 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
 
     name: ClassVar[str] = "transformers"
     skip_rules: ClassVar = (
-        TIME_CONDITIONING, POSITION_BIAS, embedding("*patch_embeddings*"),
-        recovery("*patch_recovery*", "recovery", "*.recovery"), NORMALISATION,
+        TIME_CONDITIONING,
+        POSITION_BIAS,
+        embedding("*patch_embeddings*"),
+        recovery("*patch_recovery*", "recovery", "*.recovery"),
+        NORMALISATION,
     )
     special_losses: ClassVar = ("poseidon",)
 
@@ -92,8 +102,15 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
     def __attrs_post_init__(self) -> None:
         require("transformers", adapter=self.name, extra="transformers")
         super().__attrs_post_init__()
-        if self.channel_groups is not None and self.channels is not None and self.channel_groups[-1] != len(self.channels):
-            raise ConfigError(f"channel_groups end at {self.channel_groups[-1]}, but there are {len(self.channels)} channels")
+        if (
+            self.channel_groups is not None
+            and self.channels is not None
+            and self.channel_groups[-1] != len(self.channels)
+        ):
+            raise ConfigError(
+                f"channel_groups end at {self.channel_groups[-1]}, but there are {len(self.channels)} "
+                "channels"
+            )
 
     def for_model(self, model: nn.Module) -> TransformersAdapter:
         """With a ScOT config (``model.config`` has ``channel_slice_list_normalized_loss``), the
@@ -103,23 +120,31 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         if settings is None:
             return self
         groups, p = settings["groups"], settings["p"]
-        for option, field, given, found in (("channel_groups", GROUPS_FIELD, self.channel_groups, groups),
-                                            ("p", "p", self.p, p)):
+        for option, field, given, found in (
+            ("channel_groups", GROUPS_FIELD, self.channel_groups, groups),
+            ("p", "p", self.p, p),
+        ):
             if given is not None and found is not None and given != found:
-                raise ConfigError(f"{option}={given!r} disagrees with the model's config ({field}={found!r}), which "
-                                  f"ScOT trains with; leave {option} unset to use the config's")
+                raise ConfigError(
+                    f"{option}={given!r} disagrees with the model's config ({field}={found!r}), which "
+                    f"ScOT trains with; leave {option} unset to use the config's"
+                )
         groups = self.channel_groups or groups
         if groups is None:
             return attrs.evolve(self, loss="l1" if p == 1 else "mse", p=p)
         if self.channels is not None and groups[-1] != len(self.channels):
-            raise ConfigError(f"the model's config groups the loss's channels as {list(groups)}, but the adapter names "
-                              f"{len(self.channels)} channels: {', '.join(self.channels)}")
+            raise ConfigError(
+                f"the model's config groups the loss's channels as {list(groups)}, but the adapter names "
+                f"{len(self.channels)} channels: {', '.join(self.channels)}"
+            )
         return attrs.evolve(self, channel_groups=groups, p=p)
 
     def _item(self, batch: Any, key: str) -> Any:
         if not isinstance(batch, Mapping):
-            raise ConfigError(f"the transformers adapter expects dict batches with keys {', '.join(_INPUTS)}, "
-                              f"got {type(batch).__name__}")
+            raise ConfigError(
+                f"the transformers adapter expects dict batches with keys {', '.join(_INPUTS)}, "
+                f"got {type(batch).__name__}"
+            )
         if key not in batch:
             raise ConfigError(f"the batch has no {key!r}; its keys are {sorted(batch)}")
         return batch[key]
@@ -134,13 +159,17 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
             output = model(**inputs)
         except AttributeError as error:
             if "get_head_mask" in str(error):  # Poseidon's ScOT on transformers 5, which removed it
-                raise ConfigError(f"{type(model).__name__} calls get_head_mask, which transformers 5 removed (installed: "
-                                  f"transformers {_transformers_version()}); Poseidon's ScOT needs transformers 4.x: "
-                                  "pip install 'safesvd[poseidon]' (docs/adapters.md)") from error
+                raise ConfigError(
+                    f"{type(model).__name__} calls get_head_mask, which transformers 5 removed (installed: "
+                    f"transformers {_transformers_version()}); Poseidon's ScOT needs transformers 4.x: "
+                    "pip install 'safesvd[poseidon]' (docs/adapters.md)"
+                ) from error
             raise
         if not hasattr(output, self.output_key):
-            raise ConfigError(f"the model's output ({type(output).__name__}) has no attribute {self.output_key!r} "
-                              "(option output_key)")
+            raise ConfigError(
+                f"the model's output ({type(output).__name__}) has no attribute {self.output_key!r} "
+                "(option output_key)"
+            )
         return getattr(output, self.output_key)
 
     def reference(self, batch: Any) -> Tensor:
@@ -153,10 +182,15 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
     def trajectory_steps(self, item: Any) -> int | None:
         """A Poseidon-style rollout item has ``labels`` of shape ``(B, K, C', H, W)`` beside
         ``pixel_values`` ``(B, C, H, W)``: the true states 1…K lead times (``time``) apart. ``C' ≤ C``:
-        a model may predict fewer channels than it reads (the rest are carried over, see :meth:`rollout_step`)."""
+        a model may predict fewer channels than it reads
+        (the rest are carried over, see :meth:`rollout_step`)."""
         inputs, labels = self._item(item, "pixel_values"), self._item(item, "labels")
-        if labels.ndim == inputs.ndim + 1 and labels.shape[0] == inputs.shape[0] and labels.shape[3:] == inputs.shape[2:] \
-                and labels.shape[2] <= inputs.shape[1]:
+        if (
+            labels.ndim == inputs.ndim + 1
+            and labels.shape[0] == inputs.shape[0]
+            and labels.shape[3:] == inputs.shape[2:]
+            and labels.shape[2] <= inputs.shape[1]
+        ):
             return int(labels.shape[1])
         return None
 
@@ -169,9 +203,11 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         over as Poseidon's trainer does)."""
         steps = self.trajectory_steps(sequence)
         if steps is None:
-            raise ConfigError("a rollout batch of the transformers adapter has labels shaped (B, K, C', H, W), C' ≤ C, "
-                              f"beside pixel_values (B, C, H, W); got labels {tuple(self._item(sequence, 'labels').shape)} "
-                              f"and pixel_values {tuple(self._item(sequence, 'pixel_values').shape)}")
+            raise ConfigError(
+                "a rollout batch of the transformers adapter has labels shaped (B, K, C', H, W), C' ≤ C, "
+                f"beside pixel_values (B, C, H, W); got labels {tuple(self._item(sequence, 'labels').shape)} "
+                f"and pixel_values {tuple(self._item(sequence, 'pixel_values').shape)}"
+            )
         if not 1 <= step <= steps:
             raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
         batch = dict(sequence)
@@ -180,8 +216,11 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
             batch["time"] = sequence["time"] / steps
         if state is not None:
             inputs = sequence["pixel_values"]
-            batch["pixel_values"] = state if state.shape[1] == inputs.shape[1] else \
-                torch.cat([state, inputs[:, state.shape[1]:]], dim=1)
+            batch["pixel_values"] = (
+                state
+                if state.shape[1] == inputs.shape[1]
+                else torch.cat([state, inputs[:, state.shape[1] :]], dim=1)
+            )
         return batch
 
     def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:
@@ -196,11 +235,16 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         """The channel groups of the ``poseidon`` loss for a prediction with ``channels`` channels
         (masked channels stay in their groups: their error is zero)."""
         if self.channels is not None and len(self.channels) != channels:
-            raise ConfigError(f"the prediction has {channels} channels, but the adapter names {len(self.channels)}: "
-                              f"{', '.join(self.channels)}")
+            raise ConfigError(
+                f"the prediction has {channels} channels, but the adapter names {len(self.channels)}: "
+                f"{', '.join(self.channels)}"
+            )
         if self.channel_groups is not None:
             if self.channel_groups[-1] != channels:
-                raise ConfigError(f"channel_groups end at {self.channel_groups[-1]}, but the prediction has {channels} channels")
+                raise ConfigError(
+                    f"channel_groups end at {self.channel_groups[-1]}, but the prediction has {channels} "
+                    "channels"
+                )
             return bounded_groups(self.channel_groups)
         field = self.field(batch)
         return role_groups(field) if field is not None else [list(range(channels))]
@@ -223,13 +267,17 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
             return self.masked
         target = self.reference(batch)
         everywhere = expand_mask(mask, target).transpose(0, 1).reshape(target.shape[1], -1).all(1).tolist()
-        return self.masked + tuple(name for name, flag in zip(self.channels, everywhere)
-                                   if flag and name not in self.masked)
+        return self.masked + tuple(
+            name for name, flag in zip(self.channels, everywhere) if flag and name not in self.masked
+        )
 
     def blocks(self, model: nn.Module) -> list[str] | None:
         from transformers.models.swinv2.modeling_swinv2 import Swinv2Layer
         from transformers.models.vit.modeling_vit import ViTLayer
 
-        layers = [name for name, module in model.named_modules()
-                  if isinstance(module, Swinv2Layer) or type(module).__name__ in BLOCK_CLASS_NAMES]
+        layers = [
+            name
+            for name, module in model.named_modules()
+            if isinstance(module, Swinv2Layer) or type(module).__name__ in BLOCK_CLASS_NAMES
+        ]
         return layers or sibling_chain(model, ViTLayer)

@@ -98,23 +98,41 @@ class SmallScOT(Swinv2PreTrainedModel):
         self.encoder = Swinv2Encoder(config, grid)
         levels = range(len(config.depths))
         self.decoder = nn.ModuleList(
-            Swinv2Stage(config=config, dim=config.embed_dim * 2**i, input_resolution=(grid[0] // 2**i, grid[1] // 2**i),
-                        depth=config.depths[i], num_heads=config.num_heads[i], drop_path=[0.0] * config.depths[i],
-                        downsample=None)
+            Swinv2Stage(
+                config=config,
+                dim=config.embed_dim * 2**i,
+                input_resolution=(grid[0] // 2**i, grid[1] // 2**i),
+                depth=config.depths[i],
+                num_heads=config.num_heads[i],
+                drop_path=[0.0] * config.depths[i],
+                downsample=None,
+            )
             for i in reversed(levels)
         )
-        self.unmerging = nn.ModuleList(PatchUnmerging(config.embed_dim * 2**i) for i in reversed(levels) if i > 0)
+        self.unmerging = nn.ModuleList(
+            PatchUnmerging(config.embed_dim * 2**i) for i in reversed(levels) if i > 0
+        )
         self.output_norm = ConditionalLayerNorm(config.embed_dim)
         self.patch_recovery = PatchRecovery(config.embed_dim, config.num_out_channels, config.patch_size)
         self.post_init()
 
-    def forward(self, pixel_values: Tensor, time: Tensor | None = None, pixel_mask: Tensor | None = None,
-                labels: Tensor | None = None) -> OperatorOutput:
+    def forward(
+        self,
+        pixel_values: Tensor,
+        time: Tensor | None = None,
+        pixel_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> OperatorOutput:
         time = _time(time, pixel_values.shape[0])
         hidden, dimensions = self.embeddings(pixel_values)
         hidden = self.embedding_norm(hidden, time)
-        encoded = self.encoder(hidden, dimensions, output_hidden_states=True,
-                               output_hidden_states_before_downsampling=True, return_dict=True)
+        encoded = self.encoder(
+            hidden,
+            dimensions,
+            output_hidden_states=True,
+            output_hidden_states_before_downsampling=True,
+            return_dict=True,
+        )
         skips = encoded.hidden_states[1:]  # per level, before downsampling
         hidden = skips[-1]
         levels = len(self.decoder)
@@ -128,13 +146,29 @@ class SmallScOT(Swinv2PreTrainedModel):
         return OperatorOutput(output=with_known(prediction, pixel_mask, labels))
 
 
-def small_scot(*, channels: int = 4, size: int = 16, patch: int = 2, embed_dim: int = 32,
-               depths: tuple[int, ...] = (2, 2), heads: tuple[int, ...] = (2, 4), window: int = 4,
-               mlp_ratio: float = 2.0) -> SmallScOT:
+def small_scot(
+    *,
+    channels: int = 4,
+    size: int = 16,
+    patch: int = 2,
+    embed_dim: int = 32,
+    depths: tuple[int, ...] = (2, 2),
+    heads: tuple[int, ...] = (2, 4),
+    window: int = 4,
+    mlp_ratio: float = 2.0,
+) -> SmallScOT:
     """A randomly initialised :class:`SmallScOT` (eval mode) with ``channels`` in and out."""
-    config = Swinv2Config(image_size=size, patch_size=patch, num_channels=channels, embed_dim=embed_dim,
-                          depths=list(depths), num_heads=list(heads), window_size=window, mlp_ratio=mlp_ratio,
-                          drop_path_rate=0.0)
+    config = Swinv2Config(
+        image_size=size,
+        patch_size=patch,
+        num_channels=channels,
+        embed_dim=embed_dim,
+        depths=list(depths),
+        num_heads=list(heads),
+        window_size=window,
+        mlp_ratio=mlp_ratio,
+        drop_path_rate=0.0,
+    )
     config.num_out_channels = channels
     return SmallScOT(config).eval()
 
@@ -153,8 +187,13 @@ class ViTOperator(nn.Module):
         self.time_shift = nn.Linear(1, config.hidden_size)
         self.recovery = nn.Linear(config.hidden_size, out_channels * config.patch_size**2)
 
-    def forward(self, pixel_values: Tensor, time: Tensor | None = None, pixel_mask: Tensor | None = None,
-                labels: Tensor | None = None) -> OperatorOutput:
+    def forward(
+        self,
+        pixel_values: Tensor,
+        time: Tensor | None = None,
+        pixel_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> OperatorOutput:
         batch = pixel_values.shape[0]
         time = _time(time, batch).reshape(batch, 1).type_as(pixel_values)
         tokens = self.vit(pixel_values=pixel_values).last_hidden_state[:, 1:]  # drop [CLS]
@@ -163,9 +202,17 @@ class ViTOperator(nn.Module):
         return OperatorOutput(output=with_known(prediction, pixel_mask, labels))
 
 
-def small_vit(*, channels: int = 4, size: int = 16, patch: int = 4, hidden: int = 48, depth: int = 2,
-              heads: int = 4) -> ViTOperator:
+def small_vit(
+    *, channels: int = 4, size: int = 16, patch: int = 4, hidden: int = 48, depth: int = 2, heads: int = 4
+) -> ViTOperator:
     """A randomly initialised :class:`ViTOperator` (eval mode) with ``channels`` in and out."""
-    config = ViTConfig(image_size=size, patch_size=patch, num_channels=channels, hidden_size=hidden,
-                             num_hidden_layers=depth, num_attention_heads=heads, intermediate_size=2 * hidden)
+    config = ViTConfig(
+        image_size=size,
+        patch_size=patch,
+        num_channels=channels,
+        hidden_size=hidden,
+        num_hidden_layers=depth,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden,
+    )
     return ViTOperator(config, channels).eval()

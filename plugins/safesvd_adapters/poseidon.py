@@ -11,6 +11,7 @@ with the plain ``l1``/``mse``. Nothing here imports ``transformers`` or Poseidon
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -29,16 +30,22 @@ def boundaries(value: Any) -> tuple[int, ...] | None:
     if value is None:
         return None
     bounds = tuple(value)
-    if len(bounds) < 2 or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds) or bounds[0] != 0 \
-            or any(b >= c for b, c in zip(bounds, bounds[1:])):
-        raise ConfigError("channel_groups must be increasing channel boundaries starting at 0, "
-                          f"e.g. (0, 1, 3, 4); got {value!r}")
+    if (
+        len(bounds) < 2
+        or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+        or bounds[0] != 0
+        or any(b >= c for b, c in pairwise(bounds))
+    ):
+        raise ConfigError(
+            "channel_groups must be increasing channel boundaries starting at 0, "
+            f"e.g. (0, 1, 3, 4); got {value!r}"
+        )
     return bounds
 
 
 def bounded_groups(bounds: Sequence[int]) -> list[list[int]]:
     """``(0, 1, 3, 4)`` → ``[[0], [1, 2], [3]]``."""
-    return [list(range(a, b)) for a, b in zip(bounds, bounds[1:])]
+    return [list(range(a, b)) for a, b in pairwise(bounds)]
 
 
 def config_loss(model: nn.Module) -> dict[str, Any] | None:
@@ -66,8 +73,10 @@ def expand_mask(pixel_mask: Tensor, like: Tensor) -> Tensor:
         return mask
     if mask.ndim == 2 and mask.shape == like.shape[:2]:
         return mask.reshape(*mask.shape, *(1,) * (like.ndim - 2)).expand(like.shape)
-    raise ConfigError(f"pixel_mask must be (batch, channels) = {tuple(like.shape[:2])} or shaped like the labels "
-                      f"{tuple(like.shape)}; got {tuple(mask.shape)}")
+    raise ConfigError(
+        f"pixel_mask must be (batch, channels) = {tuple(like.shape[:2])} or shaped like the labels "
+        f"{tuple(like.shape)}; got {tuple(mask.shape)}"
+    )
 
 
 def with_known(prediction: Tensor, mask: Tensor | None, labels: Tensor | None) -> Tensor:

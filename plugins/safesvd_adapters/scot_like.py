@@ -15,9 +15,11 @@ labels=...)`` with ``(batch, channels)`` masks, and its loss. Where Poseidon use
     encoder.layers.{i}.blocks.{j}            ScOTLayer: attention (HF Swinv2Attention), layernorm_before,
                                              intermediate, output (HF Swinv2 MLP), layernorm_after
     encoder.layers.{i}.downsample            patch merging: reduction Linear(4d, 2d), norm
-    residual_blocks.{i}.{j}                  ConvNeXtBlock on level i's skip: dwconv 7×7, norm, pwconv1, pwconv2
+    residual_blocks.{i}.{j}                  ConvNeXtBlock on level i's skip: dwconv 7×7, norm, pwconv1,
+                                             pwconv2
     decoder.layers.{k}.blocks.{j}            ScOTLayer, level L − 1 − k
-    decoder.layers.{k}.upsample              patch unmerging: upsample Linear(d, 2d), norm, mixup Linear(d/2, d/2)
+    decoder.layers.{k}.upsample              patch unmerging: upsample Linear(d, 2d), norm,
+                                             mixup Linear(d/2, d/2)
     patch_recovery.projection, .mixup        ConvTranspose2d(d, C_out, patch), Conv2d 5×5
 
 Importing this module imports ``transformers`` (extra ``safesvd[transformers]``).
@@ -33,7 +35,12 @@ import torch
 from torch import Tensor, nn
 from transformers import PretrainedConfig, Swinv2PreTrainedModel
 from transformers.models.swinv2.modeling_swinv2 import (
-    Swinv2Attention, Swinv2DropPath, Swinv2Intermediate, Swinv2Output, window_partition, window_reverse,
+    Swinv2Attention,
+    Swinv2DropPath,
+    Swinv2Intermediate,
+    Swinv2Output,
+    window_partition,
+    window_reverse,
 )
 from transformers.utils import ModelOutput
 
@@ -42,8 +49,14 @@ from safesvd_core.plugin import ConfigError
 from .hf_models import ConditionalLayerNorm
 from .poseidon import GROUPS_FIELD, boundaries, scot_loss, with_known
 
-_COMMON = {"num_heads": (3, 6, 12, 24), "skip_connections": (2, 2, 2, 0), "window_size": 16, "patch_size": 4,
-           "mlp_ratio": 4.0, "image_size": 128}
+_COMMON = {
+    "num_heads": (3, 6, 12, 24),
+    "skip_connections": (2, 2, 2, 0),
+    "window_size": 16,
+    "patch_size": 4,
+    "mlp_ratio": 4.0,
+    "image_size": 128,
+}
 #: Poseidon's model sizes (its training script's table), as ``ScOTLikeConfig`` fields.
 POSEIDON_SHAPES: dict[str, dict[str, Any]] = {
     "T": {**_COMMON, "embed_dim": 48, "depths": (4, 4, 4, 4)},
@@ -57,25 +70,62 @@ class ScOTLikeConfig(PretrainedConfig):
 
     model_type = "scot-like"
 
-    def __init__(self, image_size: int = 128, patch_size: int = 4, num_channels: int = 4, num_out_channels: int = 4,
-                 embed_dim: int = 48, depths: Any = (4, 4, 4, 4), num_heads: Any = (3, 6, 12, 24),
-                 skip_connections: Any = (2, 2, 2, 0), window_size: int = 16, mlp_ratio: float = 4.0,
-                 qkv_bias: bool = True, hidden_dropout_prob: float = 0.0, attention_probs_dropout_prob: float = 0.0,
-                 drop_path_rate: float = 0.0, hidden_act: str = "gelu", initializer_range: float = 0.02,
-                 layer_norm_eps: float = 1e-5, p: int = 1, channel_slice_list_normalized_loss: Any = (0, 1, 3, 4),
-                 residual_model: str = "convnext", use_conditioning: bool = True, learn_residual: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        image_size: int = 128,
+        patch_size: int = 4,
+        num_channels: int = 4,
+        num_out_channels: int = 4,
+        embed_dim: int = 48,
+        depths: Any = (4, 4, 4, 4),
+        num_heads: Any = (3, 6, 12, 24),
+        skip_connections: Any = (2, 2, 2, 0),
+        window_size: int = 16,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        hidden_dropout_prob: float = 0.0,
+        attention_probs_dropout_prob: float = 0.0,
+        drop_path_rate: float = 0.0,
+        hidden_act: str = "gelu",
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-5,
+        p: int = 1,
+        channel_slice_list_normalized_loss: Any = (0, 1, 3, 4),
+        residual_model: str = "convnext",
+        use_conditioning: bool = True,
+        learn_residual: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.image_size, self.patch_size, self.embed_dim = image_size, patch_size, embed_dim
         self.num_channels, self.num_out_channels = num_channels, num_out_channels
-        self.depths, self.num_heads, self.skip_connections = list(depths), list(num_heads), list(skip_connections)
+        self.depths, self.num_heads, self.skip_connections = (
+            list(depths),
+            list(num_heads),
+            list(skip_connections),
+        )
         self.num_layers = len(self.depths)
-        self.window_size, self.mlp_ratio, self.qkv_bias, self.hidden_act = window_size, mlp_ratio, qkv_bias, hidden_act
-        self.hidden_dropout_prob, self.attention_probs_dropout_prob = hidden_dropout_prob, attention_probs_dropout_prob
-        self.drop_path_rate, self.initializer_range, self.layer_norm_eps = drop_path_rate, initializer_range, layer_norm_eps
+        self.window_size, self.mlp_ratio, self.qkv_bias, self.hidden_act = (
+            window_size,
+            mlp_ratio,
+            qkv_bias,
+            hidden_act,
+        )
+        self.hidden_dropout_prob, self.attention_probs_dropout_prob = (
+            hidden_dropout_prob,
+            attention_probs_dropout_prob,
+        )
+        self.drop_path_rate, self.initializer_range, self.layer_norm_eps = (
+            drop_path_rate,
+            initializer_range,
+            layer_norm_eps,
+        )
         self.p, self.residual_model = p, residual_model
-        setattr(self, GROUPS_FIELD, None if channel_slice_list_normalized_loss is None
-                else list(channel_slice_list_normalized_loss))
+        setattr(
+            self,
+            GROUPS_FIELD,
+            None if channel_slice_list_normalized_loss is None else list(channel_slice_list_normalized_loss),
+        )
         self.use_conditioning = use_conditioning
         self.learn_residual = learn_residual and use_conditioning
 
@@ -83,16 +133,24 @@ class ScOTLikeConfig(PretrainedConfig):
 def _check(config: ScOTLikeConfig) -> None:
     levels = len(config.depths)
     if config.residual_model != "convnext":
-        raise ConfigError(f"residual_model {config.residual_model!r}: the stand-in models Poseidon's 'convnext' skips only")
+        raise ConfigError(
+            f"residual_model {config.residual_model!r}: the stand-in models Poseidon's 'convnext' skips only"
+        )
     if len(config.num_heads) != levels or len(config.skip_connections) < levels:
-        raise ConfigError(f"depths {config.depths}, num_heads {config.num_heads} and skip_connections "
-                          f"{config.skip_connections} must give one entry per level")
+        raise ConfigError(
+            f"depths {config.depths}, num_heads {config.num_heads} and skip_connections "
+            f"{config.skip_connections} must give one entry per level"
+        )
     if config.image_size % (config.patch_size * 2 ** (levels - 1)):
-        raise ConfigError(f"image_size {config.image_size} must be a multiple of patch_size × 2^(levels − 1) "
-                          f"= {config.patch_size * 2 ** (levels - 1)}")
+        raise ConfigError(
+            f"image_size {config.image_size} must be a multiple of patch_size × 2^(levels − 1) "
+            f"= {config.patch_size * 2 ** (levels - 1)}"
+        )
     groups = boundaries(getattr(config, GROUPS_FIELD))
     if groups is not None and groups[-1] != config.num_out_channels:
-        raise ConfigError(f"{GROUPS_FIELD} {list(groups)} must end at num_out_channels = {config.num_out_channels}")
+        raise ConfigError(
+            f"{GROUPS_FIELD} {list(groups)} must end at num_out_channels = {config.num_out_channels}"
+        )
 
 
 class TimeFreeLayerNorm(nn.LayerNorm):
@@ -125,34 +183,53 @@ class ScOTLayer(nn.Module):
     """A Swinv2 block with time-conditioned post-norms, called as ``(hidden, dims, time, head_mask,
     output_attentions, always_partition)`` and returning a tuple, as Poseidon's ``ScOTLayer``."""
 
-    def __init__(self, config: ScOTLikeConfig, dim: int, resolution: tuple[int, int], num_heads: int, shifted: bool,
-                 drop_path: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: ScOTLikeConfig,
+        dim: int,
+        resolution: tuple[int, int],
+        num_heads: int,
+        shifted: bool,
+        drop_path: float = 0.0,
+    ) -> None:
         super().__init__()
         side = min(resolution)
         self.window_size = min(config.window_size, side)
         self.shift_size = config.window_size // 2 if shifted and side > config.window_size else 0
-        self.attention = Swinv2Attention(config, dim=dim, num_heads=num_heads, window_size=self.window_size,
-                                         pretrained_window_size=(0, 0))
+        self.attention = Swinv2Attention(
+            config, dim=dim, num_heads=num_heads, window_size=self.window_size, pretrained_window_size=(0, 0)
+        )
         self.layernorm_before = _norm(config, dim)
         self.drop_path = Swinv2DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.intermediate = Swinv2Intermediate(config, dim)
         self.output = Swinv2Output(config, dim)
         self.layernorm_after = _norm(config, dim)
 
-    def forward(self, hidden: Tensor, dims: tuple[int, int], time: Tensor | None, head_mask: Tensor | None = None,
-                output_attentions: bool = False, always_partition: bool = False) -> tuple[Tensor, ...]:
+    def forward(
+        self,
+        hidden: Tensor,
+        dims: tuple[int, int],
+        time: Tensor | None,
+        head_mask: Tensor | None = None,
+        output_attentions: bool = False,
+        always_partition: bool = False,
+    ) -> tuple[Tensor, ...]:
         if head_mask is not None:
             raise ConfigError("the ScOT stand-in takes no head_mask")
         (height, width), window, shift = dims, self.window_size, self.shift_size
         batch, _, channels = hidden.shape
-        grid = nn.functional.pad(hidden.view(batch, height, width, channels),
-                                 (0, 0, 0, -width % window, 0, -height % window))
+        grid = nn.functional.pad(
+            hidden.view(batch, height, width, channels), (0, 0, 0, -width % window, 0, -height % window)
+        )
         padded = grid.shape[1:3]
         if shift:
             grid = torch.roll(grid, (-shift, -shift), (1, 2))
         mask = _shift_mask(*padded, window, shift, grid) if shift else None
-        attended = self.attention(window_partition(grid, window).view(-1, window * window, channels), mask,
-                                  output_attentions=output_attentions)
+        attended = self.attention(
+            window_partition(grid, window).view(-1, window * window, channels),
+            mask,
+            output_attentions=output_attentions,
+        )
         grid = window_reverse(attended[0].view(-1, window, window, channels), window, *padded)
         if shift:
             grid = torch.roll(grid, (shift, shift), (1, 2))
@@ -184,7 +261,8 @@ class ConvNeXtBlock(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """``(B, h w, d) → (B, h/2 w/2, 2d)``: each 2×2 neighbourhood concatenated, then ``reduction``, ``norm``."""
+    """``(B, h w, d) → (B, h/2 w/2, 2d)``: each 2×2 neighbourhood concatenated,
+    then ``reduction``, ``norm``."""
 
     def __init__(self, config: ScOTLikeConfig, dim: int) -> None:
         super().__init__()
@@ -208,10 +286,12 @@ class PatchUnmerging(nn.Module):
         self.mixup = nn.Linear(dim // 2, dim // 2, bias=False)
         self.norm = _norm(config, dim // 2)
 
-    def forward(self, x: Tensor, dims: tuple[int, int], out_dims: tuple[int, int], time: Tensor | None) -> Tensor:
+    def forward(
+        self, x: Tensor, dims: tuple[int, int], out_dims: tuple[int, int], time: Tensor | None
+    ) -> Tensor:
         batch, _, dim = x.shape
         grid = self.upsample(x).reshape(batch, *dims, 2, 2, dim // 2).permute(0, 1, 3, 2, 4, 5)
-        grid = grid.reshape(batch, 2 * dims[0], 2 * dims[1], dim // 2)[:, :out_dims[0], :out_dims[1]]
+        grid = grid.reshape(batch, 2 * dims[0], 2 * dims[1], dim // 2)[:, : out_dims[0], : out_dims[1]]
         return self.mixup(self.norm(grid.reshape(batch, -1, dim // 2), time))
 
 
@@ -225,8 +305,10 @@ class Stage(nn.Module):
         depth, heads, last = config.depths[level], config.num_heads[level], len(config.depths) - 1
         self.dims = (grid, grid)
         order = range(depth) if encoder else reversed(range(depth))
-        self.blocks = nn.ModuleList(ScOTLayer(config, dim, self.dims, heads, shifted=i % 2 == 1, drop_path=rate)
-                                    for i, rate in zip(order, drop_paths))
+        self.blocks = nn.ModuleList(
+            ScOTLayer(config, dim, self.dims, heads, shifted=i % 2 == 1, drop_path=rate)
+            for i, rate in zip(order, drop_paths)
+        )
         if encoder:
             self.downsample = PatchMerging(config, dim) if level < last else None
         else:
@@ -250,12 +332,16 @@ class Coder(nn.Module):
     def __init__(self, config: ScOTLikeConfig, encoder: bool) -> None:
         super().__init__()
         total = sum(config.depths)
-        rates = [config.drop_path_rate * i / max(2 * total - 1, 1) for i in range(2 * total)]  # stochastic depth
+        rates = [
+            config.drop_path_rate * i / max(2 * total - 1, 1) for i in range(2 * total)
+        ]  # stochastic depth
         rates = rates[:total] if encoder else rates[total:]
         levels = range(len(config.depths)) if encoder else reversed(range(len(config.depths)))
         starts = [sum(config.depths[:level]) for level in range(len(config.depths))]
         self.layers = nn.ModuleList(
-            Stage(config, level, rates[starts[level]:starts[level] + config.depths[level]], encoder) for level in levels)
+            Stage(config, level, rates[starts[level] : starts[level] + config.depths[level]], encoder)
+            for level in levels
+        )
 
 
 class Embeddings(nn.Module):
@@ -264,8 +350,9 @@ class Embeddings(nn.Module):
     def __init__(self, config: ScOTLikeConfig) -> None:
         super().__init__()
         self.patch_embeddings = nn.Module()
-        self.patch_embeddings.projection = nn.Conv2d(config.num_channels, config.embed_dim,
-                                                     kernel_size=config.patch_size, stride=config.patch_size)
+        self.patch_embeddings.projection = nn.Conv2d(
+            config.num_channels, config.embed_dim, kernel_size=config.patch_size, stride=config.patch_size
+        )
         self.norm = _norm(config, config.embed_dim)
 
     def forward(self, pixel_values: Tensor, time: Tensor | None) -> Tensor:
@@ -278,17 +365,23 @@ class PatchRecovery(nn.Module):
     def __init__(self, config: ScOTLikeConfig) -> None:
         super().__init__()
         self.grid = config.image_size // config.patch_size
-        self.projection = nn.ConvTranspose2d(config.embed_dim, config.num_out_channels, kernel_size=config.patch_size,
-                                             stride=config.patch_size)
-        self.mixup = nn.Conv2d(config.num_out_channels, config.num_out_channels, kernel_size=5, padding=2, bias=False)
+        self.projection = nn.ConvTranspose2d(
+            config.embed_dim, config.num_out_channels, kernel_size=config.patch_size, stride=config.patch_size
+        )
+        self.mixup = nn.Conv2d(
+            config.num_out_channels, config.num_out_channels, kernel_size=5, padding=2, bias=False
+        )
 
     def forward(self, hidden: Tensor) -> Tensor:
-        return self.mixup(self.projection(hidden.transpose(1, 2).reshape(hidden.shape[0], -1, self.grid, self.grid)))
+        return self.mixup(
+            self.projection(hidden.transpose(1, 2).reshape(hidden.shape[0], -1, self.grid, self.grid))
+        )
 
 
 @dataclass
 class ScOTLikeOutput(ModelOutput):
-    """As Poseidon's ``ScOTOutput``: the training ``loss`` (with ``labels``) and the predicted field ``output``."""
+    """As Poseidon's ``ScOTOutput``: the training ``loss`` (with ``labels``) and the predicted field
+    ``output``."""
 
     loss: torch.FloatTensor | None = None
     output: torch.FloatTensor | None = None
@@ -307,18 +400,30 @@ class ScOTLike(Swinv2PreTrainedModel):
         self.decoder = Coder(config, encoder=False)
         self.patch_recovery = PatchRecovery(config)
         self.residual_blocks = nn.ModuleList(
-            nn.ModuleList(ConvNeXtBlock(config, config.embed_dim * 2**level) for _ in range(count)) if count
+            nn.ModuleList(ConvNeXtBlock(config, config.embed_dim * 2**level) for _ in range(count))
+            if count
             else nn.ModuleList([nn.Identity()])
-            for level, count in enumerate(config.skip_connections))
+            for level, count in enumerate(config.skip_connections)
+        )
         self.post_init()
 
-    def forward(self, pixel_values: Tensor, time: Tensor | None = None, pixel_mask: Tensor | None = None,
-                labels: Tensor | None = None) -> ScOTLikeOutput:
+    def forward(
+        self,
+        pixel_values: Tensor,
+        time: Tensor | None = None,
+        pixel_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> ScOTLikeOutput:
         config = self.config
         if pixel_values.shape[-1] != config.image_size or pixel_values.shape[-2] != config.image_size:
-            raise ConfigError(f"the stand-in runs at {config.image_size}² (config.image_size); got {tuple(pixel_values.shape)}")
+            raise ConfigError(
+                f"the stand-in runs at {config.image_size}² (config.image_size); got "
+                f"{tuple(pixel_values.shape)}"
+            )
         if config.use_conditioning and time is None:
-            raise ConfigError("this ScOT is time-conditioned (config.use_conditioning): pass time=(batch,) lead times")
+            raise ConfigError(
+                "this ScOT is time-conditioned (config.use_conditioning): pass time=(batch,) lead times"
+            )
         hidden = self.embeddings(pixel_values, time)
         skips = []
         for stage in self.encoder.layers:
@@ -334,10 +439,13 @@ class ScOTLike(Swinv2PreTrainedModel):
             hidden = stage(hidden, time)[0]
         prediction = self.patch_recovery(hidden)
         if config.learn_residual:
-            prediction = prediction + pixel_values[:, :config.num_out_channels]
+            prediction = prediction + pixel_values[:, : config.num_out_channels]
         prediction = with_known(prediction, pixel_mask, labels)
-        loss = None if labels is None else scot_loss(prediction, labels, boundaries(getattr(config, GROUPS_FIELD)),
-                                                     config.p)
+        loss = (
+            None
+            if labels is None
+            else scot_loss(prediction, labels, boundaries(getattr(config, GROUPS_FIELD)), config.p)
+        )
         return ScOTLikeOutput(loss=loss, output=prediction)
 
 

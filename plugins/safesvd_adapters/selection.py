@@ -65,14 +65,16 @@ def recovery(*patterns: str) -> SkipRule:
     """The output head / patch-recovery rule for ``patterns``."""
     return SkipRule(
         reason="patch recovery / output head: few output channels, where a rank cut destroys the "
-               "prediction (docs/BASELINES.md, 'Same layers for every recipe')",
+        "prediction (docs/BASELINES.md, 'Same layers for every recipe')",
         patterns=patterns,
     )
 
 
 def embedding(*patterns: str) -> SkipRule:
     """The patch-embedding / lifting rule for ``patterns``."""
-    return SkipRule(reason="patch embedding / lifting from the input channels: small fan-in", patterns=patterns)
+    return SkipRule(
+        reason="patch embedding / lifting from the input channels: small fan-in", patterns=patterns
+    )
 
 
 @attrs.frozen(kw_only=True)

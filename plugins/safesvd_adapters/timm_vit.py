@@ -23,27 +23,56 @@ class TimmViTOperator(nn.Module):
     """``timm.models.vision_transformer.VisionTransformer`` (no class token, no classifier) as an
     operator: patch tokens, transformer blocks, per-patch linear ``recovery``."""
 
-    def __init__(self, *, channels: int, out_channels: int, size: int, patch: int, width: int, depth: int,
-                 heads: int, mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self,
+        *,
+        channels: int,
+        out_channels: int,
+        size: int,
+        patch: int,
+        width: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float = 2.0,
+    ) -> None:
         super().__init__()
         vision_transformer = require("timm.models.vision_transformer", adapter="timm", extra="timm")
         self.vit = vision_transformer.VisionTransformer(
-            img_size=size, patch_size=patch, in_chans=channels, num_classes=0, global_pool="", class_token=False,
-            embed_dim=width, depth=depth, num_heads=heads, mlp_ratio=mlp_ratio)
+            img_size=size,
+            patch_size=patch,
+            in_chans=channels,
+            num_classes=0,
+            global_pool="",
+            class_token=False,
+            embed_dim=width,
+            depth=depth,
+            num_heads=heads,
+            mlp_ratio=mlp_ratio,
+        )
         self.out_channels = out_channels
         self.patch = patch
         self.grid = (size // patch, size // patch)
         self.recovery = nn.Linear(width, out_channels * patch**2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return unpatchify(self.recovery(self.vit.forward_features(x)), self.out_channels, self.patch, self.grid)
+        return unpatchify(
+            self.recovery(self.vit.forward_features(x)), self.out_channels, self.patch, self.grid
+        )
 
 
-def small_timm_vit(*, channels: int = 3, size: int = 16, patch: int = 4, width: int = 48, depth: int = 2,
-                   heads: int = 4) -> TimmViTOperator:
+def small_timm_vit(
+    *, channels: int = 3, size: int = 16, patch: int = 4, width: int = 48, depth: int = 2, heads: int = 4
+) -> TimmViTOperator:
     """A randomly initialised :class:`TimmViTOperator` (eval mode) with ``channels`` in and out."""
-    return TimmViTOperator(channels=channels, out_channels=channels, size=size, patch=patch, width=width,
-                           depth=depth, heads=heads).eval()
+    return TimmViTOperator(
+        channels=channels,
+        out_channels=channels,
+        size=size,
+        patch=patch,
+        width=width,
+        depth=depth,
+        heads=heads,
+    ).eval()
 
 
 @attrs.frozen(kw_only=True)
@@ -57,8 +86,11 @@ class TimmAdapter(TupleBatches, FieldAdapter, ModelAdapter):
 
     name: ClassVar[str] = "timm"
     skip_rules: ClassVar = (
-        TIME_CONDITIONING, POSITION_BIAS, embedding("*patch_embed*"),
-        recovery("head", "*.head", "*.head.*", "recovery", "*.recovery"), NORMALISATION,
+        TIME_CONDITIONING,
+        POSITION_BIAS,
+        embedding("*patch_embed*"),
+        recovery("head", "*.head", "*.head.*", "recovery", "*.recovery"),
+        NORMALISATION,
     )
 
     def __attrs_post_init__(self) -> None:

@@ -26,13 +26,21 @@ from .selection import NORMALISATION, POSITION_BIAS, TIME_CONDITIONING, embeddin
 _AVIT = "the_well.benchmark.models.avit"
 
 
-def small_avit(*, fields: int = 4, steps: int = 1, size: int = 32, width: int = 48, heads: int = 4,
-               blocks: int = 2) -> nn.Module:
+def small_avit(
+    *, fields: int = 4, steps: int = 1, size: int = 32, width: int = 48, heads: int = 4, blocks: int = 2
+) -> nn.Module:
     """A randomly initialised the_well ``AViT`` (eval mode): ``fields × steps`` inputs, ``fields``
     outputs, on a ``size × size`` grid (a multiple of 16; ``width`` a multiple of 48)."""
     avit = require(_AVIT, adapter="the_well", extra="the-well")
-    return avit.AViT(dim_in=fields * steps, dim_out=fields, n_spatial_dims=2, spatial_resolution=(size, size),
-                     hidden_dim=width, num_heads=heads, processor_blocks=blocks).eval()
+    return avit.AViT(
+        dim_in=fields * steps,
+        dim_out=fields,
+        n_spatial_dims=2,
+        spatial_resolution=(size, size),
+        hidden_dim=width,
+        num_heads=heads,
+        processor_blocks=blocks,
+    ).eval()
 
 
 @attrs.frozen(kw_only=True)
@@ -49,8 +57,11 @@ class WellAdapter(TupleBatches, FieldAdapter, ModelAdapter):
 
     name: ClassVar[str] = "the_well"
     skip_rules: ClassVar = (
-        TIME_CONDITIONING, POSITION_BIAS, embedding("embed", "embed.*", "*.embed.*"),
-        recovery("debed", "debed.*", "*.debed.*"), NORMALISATION,
+        TIME_CONDITIONING,
+        POSITION_BIAS,
+        embedding("embed", "embed.*", "*.embed.*"),
+        recovery("debed", "debed.*", "*.debed.*"),
+        NORMALISATION,
     )
 
     loss: Any = "nmse"
@@ -80,8 +91,10 @@ class WellAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         return None
 
     def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
-        raise ConfigError("the the_well adapter cannot roll a model out: its inputs stack several time steps "
-                          "(channels-last) and constant fields, which a prediction does not provide")
+        raise ConfigError(
+            "the the_well adapter cannot roll a model out: its inputs stack several time steps "
+            "(channels-last) and constant fields, which a prediction does not provide"
+        )
 
     def blocks(self, model: nn.Module) -> list[str] | None:
         return sibling_chain(model, require(_AVIT, adapter=self.name, extra="the-well").AxialAttentionBlock)

@@ -33,24 +33,43 @@ class CopyBaseline:
     omitted: str | None = None
 
     def value(self, name: str, horizon: int | None = None) -> float | None:
-        """The copy's ``name`` one step ahead (``horizon`` None) or at ``horizon``; None where there is none."""
+        """The copy's ``name`` one step ahead (``horizon`` None) or at ``horizon``;
+        None where there is none."""
         values = self.metrics if horizon is None else self.rollout.get(horizon, {})
         return values.get(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": LABEL, "metrics": dict(self.metrics),
-                "rollout": {str(h): dict(values) for h, values in self.rollout.items()}, "omitted": self.omitted}
+        return {
+            "label": LABEL,
+            "metrics": dict(self.metrics),
+            "rollout": {str(h): dict(values) for h, values in self.rollout.items()},
+            "omitted": self.omitted,
+        }
 
 
 def copied_input(batch: Any, reference: Tensor) -> Tensor | None:
     """The tensor of ``batch`` (a tuple, list or dict) shaped like its target ``reference``, other than the
     target itself: the model's input field; None when the batch holds none (the input has other fields)."""
-    values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (tuple, list)) else (batch,)
-    return next((value for value in values if isinstance(value, Tensor) and value is not reference
-                 and value.shape == reference.shape), None)
+    values = (
+        batch.values()
+        if isinstance(batch, Mapping)
+        else batch
+        if isinstance(batch, (tuple, list))
+        else (batch,)
+    )
+    return next(
+        (
+            value
+            for value in values
+            if isinstance(value, Tensor) and value is not reference and value.shape == reference.shape
+        ),
+        None,
+    )
 
 
-def _values(adapter: ModelAdapter, batch: Any, prediction: Tensor, table: Mapping[str, Any]) -> dict[str, float]:
+def _values(
+    adapter: ModelAdapter, batch: Any, prediction: Tensor, table: Mapping[str, Any]
+) -> dict[str, float]:
     values = {BASE: float(adapter.base_loss(prediction, batch))}
     if table:
         field, reference = adapter.field(batch), adapter.reference(batch)
@@ -64,16 +83,32 @@ def _mean(rows: list[tuple[int, dict[str, float]]]) -> dict[str, float]:
 
 
 def _missing(reference: Tensor, batch: Any) -> str:
-    shapes = [tuple(v.shape) for v in (batch.values() if isinstance(batch, Mapping) else batch
-                                       if isinstance(batch, (tuple, list)) else (batch,))
-              if isinstance(v, Tensor) and v is not reference]
-    return (f"omitted: no input of a test batch has the target's shape {tuple(reference.shape)} (inputs "
-            f"{', '.join(map(str, shapes)) or 'none'}), so the input holds other fields than the prediction and copying "
-            "it predicts nothing")
+    shapes = [
+        tuple(v.shape)
+        for v in (
+            batch.values()
+            if isinstance(batch, Mapping)
+            else batch
+            if isinstance(batch, (tuple, list))
+            else (batch,)
+        )
+        if isinstance(v, Tensor) and v is not reference
+    ]
+    return (
+        f"omitted: no input of a test batch has the target's shape {tuple(reference.shape)} (inputs "
+        f"{', '.join(map(str, shapes)) or 'none'}), so the input holds other fields than the prediction and "
+        "copying it predicts nothing"
+    )
 
 
-def copy_baseline(adapter: ModelAdapter, test: Sequence[Any], *, family: str | None = None,
-                  rollout: Sequence[Any] | None = None, horizons: Sequence[int] = ()) -> CopyBaseline:
+def copy_baseline(
+    adapter: ModelAdapter,
+    test: Sequence[Any],
+    *,
+    family: str | None = None,
+    rollout: Sequence[Any] | None = None,
+    horizons: Sequence[int] = (),
+) -> CopyBaseline:
     """The copy predictor on the one-step ``test`` batches and, with ``rollout`` items and
     ``horizons``, at each horizon (the start state predicted at every step), with the family's metrics."""
     table = dict(registry("pde_family").create(family).metrics()) if family is not None else {}

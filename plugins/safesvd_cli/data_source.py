@@ -16,9 +16,24 @@ from safesvd_core.plugin import ConfigError, plain_item
 
 from .user_code import call_user, code_value, import_object, options_value, path_value, toml_value
 
-PDEBENCH_LAYOUTS = {"cfd": "PDEBenchCFD", "diffusion-reaction": "PDEBenchDiffusionReaction",
-                    "shallow-water": "PDEBenchShallowWater", "incompressible-ns": "PDEBenchIncompressibleNS"}
+PDEBENCH_LAYOUTS = {
+    "cfd": "PDEBenchCFD",
+    "diffusion-reaction": "PDEBenchDiffusionReaction",
+    "shallow-water": "PDEBenchShallowWater",
+    "incompressible-ns": "PDEBenchIncompressibleNS",
+}
 SOURCES = ("pdebench", "the_well", "generator", "function")
+
+
+def trajectory_steps(table: dict[str, Any], where: str) -> int:
+    """Pop ``trajectory_steps`` from ``table``: the steps each loaded trajectory holds, an integer ≥ 0
+    (0, the default: one-step pairs). Not the recipe's ``rollout_steps``, the steps a rollout uses of them."""
+    steps = table.pop("trajectory_steps", 0)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(
+            f"{where} trajectory_steps: expected an integer ≥ 0 (0: one-step pairs), got {steps!r}"
+        )
+    return steps
 
 
 @attrs.frozen
@@ -61,24 +76,44 @@ class DataSpec:
         where = f"[{name}]"
         given = [key for key in SOURCES if key in table]
         if len(given) != 1:
-            raise ConfigError(f"{where}: give exactly one of {', '.join(SOURCES)}; got {', '.join(given) or 'none'}")
+            raise ConfigError(
+                f"{where}: give exactly one of {', '.join(SOURCES)}; got {', '.join(given) or 'none'}"
+            )
         layout = table.get("layout")
         if layout is not None and (given != ["pdebench"] or layout not in PDEBENCH_LAYOUTS):
-            raise ConfigError(f"{where} layout: expected one of {', '.join(PDEBENCH_LAYOUTS)} beside pdebench, got {layout!r}")
+            raise ConfigError(
+                f"{where} layout: expected one of {', '.join(PDEBENCH_LAYOUTS)} beside pdebench, got "
+                f"{layout!r}"
+            )
         size = table.get("batch_size", 16)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ConfigError(f"{where} batch_size: expected an integer ≥ 1, got {size!r}")
-        files = {key: path_value(table[key], base, f"{where} {key}") for key in ("pdebench", "the_well") if key in table}
+        files = {
+            key: path_value(table[key], base, f"{where} {key}")
+            for key in ("pdebench", "the_well")
+            if key in table
+        }
         generator = table.get("generator")
         if generator is not None and (not isinstance(generator, str) or not generator):
             raise ConfigError(f"{where} generator: expected a generator's name, got {generator!r}")
-        return cls(**files, layout=layout, generator=generator, function=code_value(table.get("function"), f"{where} function"),
-                   options=options_value(table.get("options", {}), f"{where} options"), batch_size=size,
-                   import_from=path_value(table.get("import_from", "."), base, f"{where} import_from"))
+        return cls(
+            **files,
+            layout=layout,
+            generator=generator,
+            function=code_value(table.get("function"), f"{where} function"),
+            options=options_value(table.get("options", {}), f"{where} options"),
+            batch_size=size,
+            import_from=path_value(table.get("import_from", "."), base, f"{where} import_from"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         values = {key: getattr(self, key) for key in (*SOURCES, "layout") if getattr(self, key) is not None}
-        return {**values, "options": dict(self.options), "batch_size": self.batch_size, "import_from": self.import_from}
+        return {
+            **values,
+            "options": dict(self.options),
+            "batch_size": self.batch_size,
+            "import_from": self.import_from,
+        }
 
     @property
     def label(self) -> str:
@@ -92,14 +127,22 @@ class DataSpec:
         if self.function is not None:
             function = import_object(self.function, "data function", (Path(self.import_from), Path.cwd()))
             if steps is not None and not _takes(function, "steps"):
-                raise ConfigError(f"rollout_steps = {steps} asks data function {self.function!r} for {steps}-step "
-                                  "trajectories, but it takes no 'steps' argument: give a function that returns "
-                                  "(input, trajectory) items for steps=K, or rollout_steps = 0 (one-step pairs)")
-            return call_user(function, f"data function {self.function!r}", **self.options,
-                             **({} if steps is None else {"steps": steps}))
+                raise ConfigError(
+                    f"trajectory_steps = {steps} asks data function {self.function!r} for {steps}-step "
+                    "trajectories, but it takes no 'steps' argument: give a function that returns "
+                    "(input, trajectory) items for steps=K, or trajectory_steps = 0 (one-step pairs)"
+                )
+            return call_user(
+                function,
+                f"data function {self.function!r}",
+                **self.options,
+                **({} if steps is None else {"steps": steps}),
+            )
         if self.generator is not None:
             if self.generator not in safesvd_data.GENERATORS:
-                raise ConfigError(f"data generator {self.generator!r} is not one of {', '.join(safesvd_data.GENERATORS)}")
+                raise ConfigError(
+                    f"data generator {self.generator!r} is not one of {', '.join(safesvd_data.GENERATORS)}"
+                )
             source = safesvd_data.GENERATORS[self.generator](**self.options)
             return source.generate() if steps is None else source.rollouts(steps)
         if self.the_well is not None:
@@ -119,17 +162,23 @@ class DataSpec:
         if hasattr(dataset, "batches") and hasattr(dataset, "field"):
             dataset = _split(dataset, share)
             if len(dataset) == 0:
-                raise ConfigError(f"{self.label}: no samples left for this split (more data, or another test_fraction)")
+                raise ConfigError(
+                    f"{self.label}: no samples left for this split (more data, or another test_fraction)"
+                )
             return Loaded(list(dataset.batches(self.batch_size)), dataset.field, dataset.lead_time)
         try:
             items = [plain_item(item) for item in dataset]  # a dataclass batch: the dict of its fields
         except TypeError:
-            raise ConfigError(f"{self.label} returned a {type(dataset).__name__}: expected batches (a list of "
-                              "the adapter's batches: (input, target) or (input, trajectory) tuples for the generic "
-                              "adapter, dicts, dataclasses; docs/cli.md), a PairSet or a RolloutSet") from None
+            raise ConfigError(
+                f"{self.label} returned a {type(dataset).__name__}: expected batches (a list of "
+                "the adapter's batches: (input, target) or (input, trajectory) tuples for the generic "
+                "adapter, dicts, dataclasses; docs/cli.md), a PairSet or a RolloutSet"
+            ) from None
         items = items[_part(len(items), share)]
         if not items:
-            raise ConfigError(f"{self.label}: no items left for this split (more data, or another test_fraction)")
+            raise ConfigError(
+                f"{self.label}: no items left for this split (more data, or another test_fraction)"
+            )
         return Loaded(items)
 
 
@@ -149,7 +198,9 @@ def detect_layout(path: Path) -> str:
     except ImportError:
         raise ConfigError("reading HDF5 files needs h5py: pip install 'safesvd[data]'") from None
     if not path.is_file():
-        raise ConfigError(f"[data] pdebench: no such file {str(path)!r} (relative paths are read from the config's folder)")
+        raise ConfigError(
+            f"[data] pdebench: no such file {str(path)!r} (relative paths are read from the config's folder)"
+        )
     try:
         with h5py.File(path, "r") as file:
             if "velocity" in file:
@@ -162,7 +213,10 @@ def detect_layout(path: Path) -> str:
         raise ConfigError(f"[data] pdebench: {path} is not a readable HDF5 file ({error})") from None
     if channels in (1, 2):
         return "shallow-water" if channels == 1 else "diffusion-reaction"
-    raise ConfigError(f"[data] pdebench: cannot tell the layout of {path.name}; set layout = one of {', '.join(PDEBENCH_LAYOUTS)}")
+    raise ConfigError(
+        f"[data] pdebench: cannot tell the layout of {path.name}; set layout = one of "
+        f"{', '.join(PDEBENCH_LAYOUTS)}"
+    )
 
 
 def data_spec(text: str, settings: list[str]) -> DataSpec:
@@ -178,12 +232,16 @@ def data_spec(text: str, settings: list[str]) -> DataSpec:
         options[key.strip()] = toml_value(value.strip())
     path = Path(text)
     if path.is_file():
-        return DataSpec.from_dict({_hdf5_kind(path): str(path.resolve()), "options": options}, base=Path.cwd(), name="--data")
+        return DataSpec.from_dict(
+            {_hdf5_kind(path): str(path.resolve()), "options": options}, base=Path.cwd(), name="--data"
+        )
     if text in GENERATORS:
         return DataSpec(generator=text, options=options)
     if ":" in text:
         return DataSpec(function=text, options=options, import_from=str(Path.cwd()))
-    raise ConfigError(f"--data {text!r}: not a file, a generator ({', '.join(GENERATORS)}) or module:function")
+    raise ConfigError(
+        f"--data {text!r}: not a file, a generator ({', '.join(GENERATORS)}) or module:function"
+    )
 
 
 def _hdf5_kind(path: Path) -> str:

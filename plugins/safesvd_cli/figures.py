@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from safesvd_core.plugin import atomic_write
+from .files import atomic_write
 
 #: The most layers drawn in the spectra figure (evenly chosen beyond that).
 MAX_PANELS = 24
@@ -47,7 +47,9 @@ def available() -> bool:
 def _save(figure: Any, path: Path) -> Path:
     plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=130, bbox_inches="tight"))
+    atomic_write(
+        path, lambda temporary: figure.savefig(temporary, format="png", dpi=130, bbox_inches="tight")
+    )
     plt.close(figure)
     return path
 
@@ -68,7 +70,8 @@ def energy_text(energy: float) -> str:
 
 
 def panel_title(name: str, size: int, rank: int | None, energy: float | None) -> str:
-    """The title of one layer's panel: its name, then the kept rank of ``size`` and energy, or "kept dense"."""
+    """The title of one layer's panel: its name, then the kept rank of ``size`` and energy,
+    or "kept dense"."""
     if rank is None:
         return f"{name}\nkept dense (not factored): all {size}"
     return f"{name}\nk = {rank} of {size}" + ("" if energy is None else f", {energy_text(energy)} energy")
@@ -94,10 +97,18 @@ def spectra_figure(layers: Sequence[tuple[str, np.ndarray, int | None, float | N
         index = np.arange(1, len(values) + 1)
         if values.size and values[0] > 0:
             # markers, so that a short spectrum (a layer of rank 1 or 2) still shows its values
-            axis.semilogy(index, np.maximum(values / values[0], 1e-12), color="tab:blue", lw=1.2,
-                          marker="o" if len(values) <= 16 else None, ms=2.5)
+            axis.semilogy(
+                index,
+                np.maximum(values / values[0], 1e-12),
+                color="tab:blue",
+                lw=1.2,
+                marker="o" if len(values) <= 16 else None,
+                ms=2.5,
+            )
         else:
-            axis.text(0.5, 0.5, "zero spectrum", ha="center", va="center", fontsize=8, transform=axis.transAxes)
+            axis.text(
+                0.5, 0.5, "zero spectrum", ha="center", va="center", fontsize=8, transform=axis.transAxes
+            )
         if rank is None:
             axis.axvspan(0.5, len(values) + 0.5, color=DENSE, alpha=0.15)
         else:
@@ -111,7 +122,7 @@ def spectra_figure(layers: Sequence[tuple[str, np.ndarray, int | None, float | N
         axis.set_title(panel_title(name, len(values), rank, energy), fontsize=8)
         axis.tick_params(labelsize=7)
         axis.grid(alpha=0.3, which="both", lw=0.4)
-    for axis in list(axes.flat)[len(shown):]:
+    for axis in list(axes.flat)[len(shown) :]:
         axis.axis("off")
     for axis in axes[-1]:
         axis.set_xlabel("singular value index i", fontsize=8)
@@ -129,7 +140,9 @@ def spectra_figure(layers: Sequence[tuple[str, np.ndarray, int | None, float | N
     return figure
 
 
-def spectra(path: Path, layers: Sequence[tuple[str, np.ndarray, int | None, float | None]], title: str) -> Path | None:
+def spectra(
+    path: Path, layers: Sequence[tuple[str, np.ndarray, int | None, float | None]], title: str
+) -> Path | None:
     """One panel per layer: ``σ_i / σ_1`` of its whitened weight on a log axis, the kept ``rank``
     shaded with the share of ``Σ σ_i²`` it keeps (:func:`energy_text`), or the whole spectrum shaded
     for a layer kept dense (``rank`` None); a legend names the shadings."""
@@ -138,8 +151,15 @@ def spectra(path: Path, layers: Sequence[tuple[str, np.ndarray, int | None, floa
     return _save(spectra_figure(layers, title), path)
 
 
-def ranks(path: Path, names: Sequence[str], chosen: Sequence[int | None], uniform: Sequence[int | None],
-          full: Sequence[int], labels: tuple[str, str], title: str) -> Path | None:
+def ranks(
+    path: Path,
+    names: Sequence[str],
+    chosen: Sequence[int | None],
+    uniform: Sequence[int | None],
+    full: Sequence[int],
+    labels: tuple[str, str],
+    title: str,
+) -> Path | None:
     """Grouped bars: the rank of each layer for the recipe and for a uniform allocation; a dense
     layer is drawn at its full rank, hatched."""
     plt = _pyplot()
@@ -147,7 +167,10 @@ def ranks(path: Path, names: Sequence[str], chosen: Sequence[int | None], unifor
         return None
     x = np.arange(len(names))
     figure, axis = plt.subplots(figsize=(max(6.0, 0.42 * len(names) + 2), 4.2))
-    for offset, values, label, colour in ((-0.2, chosen, labels[0], "tab:orange"), (0.2, uniform, labels[1], "tab:gray")):
+    for offset, values, label, colour in (
+        (-0.2, chosen, labels[0], "tab:orange"),
+        (0.2, uniform, labels[1], "tab:gray"),
+    ):
         heights = [f if r is None else r for r, f in zip(values, full)]
         bars = axis.bar(x + offset, heights, width=0.4, label=label, color=colour)
         for bar, rank in zip(bars, values):
@@ -165,8 +188,13 @@ def ranks(path: Path, names: Sequence[str], chosen: Sequence[int | None], unifor
     return _save(figure, path)
 
 
-def error_vs_ratio(path: Path, ratios: Sequence[float], changes: Mapping[str, Sequence[float]], title: str,
-                   later: Mapping[str, Sequence[float]] | None = None) -> Path | None:
+def error_vs_ratio(
+    path: Path,
+    ratios: Sequence[float],
+    changes: Mapping[str, Sequence[float]],
+    title: str,
+    later: Mapping[str, Sequence[float]] | None = None,
+) -> Path | None:
     """One line per metric: its signed change against the original (%) at each kept fraction;
     ``later``: the same after a rollout, dashed."""
     plt = _pyplot()
@@ -187,8 +215,13 @@ def error_vs_ratio(path: Path, ratios: Sequence[float], changes: Mapping[str, Se
     return _save(figure, path)
 
 
-def fields(path: Path, rows: Sequence[tuple[str, np.ndarray | None, np.ndarray, np.ndarray]],
-           extent: tuple[float, float, float, float], axes: tuple[str, str], title: str) -> Path | None:
+def fields(
+    path: Path,
+    rows: Sequence[tuple[str, np.ndarray | None, np.ndarray, np.ndarray]],
+    extent: tuple[float, float, float, float],
+    axes: tuple[str, str],
+    title: str,
+) -> Path | None:
     """Per row (a channel or a derived field): input, original prediction, compressed prediction
     (one colour scale) and compressed − original (a symmetric scale), each with a colour bar.
     Arrays are ``(rows, columns)`` with the first axis along ``axes[0]``."""
@@ -202,14 +235,20 @@ def fields(path: Path, rows: Sequence[tuple[str, np.ndarray | None, np.ndarray, 
         low, high = min(float(a.min()) for a in shown), max(float(a.max()) for a in shown)
         difference = compressed - original
         span = float(np.abs(difference).max()) or 1e-12
-        panels = ((given, "viridis", low, high), (original, "viridis", low, high), (compressed, "viridis", low, high),
-                  (difference, "RdBu_r", -span, span))
+        panels = (
+            (given, "viridis", low, high),
+            (original, "viridis", low, high),
+            (compressed, "viridis", low, high),
+            (difference, "RdBu_r", -span, span),
+        )
         for axis, (values, cmap, vmin, vmax), heading in zip(row, panels, columns):
             if values is None:
                 axis.axis("off")
                 axis.text(0.5, 0.5, "input not shown\n(another shape)", ha="center", va="center", fontsize=8)
                 continue
-            image = axis.imshow(values.T, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal")
+            image = axis.imshow(
+                values.T, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal"
+            )
             colour_bar = figure.colorbar(image, ax=axis, fraction=0.046, pad=0.03)
             colour_bar.set_label(label if heading != columns[3] else f"Δ {label}", fontsize=8)
             colour_bar.ax.tick_params(labelsize=7)
@@ -222,9 +261,15 @@ def fields(path: Path, rows: Sequence[tuple[str, np.ndarray | None, np.ndarray, 
     return _save(figure, path)
 
 
-def rollout_figure(steps: Sequence[int], original: Sequence[float], compressed: Mapping[str, Sequence[float]],
-                   metric: str, lead_time: float | None, title: str,
-                   baseline: Mapping[str, Sequence[float]] | None = None) -> Any:
+def rollout_figure(
+    steps: Sequence[int],
+    original: Sequence[float],
+    compressed: Mapping[str, Sequence[float]],
+    metric: str,
+    lead_time: float | None,
+    title: str,
+    baseline: Mapping[str, Sequence[float]] | None = None,
+) -> Any:
     """The rollout figure (see :func:`rollout_growth`), not saved: the caller saves or closes it."""
     plt = _pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.0))
@@ -233,7 +278,13 @@ def rollout_figure(steps: Sequence[int], original: Sequence[float], compressed: 
     left.semilogy(steps, original, "k-o", ms=3, label="original")
     for label, values in compressed.items():
         left.semilogy(steps, values, "-o", ms=3, label=label)
-        right.plot(steps, [100.0 * (c - o) / abs(o) if o else 0.0 for c, o in zip(values, original)], "-o", ms=3, label=label)
+        right.plot(
+            steps,
+            [100.0 * (c - o) / abs(o) if o else 0.0 for c, o in zip(values, original)],
+            "-o",
+            ms=3,
+            label=label,
+        )
     unit = f" (× lead time Δt = {lead_time:g})" if lead_time and math.isfinite(lead_time) else ""
     from matplotlib.ticker import MaxNLocator
 
@@ -250,9 +301,16 @@ def rollout_figure(steps: Sequence[int], original: Sequence[float], compressed: 
     return figure
 
 
-def rollout_growth(path: Path, steps: Sequence[int], original: Sequence[float], compressed: Mapping[str, Sequence[float]],
-                   metric: str, lead_time: float | None, title: str,
-                   baseline: Mapping[str, Sequence[float]] | None = None) -> Path | None:
+def rollout_growth(
+    path: Path,
+    steps: Sequence[int],
+    original: Sequence[float],
+    compressed: Mapping[str, Sequence[float]],
+    metric: str,
+    lead_time: float | None,
+    title: str,
+    baseline: Mapping[str, Sequence[float]] | None = None,
+) -> Path | None:
     """Left: the metric after each rollout step, original and compressed (log axis), and ``baseline``
     (the copy-the-input predictor: the floor to beat) dashed grey; right: the signed change (%) against
     the original (the baseline is not drawn there: against the original it is off the scale)."""

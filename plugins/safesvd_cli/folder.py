@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from safesvd_core import ConfigError, read_manifest, registry, save_compressed
-from safesvd_core.plugin import LayerCandidate, atomic_write
+from safesvd_core.plugin import LayerCandidate
 
 from . import figures, report
 from .baseline import LABEL, CopyBaseline
 from .config import RunConfig
+from .files import atomic_write
 from .pipeline import Prepared, Run, copy_input, rows_legend, test_sizes
 
 CONFIG, REPORT_JSON, REPORT_CSV, FIGURES = "config.json", "report.json", "report.csv", "figures"
@@ -70,8 +71,16 @@ def write_model(folder: Path, prepared: Prepared, run: Run, copy: CopyBaseline |
     drawn, notes = _model_figures(folder / FIGURES, prepared, run, manifest, copy)
     if copy.omitted is not None:
         notes = [*notes, f"{LABEL}: {copy.omitted}"]
-    built = report.build(manifest, run.report, seconds=run.seconds, figures=[str(p.relative_to(folder)) for p in drawn],
-                         notes=notes, copy=copy, sizes=test_sizes(prepared), legend=rows_legend(prepared))
+    built = report.build(
+        manifest,
+        run.report,
+        seconds=run.seconds,
+        figures=[str(p.relative_to(folder)) for p in drawn],
+        notes=notes,
+        copy=copy,
+        sizes=test_sizes(prepared),
+        legend=rows_legend(prepared),
+    )
     write_json(folder / REPORT_JSON, built)
     write_text(folder / REPORT_CSV, report.to_csv(built))
 
@@ -82,21 +91,29 @@ def read_config(folder: Path, *, trust_code: bool = False) -> tuple[RunConfig, d
     manifest = manifest_of(folder)
     file = folder / CONFIG
     if not file.is_file():
-        raise ConfigError(f"{folder} has no {CONFIG}: it was saved from Python (save_compressed), so safesvd does "
-                          "not know how to build its original model; write it with `safesvd compress`")
+        raise ConfigError(
+            f"{folder} has no {CONFIG}: it was saved from Python (save_compressed), so safesvd does "
+            "not know how to build its original model; write it with `safesvd compress`"
+        )
     try:
         raw = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{file} is not valid JSON ({error}); the folder is damaged: write it again") from None
+        raise ConfigError(
+            f"{file} is not valid JSON ({error}); the folder is damaged: write it again"
+        ) from None
     if not isinstance(raw, dict) or raw.get("format") != RUN_FORMAT:
-        raise ConfigError(f"{file} is not a config safesvd wrote (format {RUN_FORMAT!r}); write the folder again")
+        raise ConfigError(
+            f"{file} is not a config safesvd wrote (format {RUN_FORMAT!r}); write the folder again"
+        )
     raw.pop("format", None)
     raw.pop("ratio", None)
     config = RunConfig.from_dict(raw, base=folder, label=str(file))
     code = config.code()
     if code and not trust_code:
-        raise ConfigError(f"{file} names code to import and run: {'; '.join(code)}; a folder can come from anyone, so "
-                          "safesvd runs no code it names unless you pass --trust-code (SECURITY.md)")
+        raise ConfigError(
+            f"{file} names code to import and run: {'; '.join(code)}; a folder can come from anyone, so "
+            "safesvd runs no code it names unless you pass --trust-code (SECURITY.md)"
+        )
     return config, manifest
 
 
@@ -105,29 +122,42 @@ def manifest_of(folder: Path) -> dict[str, Any]:
     if folder.is_dir() and not (folder / "manifest.json").exists():
         subfolders = sorted(str(p) for p in folder.glob("ratio-*") if (p / "manifest.json").is_file())
         if subfolders:
-            raise ConfigError(f"{folder} holds {len(subfolders)} ratio(s), one folder each: pass one of "
-                              f"{', '.join(subfolders)}")
+            raise ConfigError(
+                f"{folder} holds {len(subfolders)} ratio(s), one folder each: pass one of "
+                f"{', '.join(subfolders)}"
+            )
     return read_manifest(folder)
 
 
 def _uniform(manifest: dict[str, Any]) -> dict[str, int | None]:
     """The ranks a uniform allocation gives under the same parameter budget."""
     layers = manifest["layers"]
-    outside = manifest["params_before"] - sum(layer["in_features"] * layer["out_features"] for layer in layers)
-    candidates = [LayerCandidate(name=layer["name"], out_features=layer["out_features"], in_features=layer["in_features"],
-                                 spectrum=torch.ones(min(layer["in_features"], layer["out_features"]), dtype=torch.float64),
-                                 order=index) for index, layer in enumerate(layers)]
+    outside = manifest["params_before"] - sum(
+        layer["in_features"] * layer["out_features"] for layer in layers
+    )
+    candidates = [
+        LayerCandidate(
+            name=layer["name"],
+            out_features=layer["out_features"],
+            in_features=layer["in_features"],
+            spectrum=torch.ones(min(layer["in_features"], layer["out_features"]), dtype=torch.float64),
+            order=index,
+        )
+        for index, layer in enumerate(layers)
+    ]
     return dict(registry("allocator").create("uniform").allocate(candidates, manifest["budget"] - outside))
 
 
 def _copy_line(copy: CopyBaseline, steps: Sequence[int]) -> dict[str, list[float]] | None:
-    """The copy-the-input baseline's base loss at each rollout step, for the rollout figure (None: omitted)."""
+    """The copy-the-input baseline's base loss at each rollout step,
+    for the rollout figure (None: omitted)."""
     values = [copy.value("base loss", step) for step in steps]
     return None if copy.omitted is not None or None in values else {LABEL: values}
 
 
-def _model_figures(where: Path, prepared: Prepared, run: Run, manifest: dict[str, Any],
-                   copy: CopyBaseline) -> tuple[list[Path], list[str]]:
+def _model_figures(
+    where: Path, prepared: Prepared, run: Run, manifest: dict[str, Any], copy: CopyBaseline
+) -> tuple[list[Path], list[str]]:
     if not prepared.config.figures:
         return [], []
     if not figures.available():
@@ -137,28 +167,48 @@ def _model_figures(where: Path, prepared: Prepared, run: Run, manifest: dict[str
     label = f"{recipe}, ratio {run.ratio:g}"
     uniform = _uniform(manifest)
     drawn = [
-        figures.spectra(where / "spectra.png", [(layer["name"], result.spectra[layer["name"]].numpy(), layer["rank"],
-                                                 layer["kept_energy"])
-                                               for layer in layers if layer["name"] in result.spectra],
-                        f"Whitened spectra per layer ({label})"),
-        figures.ranks(where / "ranks.png", [layer["name"] for layer in layers], [layer["rank"] for layer in layers],
-                      [uniform[layer["name"]] for layer in layers],
-                      [min(layer["in_features"], layer["out_features"]) for layer in layers],
-                      (recipe, "uniform allocation, same budget"), f"Rank per layer ({label})"),
+        figures.spectra(
+            where / "spectra.png",
+            [
+                (layer["name"], result.spectra[layer["name"]].numpy(), layer["rank"], layer["kept_energy"])
+                for layer in layers
+                if layer["name"] in result.spectra
+            ],
+            f"Whitened spectra per layer ({label})",
+        ),
+        figures.ranks(
+            where / "ranks.png",
+            [layer["name"] for layer in layers],
+            [layer["rank"] for layer in layers],
+            [uniform[layer["name"]] for layer in layers],
+            [min(layer["in_features"], layer["out_features"]) for layer in layers],
+            (recipe, "uniform allocation, same budget"),
+            f"Rank per layer ({label})",
+        ),
         _fields(where / "fields.png", prepared, run, label),
     ]
     if run.report.rollout:
         steps = sorted(run.report.rollout)
-        drawn.append(figures.rollout_growth(
-            where / "rollout.png", steps, [run.report.metric("base loss", h).original for h in steps],
-            {label: [run.report.metric("base loss", h).compressed for h in steps]}, "base loss", prepared.lead_time,
-            f"Rollout error growth on the test trajectories ({label})", baseline=_copy_line(copy, steps)))
+        drawn.append(
+            figures.rollout_growth(
+                where / "rollout.png",
+                steps,
+                [run.report.metric("base loss", h).original for h in steps],
+                {label: [run.report.metric("base loss", h).compressed for h in steps]},
+                "base loss",
+                prepared.lead_time,
+                f"Rollout error growth on the test trajectories ({label})",
+                baseline=_copy_line(copy, steps),
+            )
+        )
     return [path for path in drawn if path is not None], []
 
 
 def _input(batch: Any, shape: torch.Size) -> torch.Tensor | None:
     """The tensor of ``batch`` shaped like the prediction (the model's input field), if there is one."""
-    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else (batch,)
+    values = (
+        batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else (batch,)
+    )
     return next((v for v in values if isinstance(v, torch.Tensor) and v.shape == shape), None)
 
 
@@ -172,20 +222,38 @@ def _fields(path: Path, prepared: Prepared, run: Run, label: str) -> Path | None
         return None
     given = _input(batch, original.shape)
     field = adapter.field(batch)
-    names = list(field.channels) if field is not None and len(field.channels) == original.shape[1] else \
-        [f"channel {i}" for i in range(original.shape[1])]
+    names = (
+        list(field.channels)
+        if field is not None and len(field.channels) == original.shape[1]
+        else [f"channel {i}" for i in range(original.shape[1])]
+    )
     masked = set(field.masked) if field is not None else set()
-    rows = [(name, None if given is None else given[0, i].numpy(), original[0, i].numpy(), compressed[0, i].numpy())
-            for i, name in enumerate(names) if name not in masked]
+    rows = [
+        (
+            name,
+            None if given is None else given[0, i].numpy(),
+            original[0, i].numpy(),
+            compressed[0, i].numpy(),
+        )
+        for i, name in enumerate(names)
+        if name not in masked
+    ]
     rows += _derived(prepared, field, given, original, compressed)
     spacing = field.spacing if field is not None and field.dim == 2 else (1.0, 1.0)
     extent = (0.0, original.shape[2] * spacing[0], 0.0, original.shape[3] * spacing[1])
     axes = tuple(field.axes) if field is not None and field.dim == 2 else ("grid axis 0", "grid axis 1")
-    return figures.fields(path, rows, extent, axes, f"First test sample ({label}); axes in the data's length unit")
+    return figures.fields(
+        path, rows, extent, axes, f"First test sample ({label}); axes in the data's length unit"
+    )
 
 
-def _derived(prepared: Prepared, field: Any, given: torch.Tensor | None, original: torch.Tensor,
-             compressed: torch.Tensor) -> list[tuple[str, np.ndarray | None, np.ndarray, np.ndarray]]:
+def _derived(
+    prepared: Prepared,
+    field: Any,
+    given: torch.Tensor | None,
+    original: torch.Tensor,
+    compressed: torch.Tensor,
+) -> list[tuple[str, np.ndarray | None, np.ndarray, np.ndarray]]:
     """Vorticity and divergence rows where the family reports them (and the field has the velocities)."""
     family = prepared.config.family
     if family is None or field is None or field.dim != 2:
@@ -193,23 +261,41 @@ def _derived(prepared: Prepared, field: Any, given: torch.Tensor | None, origina
     from safesvd_pde.finite_difference import divergence, vorticity
 
     metrics = set(registry("pde_family").create(family).metrics())
-    wanted = [(name, op) for name, op, keys in (("vorticity", vorticity, {"vorticity"}),
-                                                ("divergence", divergence, {"divergence", "divergence-free"}))
-              if metrics & keys]
+    wanted = [
+        (name, op)
+        for name, op, keys in (
+            ("vorticity", vorticity, {"vorticity"}),
+            ("divergence", divergence, {"divergence", "divergence-free"}),
+        )
+        if metrics & keys
+    ]
     rows = []
     for name, op in wanted:
         try:
-            values = [None if t is None else op(t[:1].double(), field)[0, 0].float().numpy() for t in (given, original, compressed)]
+            values = [
+                None if t is None else op(t[:1].double(), field)[0, 0].float().numpy()
+                for t in (given, original, compressed)
+            ]
         except ConfigError:
             continue
         rows.append((name, values[0], values[1], values[2]))
     return rows
 
 
-def _write_summary(out: Path, prepared: Prepared, runs: Sequence[Run], folders: Sequence[Path], copy: CopyBaseline) -> None:
-    entries = [{"ratio": run.ratio, "folder": str(folder.relative_to(out)), "params_after": run.result.params_after,
-                "kept_ratio": run.result.kept_ratio, "seconds": run.seconds, "evaluation": run.report.to_dict()}
-               for run, folder in zip(runs, folders)]
+def _write_summary(
+    out: Path, prepared: Prepared, runs: Sequence[Run], folders: Sequence[Path], copy: CopyBaseline
+) -> None:
+    entries = [
+        {
+            "ratio": run.ratio,
+            "folder": str(folder.relative_to(out)),
+            "params_after": run.result.params_after,
+            "kept_ratio": run.result.kept_ratio,
+            "seconds": run.seconds,
+            "evaluation": run.report.to_dict(),
+        }
+        for run, folder in zip(runs, folders)
+    ]
     drawn, notes = [], []
     if prepared.config.figures and not figures.available():
         notes.append(figures.MISSING)
@@ -217,21 +303,46 @@ def _write_summary(out: Path, prepared: Prepared, runs: Sequence[Run], folders: 
         recipe = runs[0].result.recipe
         names = [entry.name for entry in runs[0].report.metrics]
         last = max(runs[0].report.rollout, default=None)
-        drawn.append(figures.error_vs_ratio(
-            out / FIGURES / "error_vs_ratio.png", [run.ratio for run in runs],
-            {name: [run.report.metric(name).signed_change_percent for run in runs] for name in names},
-            f"Test error against ratio ({recipe}; one step ahead" + (f", dashed: after {last} steps)" if last else ")"),
-            None if last is None else {f"base loss, {last} steps": [run.report.metric("base loss", last).signed_change_percent
-                                                                   for run in runs]}))
+        drawn.append(
+            figures.error_vs_ratio(
+                out / FIGURES / "error_vs_ratio.png",
+                [run.ratio for run in runs],
+                {name: [run.report.metric(name).signed_change_percent for run in runs] for name in names},
+                f"Test error against ratio ({recipe}; one step ahead"
+                + (f", dashed: after {last} steps)" if last else ")"),
+                None
+                if last is None
+                else {
+                    f"base loss, {last} steps": [
+                        run.report.metric("base loss", last).signed_change_percent for run in runs
+                    ]
+                },
+            )
+        )
         if runs[0].report.rollout:
             steps = sorted(runs[0].report.rollout)
-            drawn.append(figures.rollout_growth(
-                out / FIGURES / "rollout.png", steps, [runs[0].report.metric("base loss", h).original for h in steps],
-                {f"ratio {run.ratio:g}": [run.report.metric("base loss", h).compressed for h in steps] for run in runs},
-                "base loss", prepared.lead_time, f"Rollout error growth on the test trajectories ({recipe})",
-                baseline=_copy_line(copy, steps)))
+            drawn.append(
+                figures.rollout_growth(
+                    out / FIGURES / "rollout.png",
+                    steps,
+                    [runs[0].report.metric("base loss", h).original for h in steps],
+                    {
+                        f"ratio {run.ratio:g}": [run.report.metric("base loss", h).compressed for h in steps]
+                        for run in runs
+                    },
+                    "base loss",
+                    prepared.lead_time,
+                    f"Rollout error growth on the test trajectories ({recipe})",
+                    baseline=_copy_line(copy, steps),
+                )
+            )
     write_json(out / CONFIG, {"format": RUN_FORMAT, **prepared.config.to_dict()})
-    summary = {"format": report.FORMAT, "runs": entries, "copy_baseline": copy.to_dict(),
-               "figures": [str(p.relative_to(out)) for p in drawn if p], "notes": notes}
+    summary = {
+        "format": report.FORMAT,
+        "runs": entries,
+        "copy_baseline": copy.to_dict(),
+        "figures": [str(p.relative_to(out)) for p in drawn if p],
+        "notes": notes,
+    }
     write_json(out / REPORT_JSON, summary)
     write_text(out / REPORT_CSV, report.summary_csv(entries, copy.to_dict()))

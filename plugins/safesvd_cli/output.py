@@ -37,8 +37,11 @@ def _ours(relative: Path) -> bool:
 
 def foreign_files(folder: Path) -> list[str]:
     """The files under ``folder`` that safesvd does not write, relative, sorted."""
-    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
-                  if not path.is_dir() and not _ours(path.relative_to(folder)))
+    return sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if not path.is_dir() and not _ours(path.relative_to(folder))
+    )
 
 
 class OutputFolder:
@@ -53,16 +56,22 @@ class OutputFolder:
     def check(self) -> None:
         """Refuse, before any compute, what the run could not write or must not replace."""
         if self.path.exists() and not self.path.is_dir():
-            raise ConfigError(f"--out {self.path} is a file; give a folder (new, or an earlier output with --overwrite)")
+            raise ConfigError(
+                f"--out {self.path} is a file; give a folder (new, or an earlier output with --overwrite)"
+            )
         if not self.path.is_dir() or not any(self.path.iterdir()) or self.overwrite:
             return
         foreign = foreign_files(self.path)
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise ConfigError(f"--out {self.path} holds files safesvd did not write ({shown}); choose another folder, "
-                              "or pass --overwrite to replace the whole folder")
-        raise ConfigError(f"--out {self.path} holds an earlier output; pass --overwrite to replace it (whole), or "
-                          "choose another folder")
+            raise ConfigError(
+                f"--out {self.path} holds files safesvd did not write ({shown}); choose another folder, "
+                "or pass --overwrite to replace the whole folder"
+            )
+        raise ConfigError(
+            f"--out {self.path} holds an earlier output; pass --overwrite to replace it (whole), or "
+            "choose another folder"
+        )
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[OutputFolder]:
@@ -72,8 +81,10 @@ class OutputFolder:
         try:
             handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            raise ConfigError(f"another safesvd run is writing {self.path} (its lock {self.lock} exists); wait for it, "
-                              "or delete the lock file if no run is") from None
+            raise ConfigError(
+                f"another safesvd run is writing {self.path} (its lock {self.lock} exists); wait for it, "
+                "or delete the lock file if no run is"
+            ) from None
         os.write(handle, str(os.getpid()).encode())
         os.close(handle)
         try:

@@ -61,7 +61,7 @@ def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | N
     calibrate = (0.0, 1.0 - config.test_fraction) if not own_test else (0.0, 1.0)
     held = (0.0, 1.0) if own_test else (1.0 - config.test_fraction, 1.0)
     test_source = config.test or config.data
-    steps = config.rollout_steps or None
+    steps = config.trajectory_steps or None
     cal = config.data.load(steps, calibrate) if calibration else None
     test = test_source.load(None, held)
     field = (cal.field if cal is not None else None) or test.field
@@ -76,9 +76,17 @@ def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | N
     if rollout is not None:
         check_finite(rollout, "test rollout")
     refine_items = config.refine.load() if calibration and config.refine is not None else None
-    return Prepared(config=config, model=model, calibration=cal.items if cal is not None else [],
-                    test=test_batches, rollout=rollout, adapter_options=options, field=field,
-                    lead_time=test.lead_time, refine_items=refine_items)
+    return Prepared(
+        config=config,
+        model=model,
+        calibration=cal.items if cal is not None else [],
+        test=test_batches,
+        rollout=rollout,
+        adapter_options=options,
+        field=field,
+        lead_time=test.lead_time,
+        refine_items=refine_items,
+    )
 
 
 def recipe_options(config: RunConfig, recipe: str | None = None) -> dict[str, Any]:
@@ -93,20 +101,34 @@ def recipe_options(config: RunConfig, recipe: str | None = None) -> dict[str, An
 
 def evaluation(prepared: Prepared, compressed: nn.Module) -> EvaluationReport:
     """The compressed model against the original on the test part (and along rollouts, when asked)."""
-    return evaluate(prepared.model, compressed, prepared.test, adapter=prepared.config.adapter,
-                    adapter_options=prepared.adapter_options, family=prepared.config.family,
-                    rollout=prepared.rollout, horizons=prepared.eval_horizons)
+    return evaluate(
+        prepared.model,
+        compressed,
+        prepared.test,
+        adapter=prepared.config.adapter,
+        adapter_options=prepared.adapter_options,
+        family=prepared.config.family,
+        rollout=prepared.rollout,
+        horizons=prepared.eval_horizons,
+    )
 
 
 def copy_input(prepared: Prepared) -> CopyBaseline:
     """The copy-the-input baseline on the test part (and its trajectories), with the evaluation's metrics."""
-    return copy_baseline(prepared.adapter, prepared.test, family=prepared.config.family, rollout=prepared.rollout,
-                         horizons=prepared.eval_horizons)
+    return copy_baseline(
+        prepared.adapter,
+        prepared.test,
+        family=prepared.config.family,
+        rollout=prepared.rollout,
+        horizons=prepared.eval_horizons,
+    )
 
 
 def rows_legend(prepared: Prepared) -> str | None:
     """What the one-step row and the horizons of the evaluation are scored on (None without horizons)."""
-    return report.rows_legend(test_sizes(prepared), function=(prepared.config.test or prepared.config.data).function is not None)
+    return report.rows_legend(
+        test_sizes(prepared), function=(prepared.config.test or prepared.config.data).function is not None
+    )
 
 
 def test_sizes(prepared: Prepared) -> tuple[int, int | None]:
@@ -116,7 +138,9 @@ def test_sizes(prepared: Prepared) -> tuple[int, int | None]:
     pairs = sum(int(adapter.reference(batch).shape[0]) for batch in prepared.test)
     if prepared.rollout is None:
         return pairs, None
-    return pairs, sum(int(adapter.reference(adapter.rollout_step(item, None, 1)).shape[0]) for item in prepared.rollout)
+    return pairs, sum(
+        int(adapter.reference(adapter.rollout_step(item, None, 1)).shape[0]) for item in prepared.rollout
+    )
 
 
 def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress: bool = False) -> Run:
@@ -124,11 +148,22 @@ def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress
     the config has ``[refine]``, and evaluate."""
     config = prepared.config
     start = time.perf_counter()
-    refinement = {} if config.refine is None or prepared.refine_items is None else \
-        config.refine.compress_arguments(prepared.refine_items)
-    result = compress(prepared.model, prepared.calibration, ratio=ratio, recipe=recipe or config.recipe,
-                      adapter=config.adapter, adapter_options=prepared.adapter_options, progress=progress,
-                      **refinement, **recipe_options(config, recipe))
+    refinement = (
+        {}
+        if config.refine is None or prepared.refine_items is None
+        else config.refine.compress_arguments(prepared.refine_items)
+    )
+    result = compress(
+        prepared.model,
+        prepared.calibration,
+        ratio=ratio,
+        recipe=recipe or config.recipe,
+        adapter=config.adapter,
+        adapter_options=prepared.adapter_options,
+        progress=progress,
+        **refinement,
+        **recipe_options(config, recipe),
+    )
     seconds = time.perf_counter() - start
     return Run(ratio=ratio, result=result, report=evaluation(prepared, result.model), seconds=seconds)
 

@@ -1,5 +1,5 @@
 """Entry point of the command line's application layer: ``safesvd compress``, ``evaluate``,
-``inspect`` and ``export`` (docs/cli.md)."""
+``inspect``, ``export`` and ``demo`` (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from .data_source import data_spec
 from .output import OutputFolder
 from .progress_option import add_progress_option, wants_progress
 
-TRUST_HELP = ("import the factory or data function the folder's config.json names (it runs that code: only for a "
-              "folder you trust; zoo models, readers and generators need no code)")
+TRUST_HELP = (
+    "import the factory or data function the folder's config.json names (it runs that code: only for a "
+    "folder you trust; zoo models, readers and generators need no code)"
+)
 
 
 class CompressCommand(CliCommand):
@@ -32,20 +34,35 @@ class CompressCommand(CliCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("config", type=Path, help="the TOML config (docs/cli.md)")
         parser.add_argument("--out", type=Path, help="the output folder (default: <config name>-compressed)")
-        parser.add_argument("--ratio", type=float, nargs="+", help="kept-parameter fraction(s); overrides [compress] ratio(s)")
+        parser.add_argument(
+            "--ratio", type=float, nargs="+", help="kept-parameter fraction(s); overrides [compress] ratio(s)"
+        )
         parser.add_argument("--recipe", help="overrides [compress] recipe")
         parser.add_argument("--family", help="overrides [compress] family")
-        parser.add_argument("--horizons", type=int, nargs="+", help="rollout horizons to evaluate; overrides [evaluate]")
+        parser.add_argument(
+            "--horizons", type=int, nargs="+", help="rollout horizons to evaluate; overrides [evaluate]"
+        )
         parser.add_argument("--no-figures", action="store_true", help="write no figures")
-        parser.add_argument("--set", action="append", default=[], metavar="TABLE.KEY=VALUE",
-                            help="override any key, e.g. compress.options.alpha=0.7 (VALUE read as TOML)")
-        parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder (as a whole)")
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="TABLE.KEY=VALUE",
+            help="override any key, e.g. compress.options.alpha=0.7 (VALUE read as TOML)",
+        )
+        parser.add_argument(
+            "--overwrite", action="store_true", help="replace an existing output folder (as a whole)"
+        )
         add_progress_option(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         raw = configs.read_toml(args.config)
-        overrides = {"compress.recipe": args.recipe, "compress.family": args.family,
-                     "evaluate.horizons": args.horizons, "evaluate.figures": False if args.no_figures else None}
+        overrides = {
+            "compress.recipe": args.recipe,
+            "compress.family": args.family,
+            "evaluate.horizons": args.horizons,
+            "evaluate.figures": False if args.no_figures else None,
+        }
         if args.ratio:
             raw.get("compress", {}).pop("ratio", None)
             overrides["compress.ratios"] = list(args.ratio)
@@ -66,8 +83,10 @@ class CompressCommand(CliCommand):
             print(figures.MISSING)
         copy, legend = pipeline.copy_input(prepared), pipeline.rows_legend(prepared)
         for run, where in zip(runs, folders):
-            print(f"## {run.result.recipe} at ratio {run.ratio:g}: {run.result.params_after:,} of "
-                  f"{run.result.params_before:,} parameters kept, {run.seconds:.1f} s → {where}\n")
+            print(
+                f"## {run.result.recipe} at ratio {run.ratio:g}: {run.result.params_after:,} of "
+                f"{run.result.params_before:,} parameters kept, {run.seconds:.1f} s → {where}\n"
+            )
             print(report.evaluation_table(run.report, config.horizons, copy=copy, legend=legend) + "\n")
         print(f"written: {out.path}")
         return 0
@@ -81,11 +100,21 @@ class EvaluateCommand(CliCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("folder", type=Path, help="a folder written by `safesvd compress` (one ratio)")
-        parser.add_argument("--data", help="test data instead of the config's test split: an HDF5 file (PDEBench or "
-                                           "The Well), a generator name, or module:function")
-        parser.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
-                            help="an option of that reader, generator or function (VALUE read as TOML)")
-        parser.add_argument("--horizons", type=int, nargs="+", help="rollout horizons (default: the config's)")
+        parser.add_argument(
+            "--data",
+            help="test data instead of the config's test split: an HDF5 file (PDEBench or "
+            "The Well), a generator name, or module:function",
+        )
+        parser.add_argument(
+            "--data-option",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="an option of that reader, generator or function (VALUE read as TOML)",
+        )
+        parser.add_argument(
+            "--horizons", type=int, nargs="+", help="rollout horizons (default: the config's)"
+        )
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
         parser.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
 
@@ -98,8 +127,16 @@ class EvaluateCommand(CliCommand):
         prepared = pipeline.prepare(config, calibration=False)
         compressed = load_compressed(config.model.build(), args.folder)
         evaluation = pipeline.evaluation(prepared, compressed)
-        print(evaluation.to_json() if args.json else report.evaluation_table(
-            evaluation, config.horizons, copy=pipeline.copy_input(prepared), legend=pipeline.rows_legend(prepared)))
+        print(
+            evaluation.to_json()
+            if args.json
+            else report.evaluation_table(
+                evaluation,
+                config.horizons,
+                copy=pipeline.copy_input(prepared),
+                legend=pipeline.rows_legend(prepared),
+            )
+        )
         return 0
 
 
@@ -107,7 +144,9 @@ class InspectCommand(CliCommand):
     """``safesvd inspect DIR``: the manifest as a table, no tensor loaded."""
 
     name: ClassVar[str] = "inspect"
-    help: ClassVar[str] = "show ranks, shapes, parameters, fallbacks and λ/α per layer from a folder's manifest"
+    help: ClassVar[str] = (
+        "show ranks, shapes, parameters, fallbacks and λ/α per layer from a folder's manifest"
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("folder", type=Path, help="a compressed-model folder (or its manifest.json)")
@@ -123,11 +162,15 @@ class ExportCommand(CliCommand):
     """``safesvd export DIR --dense OUT.safetensors``: dense weights for the original architecture."""
 
     name: ClassVar[str] = "export"
-    help: ClassVar[str] = "merge the factors into dense weights that load into the original model without safesvd"
+    help: ClassVar[str] = (
+        "merge the factors into dense weights that load into the original model without safesvd"
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("folder", type=Path, help="a folder written by `safesvd compress` (one ratio)")
-        parser.add_argument("--dense", type=Path, required=True, metavar="OUT.safetensors", help="the file to write")
+        parser.add_argument(
+            "--dense", type=Path, required=True, metavar="OUT.safetensors", help="the file to write"
+        )
         parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
         parser.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
 
@@ -140,6 +183,36 @@ class ExportCommand(CliCommand):
         return 0
 
 
+class DemoCommand(CliCommand):
+    """``safesvd demo``: compress the zoo's reference PFM at several ratios and print a table."""
+
+    name: ClassVar[str] = "demo"
+    help: ClassVar[str] = (
+        "compress the bundled reference PFM, print a table (and with --out write its output folder)"
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--ratios", type=float, nargs="+", default=[0.8, 0.6, 0.4], help="kept-parameter fractions"
+        )
+        add_progress_option(parser)
+        parser.add_argument(
+            "--out",
+            type=Path,
+            help="also write the output folder `safesvd compress` writes "
+            "(models, manifests, reports, figures)",
+        )
+        parser.add_argument(
+            "--overwrite", action="store_true", help="replace an output folder that holds other models"
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from . import demo  # loads the reference model's code only when the demo runs
+
+        print(demo.run(args.ratios, progress=wants_progress(args), out=args.out, overwrite=args.overwrite))
+        return 0
+
+
 @hookimpl
 def safesvd_cli_commands():
-    return [CompressCommand, EvaluateCommand, InspectCommand, ExportCommand]
+    return [CompressCommand, EvaluateCommand, InspectCommand, ExportCommand, DemoCommand]

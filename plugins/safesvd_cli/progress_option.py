@@ -10,8 +10,12 @@ from collections.abc import Sequence
 
 def add_progress_option(parser: argparse.ArgumentParser) -> None:
     """Declare ``--progress/--no-progress`` on ``parser`` (default: on in a terminal)."""
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="show progress bars (default: on when the output is a terminal)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress bars (default: on when the output is a terminal)",
+    )
 
 
 def wants_progress(args: argparse.Namespace) -> bool:

@@ -13,7 +13,7 @@ import attrs
 from safesvd_core import RefineOptions
 from safesvd_core.plugin import ConfigError
 
-from .data_source import DataSpec
+from .data_source import DataSpec, trajectory_steps
 
 #: The keys of ``[refine]`` that are refinement options (the rest describe the data).
 OPTION_KEYS = ("steps", "lr", "warmup", "held_out", "eval_every", "rollout_weight", "parameters", "seed")
@@ -21,38 +21,48 @@ OPTION_KEYS = ("steps", "lr", "warmup", "held_out", "eval_every", "rollout_weigh
 
 @attrs.frozen(kw_only=True)
 class RefineSpec:
-    """Where the refinement inputs come from, as how many steps of trajectories (0: one-step
-    pairs), and the options of :class:`~safesvd_core.RefineOptions`."""
+    """Where the refinement inputs come from, as trajectories of how many steps (``trajectory_steps``;
+    0: one-step pairs), and the options of :class:`~safesvd_core.RefineOptions`."""
 
     data: DataSpec
-    rollout_steps: int = 0
+    trajectory_steps: int = 0
     options: RefineOptions
 
     @classmethod
     def from_dict(cls, table: Mapping[str, Any], *, base: Path) -> RefineSpec:
         table = dict(table)
-        steps = table.pop("rollout_steps", 0)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ConfigError(f"[refine] rollout_steps: expected an integer ≥ 0 (0: one-step pairs), got {steps!r}")
+        steps = trajectory_steps(table, "[refine]")
         given = {key: table.pop(key) for key in OPTION_KEYS if key in table}
         if "steps" not in given:
-            raise ConfigError("[refine] steps: missing; say how many optimiser steps to take (e.g. steps = 1500)")
+            raise ConfigError(
+                "[refine] steps: missing; say how many optimiser steps to take (e.g. steps = 1500)"
+            )
         try:
             options = RefineOptions(**given)
         except ConfigError as error:
             raise ConfigError(f"[refine]: {error}") from None
-        return cls(data=DataSpec.from_dict(table, base=base, name="refine"), rollout_steps=steps, options=options)
+        return cls(
+            data=DataSpec.from_dict(table, base=base, name="refine"), trajectory_steps=steps, options=options
+        )
 
     def to_dict(self) -> dict[str, Any]:
         options = attrs.asdict(self.options)
-        return {**self.data.to_dict(), "rollout_steps": self.rollout_steps,
-                **{key: options[key] for key in OPTION_KEYS}}
+        return {
+            **self.data.to_dict(),
+            "trajectory_steps": self.trajectory_steps,
+            **{key: options[key] for key in OPTION_KEYS},
+        }
 
     def load(self) -> list[Any]:
-        """The refinement items: one-step batches, or trajectories of ``rollout_steps`` steps."""
-        return self.data.load(self.rollout_steps or None).items
+        """The refinement items: one-step batches, or trajectories of ``trajectory_steps`` steps."""
+        return self.data.load(self.trajectory_steps or None).items
 
     def compress_arguments(self, items: list[Any]) -> dict[str, Any]:
         """The keywords of ``compress`` that ask for this refinement on ``items``."""
-        return {"refine_data": items, "refine_steps": self.options.steps,
-                "refine_options": {key: value for key, value in attrs.asdict(self.options).items() if key != "steps"}}
+        return {
+            "refine_data": items,
+            "refine_steps": self.options.steps,
+            "refine_options": {
+                key: value for key, value in attrs.asdict(self.options).items() if key != "steps"
+            },
+        }

@@ -4,14 +4,13 @@ failures turned into one :class:`ConfigError` line. A config is as trusted as a 
 from __future__ import annotations
 
 import importlib
-import tomllib
 import sys
+import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from safesvd_core.plugin import ConfigError
-
 
 #: Modules of the installed safesvd packages: what a config names there is not code of its own. They
 #: are imported from the environment only, never from a config's folder (which could shadow them).
@@ -29,21 +28,29 @@ def import_object(spec: str, where: str, folders: tuple[Path, ...] = ()) -> Any:
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
         raise ConfigError(f"{where}: expected 'module:function', got {spec!r}")
-    added = [] if own_code(spec) else [str(folder) for folder in reversed(folders) if str(folder) not in sys.path]
+    added = (
+        [] if own_code(spec) else [str(folder) for folder in reversed(folders) if str(folder) not in sys.path]
+    )
     for folder in added:
         sys.path.insert(0, folder)
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ConfigError(f"{where}: cannot import {module_name!r} ({error}); the module must be importable: put it "
-                          "beside the config, run from its folder, or pip install its package") from error
-    finally:  # the folders leave the path again: a matplotlib.py beside a config must not shadow matplotlib later
+        raise ConfigError(
+            f"{where}: cannot import {module_name!r} ({error}); the module must be importable: put it "
+            "beside the config, run from its folder, or pip install its package"
+        ) from error
+    finally:
+        # the folders leave the path again: a matplotlib.py beside a config must not shadow matplotlib later
         for folder in added:
             if folder in sys.path:
                 sys.path.remove(folder)
     if not hasattr(module, name):
         public = sorted(n for n in dir(module) if not n.startswith("_"))
-        raise ConfigError(f"{where}: module {module_name!r} has no {name!r}; it has {', '.join(public[:12]) or 'nothing public'}")
+        raise ConfigError(
+            f"{where}: module {module_name!r} has no {name!r}; it has "
+            f"{', '.join(public[:12]) or 'nothing public'}"
+        )
     return getattr(module, name)
 
 
@@ -52,7 +59,7 @@ def code_value(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or value.count(":") != 1 or not all(value.split(":")):
-        raise ConfigError(f"{where}: expected \"module:function\" (a string), got {value!r}")
+        raise ConfigError(f'{where}: expected "module:function" (a string), got {value!r}')
     return value
 
 
@@ -62,7 +69,7 @@ def call_user(function: Callable[..., Any], where: str, **options: Any) -> Any:
         return function(**options)
     except ConfigError:
         raise
-    except Exception as error:  # noqa: BLE001 - the user's code failed: named, chained (--debug shows it)
+    except Exception as error:  # the user's code failed: named, chained (--debug shows it)
         raise ConfigError(f"{where} raised {type(error).__name__}: {error}") from error
 
 

@@ -7,16 +7,16 @@ batches. For rollout calibration both also give a :class:`RolloutSet` (``read_ro
 ``rollouts(steps)``): ``(input, trajectory)`` items. See docs/data.md.
 """
 
-from .burgers import BurgersGenerator
 from . import checks
+from .burgers import BurgersGenerator
 from .calibration import GENERATORS, default_calibration_set
 from .diffusion_reaction import GrayScottGenerator
 from .euler import EulerGenerator
 from .loader import MultiDomainLoader
 from .navier_stokes import NavierStokes2D, NavierStokesGenerator
 from .pairs import PairSet, relative_l2
-from .rollouts import RolloutSet
 from .pdebench import PDEBenchCFD, PDEBenchDiffusionReaction, PDEBenchIncompressibleNS, PDEBenchShallowWater
+from .rollouts import RolloutSet
 from .shallow_water import ShallowWaterGenerator
 from .the_well import TheWell
 from .wave import WaveGenerator

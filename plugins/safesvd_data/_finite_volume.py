@@ -51,7 +51,13 @@ def rhs(q: Tensor, law: ConservationLaw, spacing: tuple[float, float], periodic:
 
 
 def advance(
-    q: Tensor, law: ConservationLaw, duration: float, spacing: tuple[float, float], *, periodic: bool, cfl: float = 0.4
+    q: Tensor,
+    law: ConservationLaw,
+    duration: float,
+    spacing: tuple[float, float],
+    *,
+    periodic: bool,
+    cfl: float = 0.4,
 ) -> Tensor:
     """``q`` after ``duration``, with steps ``cfl · min(h) / max speed`` over the whole batch."""
 

@@ -96,8 +96,13 @@ class Generator(abc.ABC):
             for _ in range(steps):
                 state = self.advance(state, self.lead_time)
                 frames.append(self.observe(state).float())
-        return RolloutSet(field=self.field(), inputs=self.observe(start).float(), trajectories=torch.stack(frames, dim=1),
-                          domain=self.name, lead_time=float(self.lead_time))
+        return RolloutSet(
+            field=self.field(),
+            inputs=self.observe(start).float(),
+            trajectories=torch.stack(frames, dim=1),
+            domain=self.name,
+            lead_time=float(self.lead_time),
+        )
 
 
 @contextlib.contextmanager
@@ -127,7 +132,8 @@ def cell_centres(size: int, low: float, high: float) -> tuple[Tensor, Tensor]:
 
 
 def random_smooth(generator: torch.Generator, samples: int, size: int, peak: float) -> Tensor:
-    """Periodic random fields ``(samples, size, size)``, energy near wavenumber ``peak``, zero mean, unit RMS."""
+    """Periodic random fields ``(samples, size, size)``, energy near wavenumber ``peak``, zero mean,
+    unit RMS."""
     k = torch.fft.fftfreq(size, d=1.0 / size, dtype=torch.float64)
     kx, ky = torch.meshgrid(k, k, indexing="ij")
     magnitude = torch.sqrt(kx**2 + ky**2)
@@ -138,5 +144,12 @@ def random_smooth(generator: torch.Generator, samples: int, size: int, peak: flo
 
 
 __all__ = [
-    "Generator", "cell_centres", "grid_size", "non_negative", "one_thread", "random_smooth", "seed_value", "uniform",
+    "Generator",
+    "cell_centres",
+    "grid_size",
+    "non_negative",
+    "one_thread",
+    "random_smooth",
+    "seed_value",
+    "uniform",
 ]

@@ -14,7 +14,8 @@ def _where(group: Any) -> str:
 
 
 def member(group: Any, name: str, *, layout: str) -> Any:
-    """``group[name]``, or a :class:`ConfigError` naming what the ``layout`` expected and what the group holds."""
+    """``group[name]``, or a :class:`ConfigError` naming what the ``layout`` expected and what the group
+    holds."""
     if name not in group:
         held = ", ".join(sorted(group.keys())) or "nothing"
         raise ConfigError(f"{layout}: expected {name!r} in {_where(group)}, which holds {held}")

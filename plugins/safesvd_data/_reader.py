@@ -63,8 +63,11 @@ class Reader(abc.ABC):
         return to_pairs(self.load(), lead_steps=self.lead_steps, stride=self.stride or self.lead_steps)
 
     def read_rollouts(self, steps: int) -> RolloutSet:
-        """The file as rollout items: each start ``t`` with the ``steps`` states ``lead_steps`` apart after it."""
-        return to_rollouts(self.load(), steps=steps, lead_steps=self.lead_steps, stride=self.stride or self.lead_steps)
+        """The file as rollout items: each start ``t`` with the ``steps`` states ``lead_steps`` apart after
+        it."""
+        return to_rollouts(
+            self.load(), steps=steps, lead_steps=self.lead_steps, stride=self.stride or self.lead_steps
+        )
 
     def _label(self, recorded: str | None = None) -> str:
         return self.domain or recorded or self.path.stem
@@ -80,8 +83,9 @@ class Reader(abc.ABC):
         try:
             return h5py.File(self.path, "r")
         except OSError as error:  # not HDF5 (a text file, a truncated download): name the file
-            raise ConfigError(f"{self.path} is not a readable HDF5 file ({error}); give a PDEBench or The Well "
-                              "HDF5 file") from None
+            raise ConfigError(
+                f"{self.path} is not a readable HDF5 file ({error}); give a PDEBench or The Well HDF5 file"
+            ) from None
 
 
 def to_pairs(trajectories: Trajectories, *, lead_steps: int, stride: int) -> PairSet:
@@ -90,7 +94,8 @@ def to_pairs(trajectories: Trajectories, *, lead_steps: int, stride: int) -> Pai
     steps = data.shape[1]
     if steps <= lead_steps:
         raise ConfigError(
-            f"lead_steps: expected fewer than the {steps} saved time steps of {trajectories.domain!r}, got {lead_steps}"
+            f"lead_steps: expected fewer than the {steps} saved time steps of {trajectories.domain!r}, got "
+            f"{lead_steps}"
         )
     starts = np.arange(0, steps - lead_steps, stride)
     inputs = data[:, starts].reshape(-1, *data.shape[2:])
@@ -111,8 +116,10 @@ def to_rollouts(trajectories: Trajectories, *, steps: int, lead_steps: int, stri
     data = trajectories.data
     span = steps * lead_steps
     if data.shape[1] <= span:
-        raise ConfigError(f"steps × lead_steps: expected fewer than the {data.shape[1]} saved time steps of "
-                          f"{trajectories.domain!r}, got {steps} × {lead_steps}")
+        raise ConfigError(
+            f"steps × lead_steps: expected fewer than the {data.shape[1]} saved time steps of "
+            f"{trajectories.domain!r}, got {steps} × {lead_steps}"
+        )
     starts = np.arange(0, data.shape[1] - span, stride)
     later = starts[:, None] + lead_steps * np.arange(1, steps + 1)[None, :]
     inputs = data[:, starts].reshape(-1, *data.shape[2:])
@@ -135,7 +142,8 @@ def uniform_spacing(coordinates: Any, name: str) -> float:
     step = float(steps.flat[0])
     if not math.isfinite(step) or step <= 0 or not np.allclose(steps, step, rtol=1e-4, atol=0.0):
         raise ConfigError(
-            f"{name}: expected evenly spaced increasing coordinates, got steps from {steps.min()} to {steps.max()}"
+            f"{name}: expected evenly spaced increasing coordinates, got steps from {steps.min()} to "
+            f"{steps.max()}"
         )
     return step
 

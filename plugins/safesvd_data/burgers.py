@@ -14,7 +14,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import FieldDescription, positive, Role
+from safesvd_core.plugin import FieldDescription, Role, positive
 
 from ._generator import Generator, non_negative, random_smooth
 from ._stencils import gradient, laplacian

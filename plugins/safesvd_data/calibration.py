@@ -17,12 +17,19 @@ from .wave import WaveGenerator
 GENERATORS: Mapping[str, type[Generator]] = {
     cls.name: cls
     for cls in (
-        NavierStokesGenerator, EulerGenerator, ShallowWaterGenerator, WaveGenerator, GrayScottGenerator, BurgersGenerator
+        NavierStokesGenerator,
+        EulerGenerator,
+        ShallowWaterGenerator,
+        WaveGenerator,
+        GrayScottGenerator,
+        BurgersGenerator,
     )
 }
 
 
-def default_calibration_set(*, samples: int = 16, size: int = 32, seed: int = 0, batch_size: int = 8) -> MultiDomainLoader:
+def default_calibration_set(
+    *, samples: int = 16, size: int = 32, seed: int = 0, batch_size: int = 8
+) -> MultiDomainLoader:
     """``samples`` pairs of every family in :data:`GENERATORS` on a ``size``² grid, with default settings.
 
     Family ``i`` uses seed ``seed + 1000 i``, so families never share random draws. Batches are

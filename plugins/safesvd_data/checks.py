@@ -1,4 +1,5 @@
-"""The physics checks of the generators, as numbers: the tests bound them, ``benchmarks/data.py`` prints them."""
+"""The physics checks of the generators, as numbers: the tests bound them,
+``benchmarks/data.py`` prints them."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ def navier_stokes_taylor_green(viscosity: float = 0.05, duration: float = 2.0) -
     generator = NavierStokesGenerator(size=16, viscosity=viscosity)
     x, y = (axis - math.pi / 16 for axis in cell_centres(16, 0.0, 2 * math.pi))  # grid points
     vorticity = (2 * torch.sin(x) * torch.sin(y)).view(1, 1, 16, 16)
-    start, end = (generator.observe(s).pow(2).mean() for s in (vorticity, generator.advance(vorticity, duration)))
+    start, end = (
+        generator.observe(s).pow(2).mean() for s in (vorticity, generator.advance(vorticity, duration))
+    )
     return abs(float(end / start) / math.exp(-4 * viscosity * duration) - 1)
 
 
 def navier_stokes_energy_steps(samples: int = 2, intervals: int = 3, duration: float = 0.5) -> Tensor:
-    """Kinetic-energy changes over successive ``duration`` intervals of random flows (all < 0 when viscous)."""
+    """Kinetic-energy changes over successive ``duration`` intervals of random flows
+    (all < 0 when viscous)."""
     generator = NavierStokesGenerator(samples=samples)
     state, energies = _seed(generator), []
     for _ in range(intervals + 1):
@@ -57,10 +61,13 @@ def shallow_water_mass_drift(duration: float) -> float:
 
 
 def shallow_water_front_speed(gravity: float = 2.0, times: tuple[float, float] = (0.2, 0.8)) -> float:
-    """Speed of the half-height point of a 2 % planar dam's front on a 64 × 4 strip (expect ≈ √(g h), h = 1)."""
+    """Speed of the half-height point of a 2 % planar dam's front on a 64 × 4 strip
+    (expect ≈ √(g h), h = 1)."""
     generator = ShallowWaterGenerator(size=64, gravity=gravity)
     x = cell_centres(64, -2.5, 2.5)[0][:, :4]
-    state = torch.stack([torch.where(x.abs() <= 0.5, 1.02, 1.0), torch.zeros_like(x), torch.zeros_like(x)])[None]
+    state = torch.stack([torch.where(x.abs() <= 0.5, 1.02, 1.0), torch.zeros_like(x), torch.zeros_like(x)])[
+        None
+    ]
     fronts = []
     for duration in times:
         h = generator.advance(state, duration)[0, 0, :, 0] - 1.0
@@ -111,7 +118,9 @@ def burgers_cole_hopf_errors(sizes: tuple[int, ...] = (32, 64), viscosity: float
     errors = []
     for size in sizes:
         exact = cole_hopf(size, viscosity, 1.0)
-        numeric = BurgersGenerator(size=size, viscosity=viscosity).advance(cole_hopf(size, viscosity, 0.0), 1.0)
+        numeric = BurgersGenerator(size=size, viscosity=viscosity).advance(
+            cole_hopf(size, viscosity, 0.0), 1.0
+        )
         errors.append(float((numeric - exact).norm() / exact.norm()))
     return errors
 

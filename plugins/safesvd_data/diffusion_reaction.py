@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import FieldDescription, positive, positive_int, Role
+from safesvd_core.plugin import FieldDescription, Role, positive, positive_int
 
 from ._generator import Generator, non_negative, uniform
 from ._stencils import laplacian

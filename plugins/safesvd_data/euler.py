@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import FieldDescription, positive, Role
+from safesvd_core.plugin import FieldDescription, Role, positive
 
 from . import _finite_volume
 from ._generator import Generator, cell_centres, uniform

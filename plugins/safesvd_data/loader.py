@@ -34,7 +34,9 @@ class MultiDomainLoader:
     def __attrs_post_init__(self) -> None:
         for pairs in self.sets:
             if pairs.field != self.field(pairs.domain):
-                raise ConfigError(f"sets: domain {pairs.domain!r} appears with two different field descriptions")
+                raise ConfigError(
+                    f"sets: domain {pairs.domain!r} appears with two different field descriptions"
+                )
 
     @property
     def domains(self) -> tuple[str, ...]:

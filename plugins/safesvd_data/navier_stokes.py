@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import FieldDescription, positive, positive_int, Role
+from safesvd_core.plugin import FieldDescription, Role, positive, positive_int
 
 from ._generator import Generator, non_negative, random_smooth
 
@@ -118,7 +118,10 @@ class NavierStokesGenerator(Generator):
 
     def field(self) -> FieldDescription:
         return FieldDescription.uniform(
-            channels=("u", "v"), roles=(Role.VELOCITY_X, Role.VELOCITY_Y), spacing=self.solver.spacing, periodic=True
+            channels=("u", "v"),
+            roles=(Role.VELOCITY_X, Role.VELOCITY_Y),
+            spacing=self.solver.spacing,
+            periodic=True,
         )
 
     def initial(self, generator: torch.Generator) -> Tensor:

@@ -13,7 +13,9 @@ from safesvd_core.plugin import ConfigError, FieldDescription
 
 def _check(instance: PairSet, attribute: attrs.Attribute, value: Tensor) -> None:
     if not isinstance(value, Tensor) or value.dtype != torch.float32:
-        raise ConfigError(f"{attribute.name}: expected a float32 tensor, got {getattr(value, 'dtype', type(value))}")
+        raise ConfigError(
+            f"{attribute.name}: expected a float32 tensor, got {getattr(value, 'dtype', type(value))}"
+        )
     instance.field.check_shape(value.shape)
 
 
@@ -34,7 +36,8 @@ class PairSet:
     def __attrs_post_init__(self) -> None:
         if self.inputs.shape != self.targets.shape:
             raise ConfigError(
-                f"targets: expected the shape of the inputs {tuple(self.inputs.shape)}, got {tuple(self.targets.shape)}"
+                f"targets: expected the shape of the inputs {tuple(self.inputs.shape)}, got "
+                f"{tuple(self.targets.shape)}"
             )
         if not self.domain:
             raise ConfigError("domain: expected a non-empty label, got ''")

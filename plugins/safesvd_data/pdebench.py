@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-from safesvd_core.plugin import ConfigError, FieldDescription, positive, Role
+from safesvd_core.plugin import ConfigError, FieldDescription, Role, positive
 
 from ._hdf5 import member
 from ._reader import Reader, Trajectories, uniform_spacing
@@ -52,14 +52,20 @@ class PDEBenchCFD(Reader):
         with self._open() as file:
             dim = member(file, "density", layout=self.layout).ndim - 2
             if dim not in (1, 2, 3):
-                raise ConfigError(f"{self.layout}: expected 'density' of shape (N, T, *grid) with 1 to 3 axes")
+                raise ConfigError(
+                    f"{self.layout}: expected 'density' of shape (N, T, *grid) with 1 to 3 axes"
+                )
             names = ("density", "pressure", *(f"V{axis}" for axis in _AXES[:dim]))
             arrays = [member(file, name, layout=self.layout)[: self.trajectories] for name in names]
             for name, array in zip(names, arrays, strict=True):
                 if array.shape != arrays[0].shape:
-                    raise ConfigError(f"{self.layout}: {name!r} has shape {array.shape}, 'density' {arrays[0].shape}")
+                    raise ConfigError(
+                        f"{self.layout}: {name!r} has shape {array.shape}, 'density' {arrays[0].shape}"
+                    )
             spacing = [
-                uniform_spacing(member(file, f"{axis}-coordinate", layout=self.layout)[()], f"{axis}-coordinate")
+                uniform_spacing(
+                    member(file, f"{axis}-coordinate", layout=self.layout)[()], f"{axis}-coordinate"
+                )
                 for axis in _AXES[:dim]
             ]
             dt = _time_step(member(file, "t-coordinate", layout=self.layout)[()], "t-coordinate")
@@ -92,7 +98,9 @@ class _SampleGroups(Reader):
 
     def load(self) -> Trajectories:
         with self._open() as file:
-            keys = sorted(key for key in file if hasattr(file[key], "keys") and "data" in file[key])[: self.trajectories]
+            keys = sorted(key for key in file if hasattr(file[key], "keys") and "data" in file[key])[
+                : self.trajectories
+            ]
             if not keys:
                 raise ConfigError(f"{self.layout}: expected sample groups holding 'data' in {self.path}")
             arrays = [member(file[key], "data", layout=self.layout)[()] for key in keys]
@@ -106,14 +114,19 @@ class _SampleGroups(Reader):
                 )
             for key, array in zip(keys, arrays, strict=True):
                 if array.shape != shape:
-                    raise ConfigError(f"{self.layout}: {key}/data has shape {array.shape}, {keys[0]}/data {shape}")
+                    raise ConfigError(
+                        f"{self.layout}: {key}/data has shape {array.shape}, {keys[0]}/data {shape}"
+                    )
             spacing = [
                 uniform_spacing(member(grid, axis, layout=self.layout)[()], f"{keys[0]}/grid/{axis}")
                 for axis in self.axes
             ]
             dt = _time_step(member(grid, "t", layout=self.layout)[()], f"{keys[0]}/grid/t")
         field = FieldDescription(
-            channels=self.channels, roles=self.roles, spacing=spacing, periodic=[self.periodic] * len(self.axes),
+            channels=self.channels,
+            roles=self.roles,
+            spacing=spacing,
+            periodic=[self.periodic] * len(self.axes),
             axes=self.axes,
         )
         data = np.moveaxis(np.stack(arrays), -1, 2)  # (n, T, C, *grid)
@@ -157,13 +170,16 @@ class PDEBenchIncompressibleNS(Reader):
         with self._open() as file:
             velocity = member(file, "velocity", layout=self.layout)[: self.trajectories]
             if velocity.ndim != 5 or velocity.shape[-1] != 2:
-                raise ConfigError(f"{self.layout}: expected 'velocity' of shape (N, T, X, Y, 2), got {velocity.shape}")
+                raise ConfigError(
+                    f"{self.layout}: expected 'velocity' of shape (N, T, X, Y, 2), got {velocity.shape}"
+                )
             parts = [velocity]
             if self.particles:
                 particles = member(file, "particles", layout=self.layout)[: self.trajectories]
                 if particles.shape != (*velocity.shape[:-1], 1):
                     raise ConfigError(
-                        f"{self.layout}: expected 'particles' of shape {(*velocity.shape[:-1], 1)}, got {particles.shape}"
+                        f"{self.layout}: expected 'particles' of shape {(*velocity.shape[:-1], 1)}, got "
+                        f"{particles.shape}"
                     )
                 parts.append(particles)
             dt = _time_step(member(file, "t", layout=self.layout)[:1], "t")

@@ -14,7 +14,9 @@ from safesvd_core.plugin import ConfigError, FieldDescription
 
 def _check(instance: RolloutSet, attribute: attrs.Attribute, value: Tensor) -> None:
     if not isinstance(value, Tensor) or value.dtype != torch.float32:
-        raise ConfigError(f"{attribute.name}: expected a float32 tensor, got {getattr(value, 'dtype', type(value))}")
+        raise ConfigError(
+            f"{attribute.name}: expected a float32 tensor, got {getattr(value, 'dtype', type(value))}"
+        )
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -30,10 +32,15 @@ class RolloutSet:
 
     def __attrs_post_init__(self) -> None:
         self.field.check_shape(self.inputs.shape)
-        if (self.trajectories.ndim != self.inputs.ndim + 1 or self.trajectories.shape[0] != self.inputs.shape[0]
-                or self.trajectories.shape[2:] != self.inputs.shape[1:]):
-            raise ConfigError(f"trajectories: expected (samples, steps, *{tuple(self.inputs.shape[1:])}), "
-                              f"got {tuple(self.trajectories.shape)}")
+        if (
+            self.trajectories.ndim != self.inputs.ndim + 1
+            or self.trajectories.shape[0] != self.inputs.shape[0]
+            or self.trajectories.shape[2:] != self.inputs.shape[1:]
+        ):
+            raise ConfigError(
+                f"trajectories: expected (samples, steps, *{tuple(self.inputs.shape[1:])}), "
+                f"got {tuple(self.trajectories.shape)}"
+            )
         if not self.domain:
             raise ConfigError("domain: expected a non-empty label, got ''")
 

@@ -15,7 +15,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import FieldDescription, positive, Role
+from safesvd_core.plugin import FieldDescription, Role, positive
 
 from . import _finite_volume
 from ._generator import Generator, cell_centres, non_negative, uniform
@@ -69,14 +69,22 @@ class ShallowWaterGenerator(Generator):
 
     def field(self) -> FieldDescription:
         return FieldDescription.uniform(
-            channels=("h", "u", "v"), roles=(Role.WATER_HEIGHT, Role.VELOCITY_X, Role.VELOCITY_Y), spacing=self.spacing
+            channels=("h", "u", "v"),
+            roles=(Role.WATER_HEIGHT, Role.VELOCITY_X, Role.VELOCITY_Y),
+            spacing=self.spacing,
         )
 
     def initial(self, generator: torch.Generator) -> Tensor:
         x, y = cell_centres(self.size, -HALF_WIDTH, HALF_WIDTH)
         n = self.samples
-        radius, depth = uniform(generator, n, 0.3, 0.7), uniform(generator, n, self.depth_low, self.depth_high)
-        cx, cy = uniform(generator, n, -self.offset, self.offset), uniform(generator, n, -self.offset, self.offset)
+        radius, depth = (
+            uniform(generator, n, 0.3, 0.7),
+            uniform(generator, n, self.depth_low, self.depth_high),
+        )
+        cx, cy = (
+            uniform(generator, n, -self.offset, self.offset),
+            uniform(generator, n, -self.offset, self.offset),
+        )
         h = torch.where((x - cx) ** 2 + (y - cy) ** 2 <= radius**2, depth, torch.ones_like(depth))
         return torch.stack([h, torch.zeros_like(h), torch.zeros_like(h)], dim=1)
 

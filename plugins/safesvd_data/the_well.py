@@ -23,12 +23,12 @@ import numpy as np
 
 from safesvd_core.plugin import (
     AXES,
+    MOMENTUM_ROLES,
+    VELOCITY_ROLES,
     ConfigError,
     FieldDescription,
-    MOMENTUM_ROLES,
-    parse_role,
     Role,
-    VELOCITY_ROLES,
+    parse_role,
 )
 
 from ._hdf5 import attribute, member
@@ -67,16 +67,22 @@ class TheWell(Reader):
         with self._open() as file:
             grid_type = attribute(file, "grid_type", layout=self.layout)
             if grid_type != "cartesian":
-                raise ConfigError(f"grid_type: only 'cartesian' Well files are read, {self.path.name} has {grid_type!r}")
+                raise ConfigError(
+                    f"grid_type: only 'cartesian' Well files are read, {self.path.name} has {grid_type!r}"
+                )
             dims = member(file, "dimensions", layout=self.layout)
             axes = [str(axis) for axis in attribute(dims, "spatial_dims", layout=self.layout)]
-            if len(axes) != int(attribute(file, "n_spatial_dims", layout=self.layout)) or sorted(axes) != sorted(
-                AXES[: len(axes)]
-            ):
+            if len(axes) != int(attribute(file, "n_spatial_dims", layout=self.layout)) or sorted(
+                axes
+            ) != sorted(AXES[: len(axes)]):
                 raise ConfigError(
-                    f"{self.layout}: expected spatial_dims ordering x, y, z matching n_spatial_dims, got {axes}"
+                    f"{self.layout}: expected spatial_dims ordering x, y, z matching n_spatial_dims, got "
+                    f"{axes}"
                 )
-            spacing = [uniform_spacing(member(dims, axis, layout=self.layout)[()], f"dimensions/{axis}") for axis in axes]
+            spacing = [
+                uniform_spacing(member(dims, axis, layout=self.layout)[()], f"dimensions/{axis}")
+                for axis in axes
+            ]
             times = member(dims, "time", layout=self.layout)[()]
             dt = uniform_spacing(times, "dimensions/time")
             count = int(attribute(file, "n_trajectories", layout=self.layout))
@@ -98,7 +104,9 @@ class TheWell(Reader):
         if not arrays:
             raise ConfigError(f"{self.layout}: {self.path.name} has no time-varying field")
         if unknown := sorted(set(self.roles) - set(names)):
-            raise ConfigError(f"roles: no channel named {', '.join(unknown)}; channels are {', '.join(names)}")
+            raise ConfigError(
+                f"roles: no channel named {', '.join(unknown)}; channels are {', '.join(names)}"
+            )
         roles = [self.roles.get(name, role) for name, role in zip(names, roles, strict=True)]
         field = FieldDescription(channels=names, roles=roles, spacing=spacing, periodic=periodic, axes=axes)
         return Trajectories(data=np.concatenate(arrays, axis=2), field=field, domain=domain, dt=dt)
@@ -106,13 +114,19 @@ class TheWell(Reader):
     def _field(self, dataset: Any, count: int, steps: int, grid: tuple[int, ...], order: int) -> np.ndarray:
         """``(count, steps, D**order, *grid)``: the dataset with broadcast axes filled in."""
         varying = [bool(flag) for flag in attribute(dataset, "dim_varying", layout=self.layout)]
-        data = dataset[:count] if attribute(dataset, "sample_varying", layout=self.layout) else dataset[()][None]
+        data = (
+            dataset[:count] if attribute(dataset, "sample_varying", layout=self.layout) else dataset[()][None]
+        )
         absent = [2 + axis for axis, flag in enumerate(varying) if not flag]
         if data.ndim == 2 + len(grid) + order - len(absent):  # constant axes left out, not stored as size 1
             data = np.expand_dims(data, tuple(absent))
         shape = (data.shape[0], steps, *(n if flag else 1 for n, flag in zip(grid, varying, strict=True)))
         components = data.shape[len(shape) :]
-        if len(varying) != len(grid) or data.shape[: len(shape)] != shape or components != (len(grid),) * order:
+        if (
+            len(varying) != len(grid)
+            or data.shape[: len(shape)] != shape
+            or components != (len(grid),) * order
+        ):
             raise ConfigError(
                 f"{self.layout}: {dataset.name} has shape {dataset.shape}, which does not fit "
                 f"{count} trajectories × {steps} steps × grid {grid} for a tensor of order {order}"
@@ -134,7 +148,9 @@ class TheWell(Reader):
             if str(attribute(boundary, "bc_type", layout=self.layout)).upper() == "PERIODIC":
                 for axis in attribute(boundary, "associated_dims", layout=self.layout):
                     if axis not in periodic:
-                        raise ConfigError(f"{self.layout}: boundary {name!r} names axis {axis!r}, not among {axes}")
+                        raise ConfigError(
+                            f"{self.layout}: boundary {name!r} names axis {axis!r}, not among {axes}"
+                        )
                     periodic[axis] = True
         return [periodic[axis] for axis in axes]
 

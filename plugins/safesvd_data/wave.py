@@ -34,7 +34,9 @@ class WaveGenerator(Generator):
 
     def initial(self, generator: torch.Generator) -> Tensor:
         u = random_smooth(generator, self.samples, self.size, self.peak)
-        velocity = random_smooth(generator, self.samples, self.size, self.peak) * (2 * torch.pi * self.peak * self.speed)
+        velocity = random_smooth(generator, self.samples, self.size, self.peak) * (
+            2 * torch.pi * self.peak * self.speed
+        )
         return torch.stack([u, velocity], dim=1)
 
     def advance(self, state: Tensor, duration: float) -> Tensor:
@@ -42,7 +44,9 @@ class WaveGenerator(Generator):
         omega = self.speed * torch.sqrt(k.view(-1, 1) ** 2 + k.view(1, -1) ** 2)
         phase = omega * duration
         # sin(ωt)/ω → t as ω → 0 (the mean mode drifts linearly)
-        sinc = torch.where(omega > 0, torch.sin(phase) / omega.clamp_min(1e-300), torch.full_like(omega, duration))
+        sinc = torch.where(
+            omega > 0, torch.sin(phase) / omega.clamp_min(1e-300), torch.full_like(omega, duration)
+        )
         u, velocity = torch.fft.fft2(state[:, 0]), torch.fft.fft2(state[:, 1])
         u_next = u * torch.cos(phase) + velocity * sinc
         velocity_next = -u * omega * torch.sin(phase) + velocity * torch.cos(phase)
@@ -52,7 +56,10 @@ class WaveGenerator(Generator):
         """``½∫(u_t² + c²|∇u|²)`` per sample, with the spectral gradient."""
         k = 2 * torch.pi * torch.fft.fftfreq(self.size, d=1.0 / self.size, dtype=torch.float64)
         u = torch.fft.fft2(state[:, 0])
-        gradient = [torch.fft.ifft2(1j * k.view(-1, 1) * u).real, torch.fft.ifft2(1j * k.view(1, -1) * u).real]
+        gradient = [
+            torch.fft.ifft2(1j * k.view(-1, 1) * u).real,
+            torch.fft.ifft2(1j * k.view(1, -1) * u).real,
+        ]
         density = state[:, 1] ** 2 + self.speed**2 * (gradient[0] ** 2 + gradient[1] ** 2)
         return 0.5 * density.sum(dim=(1, 2)) / self.size**2
 

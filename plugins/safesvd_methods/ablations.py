@@ -17,8 +17,14 @@ FAMILY = "ns-incompressible"
 
 
 def _sobolev(p: int, order: int, alpha: float = 0.5) -> dict[str, Any]:
-    return {"allocator": "greedy", "sensitivity": True, "family": FAMILY, "sobolev_p": p, "sobolev_order": order,
-            "alpha": alpha}
+    return {
+        "allocator": "greedy",
+        "sensitivity": True,
+        "family": FAMILY,
+        "sobolev_p": p,
+        "sobolev_order": order,
+        "alpha": alpha,
+    }
 
 
 TABLE1: dict[str, dict[str, Any]] = {
@@ -39,13 +45,18 @@ TABLE1: dict[str, dict[str, Any]] = {
 #: a time, then variations of the default.
 ROLLOUT: dict[str, dict[str, Any]] = {
     "paper's one-step recipe: empirical Fisher, block stages, one-step batches": {
-        "rollout": False, "fisher": "empirical", "stage_mode": "block"},
+        "rollout": False,
+        "fisher": "empirical",
+        "stage_mode": "block",
+    },
     "+ layer stages": {"rollout": False, "fisher": "empirical"},
     "+ sampled Fisher": {"rollout": False},
     "+ rollout calibration (K = 5), horizons not balanced": {"balance_horizons": False},
     "+ balanced horizons (the default)": {},
     "default with the empirical Fisher": {"fisher": "empirical"},
-    "default with layer stages (block inputs cached: cheaper, misses cross-step effects)": {"stage_mode": "layer"},
+    "default with layer stages (block inputs cached: cheaper, misses cross-step effects)": {
+        "stage_mode": "layer"
+    },
     "default with K = 3": {"rollout_steps": 3},
     "default with α = 0.25": {"alpha": 0.25},
     "default with a uniform floor of ½ in the allocation": {"allocator_options": {"uniform_floor": 0.5}},

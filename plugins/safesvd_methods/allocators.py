@@ -40,7 +40,9 @@ def largest_fitting(fits: Callable[[float], bool], high: float, *, steps: int = 
     return low
 
 
-def minimum_ranks(layers: Sequence[LayerCandidate], min_rank: int, budget: int) -> tuple[dict[str, int | None], int]:
+def minimum_ranks(
+    layers: Sequence[LayerCandidate], min_rank: int, budget: int
+) -> tuple[dict[str, int | None], int]:
     """Every layer at its minimum: ``min_rank`` factors, or dense where factoring saves nothing."""
     ranks: dict[str, int | None] = {}
     for layer in layers:
@@ -54,10 +56,16 @@ def minimum_ranks(layers: Sequence[LayerCandidate], min_rank: int, budget: int) 
     return ranks, spent
 
 
-def greedy_fill(layers: Sequence[LayerCandidate], ranks: dict[str, int | None], spent: int, budget: int, *,
-                step_cost: Callable[[LayerCandidate], float] = lambda layer: layer.params_per_rank,
-                tie_break: Callable[[LayerCandidate], float] = lambda layer: 0.0,
-                admit: Callable[[LayerCandidate, int, int | None], bool] | None = None) -> dict[str, int | None]:
+def greedy_fill(
+    layers: Sequence[LayerCandidate],
+    ranks: dict[str, int | None],
+    spent: int,
+    budget: int,
+    *,
+    step_cost: Callable[[LayerCandidate], float] = lambda layer: layer.params_per_rank,
+    tie_break: Callable[[LayerCandidate], float] = lambda layer: 0.0,
+    admit: Callable[[LayerCandidate, int, int | None], bool] | None = None,
+) -> dict[str, int | None]:
     """From ``ranks`` (``spent`` weights), add components by ``s_i² / step_cost(layer)`` while the
     weights fit ``budget`` (and ``admit(layer, rank, new_rank)`` agrees); a layer reaching its
     break-even rank goes dense. Ties by ``tie_break(layer)`` (smaller first), then layer order and
@@ -104,13 +112,18 @@ class GreedyAllocator(Allocator):
             ranks, spent = self._floor(layers, ranks, budget)
         return greedy_fill(layers, ranks, spent, budget)
 
-    def _floor(self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None],
-               budget: int) -> tuple[dict[str, int | None], int]:
+    def _floor(
+        self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None], budget: int
+    ) -> tuple[dict[str, int | None], int]:
         """Each factored layer at ``uniform_floor`` × the uniform allocation's fraction (it fits:
         the uniform allocation itself does)."""
         fraction = self.uniform_floor * UniformAllocator(min_rank=self.min_rank).fraction(layers, budget)
-        floored = {layer.name: None if ranks[layer.name] is None else rank_at_fraction(layer, fraction, self.min_rank)
-                   for layer in layers}
+        floored = {
+            layer.name: None
+            if ranks[layer.name] is None
+            else rank_at_fraction(layer, fraction, self.min_rank)
+            for layer in layers
+        }
         return floored, total_cost(layers, floored)
 
 

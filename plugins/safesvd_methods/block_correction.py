@@ -24,11 +24,10 @@ import torch
 from torch import Tensor, nn
 
 from safesvd_core.plugin import (
-    DEFAULT_JITTER,
+    DEFAULTS,
     LowRankLinear,
     Phase,
     RunState,
-    get_submodule,
     one_step_batches,
     set_submodule,
     whitened_factorization,
@@ -36,8 +35,13 @@ from safesvd_core.plugin import (
 
 
 def _output(value: Any) -> Tensor | None:
-    return value if isinstance(value, Tensor) else (value[0] if isinstance(value, (tuple, list)) and value
-                                                     and isinstance(value[0], Tensor) else None)
+    return (
+        value
+        if isinstance(value, Tensor)
+        else (
+            value[0] if isinstance(value, (tuple, list)) and value and isinstance(value[0], Tensor) else None
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -54,11 +58,13 @@ class BlockCorrectionPhase(Phase):
     """Options: ``jitter`` (relative ridge of ``H``)."""
 
     name: ClassVar[str] = "block-correction"
+    reads: ClassVar[tuple[str, ...]] = ("probe", "progress")
+    writes: ClassVar[tuple[str, ...]] = ("progress",)
 
-    jitter: float = DEFAULT_JITTER
+    jitter: float = DEFAULTS.jitter
 
     def run(self, state: RunState) -> None:
-        probe = state.need("probe", self.name)
+        probe = state.probe
         corrected, skipped = {}, {}
         for block in probe.block_order:
             layer = self._output_layer(state, block)
@@ -67,14 +73,20 @@ class BlockCorrectionPhase(Phase):
                 continue
             corrected[block] = {"layer": layer, **self._correct(state, block, layer)}
             state.count(self.name, 2)
-        state.reports[self.name] = {"corrected": corrected, "skipped": skipped}
-        state.notes.append(f"block-correction: {len(corrected)} of {len(probe.block_order)} blocks' output layers "
-                           "solved again against the original blocks' outputs")
+        state.log.reports[self.name] = {"corrected": corrected, "skipped": skipped}
+        state.log.notes.append(
+            f"block-correction: {len(corrected)} of {len(probe.block_order)} blocks' output layers "
+            "solved again against the original blocks' outputs"
+        )
 
     def _output_layer(self, state: RunState, block: str) -> str | None:
-        """The block's last factored layer (call order) whose output passes to the block's output unchanged."""
-        order = [name for name in state.probe.order if name.startswith(block + ".")
-                 and isinstance(get_submodule(state.job.model, name), LowRankLinear)]
+        """The block's last factored layer (call order) whose output passes to the block's output
+        unchanged."""
+        order = [
+            name
+            for name in state.probe.order
+            if name.startswith(block + ".") and isinstance(state.job.model.get_submodule(name), LowRankLinear)
+        ]
         for name in reversed(order):
             if self._passes_through(state, block, name):
                 return name
@@ -93,9 +105,13 @@ class BlockCorrectionPhase(Phase):
         for key in ("plain", "moved"):
             generator = torch.Generator().manual_seed(0)
             record = lambda module, args, output, key=key: outputs[key].append(_output(output).detach())  # noqa: E731
-            with torch.no_grad(), _hooked(get_submodule(job.model, block), record), contextlib.ExitStack() as stack:
+            with (
+                torch.no_grad(),
+                _hooked(job.model.get_submodule(block), record),
+                contextlib.ExitStack() as stack,
+            ):
                 if key == "moved":
-                    stack.enter_context(_hooked(get_submodule(job.model, layer), perturb))
+                    stack.enter_context(_hooked(job.model.get_submodule(layer), perturb))
                 job.adapter.predict(job.model, state.source.first_batch(job.adapter, item))
         plain, moved = outputs["plain"], outputs["moved"]
         if len(plain) != 1 or len(moved) != 1 or len(deltas) != 1 or plain[0].shape != deltas[0].shape:
@@ -106,19 +122,30 @@ class BlockCorrectionPhase(Phase):
     def _correct(self, state: RunState, block: str, name: str) -> dict[str, float]:
         job, view = state.job, state.maps[name]
         teacher: list[Tensor] = []
-        with torch.no_grad(), _hooked(get_submodule(job.original, block),
-                                      lambda module, args, output: teacher.append(_output(output).detach())):
+        with (
+            torch.no_grad(),
+            _hooked(
+                job.original.get_submodule(block),
+                lambda module, args, output: teacher.append(_output(output).detach()),
+            ),
+        ):
             for batch in one_step_batches(job.adapter, job.batches):
                 job.adapter.predict(job.original, batch)
         inputs, layer_out, block_out = [], [], []
-        layer = get_submodule(job.model, name)
+        layer = job.model.get_submodule(name)
 
         def record_layer(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> None:
             inputs.append(args[0].detach())
             layer_out.append(output.detach())
 
-        with torch.no_grad(), _hooked(layer, record_layer), \
-                _hooked(get_submodule(job.model, block), lambda module, args, output: block_out.append(_output(output).detach())):
+        with (
+            torch.no_grad(),
+            _hooked(layer, record_layer),
+            _hooked(
+                job.model.get_submodule(block),
+                lambda module, args, output: block_out.append(_output(output).detach()),
+            ),
+        ):
             for batch in one_step_batches(job.adapter, job.batches):
                 job.adapter.predict(job.model, batch)
         n, m = view.in_features, view.out_features
@@ -135,11 +162,17 @@ class BlockCorrectionPhase(Phase):
             after_rows += rows_h.shape[0]
         count = max(after_rows, 1.0)
         ridge = self.jitter * float(torch.trace(gram)) / n + torch.finfo(torch.float64).tiny
-        least_squares = torch.linalg.solve(gram + ridge * torch.eye(n, dtype=gram.dtype, device=gram.device), cross.mT).mT
-        fisher = state.statistics.layer(name).get("fisher") if state.statistics is not None else None
-        factors = whitened_factorization(least_squares, layer.rank, gram / count, fisher=fisher, alpha=0.0,
-                                         jitter=self.jitter)
-        set_submodule(job.model, name, view.low_rank(factors.first.to(layer.first.weight.dtype),
-                                                     factors.second.to(layer.first.weight.dtype)))
-        state.records[name] = factors.record
+        least_squares = torch.linalg.solve(
+            gram + ridge * torch.eye(n, dtype=gram.dtype, device=gram.device), cross.mT
+        ).mT
+        fisher = state.statistics.clean.layer(name).get("fisher") if state.statistics is not None else None
+        factors = whitened_factorization(
+            least_squares, layer.rank, gram / count, fisher=fisher, alpha=0.0, jitter=self.jitter
+        )
+        module = view.low_rank(
+            factors.first.to(layer.first.weight.dtype), factors.second.to(layer.first.weight.dtype)
+        )
+        set_submodule(job.model, name, module)
+        state.progress.records[name] = factors.record
+        state.progress.factors[name] = (module.first.weight.detach(), module.second.weight.detach())
         return {"block_error_before": before / count}

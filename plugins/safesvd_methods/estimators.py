@@ -8,7 +8,15 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import ConfigError, Estimator, LayerSignals, NumericalError, Reduction, RunningMoment, registry
+from safesvd_core.plugin import (
+    ConfigError,
+    Estimator,
+    LayerSignals,
+    NumericalError,
+    Reduction,
+    RunningMoment,
+    registry,
+)
 
 
 class MomentEstimator(Estimator):
@@ -24,7 +32,9 @@ class MomentEstimator(Estimator):
     def _signal(self, signals: LayerSignals, attribute: str) -> Tensor:
         value = getattr(signals, attribute)
         if value is None:
-            raise ConfigError(f"estimator {self.name!r} needs the {attribute!r} signal, which was not provided")
+            raise ConfigError(
+                f"estimator {self.name!r} needs the {attribute!r} signal, which was not provided"
+            )
         return value
 
     def merge(self, other: Estimator) -> None:
@@ -59,7 +69,7 @@ class CleanCovariance(MomentEstimator):
     """``sigma = E[x xᵀ]`` of the layer input in the original model."""
 
     name: ClassVar[str] = "clean-covariance"
-    requires: ClassVar[frozenset[str]] = frozenset({"input"})
+    requires: ClassVar[frozenset[str]] = frozenset({"inputs"})
     provides: ClassVar[frozenset[str]] = frozenset({"sigma"})
 
     def _create(self) -> dict[str, RunningMoment]:
@@ -73,7 +83,7 @@ class ShiftedCovariance(MomentEstimator):
     """``sigma_shift = E[x̃ x̃ᵀ]`` and ``sigma_cross = E[x x̃ᵀ]`` over paired clean/shifted rows."""
 
     name: ClassVar[str] = "shifted-covariance"
-    requires: ClassVar[frozenset[str]] = frozenset({"input", "shifted_input"})
+    requires: ClassVar[frozenset[str]] = frozenset({"inputs", "shifted_inputs"})
     provides: ClassVar[frozenset[str]] = frozenset({"sigma_shift", "sigma_cross"})
 
     def _create(self) -> dict[str, RunningMoment]:
@@ -91,7 +101,7 @@ class OutputFisher(MomentEstimator):
     """``fisher = E[g gᵀ]`` with ``g = ∂L/∂y`` the gradient of the calibration loss at the output."""
 
     name: ClassVar[str] = "output-fisher"
-    requires: ClassVar[frozenset[str]] = frozenset({"output_grad"})
+    requires: ClassVar[frozenset[str]] = frozenset({"output_grads"})
     provides: ClassVar[frozenset[str]] = frozenset({"fisher"})
 
     def _create(self) -> dict[str, RunningMoment]:
@@ -118,8 +128,13 @@ class EnergyBalanced(Estimator):
     requires: ClassVar[frozenset[str]] = frozenset()
     provides: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, in_features: int, out_features: int, inner: tuple[str, ...] = ("clean-covariance",),
-                 by: tuple[str, ...] = ("domain",)) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        inner: tuple[str, ...] = ("clean-covariance",),
+        by: tuple[str, ...] = ("domain",),
+    ) -> None:
         super().__init__(in_features, out_features)
         if not inner:
             raise ConfigError("energy-balanced needs at least one inner estimator name")
@@ -131,7 +146,9 @@ class EnergyBalanced(Estimator):
         self.domains: dict[str, dict[str, Estimator]] = {}
 
     @classmethod
-    def provided(cls, inner: tuple[str, ...] = ("clean-covariance",), by: tuple[str, ...] = ("domain",)) -> frozenset[str]:
+    def provided(
+        cls, inner: tuple[str, ...] = ("clean-covariance",), by: tuple[str, ...] = ("domain",)
+    ) -> frozenset[str]:
         """What the inner estimators provide, balanced."""
         return frozenset().union(*(registry("estimator").get(name).provided() for name in inner))
 
@@ -139,19 +156,30 @@ class EnergyBalanced(Estimator):
         values = [getattr(signals, key) for key in self.by]
         if any(value is None for value in values):
             missing = [key for key, value in zip(self.by, values) if value is None]
-            what = {"domain": "a domain label per batch (adapter.domain)",
-                    "group": "a statistics group per row (a batch source with groups, e.g. a rollout with its one-step group)"}
-            raise ConfigError("energy-balanced calibration needs " + " and ".join(what[key] for key in missing))
+            what = {
+                "domain": "a domain label per batch (adapter.domain)",
+                "group": (
+                    "a statistics group per row (a batch source with groups, e.g. a rollout with its "
+                    "one-step group)"
+                ),
+            }
+            raise ConfigError(
+                "energy-balanced calibration needs " + " and ".join(what[key] for key in missing)
+            )
         return " | ".join(str(value) for value in values)
 
     def _domain(self, label: str) -> dict[str, Estimator]:
         if label not in self.domains:
-            self.domains[label] = {n: cls(self.in_features, self.out_features) for n, cls in self.inner_classes.items()}
+            self.domains[label] = {
+                n: cls(self.in_features, self.out_features) for n, cls in self.inner_classes.items()
+            }
         return self.domains[label]
 
     def footprint(self, domains: int = 1) -> int:
         """One copy of every inner estimator per domain."""
-        return domains * sum(cls(self.in_features, self.out_features).footprint() for cls in self.inner_classes.values())
+        return domains * sum(
+            cls(self.in_features, self.out_features).footprint() for cls in self.inner_classes.values()
+        )
 
     def update(self, signals: LayerSignals) -> None:
         for estimator in self._domain(self._label(signals)).values():
@@ -165,8 +193,11 @@ class EnergyBalanced(Estimator):
                 self._domain(label)[name].reduce(reduction)
 
     def merge(self, other: Estimator) -> None:
-        if (not isinstance(other, EnergyBalanced) or other.inner_classes.keys() != self.inner_classes.keys()
-                or other.by != self.by):
+        if (
+            not isinstance(other, EnergyBalanced)
+            or other.inner_classes.keys() != self.inner_classes.keys()
+            or other.by != self.by
+        ):
             raise ConfigError("cannot merge energy-balanced estimators with different inner estimators")
         for label, by_name in other.domains.items():
             for name, estimator in by_name.items():

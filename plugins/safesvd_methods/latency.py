@@ -22,7 +22,16 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core.plugin import Allocator, BudgetError, LatencyProfile, LayerCandidate, Timing, positive, positive_int
+from safesvd_core.plugin import (
+    DEFAULTS,
+    Allocator,
+    BudgetError,
+    LatencyProfile,
+    LayerCandidate,
+    Timing,
+    positive,
+    positive_int,
+)
 
 from .allocators import greedy_fill, minimum_ranks
 
@@ -37,7 +46,7 @@ class LatencyAllocator(Allocator):
     name: ClassVar[str] = "latency"
 
     latency_ratio: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
-    repeats: int = attrs.field(default=7, validator=positive_int)
+    repeats: int = attrs.field(default=DEFAULTS.repeats, validator=positive_int)
     timing: Timing | None = attrs.field(default=None, eq=False, repr=False)
 
     def _timing(self, layers: Sequence[LayerCandidate]) -> Timing:
@@ -50,7 +59,9 @@ class LatencyAllocator(Allocator):
         rows = max(layer.rows, 1)
         if rank is None:
             return layer.calls * timing(layer.out_features, layer.in_features, rows, None)
-        return layer.calls * timing(layer.out_features, layer.in_features, rows, 1) + (rank - 1) * self.step_seconds(timing, layer)
+        return layer.calls * timing(layer.out_features, layer.in_features, rows, 1) + (
+            rank - 1
+        ) * self.step_seconds(timing, layer)
 
     def step_seconds(self, timing: Timing, layer: LayerCandidate) -> float:
         """``τ``: the time one more component adds to one calibration item's calls of ``layer``."""
@@ -64,14 +75,21 @@ class LatencyAllocator(Allocator):
         ranks, spent = minimum_ranks(layers, self.min_rank, budget)
         steps = {layer.name: self.step_seconds(timing, layer) for layer in layers}
         if self.latency_ratio is None:
-            return greedy_fill(layers, ranks, spent, budget,
-                               tie_break=lambda layer: steps[layer.name] / layer.params_per_rank)
+            return greedy_fill(
+                layers,
+                ranks,
+                spent,
+                budget,
+                tie_break=lambda layer: steps[layer.name] / layer.params_per_rank,
+            )
         limit = self.latency_ratio * sum(self.seconds(timing, layer, None) for layer in layers)
         used = sum(self.seconds(timing, layer, ranks[layer.name]) for layer in layers)
         if used > limit:
-            raise BudgetError(f"latency_ratio {self.latency_ratio} cannot be met: at min_rank {self.min_rank} "
-                              f"everywhere the layers take {used / limit * self.latency_ratio:.3f} of their "
-                              "dense time; raise latency_ratio or lower min_rank")
+            raise BudgetError(
+                f"latency_ratio {self.latency_ratio} cannot be met: at min_rank {self.min_rank} "
+                f"everywhere the layers take {used / limit * self.latency_ratio:.3f} of their "
+                "dense time; raise latency_ratio or lower min_rank"
+            )
         free_params, free_seconds = max(budget - spent, 1), max(limit - used, 1e-300)
         clock = [used]
 
@@ -82,5 +100,11 @@ class LatencyAllocator(Allocator):
             clock[0] += extra
             return True
 
-        return greedy_fill(layers, ranks, spent, budget, admit=admit,
-                           step_cost=lambda layer: layer.params_per_rank / free_params + steps[layer.name] / free_seconds)
+        return greedy_fill(
+            layers,
+            ranks,
+            spent,
+            budget,
+            admit=admit,
+            step_cost=lambda layer: layer.params_per_rank / free_params + steps[layer.name] / free_seconds,
+        )

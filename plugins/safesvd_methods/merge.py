@@ -13,7 +13,16 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core.plugin import BudgetError, LatencyProfile, LayerCandidate, Phase, RunState, Timing, positive_int
+from safesvd_core.plugin import (
+    DEFAULTS,
+    BudgetError,
+    LatencyProfile,
+    LayerCandidate,
+    Phase,
+    RunState,
+    Timing,
+    positive_int,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -23,8 +32,10 @@ class MergeSlowPhase(Phase):
     layers' device and dtype, measured at each layer's exact rank)."""
 
     name: ClassVar[str] = "merge-slow"
+    reads: ClassVar[tuple[str, ...]] = ("allocation",)
+    writes: ClassVar[tuple[str, ...]] = ("allocation",)
 
-    repeats: int = attrs.field(default=7, validator=positive_int)
+    repeats: int = attrs.field(default=DEFAULTS.repeats, validator=positive_int)
     timing: Timing | None = attrs.field(default=None, eq=False, repr=False)
 
     def _timing(self, candidates: Sequence[LayerCandidate]) -> Timing:
@@ -33,20 +44,22 @@ class MergeSlowPhase(Phase):
         return LatencyProfile.of(candidates[0], repeats=self.repeats).measure
 
     def run(self, state: RunState) -> None:
-        candidates = state.need("candidates", self.name)
+        candidates = state.allocation.candidates
         if not candidates:
             return
         timing = self._timing(candidates)
         merged: dict[str, dict[str, float | int]] = {}
         refused: dict[str, dict[str, float | int]] = {}
-        ranks = dict(state.ranks)
+        ranks = dict(state.allocation.ranks)
         while True:
             slow = self._slow(candidates, ranks, timing, exclude=merged.keys() | refused.keys())
             if not slow:
                 break
             accepted = self._reallocate(state, candidates, {**merged, **slow})  # all at once …
             if accepted is None:  # … else the slowest that still fits the budget
-                for name in sorted(slow, key=lambda layer: -slow[layer]["factored_seconds"] / slow[layer]["dense_seconds"]):
+                for name in sorted(
+                    slow, key=lambda layer: -slow[layer]["factored_seconds"] / slow[layer]["dense_seconds"]
+                ):
                     accepted = self._reallocate(state, candidates, {**merged, name: slow[name]})
                     if accepted is not None:
                         slow = {name: slow[name]}
@@ -56,15 +69,20 @@ class MergeSlowPhase(Phase):
                     break
             merged.update(slow)
             ranks = accepted
-        state.ranks = state.job.reducer.agreed(ranks)  # process 0's decision: measured times differ per process
+        # process 0's decision: measured times differ per process
+        state.allocation = attrs.evolve(state.allocation, ranks=state.job.reducer.agreed(ranks))
         report = state.job.reducer.agreed({"merged": merged, "kept_for_budget": refused})
-        state.reports[self.name] = report
+        state.log.reports[self.name] = report
         if report["merged"] or report["kept_for_budget"]:
-            state.notes.append(self._summary(report))
+            state.log.notes.append(self._summary(report))
 
     @staticmethod
-    def _slow(candidates: Sequence[LayerCandidate], ranks: dict[str, int | None], timing: Timing,
-              exclude: set[str] | frozenset[str]) -> dict[str, dict[str, float | int]]:
+    def _slow(
+        candidates: Sequence[LayerCandidate],
+        ranks: dict[str, int | None],
+        timing: Timing,
+        exclude: set[str] | frozenset[str],
+    ) -> dict[str, dict[str, float | int]]:
         """The factored layers whose measured time per call at their rank is not below the dense time."""
         slow = {}
         for layer in candidates:
@@ -75,33 +93,48 @@ class MergeSlowPhase(Phase):
             dense = timing(layer.out_features, layer.in_features, rows, None)
             factored = timing(layer.out_features, layer.in_features, rows, rank)
             if factored >= dense:
-                slow[layer.name] = {"rank": rank, "rows": rows, "dense_seconds": dense, "factored_seconds": factored}
+                slow[layer.name] = {
+                    "rank": rank,
+                    "rows": rows,
+                    "dense_seconds": dense,
+                    "factored_seconds": factored,
+                }
         return slow
 
     @staticmethod
-    def _reallocate(state: RunState, candidates: Sequence[LayerCandidate],
-                    dense: dict[str, object]) -> dict[str, int | None] | None:
+    def _reallocate(
+        state: RunState, candidates: Sequence[LayerCandidate], dense: dict[str, object]
+    ) -> dict[str, int | None] | None:
         """The plan's allocation of the other layers within what the ``dense`` ones leave of the
         budget (``None`` when that does not fit)."""
         rest = [layer for layer in candidates if layer.name not in dense]
-        budget = state.factor_budget - sum(layer.dense_params for layer in candidates if layer.name in dense)
+        budget = state.budget.factors - sum(layer.dense_params for layer in candidates if layer.name in dense)
         try:
             ranks = dict(state.plan.allocator.allocate(rest, budget)) if rest else {}
         except BudgetError:
+            return None
+        if budget < 0:  # every layer dense: no allocation left to refuse it
             return None
         return {**ranks, **{name: None for name in dense}}
 
     @staticmethod
     def _summary(report: dict[str, dict[str, dict[str, float | int]]]) -> str:
         def listed(entries: dict[str, dict[str, float | int]]) -> str:
-            return ", ".join(f"{name} (rank {entry['rank']}: {1e6 * entry['factored_seconds']:.1f} µs factored ≥ "
-                             f"{1e6 * entry['dense_seconds']:.1f} µs dense)" for name, entry in entries.items())
+            return ", ".join(
+                f"{name} (rank {entry['rank']}: {1e6 * entry['factored_seconds']:.1f} µs factored ≥ "
+                f"{1e6 * entry['dense_seconds']:.1f} µs dense)"
+                for name, entry in entries.items()
+            )
 
         parts = []
         if report["merged"]:
-            parts.append(f"merge-slow: {len(report['merged'])} layer(s) kept dense, their parameters re-allocated: "
-                         f"{listed(report['merged'])}")
+            parts.append(
+                f"merge-slow: {len(report['merged'])} layer(s) kept dense, their parameters re-allocated: "
+                f"{listed(report['merged'])}"
+            )
         if report["kept_for_budget"]:
-            parts.append(f"merge-slow: {len(report['kept_for_budget'])} slow layer(s) stay factored, the budget "
-                         f"cannot hold them dense: {listed(report['kept_for_budget'])}")
+            parts.append(
+                f"merge-slow: {len(report['kept_for_budget'])} slow layer(s) stay factored, the budget "
+                f"cannot hold them dense: {listed(report['kept_for_budget'])}"
+            )
         return "; ".join(parts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from safesvd_core.plugin import hookimpl
 
 from .allocators import GreedyAllocator, UniformAllocator
-from .latency import LatencyAllocator
 from .baselines.aces import ACESSolver
 from .baselines.asvd import ASVD
 from .baselines.asvd_search import ASVDAllocator
@@ -17,13 +16,22 @@ from .baselines.projection import OutputProjection
 from .baselines.recipes import FWSVD, SAESSVD, SVDLLM, SVDLLMV2, PlainSVD
 from .baselines.scaled import ScaledSolver, TruncatedSVD
 from .estimators import CleanCovariance, EnergyBalanced, OutputFisher, ShiftedCovariance
+from .latency import LatencyAllocator
 from .recipes import SafeSVD, SafeSVDBalanced
 from .solvers import WhitenedSolver
 
 
 @hookimpl
 def safesvd_estimators():
-    return [CleanCovariance, ShiftedCovariance, OutputFisher, EnergyBalanced, InputAbsMean, WeightFisher, CleanGram]
+    return [
+        CleanCovariance,
+        ShiftedCovariance,
+        OutputFisher,
+        EnergyBalanced,
+        InputAbsMean,
+        WeightFisher,
+        CleanGram,
+    ]
 
 
 @hookimpl

@@ -14,25 +14,26 @@ from typing import Any, ClassVar
 import attrs
 
 from safesvd_core.plugin import (
+    DEFAULTS,
+    FISHER_MODES,
+    LAM_MODES,
+    STAGE_MODES,
     CompressionJob,
     CompressionResult,
-    DEFAULT_PHASES,
     ConfigError,
-    LAM_MODES,
-    non_negative_int,
-    one_of,
-    one_step_batches,
     Phase,
     PhysicsLoss,
     Plan,
+    Recipe,
+    RolloutSource,
+    insert_phase,
+    non_negative_int,
+    one_of,
+    one_step_batches,
     positive,
     positive_int,
-    Recipe,
     registered,
     registry,
-    RESIDUALS,
-    RolloutSource,
-    STAGE_MODES,
     run_plan,
     trajectory_length,
     unit_interval,
@@ -41,9 +42,12 @@ from safesvd_core.plugin import (
 from .block_correction import BlockCorrectionPhase
 from .merge import MergeSlowPhase
 from .refine import RefinePhase
-from .tuning import AUTO, held_out_search
+from .tuning import AUTO, TuningPhase
 
 PhysicsSpec = str | Mapping[str, Any] | PhysicsLoss
+#: What the run's plan holds for an ``"auto"`` option until the tuning phase chooses it (for
+#: ``rollout_steps``: every step the trajectories hold).
+AUTO_STAND_INS = {"alpha": DEFAULTS.alpha, "lam_ratio": DEFAULTS.lam_ratio}
 
 
 def build_physics(specs: tuple[PhysicsSpec, ...]) -> tuple[PhysicsLoss, ...]:
@@ -58,7 +62,10 @@ def build_physics(specs: tuple[PhysicsSpec, ...]) -> tuple[PhysicsLoss, ...]:
             options = {key: value for key, value in spec.items() if key != "name"}
             losses.append(registry("physics_loss").create(spec["name"], **options))
         else:
-            raise ConfigError(f"physics entries are loss names, {{'name': ..., **options}} dicts or PhysicsLoss objects, got {spec!r}")
+            raise ConfigError(
+                "physics entries are loss names, {'name': ..., **options} dicts or PhysicsLoss objects, "
+                f"got {spec!r}"
+            )
     return tuple(losses)
 
 
@@ -94,15 +101,15 @@ def _tuple(value: Any) -> tuple:
 class SafeSVD(Recipe):
     """SAFE-SVD: Fisher-sensitive, shift-aware whitened SVD with greedy global ranks.
 
-    Options: ``alpha`` (clean/shifted balance), ``sensitivity`` (Fisher ``S`` on/off),
-    ``allocator`` (any registered allocator) with ``allocator_options``, ``sequential`` (shifted
-    statistics on/off), ``stage_mode`` ("auto" = "layer" with blocks, "block", "layer", "exact"), ``physics`` (loss names/specs added to the
-    calibration loss), ``family`` (a PDE family: its Sobolev loss, of order ``sobolev_order`` or
-    the family's, with ``sobolev_p``), ``lam`` ("auto" or a number), ``lam_ratio`` (the 10 of
-    λ = 10·L_base/L_phys), ``lam_mode`` ("global" or "per-order", capped at ``lam_cap``),
-    ``jitter`` and ``fisher_jitter`` (relative), ``min_rank``, ``fisher`` (``"empirical"``: the
-    gradients at the model's residuals, the paper's; ``"sampled"``: at residuals drawn at the
-    observed scale, the model Fisher), ``seed`` (of those draws).
+    Options: ``alpha`` (clean/shifted balance), ``sensitivity`` (Fisher ``S`` on/off), ``allocator`` (any
+    registered allocator) with ``allocator_options``, ``sequential`` (shifted statistics on/off),
+    ``stage_mode`` ("auto" = "layer" with blocks, "block", "layer", "exact"), ``physics`` (loss
+    names/specs added to the calibration loss), ``family`` (a PDE family: its Sobolev loss, of order
+    ``sobolev_order`` or the family's, with ``sobolev_p``), ``lam`` ("auto" or a number), ``lam_ratio``
+    (the 10 of λ = 10·L_base/L_phys), ``lam_mode`` ("global" or "per-order", capped at ``lam_cap``),
+    ``jitter`` and ``fisher_jitter`` (relative), ``min_rank``, ``fisher`` (``"empirical"``: the gradients
+    at the model's residuals, the paper's; ``"sampled"``: at residuals drawn at the observed scale, the
+    model Fisher), ``seed`` (of those draws).
 
     Rollouts, given trajectory items: ``rollout`` (on: calibrate on rollouts; off: on the
     trajectories' teacher-forced one-step batches), ``rollout_steps`` (``None``: every step the
@@ -122,24 +129,28 @@ class SafeSVD(Recipe):
     handles_trajectories: ClassVar[bool] = True
     distributed: ClassVar[bool] = True
 
-    alpha: float | str = attrs.field(default=0.5, validator=_auto_or(unit_interval))
+    alpha: float | str = attrs.field(default=DEFAULTS.alpha, validator=_auto_or(unit_interval))
     sensitivity: bool = True
     allocator: str = attrs.field(default="greedy", validator=registered("allocator"))
     allocator_options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
     sequential: bool = True
-    stage_mode: str = attrs.field(default="auto", validator=one_of(STAGE_MODES))
+    stage_mode: str = attrs.field(default=DEFAULTS.stage_mode, validator=one_of(STAGE_MODES))
     physics: tuple[PhysicsSpec, ...] = attrs.field(default=(), converter=_tuple)
-    family: str | None = attrs.field(default=None, validator=attrs.validators.optional(registered("pde_family")))
-    sobolev_order: int | None = attrs.field(default=None, validator=attrs.validators.optional(one_of((0, 1, 2))))
+    family: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(registered("pde_family"))
+    )
+    sobolev_order: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(one_of((0, 1, 2)))
+    )
     sobolev_p: int = attrs.field(default=1, validator=one_of((1, 2)))
-    lam: float | str = attrs.field(default="auto", validator=_lam)
-    lam_ratio: float | str = attrs.field(default=10.0, validator=_auto_or(positive))
-    lam_mode: str = attrs.field(default="global", validator=one_of(LAM_MODES))
-    lam_cap: float = attrs.field(default=1000.0, validator=positive)
-    jitter: float = attrs.field(default=1e-6, validator=positive)
-    fisher_jitter: float = attrs.field(default=1e-6, validator=positive)
-    min_rank: int = 1
-    fisher: str = attrs.field(default="sampled", validator=one_of(("empirical", "sampled")))
+    lam: float | str = attrs.field(default=DEFAULTS.lam, validator=_lam)
+    lam_ratio: float | str = attrs.field(default=DEFAULTS.lam_ratio, validator=_auto_or(positive))
+    lam_mode: str = attrs.field(default=DEFAULTS.lam_mode, validator=one_of(LAM_MODES))
+    lam_cap: float = attrs.field(default=DEFAULTS.lam_cap, validator=positive)
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    min_rank: int = DEFAULTS.min_rank
+    fisher: str = attrs.field(default="sampled", validator=one_of(FISHER_MODES))
     seed: int = 0
     rollout: bool = True
     rollout_steps: int | str | None = attrs.field(default=None, validator=_steps)
@@ -151,19 +162,24 @@ class SafeSVD(Recipe):
     block_correction: bool = False
 
     def phases(self) -> tuple[Phase, ...]:
-        """The engine's default phases; with ``merge_slow`` the merge-slow phase before the stages,
-        with ``block_correction`` the block-output correction after them, with ``refine_epochs``
-        the refine phase at the end."""
-        phases = list(DEFAULT_PHASES)
+        """The engine's default phases; with an ``"auto"`` option the tuning phase first, with
+        ``merge_slow`` the merge-slow phase before the stages, with ``block_correction`` the
+        block-output correction after them, with ``refine_epochs`` the refine phase at the end. A
+        subclass adds its own with ``insert_phase(super().phases(), ...)``."""
+        phases = super().phases()
+        if AUTO in (self.alpha, self.lam_ratio, self.rollout_steps):
+            phases = insert_phase(phases, TuningPhase(self), before=phases[0].name)
         if self.merge_slow:
-            phases.insert([phase.name for phase in phases].index("stages"), MergeSlowPhase())
+            phases = insert_phase(phases, MergeSlowPhase(), before="stages")
         if self.block_correction:
-            phases.append(BlockCorrectionPhase())
+            phases = insert_phase(phases, BlockCorrectionPhase(), after="stages")
         if self.refine_epochs:
-            phases.append(RefinePhase(epochs=self.refine_epochs, lr=self.refine_lr))
-        return tuple(phases)
+            phases = (*phases, RefinePhase(epochs=self.refine_epochs, lr=self.refine_lr))
+        return phases
 
-    def plan(self, steps: int | None = None, *, alpha: float | None = None, lam_ratio: float | None = None) -> Plan:
+    def plan(
+        self, steps: int | None = None, *, alpha: float | None = None, lam_ratio: float | None = None
+    ) -> Plan:
         """The engine plan these options describe, for one-step batches (``steps=None``) or
         ``steps``-step rollouts; ``alpha`` and ``lam_ratio`` resolve an ``"auto"`` option."""
         alpha = self._resolved("alpha", alpha)
@@ -175,15 +191,24 @@ class SafeSVD(Recipe):
             estimator_options["energy-balanced"] = {"inner": clean, "by": by}
             clean = ("energy-balanced",)
         solver = registry("solver").create(
-            "whitened", alpha=alpha if self.sequential else 0.0, sensitivity=self.sensitivity,
-            jitter=self.jitter, fisher_jitter=self.fisher_jitter,
+            "whitened",
+            alpha=alpha if self.sequential else 0.0,
+            sensitivity=self.sensitivity,
+            jitter=self.jitter,
+            fisher_jitter=self.fisher_jitter,
         )
-        extra = {} if steps is None else {"source": RolloutSource(steps=steps, one_step_group=self._horizon_groups(steps))}
+        extra = (
+            {}
+            if steps is None
+            else {"source": RolloutSource(steps=steps, one_step_group=self._horizon_groups(steps))}
+        )
         return Plan(
             clean_estimators=clean,
             shifted_estimators=("shifted-covariance",) if self.sequential and alpha > 0 else (),
             solver=solver,
-            allocator=registry("allocator").create(self.allocator, min_rank=self.min_rank, **self.allocator_options),
+            allocator=registry("allocator").create(
+                self.allocator, min_rank=self.min_rank, **self.allocator_options
+            ),
             physics=self._physics(),
             lam=self.lam,
             lam_ratio=lam_ratio,
@@ -192,7 +217,7 @@ class SafeSVD(Recipe):
             family=registry("pde_family").create(self.family) if self.family else None,
             stage_mode=self.stage_mode,  # type: ignore[arg-type]
             estimator_options=estimator_options,
-            residual=RESIDUALS[1] if self.fisher == "sampled" else RESIDUALS[0],
+            fisher=self.fisher,
             seed=self.seed,
             **extra,
         )
@@ -202,7 +227,9 @@ class SafeSVD(Recipe):
             return value
         chosen = getattr(self, option)
         if chosen == AUTO:
-            raise ConfigError(f"{option}='auto' is chosen by compress on a held-out split; pass {option}= to plan()")
+            raise ConfigError(
+                f"{option}='auto' is chosen by compress on a held-out split; pass {option}= to plan()"
+            )
         return chosen
 
     def _horizon_groups(self, steps: int | None) -> bool:
@@ -215,7 +242,9 @@ class SafeSVD(Recipe):
             return None
         if isinstance(self.rollout_steps, int):
             if self.rollout_steps > available:
-                raise ConfigError(f"rollout_steps={self.rollout_steps}, but the trajectories hold {available} steps")
+                raise ConfigError(
+                    f"rollout_steps={self.rollout_steps}, but the trajectories hold {available} steps"
+                )
             return self.rollout_steps
         return available
 
@@ -223,11 +252,15 @@ class SafeSVD(Recipe):
         """Explicit ``physics`` wins; else the family's Sobolev loss (order and p overridable)."""
         if self.physics:
             if self.sobolev_order is not None:
-                raise ConfigError("sobolev_order applies to the family's Sobolev loss; with explicit physics, set it there")
+                raise ConfigError(
+                    "sobolev_order applies to the family's Sobolev loss; with explicit physics, set it there"
+                )
             return build_physics(self.physics)
         if self.family is None:
             if self.sobolev_order is not None:
-                raise ConfigError("sobolev_order needs a family (or an explicit physics=[{'name': 'sobolev', ...}])")
+                raise ConfigError(
+                    "sobolev_order needs a family (or an explicit physics=[{'name': 'sobolev', ...}])"
+                )
             return ()
         family = registry("pde_family").get(self.family)
         order = family.sobolev_order if self.sobolev_order is None else self.sobolev_order
@@ -235,18 +268,18 @@ class SafeSVD(Recipe):
 
     def compress(self, job: CompressionJob) -> CompressionResult:
         if self.refine_epochs and job.reducer.world > 1:
-            raise ConfigError("refine_epochs does not run distributed yet (its training steps are not synchronised); "
-                              "refine in one process")
+            raise ConfigError(
+                "refine_epochs does not run distributed yet (its training steps are not synchronised); "
+                "refine in one process"
+            )
         steps = self.steps(job)
         if steps is None:  # one-step calibration: trajectories become teacher-forced one-step batches
             job = attrs.evolve(job, batches=one_step_batches(job.adapter, job.batches))
-        tuning = held_out_search(self, job, steps)
-        result = run_plan(job, self.plan(tuning.chosen.get("steps", steps), alpha=tuning.chosen.get("alpha"),
-                                         lam_ratio=tuning.chosen.get("lam_ratio")), self.phases())
-        if tuning.candidates:
-            result.tuning = tuning.to_dict()
-            result.notes.append(tuning.summary())
-        return result
+        # an "auto" option stands at its default until the tuning phase, the first, chooses it
+        stand_ins = {
+            option: value for option, value in AUTO_STAND_INS.items() if getattr(self, option) == AUTO
+        }
+        return run_plan(job, self.plan(steps, **stand_ins), self.phases())
 
 
 @attrs.frozen(kw_only=True)

@@ -13,7 +13,15 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core.plugin import Phase, RefineDataWarning, RefineOptions, RunState, positive, positive_int, refine
+from safesvd_core.plugin import (
+    Phase,
+    RefineDataWarning,
+    RefineOptions,
+    RunState,
+    positive,
+    positive_int,
+    refine,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -22,19 +30,26 @@ class RefinePhase(Phase):
     compressed model trained towards the original's predictions (one step, or the recipe's rollout)."""
 
     name: ClassVar[str] = "refine"
+    reads: ClassVar[tuple[str, ...]] = ("progress",)  # the solved model
 
     epochs: int = attrs.field(validator=positive_int)
     lr: float = attrs.field(default=1e-4, validator=positive)
 
     def run(self, state: RunState) -> None:
         job = state.job
-        warnings.warn("refine_epochs trains on the calibration items alone and tends to overfit them; give fresh "
-                      "inputs instead: compress(..., refine_data=..., refine_steps=...)", RefineDataWarning, stacklevel=2)
+        warnings.warn(
+            "refine_epochs trains on the calibration items alone and tends to overfit them; give fresh "
+            "inputs instead: compress(..., refine_data=..., refine_steps=...)",
+            RefineDataWarning,
+            stacklevel=2,
+        )
         steps = self.epochs * len(job.batches)
         options = RefineOptions(steps=steps, lr=self.lr, warmup=0, held_out=0.0, eval_every=steps)
         report = refine(job.original, job.model, job.adapter, job.batches, options, progress=job.progress)
         state.count(self.name, self.epochs)
-        state.reports[self.name] = report
+        state.log.reports[self.name] = report
         (row,) = report["history"]
-        state.notes.append(f"refine: {self.epochs} epochs of Adam (lr {self.lr:g}) on the calibration items; mean "
-                           f"distance to the original over the steps {row['train']:.4g}")
+        state.log.notes.append(
+            f"refine: {self.epochs} epochs of Adam (lr {self.lr:g}) on the calibration items; mean "
+            f"distance to the original over the steps {row['train']:.4g}"
+        )

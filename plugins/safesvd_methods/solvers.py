@@ -9,9 +9,10 @@ import attrs
 from torch import Tensor
 
 from safesvd_core.plugin import (
+    DEFAULTS,
     Factorization,
-    positive,
     Solver,
+    positive,
     unit_interval,
     whitened_factorization,
     whitened_spectrum,
@@ -28,27 +29,41 @@ class WhitenedSolver(Solver):
 
     name: ClassVar[str] = "whitened"
 
-    alpha: float = attrs.field(default=0.5, validator=unit_interval)
+    alpha: float = attrs.field(default=DEFAULTS.alpha, validator=unit_interval)
     sensitivity: bool = True
-    jitter: float = attrs.field(default=1e-6, validator=positive)
-    fisher_jitter: float = attrs.field(default=1e-6, validator=positive)
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
 
     @property
     def requires(self) -> frozenset[str]:
         """``sigma``; ``fisher`` with ``sensitivity``; the shifted pair with ``alpha > 0``."""
-        return frozenset({"sigma"} | ({"fisher"} if self.sensitivity else set())
-                         | ({"sigma_shift", "sigma_cross"} if self.alpha > 0 else set()))
+        return frozenset(
+            {"sigma"}
+            | ({"fisher"} if self.sensitivity else set())
+            | ({"sigma_shift", "sigma_cross"} if self.alpha > 0 else set())
+        )
 
     def _fisher(self, statistics: Mapping[str, Tensor]) -> Tensor | None:
         return statistics["fisher"] if self.sensitivity else None
 
     def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
         return whitened_factorization(
-            weight, rank, statistics["sigma"],
-            sigma_shift=statistics.get("sigma_shift"), sigma_cross=statistics.get("sigma_cross"),
-            fisher=self._fisher(statistics), alpha=self.alpha, jitter=self.jitter, fisher_jitter=self.fisher_jitter,
+            weight,
+            rank,
+            statistics["sigma"],
+            sigma_shift=statistics.get("sigma_shift"),
+            sigma_cross=statistics.get("sigma_cross"),
+            fisher=self._fisher(statistics),
+            alpha=self.alpha,
+            jitter=self.jitter,
+            fisher_jitter=self.fisher_jitter,
         )
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
-        return whitened_spectrum(weight, statistics["sigma"], fisher=self._fisher(statistics),
-                                 jitter=self.jitter, fisher_jitter=self.fisher_jitter)
+        return whitened_spectrum(
+            weight,
+            statistics["sigma"],
+            fisher=self._fisher(statistics),
+            jitter=self.jitter,
+            fisher_jitter=self.fisher_jitter,
+        )

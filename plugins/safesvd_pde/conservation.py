@@ -17,12 +17,12 @@ import torch
 from torch import Tensor
 
 from safesvd_core.plugin import (
+    MOMENTUM_ROLES,
+    VELOCITY_ROLES,
     ConfigError,
     FieldDescription,
-    MOMENTUM_ROLES,
     PhysicsLoss,
     Role,
-    VELOCITY_ROLES,
 )
 
 from .validation import check_pair, finite
@@ -55,7 +55,12 @@ def _quantities(value: Any) -> tuple[str, ...]:
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise ConfigError(f"conservation {attribute.name}: expected a finite number ≥ 0, got {value!r}")
 
 
@@ -88,7 +93,11 @@ class Conservation(PhysicsLoss):
             roles = ", ".join(role.value for quantity in self.quantities for role in QUANTITIES[quantity])
             raise ConfigError(
                 f"conservation needs an unmasked channel with role(s) among {roles}"
-                + (" (or density with velocity)" if "momentum" in self.quantities and self.derive_momentum else "")
+                + (
+                    " (or density with velocity)"
+                    if "momentum" in self.quantities and self.derive_momentum
+                    else ""
+                )
                 + f" for quantities {', '.join(self.quantities)}; the field has roles "
                 + ", ".join(role.value for role in field.roles)
             )

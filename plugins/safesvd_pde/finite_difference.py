@@ -43,7 +43,9 @@ def multi_indices(dim: int, k: int) -> list[tuple[int, ...]]:
     ]
 
 
-def derivative(u: Tensor, orders: Sequence[int], spacing: Sequence[float], periodic: Sequence[bool]) -> Tensor:
+def derivative(
+    u: Tensor, orders: Sequence[int], spacing: Sequence[float], periodic: Sequence[bool]
+) -> Tensor:
     """The partial derivative ``D^β u`` with ``β = orders`` (0, 1 or 2 per grid axis).
 
     ``u`` is ``(batch, channels, *grid)``; the result has the same shape. Order 0 everywhere
@@ -73,7 +75,8 @@ def _along(u: Tensor, dim: int, order: int, h: float, periodic: bool) -> Tensor:
     if n < needed:
         kind = "periodic" if periodic else "non-periodic"
         raise ConfigError(
-            f"grid axis {dim - 2} has {n} points; a {kind} derivative of order {order} needs at least {needed}"
+            f"grid axis {dim - 2} has {n} points; a {kind} derivative of order {order} needs at least "
+            f"{needed}"
         )
     if periodic:
         forward, backward = torch.roll(u, -1, dim), torch.roll(u, 1, dim)
@@ -110,7 +113,8 @@ def divergence(u: Tensor, field: FieldDescription) -> Tensor:
 
 
 def vorticity(u: Tensor, field: FieldDescription) -> Tensor:
-    """Curl of the velocity: ``(batch, 1, *grid)`` in 2-D (``∂v/∂x − ∂u/∂y``), ``(batch, 3, *grid)`` in 3-D."""
+    """Curl of the velocity: ``(batch, 1, *grid)`` in 2-D (``∂v/∂x − ∂u/∂y``),
+    ``(batch, 3, *grid)`` in 3-D."""
     field.check_shape(u.shape)
     if field.dim == 1:
         raise ConfigError("vorticity: expected a 2-D or 3-D field, got a 1-D one")

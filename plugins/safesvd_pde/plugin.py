@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from safesvd_core.plugin import hookimpl, PDEFamily, PhysicsLoss
+from safesvd_core.plugin import PDEFamily, PhysicsLoss, hookimpl
 
 from .conservation import Conservation
 from .families import FAMILIES

@@ -26,16 +26,27 @@ def _weights(
     if value is None:
         return ()
     if not isinstance(value, Mapping):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
-            raise ConfigError(f"sobolev weights: expected a mapping {{order or multi-index: weight}}, got {value!r}")
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 for p in value
+        ):
+            raise ConfigError(
+                f"sobolev weights: expected a mapping {{order or multi-index: weight}}, got {value!r}"
+            )
         value = {tuple(key) if isinstance(key, list) else key: weight for key, weight in value}
     pairs = []
     for key, weight in value.items():
         key = tuple(key) if isinstance(key, (list, tuple)) else key
         entries = key if isinstance(key, tuple) else (key,)
         if not entries or not all(_is_order(entry) for entry in entries):
-            raise ConfigError(f"sobolev weights: expected keys that are an order ≥ 0 or a multi-index, got {key!r}")
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) or weight < 0:
+            raise ConfigError(
+                f"sobolev weights: expected keys that are an order ≥ 0 or a multi-index, got {key!r}"
+            )
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, numbers.Real)
+            or not math.isfinite(weight)
+            or weight < 0
+        ):
             raise ConfigError(f"sobolev weights[{key!r}]: expected a finite number ≥ 0, got {weight!r}")
         pairs.append((key, float(weight)))
     return tuple(sorted(pairs, key=lambda pair: (isinstance(pair[0], tuple), str(pair[0]))))
@@ -64,14 +75,18 @@ class Sobolev(PhysicsLoss):
         for key, _ in self.weights:
             total = key if isinstance(key, int) else sum(key)
             if total > self.order:
-                raise ConfigError(f"sobolev weights: key {key!r} has order {total}, above the loss order {self.order}")
+                raise ConfigError(
+                    f"sobolev weights: key {key!r} has order {total}, above the loss order {self.order}"
+                )
 
     def weight(self, beta: tuple[int, ...]) -> float:
         """``c_β``: the multi-index weight, else the weight of its order, else 1."""
         table = dict(self.weights)
         return table.get(beta, table.get(sum(beta), 1.0))
 
-    def terms(self, prediction: Tensor, reference: Tensor, field: FieldDescription) -> dict[tuple[int, ...], Tensor]:
+    def terms(
+        self, prediction: Tensor, reference: Tensor, field: FieldDescription
+    ) -> dict[tuple[int, ...], Tensor]:
         """Unweighted ``mean |D^β (u − v)|^p`` per multi-index (FD operators are linear)."""
         check_pair(prediction, reference, field)
         for key, _ in self.weights:
@@ -79,14 +94,18 @@ class Sobolev(PhysicsLoss):
                 raise ConfigError(f"sobolev weights: multi-index {key!r} does not fit a {field.dim}-D field")
         active = list(field.active_channels())
         if not active:
-            raise ConfigError(f"sobolev: every channel is masked ({', '.join(field.channels)}); nothing to compare")
+            raise ConfigError(
+                f"sobolev: every channel is masked ({', '.join(field.channels)}); nothing to compare"
+            )
         difference = (prediction - reference)[:, active]
         return {
             beta: _power(derivative(difference, beta, field.spacing, field.periodic), self.p).mean()
             for beta in multi_indices(field.dim, self.order)
         }
 
-    def order_terms(self, prediction: Tensor, reference: Tensor, field: FieldDescription) -> dict[int, Tensor]:
+    def order_terms(
+        self, prediction: Tensor, reference: Tensor, field: FieldDescription
+    ) -> dict[int, Tensor]:
         """The weighted terms summed per derivative order ``|β|`` (for per-order balancing)."""
         by_order: dict[int, Tensor] = {}
         for beta, term in self.terms(prediction, reference, field).items():

@@ -44,7 +44,9 @@ class Family:
 
     def pairs(self, samples: int, seed: int, grid: int):
         """The generator's :class:`~safesvd_data.PairSet` of ``samples`` pairs on a ``grid``² grid."""
-        return GENERATORS[self.generator](samples=samples, size=grid, seed=seed, **dict(self.options)).generate()
+        return GENERATORS[self.generator](
+            samples=samples, size=grid, seed=seed, **dict(self.options)
+        ).generate()
 
     def to_dict(self) -> dict[str, Any]:
         return {"generator": self.generator, "slots": list(self.slots), "options": dict(self.options)}
@@ -87,20 +89,36 @@ class ZooModel:
         for index, family in enumerate(self.families):
             for step, lead in enumerate(self.lead_times or (None,)):
                 seed = SEEDS[name] + 100 * index + 10 * step
-                member = family if lead is None else \
-                    attrs.evolve(family, options={**dict(family.options), "lead_time": lead})
+                member = (
+                    family
+                    if lead is None
+                    else attrs.evolve(family, options={**dict(family.options), "lead_time": lead})
+                )
                 pairs = member.pairs(self.samples[name], seed, self.grid)
                 parts.append((family, pairs))
         inputs, targets, masks, times, domains = [], [], [], [], []
         for family, pairs in parts:
             shape = (len(pairs), len(self.channels), self.grid, self.grid)
-            x, y, mask = torch.zeros(shape), torch.zeros(shape), torch.zeros(len(pairs), len(self.channels), dtype=torch.bool)
-            x[:, list(family.slots)], y[:, list(family.slots)], mask[:, list(family.slots)] = pairs.inputs, pairs.targets, True
+            x, y, mask = (
+                torch.zeros(shape),
+                torch.zeros(shape),
+                torch.zeros(len(pairs), len(self.channels), dtype=torch.bool),
+            )
+            x[:, list(family.slots)], y[:, list(family.slots)], mask[:, list(family.slots)] = (
+                pairs.inputs,
+                pairs.targets,
+                True,
+            )
             inputs.append(x), targets.append(y), masks.append(mask)
             times.append(torch.full((len(pairs),), pairs.lead_time))
             domains += [pairs.domain] * len(pairs)
-        return Split(inputs=torch.cat(inputs), targets=torch.cat(targets), mask=torch.cat(masks), time=torch.cat(times),
-                     domains=tuple(domains))
+        return Split(
+            inputs=torch.cat(inputs),
+            targets=torch.cat(targets),
+            mask=torch.cat(masks),
+            time=torch.cat(times),
+            domains=tuple(domains),
+        )
 
     def build(self) -> nn.Module:
         """A randomly initialised model (seed torch first for a reproducible one)."""
@@ -148,8 +166,13 @@ class ResidualScOT(nn.Module):
         super().__init__()
         self.operator = operator
 
-    def forward(self, pixel_values: Tensor, time: Tensor | None = None, pixel_mask: Tensor | None = None,
-                labels: Tensor | None = None):
+    def forward(
+        self,
+        pixel_values: Tensor,
+        time: Tensor | None = None,
+        pixel_mask: Tensor | None = None,
+        labels: Tensor | None = None,
+    ):
         from safesvd_adapters.hf_models import OperatorOutput
         from safesvd_adapters.poseidon import with_known
 
@@ -181,7 +204,9 @@ def _timm(spec: ZooModel) -> nn.Module:
     from safesvd_adapters.timm_vit import TimmViTOperator
 
     channels = len(spec.channels)
-    return ResidualField(TimmViTOperator(channels=channels, out_channels=channels, size=spec.grid, **spec.config))
+    return ResidualField(
+        TimmViTOperator(channels=channels, out_channels=channels, size=spec.grid, **spec.config)
+    )
 
 
 def _avit(spec: ZooModel) -> nn.Module:
@@ -190,24 +215,47 @@ def _avit(spec: ZooModel) -> nn.Module:
     return ResidualField(small_avit(fields=len(spec.channels), steps=1, size=spec.grid, **spec.config))
 
 
-_BUILDERS: dict[str, Callable[[ZooModel], nn.Module]] = {"transformers": _scot, "timm": _timm, "the_well": _avit}
+_BUILDERS: dict[str, Callable[[ZooModel], nn.Module]] = {
+    "transformers": _scot,
+    "timm": _timm,
+    "the_well": _avit,
+}
 
 _NS = Family(generator="navier_stokes", slots=(0, 1))
 #: The zoo, by name.
 MODELS: dict[str, ZooModel] = {
     spec.name: spec
     for spec in (
-        ZooModel(name="scot-ns", framework="transformers", channels=("u", "v"), families=(_NS,), lead_times=(0.5, 1.0),
-                 config={"patch": 2, "embed_dim": 32, "depths": (2, 2), "heads": (2, 4), "window": 4},
-                 samples={"train": 256, "calibration": 16, "test": 32}),
-        ZooModel(name="avit-multiphysics", framework="the_well", channels=("u", "v", "h", "w", "w_t"),
-                 families=(_NS, Family(generator="shallow_water", slots=(2, 0, 1)),
-                           Family(generator="wave", slots=(3, 4), options={"speed": 0.05, "lead_time": 0.5})),
-                 config={"width": 96, "heads": 4, "blocks": 4},
-                 samples={"train": 192, "calibration": 16, "test": 32}, grid=64),
-        ZooModel(name="vit-timm", framework="timm", channels=("u", "v"), families=(_NS,),
-                 config={"patch": 4, "width": 64, "depth": 4, "heads": 4},
-                 samples={"train": 512, "calibration": 16, "test": 32}),
+        ZooModel(
+            name="scot-ns",
+            framework="transformers",
+            channels=("u", "v"),
+            families=(_NS,),
+            lead_times=(0.5, 1.0),
+            config={"patch": 2, "embed_dim": 32, "depths": (2, 2), "heads": (2, 4), "window": 4},
+            samples={"train": 256, "calibration": 16, "test": 32},
+        ),
+        ZooModel(
+            name="avit-multiphysics",
+            framework="the_well",
+            channels=("u", "v", "h", "w", "w_t"),
+            families=(
+                _NS,
+                Family(generator="shallow_water", slots=(2, 0, 1)),
+                Family(generator="wave", slots=(3, 4), options={"speed": 0.05, "lead_time": 0.5}),
+            ),
+            config={"width": 96, "heads": 4, "blocks": 4},
+            samples={"train": 192, "calibration": 16, "test": 32},
+            grid=64,
+        ),
+        ZooModel(
+            name="vit-timm",
+            framework="timm",
+            channels=("u", "v"),
+            families=(_NS,),
+            config={"patch": 4, "width": 64, "depth": 4, "heads": 4},
+            samples={"train": 512, "calibration": 16, "test": 32},
+        ),
     )
 }
 
@@ -281,5 +329,18 @@ def test_loss(name: str, model: nn.Module, data: Split | None = None) -> tuple[f
 test_loss.__test__ = False  # not a pytest test
 test_split.__test__ = False
 
-__all__ = ["MODELS", "Family", "ResidualField", "ResidualScOT", "Split", "ZooModel", "batches", "card", "load",
-           "relative_mse", "spec", "test_loss", "test_split"]
+__all__ = [
+    "MODELS",
+    "Family",
+    "ResidualField",
+    "ResidualScOT",
+    "Split",
+    "ZooModel",
+    "batches",
+    "card",
+    "load",
+    "relative_mse",
+    "spec",
+    "test_loss",
+    "test_split",
+]

@@ -84,7 +84,11 @@ class FieldTransformer(nn.Module):
         c, p = self.config.channels, self.config.patch
         batch, _, size, _ = field.shape
         grid = size // p
-        patches = field.reshape(batch, c, grid, p, grid, p).permute(0, 2, 4, 1, 3, 5).reshape(batch, grid * grid, c * p * p)
+        patches = (
+            field.reshape(batch, c, grid, p, grid, p)
+            .permute(0, 2, 4, 1, 3, 5)
+            .reshape(batch, grid * grid, c * p * p)
+        )
         x = self.embed(patches) + self.position
         for block in self.blocks:
             x = block(x)

@@ -33,12 +33,16 @@ CALIBRATION_TRAJECTORY_SEEDS = (11, 12, 13)
 
 #: The reference data: velocity (u, v) on a periodic 32² grid over [0, 2π)², axis 2 = x.
 FIELD = FieldDescription(
-    channels=("u", "v"), roles=("velocity_x", "velocity_y"), spacing=(NavierStokes2D(size=GRID).spacing,) * 2,
+    channels=("u", "v"),
+    roles=("velocity_x", "velocity_y"),
+    spacing=(NavierStokes2D(size=GRID).spacing,) * 2,
     periodic=(True, True),
 )
 
 
-def trajectories(samples: int = 8, steps: int = 5, *, seed: int = TEST_TRAJECTORY_SEED) -> tuple[Tensor, Tensor]:
+def trajectories(
+    samples: int = 8, steps: int = 5, *, seed: int = TEST_TRAJECTORY_SEED
+) -> tuple[Tensor, Tensor]:
     """``(input, trajectory)``: ``trajectory[:, s]`` is the flow ``(s + 1)`` lead times after the input."""
     solver = NavierStokes2D(size=GRID)
     generator = torch.Generator().manual_seed(seed)
@@ -51,12 +55,15 @@ def trajectories(samples: int = 8, steps: int = 5, *, seed: int = TEST_TRAJECTOR
     return start, torch.stack(frames, dim=1)
 
 
-def trajectory_batches(samples: int = 32, steps: int = 5, *, seed: int = CALIBRATION_TRAJECTORY_SEEDS[0],
-                       batch_size: int = 16) -> list[tuple[Tensor, Tensor]]:
+def trajectory_batches(
+    samples: int = 32, steps: int = 5, *, seed: int = CALIBRATION_TRAJECTORY_SEEDS[0], batch_size: int = 16
+) -> list[tuple[Tensor, Tensor]]:
     """Rollout items ``(input, trajectory)``, the trajectory ``(batch, steps, 2, 32, 32)``: for
     rollout calibration (``compress``) and rollout evaluation (``evaluate(..., rollout=)``)."""
     start, trajectory = trajectories(samples=samples, steps=steps, seed=seed)
-    return [(start[i : i + batch_size], trajectory[i : i + batch_size]) for i in range(0, samples, batch_size)]
+    return [
+        (start[i : i + batch_size], trajectory[i : i + batch_size]) for i in range(0, samples, batch_size)
+    ]
 
 
 def test_items(steps: int | None = None, batch_size: int = 32) -> list[tuple[Tensor, Tensor]]:
@@ -78,7 +85,9 @@ def split(name: str) -> tuple[Tensor, Tensor]:
 def batches(name: str, batch_size: int = 16) -> list[tuple[Tensor, Tensor]]:
     """A split cut into ``(input, target)`` batches."""
     inputs, targets = split(name)
-    return [(inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    return [
+        (inputs[i : i + batch_size], targets[i : i + batch_size]) for i in range(0, len(inputs), batch_size)
+    ]
 
 
 def _weights_dir():

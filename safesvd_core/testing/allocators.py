@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from .._errors import BudgetError
-from .._interfaces import Allocator, LayerCandidate
-from .._plugins import registry
+from ..kinds._interfaces import Allocator, LayerCandidate
+from ..kinds._plugins import registry
 from ._shared import across_subclasses
 from .strategies import layer_candidates
 
@@ -35,14 +35,18 @@ _MORE = st.one_of(st.integers(1, 48), _FRACTIONS)
 
 def allocation_cost(layers: Sequence[LayerCandidate], ranks: Mapping[str, int | None]) -> int:
     """Kept weights: ``rank (m + n)`` per factored layer, ``m n`` per dense one."""
-    return sum(layer.dense_params if ranks[layer.name] is None else ranks[layer.name] * layer.params_per_rank
-               for layer in layers)
+    return sum(
+        layer.dense_params if ranks[layer.name] is None else ranks[layer.name] * layer.params_per_rank
+        for layer in layers
+    )
 
 
 def minimum_cost(layers: Sequence[LayerCandidate], min_rank: int) -> int:
     """The cost of ``min_rank`` everywhere (dense where that rank saves nothing): no allocation is cheaper."""
-    return sum(layer.dense_params if layer.break_even_rank <= min_rank else min_rank * layer.params_per_rank
-               for layer in layers)
+    return sum(
+        layer.dense_params if layer.break_even_rank <= min_rank else min_rank * layer.params_per_rank
+        for layer in layers
+    )
 
 
 def dense_cost(layers: Sequence[LayerCandidate]) -> int:
@@ -96,12 +100,16 @@ class AllocatorConformance:
         allocator = self.make_allocator(min_rank)
         budget = self._budget(allocator, layers, fraction)
         ranks = allocator.allocate(layers, budget)
-        assert set(ranks) == {layer.name for layer in layers}, f"ranks for {sorted(ranks)}, layers {[l.name for l in layers]}"
+        assert set(ranks) == {layer.name for layer in layers}, (
+            f"ranks for {sorted(ranks)}, layers {[layer.name for layer in layers]}"
+        )
         for layer in layers:
             rank = ranks[layer.name]
             if rank is None:
                 continue
-            assert isinstance(rank, int) and not isinstance(rank, bool), f"{layer.name}: rank {rank!r} is not an int"
+            assert isinstance(rank, int) and not isinstance(rank, bool), (
+                f"{layer.name}: rank {rank!r} is not an int"
+            )
             assert min_rank <= rank < layer.break_even_rank, (
                 f"{layer.name}: rank {rank} outside [min_rank {min_rank}, break-even {layer.break_even_rank})"
             )
@@ -133,9 +141,13 @@ class AllocatorConformance:
 
     @across_subclasses()
     @given(layers=_LAYERS, min_rank=_MIN_RANKS)
-    def test_the_dense_budget_keeps_every_layer_dense(self, layers: list[LayerCandidate], min_rank: int) -> None:
+    def test_the_dense_budget_keeps_every_layer_dense(
+        self, layers: list[LayerCandidate], min_rank: int
+    ) -> None:
         ranks = self.make_allocator(min_rank).allocate(layers, dense_cost(layers))
-        assert all(rank is None for rank in ranks.values()), f"compressed without need at the dense budget: {ranks}"
+        assert all(rank is None for rank in ranks.values()), (
+            f"compressed without need at the dense budget: {ranks}"
+        )
 
     @across_subclasses()
     @given(layers=_LAYERS, min_rank=_MIN_RANKS)

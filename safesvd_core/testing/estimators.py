@@ -26,14 +26,11 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from .._errors import ConfigError, NumericalError
-from .._interfaces import SIGNALS, Estimator, LayerSignals
-from .._plugins import registry
+from ..kinds._interfaces import SIGNALS, Estimator, LayerSignals
+from ..kinds._plugins import registry
 from ._shared import across_subclasses
 from .reduction import on_two_ranks
 from .strategies import chunkings
-
-#: The :class:`LayerSignals` field of each signal an estimator can require.
-SIGNAL_FIELDS = {"input": "inputs", "shifted_input": "shifted_inputs", "output_grad": "output_grads"}
 
 #: Rows of each calibration batch of one domain (a batch is one call of the layer).
 BATCH_ROWS = (3, 6, 4)
@@ -44,21 +41,35 @@ Split = Callable[[int, int, int], int]
 SPLITS: dict[str, Split] = {
     "interleaved": lambda domain, index, count: index % 2,
     # several domains: rank 0 sees all of them, rank 1 only the later ones
-    "first-domain-only-on-rank-0": lambda domain, index, count: 0 if index == 0 or (domain == 0 and count > 1) else 1,
+    "first-domain-only-on-rank-0": lambda domain, index, count: (
+        0 if index == 0 or (domain == 0 and count > 1) else 1
+    ),
     "rank-1-saw-nothing": lambda domain, index, count: 0,
 }
 
 
 def rows_of(signals: LayerSignals, start: int, stop: int) -> LayerSignals:
     """Rows ``start:stop`` of every signal in ``signals``."""
-    return attrs.evolve(signals, **{field: getattr(signals, field)[start:stop]
-                                    for field in SIGNAL_FIELDS.values() if getattr(signals, field) is not None})
+    return attrs.evolve(
+        signals,
+        **{
+            field: getattr(signals, field)[start:stop]
+            for field in SIGNALS
+            if getattr(signals, field) is not None
+        },
+    )
 
 
 def signals_on(signals: LayerSignals, device: torch.device | str) -> LayerSignals:
     """``signals`` with every signal moved to ``device``."""
-    return attrs.evolve(signals, **{field: getattr(signals, field).to(device)
-                                    for field in SIGNAL_FIELDS.values() if getattr(signals, field) is not None})
+    return attrs.evolve(
+        signals,
+        **{
+            field: getattr(signals, field).to(device)
+            for field in SIGNALS
+            if getattr(signals, field) is not None
+        },
+    )
 
 
 def _bytes(tensors: Sequence[Tensor]) -> int:
@@ -109,8 +120,13 @@ class EstimatorConformance:
     def _batches(self, seed: int) -> list[list[LayerSignals]]:
         """Per domain, the calibration batches of :data:`BATCH_ROWS` rows."""
         generator = torch.Generator().manual_seed(seed)
-        return [[self.make_signals(generator, rows, self.in_features, self.out_features, domain) for rows in BATCH_ROWS]
-                for domain in self.domains]
+        return [
+            [
+                self.make_signals(generator, rows, self.in_features, self.out_features, domain)
+                for rows in BATCH_ROWS
+            ]
+            for domain in self.domains
+        ]
 
     def _fed(self, batches: Sequence[LayerSignals]) -> Estimator:
         estimator = self._new()
@@ -122,10 +138,17 @@ class EstimatorConformance:
         got, want = actual.statistics(), expected.statistics()
         assert got.keys() == want.keys(), f"{what}: statistics {sorted(got)}, expected {sorted(want)}"
         for key in want:
-            torch.testing.assert_close(got[key], want[key], rtol=self.rtol, atol=self.atol,
-                                       msg=lambda message, key=key: f"{what}, statistic {key!r}: {message}")
+            torch.testing.assert_close(
+                got[key],
+                want[key],
+                rtol=self.rtol,
+                atol=self.atol,
+                msg=lambda message, key=key: f"{what}, statistic {key!r}: {message}",
+            )
 
-    def _split(self, batches: list[list[LayerSignals]], rule: Split) -> tuple[list[LayerSignals], list[LayerSignals]]:
+    def _split(
+        self, batches: list[list[LayerSignals]], rule: Split
+    ) -> tuple[list[LayerSignals], list[LayerSignals]]:
         parts: tuple[list[LayerSignals], list[LayerSignals]] = ([], [])
         for domain, of_domain in enumerate(batches):
             for index, signals in enumerate(of_domain):
@@ -142,19 +165,29 @@ class EstimatorConformance:
 
     def test_declares_signals_and_statistics(self) -> None:
         estimator = self._new()
-        assert isinstance(estimator.requires, frozenset), f"`requires` must be a frozenset, got {estimator.requires!r}"
-        assert estimator.requires <= set(SIGNALS), f"`requires` {set(estimator.requires)} names signals outside {SIGNALS}"
+        assert isinstance(estimator.requires, frozenset), (
+            f"`requires` must be a frozenset, got {estimator.requires!r}"
+        )
+        assert estimator.requires <= set(SIGNALS), (
+            f"`requires` {set(estimator.requires)} names signals outside {SIGNALS}"
+        )
         provided = type(estimator).provided(**self.options)
-        assert isinstance(provided, frozenset) and provided, f"`provided()` must be a non-empty frozenset, got {provided!r}"
+        assert isinstance(provided, frozenset) and provided, (
+            f"`provided()` must be a non-empty frozenset, got {provided!r}"
+        )
         assert all(isinstance(key, str) for key in provided), f"statistic names must be strings: {provided!r}"
 
     def test_statistics_are_what_it_provides_float64_and_finite(self) -> None:
         estimator = self._fed([signals for of_domain in self._batches(0) for signals in of_domain])
         statistics = estimator.statistics()
         provided = type(estimator).provided(**self.options)
-        assert set(statistics) == provided, f"statistics() gave {sorted(statistics)}, provided() says {sorted(provided)}"
+        assert set(statistics) == provided, (
+            f"statistics() gave {sorted(statistics)}, provided() says {sorted(provided)}"
+        )
         for key, value in statistics.items():
-            assert isinstance(value, Tensor) and value.dtype == torch.float64, f"{key!r} is not a float64 tensor"
+            assert isinstance(value, Tensor) and value.dtype == torch.float64, (
+                f"{key!r} is not a float64 tensor"
+            )
             assert torch.isfinite(value).all(), f"{key!r} has NaN/Inf entries"
 
     def test_no_rows_is_a_numerical_error(self) -> None:
@@ -166,7 +199,9 @@ class EstimatorConformance:
     def test_order_of_updates_does_not_matter(self, seed: int, data: st.DataObject) -> None:
         batches = [signals for of_domain in self._batches(seed) for signals in of_domain]
         order = data.draw(st.permutations(range(len(batches))), label="order")
-        self._assert_same(self._fed([batches[i] for i in order]), self._fed(batches), "updates in another order")
+        self._assert_same(
+            self._fed([batches[i] for i in order]), self._fed(batches), "updates in another order"
+        )
 
     @across_subclasses()
     @given(seed=st.integers(0, 2**31 - 1), data=st.data())
@@ -176,7 +211,10 @@ class EstimatorConformance:
         rows = data.draw(st.integers(1, 24), label="rows")
         chunks = data.draw(chunkings(rows), label="chunks")
         generator = torch.Generator().manual_seed(seed)
-        whole = [self.make_signals(generator, rows, self.in_features, self.out_features, domain) for domain in self.domains]
+        whole = [
+            self.make_signals(generator, rows, self.in_features, self.out_features, domain)
+            for domain in self.domains
+        ]
         streamed = self._new()
         for start, stop in chunks:
             for signals in whole:
@@ -187,8 +225,10 @@ class EstimatorConformance:
     @given(seed=st.integers(0, 2**31 - 1), data=st.data())
     def test_merge_equals_one_pass(self, seed: int, data: st.DataObject) -> None:
         batches = self._batches(seed)
-        ranks = data.draw(st.lists(st.integers(0, 1), min_size=sum(map(len, batches)), max_size=sum(map(len, batches))),
-                          label="rank of each batch")
+        ranks = data.draw(
+            st.lists(st.integers(0, 1), min_size=sum(map(len, batches)), max_size=sum(map(len, batches))),
+            label="rank of each batch",
+        )
         first, second = self._split(batches, lambda domain, index, _: ranks[domain * len(BATCH_ROWS) + index])
         whole = self._fed(first + second)
         merged = self._fed(first)
@@ -210,7 +250,9 @@ class EstimatorConformance:
     def test_state_dict_round_trips_through_safetensors(self) -> None:
         estimator = self._fed([signals for of_domain in self._batches(2) for signals in of_domain])
         state = estimator.state_dict()
-        assert state and all(isinstance(key, str) for key in state), f"state_dict keys must be strings: {list(state)}"
+        assert state and all(isinstance(key, str) for key in state), (
+            f"state_dict keys must be strings: {list(state)}"
+        )
         for key, value in state.items():
             assert isinstance(value, Tensor), f"state_dict[{key!r}] is a {type(value).__name__}, not a tensor"
             assert value.is_contiguous(), f"state_dict[{key!r}] is not contiguous (safetensors refuses it)"
@@ -231,8 +273,8 @@ class EstimatorConformance:
         arrays = _bytes([value for value in state.values() if value.ndim > 0])
         total = _bytes(list(state.values()))
         assert arrays <= planned <= total, (
-            f"footprint({len(self.domains)}) = {planned} bytes, but the state after {len(self.domains)} domain(s) "
-            f"holds {arrays} bytes of arrays ({total} with its scalars)"
+            f"footprint({len(self.domains)}) = {planned} bytes, but the state after "
+            f"{len(self.domains)} domain(s) holds {arrays} bytes of arrays ({total} with its scalars)"
         )
 
     def test_missing_signal_is_a_config_error(self) -> None:
@@ -242,7 +284,7 @@ class EstimatorConformance:
         batch = self._batches(4)[0][0]
         for signal in sorted(estimator.requires):
             with pytest.raises(ConfigError):
-                estimator.update(attrs.evolve(batch, **{SIGNAL_FIELDS[signal]: None}))
+                estimator.update(attrs.evolve(batch, **{signal: None}))
 
     def test_non_finite_rows_are_a_numerical_error(self) -> None:
         estimator = self._new()
@@ -251,10 +293,10 @@ class EstimatorConformance:
         batch = self._batches(5)[0][0]
         for signal in sorted(estimator.requires):
             for value in (math.nan, math.inf):
-                bad = getattr(batch, SIGNAL_FIELDS[signal]).clone()
+                bad = getattr(batch, signal).clone()
                 bad[-1, 0] = value
                 with pytest.raises(NumericalError):
-                    estimator.update(attrs.evolve(batch, **{SIGNAL_FIELDS[signal]: bad}))
+                    estimator.update(attrs.evolve(batch, **{signal: bad}))
 
     def test_same_on_cuda(self) -> None:
         if not torch.cuda.is_available():

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .._errors import ConfigError
 from .._field import FieldDescription, Role
-from .._interfaces import PhysicsLoss
+from ..kinds._interfaces import PhysicsLoss
 
 #: Each subclass runs the inherited hypothesis tests on its own instance, which is intended here;
 #: no deadline, as the first call of a loss pays for torch's warm-up.
@@ -115,7 +115,10 @@ class PhysicsLossConformance:
         order = torch.tensor(data.draw(st.permutations(range(self.batch_size)), label="order"))
         prediction, reference = self._pair(data.draw(st.integers(0, 2**32 - 1), label="seed"))
         torch.testing.assert_close(
-            self._value(prediction[order], reference[order]), self._value(prediction, reference), rtol=1e-10, atol=0
+            self._value(prediction[order], reference[order]),
+            self._value(prediction, reference),
+            rtol=1e-10,
+            atol=0,
         )
 
     def test_float32_matches_float64(self) -> None:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from torch import Tensor
 
-from .._interfaces import Reduction
+from ..kinds._interfaces import Reduction
 
 T = TypeVar("T")
 
@@ -72,8 +72,9 @@ class ThreadPairReduction(Reduction):
     def sum_(self, tensor: Tensor) -> None:
         peer = self._swap("sum_", tensor.detach().clone())
         assert (peer.shape, peer.dtype) == (tensor.shape, tensor.dtype), (
-            f"collective call {len(self._exchange.calls[self.rank])}: rank {self.rank} sums a {tensor.dtype} tensor "
-            f"of shape {tuple(tensor.shape)}, its peer a {peer.dtype} tensor of shape {tuple(peer.shape)}"
+            f"collective call {len(self._exchange.calls[self.rank])}: rank {self.rank} sums a "
+            f"{tensor.dtype} tensor of shape {tuple(tensor.shape)}, its peer a {peer.dtype} tensor of "
+            f"shape {tuple(peer.shape)}"
         )
         tensor.add_(peer.to(tensor.device))
 
@@ -105,10 +106,14 @@ def on_two_ranks(work: Callable[[Reduction, int], T], *, timeout: float = TIMEOU
         thread.start()
     for thread in threads:
         thread.join()
-    own = [error for error in errors if error is not None and not isinstance(error, threading.BrokenBarrierError)]
+    own = [
+        error for error in errors if error is not None and not isinstance(error, threading.BrokenBarrierError)
+    ]
     if own:
         raise own[0]
     if any(errors):
-        raise AssertionError(f"a rank waited {timeout} s for its peer at a collective call; the calls were "
-                             f"{exchange.calls[0]} and {exchange.calls[1]}") from errors[0] or errors[1]
+        raise AssertionError(
+            f"a rank waited {timeout} s for its peer at a collective call; the calls were "
+            f"{exchange.calls[0]} and {exchange.calls[1]}"
+        ) from errors[0] or errors[1]
     return results

@@ -24,10 +24,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import Tensor
 
-from .._balance import component_norms, is_balanced
 from .._errors import ConfigError, NumericalError
-from .._interfaces import Factorization, Solver, SolveRecord
-from .._plugins import registry
+from ..kinds._interfaces import Factorization, Solver, SolveRecord
+from ..kinds._plugins import registry
+from ..linalg._balance import component_norms, is_balanced
 from ._shared import across_subclasses
 from .strategies import second_moment, weights
 
@@ -75,7 +75,9 @@ class SolverConformance:
         """The solver under test."""
         return registry("solver").create(self.plugin_name, **self.options)
 
-    def make_statistics(self, weight: Tensor, generator: torch.Generator, *, rows: int | None = None) -> dict[str, Tensor]:
+    def make_statistics(
+        self, weight: Tensor, generator: torch.Generator, *, rows: int | None = None
+    ) -> dict[str, Tensor]:
         """What the solver reads (``requires`` and ``optional_statistics``) from ``rows`` random rows;
         by default ``3 max(m, n) + 2``, which makes every matrix statistic full rank."""
         rows = 3 * max(weight.shape) + 2 if rows is None else rows
@@ -88,15 +90,25 @@ class SolverConformance:
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _problem(self, weight: Tensor, seed: int, rows: int | None = None) -> tuple[Solver, dict[str, Tensor]]:
-        return self.make_solver(), self.make_statistics(weight, torch.Generator().manual_seed(seed), rows=rows)
+    def _problem(
+        self, weight: Tensor, seed: int, rows: int | None = None
+    ) -> tuple[Solver, dict[str, Tensor]]:
+        return self.make_solver(), self.make_statistics(
+            weight, torch.Generator().manual_seed(seed), rows=rows
+        )
 
     @staticmethod
     def _check_factors(result: Factorization, weight: Tensor, rank: int) -> None:
         m, n = weight.shape
-        assert isinstance(result, Factorization), f"solve must return a Factorization, got {type(result).__name__}"
-        assert tuple(result.first.shape) == (rank, n), f"first (B) is {tuple(result.first.shape)}, expected {(rank, n)}"
-        assert tuple(result.second.shape) == (m, rank), f"second (A) is {tuple(result.second.shape)}, expected {(m, rank)}"
+        assert isinstance(result, Factorization), (
+            f"solve must return a Factorization, got {type(result).__name__}"
+        )
+        assert tuple(result.first.shape) == (rank, n), (
+            f"first (B) is {tuple(result.first.shape)}, expected {(rank, n)}"
+        )
+        assert tuple(result.second.shape) == (m, rank), (
+            f"second (A) is {tuple(result.second.shape)}, expected {(m, rank)}"
+        )
         for which in ("first", "second"):
             factor = getattr(result, which)
             assert factor.dtype == weight.dtype, f"{which} is {factor.dtype}, the weight {weight.dtype}"
@@ -114,11 +126,15 @@ class SolverConformance:
     def test_requires_is_a_frozenset_of_names(self) -> None:
         requires = self.make_solver().requires
         assert isinstance(requires, frozenset), f"`requires` must be a frozenset, got {requires!r}"
-        assert all(isinstance(key, str) and key for key in requires), f"`requires` must name statistics: {requires!r}"
+        assert all(isinstance(key, str) and key for key in requires), (
+            f"`requires` must name statistics: {requires!r}"
+        )
 
     @across_subclasses()
     @given(weight=weights(dtypes=(torch.float64, torch.float32)), seed=_SEEDS, data=st.data())
-    def test_factors_have_the_shapes_and_dtype_of_the_weight(self, weight: Tensor, seed: int, data: st.DataObject) -> None:
+    def test_factors_have_the_shapes_and_dtype_of_the_weight(
+        self, weight: Tensor, seed: int, data: st.DataObject
+    ) -> None:
         rank = data.draw(st.integers(1, min(weight.shape)), label="rank")
         solver, statistics = self._problem(weight, seed)
         self._check_factors(solver.solve(weight, rank, statistics), weight, rank)
@@ -132,8 +148,9 @@ class SolverConformance:
         solver, statistics = self._problem(weight, seed)
         result = solver.solve(weight, rank, statistics)
         rows, columns = component_norms(result.first, result.second)
-        assert is_balanced(result.first, result.second, rtol=1e-9), \
+        assert is_balanced(result.first, result.second, rtol=1e-9), (
             f"unbalanced factors: ‖rows of first‖ {rows.tolist()}, ‖columns of second‖ {columns.tolist()}"
+        )
 
     @across_subclasses()
     @given(weight=weights(dtypes=(torch.float64, torch.float32)), seed=_SEEDS)
@@ -141,8 +158,10 @@ class SolverConformance:
         solver, statistics = self._problem(weight, seed)
         spectrum = solver.spectrum(weight, statistics)
         assert spectrum.dtype == torch.float64, f"the spectrum is {spectrum.dtype}, expected float64"
-        assert tuple(spectrum.shape) == (min(weight.shape),), f"spectrum of shape {tuple(spectrum.shape)} for a " \
-                                                             f"{tuple(weight.shape)} weight, expected ({min(weight.shape)},)"
+        assert tuple(spectrum.shape) == (min(weight.shape),), (
+            f"spectrum of shape {tuple(spectrum.shape)} for a "
+            f"{tuple(weight.shape)} weight, expected ({min(weight.shape)},)"
+        )
         assert torch.isfinite(spectrum).all(), f"the spectrum has NaN/Inf entries: {spectrum}"
         assert bool((spectrum >= 0).all()), f"the spectrum has negative values: {spectrum}"
         assert bool((spectrum[:-1] >= spectrum[1:]).all()), f"the spectrum is not descending: {spectrum}"
@@ -155,12 +174,19 @@ class SolverConformance:
         solver, statistics = self._problem(weight, seed)
         result = solver.solve(weight, min(weight.shape), statistics)
         scale = float(weight.abs().max())
-        torch.testing.assert_close(result.second @ result.first, weight, rtol=self.full_rank_rtol,
-                                   atol=self.full_rank_rtol * scale, msg=lambda m: f"full-rank factors ≠ weight: {m}")
+        torch.testing.assert_close(
+            result.second @ result.first,
+            weight,
+            rtol=self.full_rank_rtol,
+            atol=self.full_rank_rtol * scale,
+            msg=lambda m: f"full-rank factors ≠ weight: {m}",
+        )
 
     @across_subclasses()
     @given(weight=weights(), seed=_SEEDS, data=st.data())
-    def test_rank_deficient_statistics_still_solve(self, weight: Tensor, seed: int, data: st.DataObject) -> None:
+    def test_rank_deficient_statistics_still_solve(
+        self, weight: Tensor, seed: int, data: st.DataObject
+    ) -> None:
         """Fewer calibration rows than inputs, as in real calibration of wide layers."""
         rows = data.draw(st.integers(1, max(1, weight.shape[1] - 1)), label="rows")
         rank = data.draw(st.integers(1, min(weight.shape)), label="rank")
@@ -190,10 +216,12 @@ class SolverConformance:
         solver, statistics = self._problem(weight, 2)
         before = weight.clone(), {key: value.clone() for key, value in statistics.items()}
         first, second = solver.solve(weight, 3, statistics), solver.solve(weight, 3, statistics)
-        assert torch.equal(first.first, second.first) and torch.equal(first.second, second.second), \
+        assert torch.equal(first.first, second.first) and torch.equal(first.second, second.second), (
             "two solves of the same problem gave different factors"
-        assert torch.equal(solver.spectrum(weight, statistics), solver.spectrum(weight, statistics)), \
+        )
+        assert torch.equal(solver.spectrum(weight, statistics), solver.spectrum(weight, statistics)), (
             "two spectra of the same problem differ"
+        )
         assert torch.equal(weight, before[0]), "solve or spectrum changed the weight"
         for key, value in before[1].items():
             assert torch.equal(statistics[key], value), f"solve or spectrum changed the statistic {key!r}"
@@ -205,10 +233,17 @@ class SolverConformance:
         solver, statistics = self._problem(weight, 3)
         on_device = {key: value.cuda() for key, value in statistics.items()}
         on_gpu = solver.solve(weight.cuda(), 3, on_device)
-        assert on_gpu.first.device.type == on_gpu.second.device.type == "cuda", "the factors left the weight's device"
+        assert on_gpu.first.device.type == on_gpu.second.device.type == "cuda", (
+            "the factors left the weight's device"
+        )
         on_cpu = solver.solve(weight, 3, statistics)
         # singular vectors are defined up to sign: compare the products
-        torch.testing.assert_close((on_gpu.second @ on_gpu.first).cpu(), on_cpu.second @ on_cpu.first,
-                                   rtol=1e-6, atol=1e-8)
-        torch.testing.assert_close(solver.spectrum(weight.cuda(), on_device).cpu(), solver.spectrum(weight, statistics),
-                                   rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(
+            (on_gpu.second @ on_gpu.first).cpu(), on_cpu.second @ on_cpu.first, rtol=1e-6, atol=1e-8
+        )
+        torch.testing.assert_close(
+            solver.spectrum(weight.cuda(), on_device).cpu(),
+            solver.spectrum(weight, statistics),
+            rtol=1e-6,
+            atol=1e-8,
+        )

@@ -5,12 +5,14 @@ Shipped so that plugin authors can reuse them in their own property tests.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
 from .._field import AXES, FieldDescription, Role
-from .._interfaces import LayerCandidate
+from ..kinds._interfaces import LayerCandidate
 
 
 @st.composite
@@ -59,11 +61,16 @@ def layer_candidates(
     for index in range(count):
         m = draw(st.integers(1, max_size))
         n = draw(st.integers(1, max_size))
-        values = draw(st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=min(m, n), max_size=min(m, n)))
+        values = draw(
+            st.lists(st.floats(0.0, 100.0, allow_nan=False), min_size=min(m, n), max_size=min(m, n))
+        )
         spectrum = torch.tensor(sorted(values, reverse=True), dtype=torch.float64)
         name = f"layer{index}" if types is None else f"{index}.{draw(st.sampled_from(types))}"
-        layers.append(LayerCandidate(name=name, out_features=m, in_features=n, spectrum=spectrum, order=index))
+        layers.append(
+            LayerCandidate(name=name, out_features=m, in_features=n, spectrum=spectrum, order=index)
+        )
     return layers
+
 
 _COMPONENTS = {role for role in Role if role.value[-2:] in ("_x", "_y", "_z")}
 
@@ -126,7 +133,12 @@ def gram_problems(draw, *, max_size: int = 10, full_rank: bool | None = None) ->
     weight = torch.randn(m, n, generator=generator, dtype=torch.float64)
     inputs = torch.randn(rows, n, generator=generator, dtype=torch.float64)
     inputs = inputs * torch.exp(0.5 * torch.randn(n, generator=generator, dtype=torch.float64))
-    return {"weight": weight, "inputs": inputs, "gram": inputs.mT @ inputs, "rank": draw(st.integers(1, min(m, n)))}
+    return {
+        "weight": weight,
+        "inputs": inputs,
+        "gram": inputs.mT @ inputs,
+        "rank": draw(st.integers(1, min(m, n))),
+    }
 
 
 @st.composite
@@ -134,7 +146,7 @@ def chunkings(draw, rows: int, *, max_chunks: int = 6) -> list[tuple[int, int]]:
     """A split of ``range(rows)`` into consecutive non-empty chunks ``(start, stop)``, in order."""
     cuts = draw(st.lists(st.integers(1, rows - 1), unique=True, max_size=max_chunks - 1)) if rows > 1 else []
     bounds = [0, *sorted(cuts), rows]
-    return list(zip(bounds, bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 @st.composite

@@ -15,17 +15,27 @@ def optional(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except (ImportError, RuntimeError) as error:
-        pytest.skip(allow_module_level=True, reason=f"{module} cannot be imported here ({type(error).__name__}: {error}); "
-                    f"install the matching safesvd extra (docs/adapters.md)")
+        pytest.skip(
+            allow_module_level=True,
+            reason=f"{module} cannot be imported here ({type(error).__name__}: {error}); "
+            f"install the matching safesvd extra (docs/adapters.md)",
+        )
 
 
-def fields(shape: tuple[int, ...], batches: int = 2, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def fields(
+    shape: tuple[int, ...], batches: int = 2, seed: int = 1
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Random ``(input, target)`` pairs of ``shape``."""
     generator = torch.Generator().manual_seed(seed)
-    return [(torch.randn(*shape, generator=generator), torch.randn(*shape, generator=generator)) for _ in range(batches)]
+    return [
+        (torch.randn(*shape, generator=generator), torch.randn(*shape, generator=generator))
+        for _ in range(batches)
+    ]
 
 
-def assert_compressed(result, batch_output: torch.Tensor, expected_shape: tuple[int, ...], ratio: float = 0.5) -> None:
+def assert_compressed(
+    result, batch_output: torch.Tensor, expected_shape: tuple[int, ...], ratio: float = 0.5
+) -> None:
     """Shape unchanged, budget met, finite output, parameters counted exactly."""
     assert batch_output.shape == expected_shape
     assert torch.isfinite(batch_output).all()

@@ -7,8 +7,9 @@ import copy
 import pytest
 import torch
 
-from adapter_helpers import assert_compressed, fields, optional
 from safesvd_core import BudgetError, compress, registry
+
+from adapter_helpers import assert_compressed, fields, optional
 
 optional("neuralop")
 from safesvd_adapters.fno import small_fno  # noqa: E402

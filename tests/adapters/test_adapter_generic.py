@@ -1,4 +1,5 @@
-"""Generic adapter: nn.MultiheadAttention / nn.TransformerEncoder rewritten output-identically, then compressed."""
+"""Generic adapter: nn.MultiheadAttention / nn.TransformerEncoder rewritten output-identically,
+then compressed."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from adapter_helpers import assert_compressed, fields
 from safesvd_adapters.attention import ExplicitMultiheadAttention, rewrite_attention, transformer_layer_names
-from safesvd_core import compress, ConfigError, LowRankLinear, registry
+from safesvd_core import ConfigError, LowRankLinear, compress, registry
 
-pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning",
-                                        "ignore:The PyTorch API of nested tensors:UserWarning")
+from adapter_helpers import assert_compressed, fields
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:enable_nested_tensor is True:UserWarning", "ignore:The PyTorch API of nested tensors:UserWarning"
+)
 
 
 def encoder(batch_first: bool, heads: int = 2, width: int = 24, depth: int = 2) -> nn.TransformerEncoder:
@@ -39,7 +42,12 @@ def masks(batch_first: bool):
     causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)
     padding = torch.zeros(3, 5, dtype=torch.bool)
     padding[0, 3:] = True
-    return [{}, {"mask": causal}, {"mask": torch.zeros(5, 5).masked_fill(causal, -1e4)}, {"src_key_padding_mask": padding}]
+    return [
+        {},
+        {"mask": causal},
+        {"mask": torch.zeros(5, 5).masked_fill(causal, -1e4)},
+        {"src_key_padding_mask": padding},
+    ]
 
 
 @pytest.mark.parametrize("batch_first", [True, False])
@@ -71,9 +79,13 @@ def test_multihead_attention_rewrite_matches_every_call_form(batch_first):
     padding = torch.tensor([[False, False, False, True], [False] * 4])
     for args in ((q, q, q), (q, k, k), (q, k, v)):
         source = args[1].shape[1 if batch_first else 0]
-        for kwargs in ({}, {"need_weights": False}, {"average_attn_weights": False},
-                       {"attn_mask": torch.randn(8, args[0].shape[1 if batch_first else 0], source)},
-                       {"key_padding_mask": padding[:, :source], "need_weights": False}):
+        for kwargs in (
+            {},
+            {"need_weights": False},
+            {"average_attn_weights": False},
+            {"attn_mask": torch.randn(8, args[0].shape[1 if batch_first else 0], source)},
+            {"key_padding_mask": padding[:, :source], "need_weights": False},
+        ):
             with torch.no_grad():
                 (out, weights), (out2, weights2) = original(*args, **kwargs), rewritten(*args, **kwargs)
             torch.testing.assert_close(out2, out, rtol=1e-5, atol=1e-6)
@@ -81,7 +93,9 @@ def test_multihead_attention_rewrite_matches_every_call_form(batch_first):
             if weights is not None:
                 torch.testing.assert_close(weights2, weights, rtol=1e-5, atol=1e-6)
     with torch.no_grad():  # unbatched
-        torch.testing.assert_close(rewritten(q[0], k[0], v[0])[0], original(q[0], k[0], v[0])[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            rewritten(q[0], k[0], v[0])[0], original(q[0], k[0], v[0])[0], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_transformer_encoder_compresses_at_half_with_block_stages():
@@ -93,7 +107,9 @@ def test_transformer_encoder_compresses_at_half_with_block_stages():
     assert_compressed(result, result.model(data[0][0]), (3, 5, 8))
     assert {"encoder.layers.0.self_attn.in_proj", "encoder.layers.0.self_attn.out_proj"} <= set(result.ranks)
     assert any(len(stage) > 1 for stage in result.stages)  # a block stage
-    assert isinstance(model.encoder.layers[0].self_attn, nn.MultiheadAttention)  # the caller's model is untouched
+    assert isinstance(
+        model.encoder.layers[0].self_attn, nn.MultiheadAttention
+    )  # the caller's model is untouched
     assert not any(isinstance(m, LowRankLinear) for m in model.modules())
 
 
@@ -105,7 +121,9 @@ def test_unrewritable_attention_is_skipped_with_a_reason():
     assert "attn.out_proj" in skipped and "kdim" in skipped["attn.out_proj"]
     assert adapter.compressible_layers(model) == ["0"]
     plain = registry("model_adapter").create("generic", rewrite_attention=False)
-    assert not plain.rewrites_modules and "self_attn.out_proj" in plain.skipped_layers(nn.TransformerEncoderLayer(16, 2))
+    assert not plain.rewrites_modules and "self_attn.out_proj" in plain.skipped_layers(
+        nn.TransformerEncoderLayer(16, 2)
+    )
 
 
 def test_coverage_and_reasons_of_the_generic_adapter():
@@ -115,11 +133,15 @@ def test_coverage_and_reasons_of_the_generic_adapter():
     assert cover.total_params == sum(p.numel() for p in model.parameters())
     assert 0.5 < cover.fraction < 1 and cover.min_ratio < 0.5
     assert adapter.skipped_layers(model) == {"out": "excluded by pattern 'out'"}
-    assert "encoder.layers.1.self_attn.in_proj" in adapter.compressible_layers(adapter.prepare(copy.deepcopy(model)))
+    assert "encoder.layers.1.self_attn.in_proj" in adapter.compressible_layers(
+        adapter.prepare(copy.deepcopy(model))
+    )
 
 
 def test_bad_options_are_clear_errors():
     with pytest.raises(ConfigError, match="sequence of strings"):
         registry("model_adapter").create("generic", include="blocks.*")
     with pytest.raises(ConfigError, match="is_causal needs attn_mask"):
-        ExplicitMultiheadAttention.from_torch(nn.MultiheadAttention(8, 2))(*(torch.randn(3, 1, 8),) * 3, is_causal=True)
+        ExplicitMultiheadAttention.from_torch(nn.MultiheadAttention(8, 2))(
+            *(torch.randn(3, 1, 8),) * 3, is_causal=True
+        )

@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import torch
 
-from adapter_helpers import assert_compressed, optional
 from safesvd_core import ConfigError, compress, evaluate, load_compressed, registry, save_compressed
+
+from adapter_helpers import assert_compressed, optional
 
 optional("transformers")
 from safesvd_adapters.scot_like import ScOTLike, poseidon_t_like, scot_like  # noqa: E402
@@ -22,10 +25,15 @@ def batches(count: int = 2, size: int = 64, steps: int | None = None) -> list[di
     masked by a ``(B, C)`` ``pixel_mask`` (its incompressible data sets); ``steps``: rollout labels."""
     generator = torch.Generator().manual_seed(1)
     labels = (2,) + ((steps,) if steps else ()) + (4, size, size)
-    return [{"pixel_values": torch.randn(2, 4, size, size, generator=generator),
-             "labels": torch.randn(*labels, generator=generator),
-             "time": torch.rand(2, generator=generator, dtype=torch.float64),
-             "pixel_mask": torch.tensor([[False, False, False, True]] * 2)} for _ in range(count)]
+    return [
+        {
+            "pixel_values": torch.randn(2, 4, size, size, generator=generator),
+            "labels": torch.randn(*labels, generator=generator),
+            "time": torch.rand(2, generator=generator, dtype=torch.float64),
+            "pixel_mask": torch.tensor([[False, False, False, True]] * 2),
+        }
+        for _ in range(count)
+    ]
 
 
 def adapter(**options):
@@ -38,7 +46,7 @@ def direct_poseidon_loss(prediction, labels, pixel_mask, bounds, p=1):
     prediction = prediction.clone()
     prediction[pixel_mask] = labels[pixel_mask]
     terms = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in pairwise(bounds):
         error = (prediction[:, a:b] - labels[:, a:b]).abs().pow(p).mean()
         terms.append(error / (labels[:, a:b].abs().pow(p).mean() + 1e-10))
     return sum(terms) / len(terms)
@@ -59,10 +67,19 @@ def test_stand_in_has_scot_names_nesting_and_calling_convention(model):
     layer = model.get_submodule("encoder.layers.1.blocks.2")
     assert type(layer).__name__ == "ScOTLayer" and isinstance(layer.attention, Swinv2Attention)
     assert type(model.get_submodule("residual_blocks.2.1")).__name__ == "ConvNeXtBlock"
-    assert type(model.get_submodule("residual_blocks.3.0")).__name__ == "Identity"  # skip_connections (2, 2, 2, 0)
-    for name in ("embeddings.patch_embeddings.projection", "embeddings.norm.weight", "encoder.layers.2.downsample.reduction",
-                 "decoder.layers.0.blocks.3.layernorm_after.bias", "decoder.layers.0.upsample.upsample",
-                 "decoder.layers.2.upsample.mixup", "residual_blocks.0.1.pwconv2", "patch_recovery.mixup"):
+    assert (
+        type(model.get_submodule("residual_blocks.3.0")).__name__ == "Identity"
+    )  # skip_connections (2, 2, 2, 0)
+    for name in (
+        "embeddings.patch_embeddings.projection",
+        "embeddings.norm.weight",
+        "encoder.layers.2.downsample.reduction",
+        "decoder.layers.0.blocks.3.layernorm_after.bias",
+        "decoder.layers.0.upsample.upsample",
+        "decoder.layers.2.upsample.mixup",
+        "residual_blocks.0.1.pwconv2",
+        "patch_recovery.mixup",
+    ):
         model.get_submodule(name)
     hidden = torch.randn(2, 16 * 16, 12)
     with torch.no_grad():  # (hidden, dims, time) in, a tuple out; block 1 of a level is the shifted one
@@ -88,7 +105,10 @@ def test_compress_at_04_one_stage_pass_per_block_and_per_layer_outside_blocks(mo
     ad, data = adapter(), batches()
     blocks, layers = ad.blocks(model), ad.compressible_layers(model)
     outside = [name for name in layers if not any(name.startswith(block + ".") for block in blocks)]
-    assert sorted(name.rpartition(".")[2] for name in outside) == ["mixup"] * 3 + ["reduction"] * 3 + ["upsample"] * 3
+    assert (
+        sorted(name.rpartition(".")[2] for name in outside)
+        == ["mixup"] * 3 + ["reduction"] * 3 + ["upsample"] * 3
+    )
     result = compress(model, data, ratio=0.4, adapter=ad)
     assert_compressed(result, ad.predict(result.model, data[0]), (2, 4, 64, 64), ratio=0.4)
     assert result.met_budget and len(result.ranks) == 213
@@ -100,7 +120,9 @@ def test_skips_conditioning_position_bias_embedding_recovery_and_depthwise_convs
     skipped = adapter().skipped_layers(model)
     assert "time" in skipped["encoder.layers.0.blocks.0.layernorm_before.weight"]
     assert "time" in skipped["residual_blocks.1.0.norm.bias"]
-    assert "position-bias" in skipped["decoder.layers.3.blocks.0.attention.self.continuous_position_bias_mlp.0"]
+    assert (
+        "position-bias" in skipped["decoder.layers.3.blocks.0.attention.self.continuous_position_bias_mlp.0"]
+    )
     assert "not a linear map" in skipped["embeddings.patch_embeddings.projection"]
     assert "not a linear map" in skipped["residual_blocks.0.0.dwconv"]
     assert "not a linear map" in skipped["patch_recovery.projection"]
@@ -117,28 +139,51 @@ def test_loss_groups_and_p_are_read_from_the_scot_config(model):
     torch.testing.assert_close(bound.base_loss(prediction, data), direct)
     torch.testing.assert_close(output.loss, direct)
     one_group = scot_like("T", embed_dim=12, image_size=64, channel_slice_list_normalized_loss=[0, 4])
-    base = evaluate(one_group, one_group, [data], adapter=adapter()).metrics[0]  # the config's group, not the roles'
+    base = evaluate(one_group, one_group, [data], adapter=adapter()).metrics[
+        0
+    ]  # the config's group, not the roles'
     with torch.no_grad():
         expected = direct_poseidon_loss(one_group(**data).output, data["labels"], data["pixel_mask"], (0, 4))
     assert base.name == "base loss" and base.original == pytest.approx(float(expected), rel=1e-6)
     raw = prediction + 1.0  # the adapter masks by itself too, and p = 2 comes from the config
-    square = registry("model_adapter").create("transformers").for_model(scot_like("T", embed_dim=12, image_size=64, p=2))
-    torch.testing.assert_close(square.base_loss(raw, data), direct_poseidon_loss(raw, data["labels"], data["pixel_mask"],
-                                                                                BOUNDS, p=2))
-    tracer = scot_like("T", embed_dim=12, image_size=64, num_channels=5, num_out_channels=5,
-                       channel_slice_list_normalized_loss=[0, 1, 3, 4, 5])
-    assert registry("model_adapter").create("transformers").for_model(tracer).groups(5, data) == [[0], [1, 2], [3], [4]]
+    square = (
+        registry("model_adapter")
+        .create("transformers")
+        .for_model(scot_like("T", embed_dim=12, image_size=64, p=2))
+    )
+    torch.testing.assert_close(
+        square.base_loss(raw, data),
+        direct_poseidon_loss(raw, data["labels"], data["pixel_mask"], BOUNDS, p=2),
+    )
+    tracer = scot_like(
+        "T",
+        embed_dim=12,
+        image_size=64,
+        num_channels=5,
+        num_out_channels=5,
+        channel_slice_list_normalized_loss=[0, 1, 3, 4, 5],
+    )
+    assert registry("model_adapter").create("transformers").for_model(tracer).groups(5, data) == [
+        [0],
+        [1, 2],
+        [3],
+        [4],
+    ]
 
 
 def test_config_disagreements_are_clear_errors_and_no_groups_means_plain_l1(model):
     with pytest.raises(ConfigError, match=r"channel_groups=\(0, 1, 4\) disagrees with the model's config"):
         adapter(channel_groups=[0, 1, 4]).for_model(model)
     with pytest.raises(ConfigError, match="p=2 disagrees"):
-        compress(model, batches(), ratio=0.4, adapter=adapter(p=2))  # compress reads the config before any pass
+        compress(
+            model, batches(), ratio=0.4, adapter=adapter(p=2)
+        )  # compress reads the config before any pass
     assert adapter(channel_groups=list(BOUNDS), p=1).for_model(model).channel_groups == BOUNDS
     with pytest.raises(ConfigError, match="names 3 channels"):
         registry("model_adapter").create("transformers", channels=["u", "v", "p"]).for_model(model)
-    plain = adapter().for_model(scot_like("T", embed_dim=12, image_size=64, channel_slice_list_normalized_loss=None))
+    plain = adapter().for_model(
+        scot_like("T", embed_dim=12, image_size=64, channel_slice_list_normalized_loss=None)
+    )
     assert plain.loss == "l1"
     assert adapter(loss="mse").for_model(model).channel_groups is None  # another loss: the config is not read
 
@@ -172,7 +217,9 @@ def test_save_then_reload_with_from_pretrained_and_load_compressed(model, tmp_pa
     ad = adapter()
     result = compress(loaded, data, ratio=0.4, adapter=ad, recipe="svd-llm")
     save_compressed(result, tmp_path / "compressed.safetensors")
-    fresh = load_compressed(ScOTLike.from_pretrained(tmp_path / "checkpoint").eval(), tmp_path / "compressed.safetensors")
+    fresh = load_compressed(
+        ScOTLike.from_pretrained(tmp_path / "checkpoint").eval(), tmp_path / "compressed.safetensors"
+    )
     with torch.no_grad():
         torch.testing.assert_close(ad.predict(fresh, data[0]), ad.predict(result.model, data[0]))
     assert sum(p.numel() for p in fresh.parameters()) == result.params_after
@@ -182,8 +229,11 @@ def test_a_model_that_predicts_fewer_channels_than_it_reads_rolls_out_with_the_r
     """Poseidon's trainer appends ``pixel_values[:, C':]`` to a C'-channel prediction for the next input."""
     ad = registry("model_adapter").create("transformers")
     generator = torch.Generator().manual_seed(2)
-    item = {"pixel_values": torch.randn(2, 5, 8, 8, generator=generator),
-            "labels": torch.randn(2, 3, 4, 8, 8, generator=generator), "time": torch.ones(2)}
+    item = {
+        "pixel_values": torch.randn(2, 5, 8, 8, generator=generator),
+        "labels": torch.randn(2, 3, 4, 8, 8, generator=generator),
+        "time": torch.ones(2),
+    }
     assert ad.trajectory_steps(item) == 3
     prediction = torch.randn(2, 4, 8, 8, generator=generator)
     second = ad.rollout_step(item, prediction, 2)
@@ -192,7 +242,9 @@ def test_a_model_that_predicts_fewer_channels_than_it_reads_rolls_out_with_the_r
     assert torch.equal(second["labels"], item["labels"][:, 1])
     wrong = {**item, "labels": torch.randn(2, 3, 6, 8, 8)}  # more channels than it reads: not a trajectory
     assert ad.trajectory_steps(wrong) is None
-    with pytest.raises(ConfigError, match="labels shaped \\(B, K, C', H, W\\), C' ≤ C.*got labels \\(2, 3, 6, 8, 8\\)"):
+    with pytest.raises(
+        ConfigError, match="labels shaped \\(B, K, C', H, W\\), C' ≤ C.*got labels \\(2, 3, 6, 8, 8\\)"
+    ):
         ad.rollout_step(wrong, None, 1)
 
 
@@ -203,4 +255,6 @@ def test_transformers_5_removing_get_head_mask_names_the_poseidon_extra():
 
     ad = registry("model_adapter").create("transformers")
     with pytest.raises(ConfigError, match="transformers 5 removed.*pip install 'safesvd\\[poseidon\\]'"):
-        ad.predict(NeedsHeadMask(), {"pixel_values": torch.zeros(1, 2, 4, 4), "labels": torch.zeros(1, 2, 4, 4)})
+        ad.predict(
+            NeedsHeadMask(), {"pixel_values": torch.zeros(1, 2, 4, 4), "labels": torch.zeros(1, 2, 4, 4)}
+        )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from adapter_helpers import assert_compressed, fields, optional
 from safesvd_core import compress, registry
+
+from adapter_helpers import assert_compressed, fields, optional
 
 optional("timm")
 from safesvd_adapters.timm_vit import small_timm_vit  # noqa: E402
@@ -17,8 +18,9 @@ def test_timm_vit_compresses_at_half_in_block_stages():
     torch.manual_seed(0)
     model, data = small_timm_vit(), fields((2, 3, 16, 16))
     assert isinstance(model.vit, VisionTransformer)
-    adapter = registry("model_adapter").create("timm", channels=["h", "u", "v"],
-                                               roles=["water_height", "velocity_x", "velocity_y"])
+    adapter = registry("model_adapter").create(
+        "timm", channels=["h", "u", "v"], roles=["water_height", "velocity_x", "velocity_y"]
+    )
     result = compress(model, data, ratio=0.5, adapter=adapter)
     assert_compressed(result, result.model(data[0][0]), (2, 3, 16, 16))
     assert adapter.blocks(model) == ["vit.blocks.0", "vit.blocks.1"]

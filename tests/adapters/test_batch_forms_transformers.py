@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from adapter_helpers import optional
 from safesvd_core import ConfigError, compress, evaluate
+
+from adapter_helpers import optional
 
 optional("transformers")
 from transformers import BatchFeature  # noqa: E402
@@ -37,8 +38,12 @@ class PoseidonLike(Dataset):
         return len(self.x)
 
     def __getitem__(self, index: int) -> dict:
-        return {"pixel_values": self.x[index], "labels": self.y[index], "time": self.t[index],
-                "pixel_mask": torch.tensor([False, False, False, True])}
+        return {
+            "pixel_values": self.x[index],
+            "labels": self.y[index],
+            "time": self.t[index],
+            "pixel_mask": torch.tensor([False, False, False, True]),
+        }
 
 
 @dataclasses.dataclass
@@ -104,7 +109,9 @@ def test_every_form_compresses_and_evaluates_as_the_dicts_do(form, model, refere
 def test_a_dataloader_with_workers(model, reference):
     loader = DataLoader(PoseidonLike(), batch_size=BATCH, num_workers=2)
     assert_same(run(model, loader), reference)
-    report = evaluate(model, reference.model, loader, adapter="transformers", adapter_options=OPTIONS)  # read again
+    report = evaluate(
+        model, reference.model, loader, adapter="transformers", adapter_options=OPTIONS
+    )  # read again
     assert report.metric("base loss").original != report.metric("base loss").compressed
 
 
@@ -118,6 +125,7 @@ def test_a_tuple_or_a_dataclass_without_labels_is_refused_naming_the_keys(model)
         pixel_values: torch.Tensor
         time: torch.Tensor
 
-    with pytest.raises(ConfigError, match=r"the batch has no 'labels'; its keys are \['pixel_values', 'time'\]"):
+    with pytest.raises(
+        ConfigError, match=r"the batch has no 'labels'; its keys are \['pixel_values', 'time'\]"
+    ):
         run(model, [Unlabelled(batch["pixel_values"], batch["time"])])
-

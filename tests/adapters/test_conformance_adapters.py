@@ -12,13 +12,30 @@ import pytest
 import torch
 from torch import nn
 
-from adapter_helpers import fields, optional
 from safesvd_core import FieldDescription, Role
 from safesvd_core.plugin import ModelAdapter
 from safesvd_core.testing.adapters import ModelAdapterConformance
 
-pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True:UserWarning",
-                                        "ignore:The PyTorch API of nested tensors:UserWarning")
+from adapter_helpers import fields, optional
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:enable_nested_tensor is True:UserWarning", "ignore:The PyTorch API of nested tensors:UserWarning"
+)
+
+
+def trajectories(batches: list[Any]) -> list[Any]:
+    """Two-step trajectory items of one-step ``batches``: the target and its batch-reversed copy as states
+    1 and 2 (``(input, (B, 2, …), …)`` tuples, or ``labels`` of ``(B, 2, …)`` in dict batches)."""
+
+    def two(target: torch.Tensor) -> torch.Tensor:
+        return torch.stack([target, target.flip(0)], dim=1)
+
+    return [
+        {**batch, "labels": two(batch["labels"])}
+        if isinstance(batch, dict)
+        else (batch[0], two(batch[1]), *batch[2:])
+        for batch in batches
+    ]
 
 
 class NeedsFramework(ModelAdapterConformance):
@@ -33,20 +50,30 @@ class NeedsFramework(ModelAdapterConformance):
 
 # -- generic --------------------------------------------------------------------------------------
 
+
 class TestGenericPointwiseConvs(ModelAdapterConformance):
     """A channel MLP of 1×1 convolutions on 2-D fields, with a field description and domain labels."""
 
     plugin_name: ClassVar[str] = "generic"
     options: ClassVar[Mapping[str, Any]] = {
-        "field_description": FieldDescription(channels=("h", "u", "v"), spacing=(0.1, 0.1), periodic=(True, True),
-                                              roles=(Role.WATER_HEIGHT, Role.VELOCITY_X, Role.VELOCITY_Y)),
+        "field_description": FieldDescription(
+            channels=("h", "u", "v"),
+            spacing=(0.1, 0.1),
+            periodic=(True, True),
+            roles=(Role.WATER_HEIGHT, Role.VELOCITY_X, Role.VELOCITY_Y),
+        ),
     }
 
     def make_model(self) -> nn.Module:
-        return nn.Sequential(nn.Conv2d(3, 24, 1), nn.GELU(), nn.Conv2d(24, 24, 1), nn.GELU(), nn.Conv2d(24, 3, 1)).eval()
+        return nn.Sequential(
+            nn.Conv2d(3, 24, 1), nn.GELU(), nn.Conv2d(24, 24, 1), nn.GELU(), nn.Conv2d(24, 3, 1)
+        ).eval()
 
     def make_batches(self) -> list[Any]:
         return [(x, y, domain) for (x, y), domain in zip(fields((2, 3, 8, 8)), ("a", "b"))]
+
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
 
 
 class Vicon(nn.Module):
@@ -75,15 +102,22 @@ class TestGenericTransformerEncoder(ModelAdapterConformance):
     def make_batches(self) -> list[Any]:
         return fields((3, 5, 8))
 
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
+
 
 # -- transformers ---------------------------------------------------------------------------------
+
 
 def poseidon_batches(masked_channel: int | None = None) -> list[dict[str, torch.Tensor]]:
     generator = torch.Generator().manual_seed(1)
     out = []
     for _ in range(2):
-        batch = {"pixel_values": torch.randn(2, 4, 16, 16, generator=generator),
-                 "labels": torch.randn(2, 4, 16, 16, generator=generator), "time": torch.rand(2, generator=generator)}
+        batch = {
+            "pixel_values": torch.randn(2, 4, 16, 16, generator=generator),
+            "labels": torch.randn(2, 4, 16, 16, generator=generator),
+            "time": torch.rand(2, generator=generator),
+        }
         if masked_channel is not None:
             batch["pixel_mask"] = torch.zeros(2, 4, 16, 16, dtype=torch.bool)
             batch["pixel_mask"][:, masked_channel] = True
@@ -91,8 +125,11 @@ def poseidon_batches(masked_channel: int | None = None) -> list[dict[str, torch.
     return out
 
 
-_POSEIDON_CHANNELS = {"channels": ["rho", "u", "v", "p"], "roles": ["density", "velocity_x", "velocity_y", "pressure"],
-                      "periodic": True}
+_POSEIDON_CHANNELS = {
+    "channels": ["rho", "u", "v", "p"],
+    "roles": ["density", "velocity_x", "velocity_y", "pressure"],
+    "periodic": True,
+}
 
 
 class TestTransformersViT(NeedsFramework):
@@ -107,6 +144,9 @@ class TestTransformersViT(NeedsFramework):
 
     def make_batches(self) -> list[Any]:
         return poseidon_batches()
+
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
 
 
 class TestTransformersSwinv2(NeedsFramework):
@@ -124,6 +164,9 @@ class TestTransformersSwinv2(NeedsFramework):
     def make_batches(self) -> list[Any]:
         return poseidon_batches(masked_channel=3)
 
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
+
 
 class TestTransformersScOT(NeedsFramework):
     """The ScOT stand-in shaped like Poseidon-T (tiny width): its loss from its config, ``(B, C)`` masks."""
@@ -139,12 +182,22 @@ class TestTransformersScOT(NeedsFramework):
 
     def make_batches(self) -> list[Any]:
         generator = torch.Generator().manual_seed(1)
-        return [{"pixel_values": torch.randn(2, 4, 32, 32, generator=generator),
-                 "labels": torch.randn(2, 4, 32, 32, generator=generator), "time": torch.rand(2, generator=generator),
-                 "pixel_mask": torch.tensor([[False, False, False, True]] * 2)} for _ in range(2)]
+        return [
+            {
+                "pixel_values": torch.randn(2, 4, 32, 32, generator=generator),
+                "labels": torch.randn(2, 4, 32, 32, generator=generator),
+                "time": torch.rand(2, generator=generator),
+                "pixel_mask": torch.tensor([[False, False, False, True]] * 2),
+            }
+            for _ in range(2)
+        ]
+
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
 
 
 # -- neuraloperator -------------------------------------------------------------------------------
+
 
 class TestNeuralOperator(NeedsFramework):
     framework: ClassVar[str] = "neuralop"
@@ -158,6 +211,9 @@ class TestNeuralOperator(NeedsFramework):
     def make_batches(self) -> list[Any]:
         return fields((2, 3, 16, 16))
 
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
+
     def compression_ratio(self, adapter: ModelAdapter, model: nn.Module) -> float:
         """Half of the compressible share: most of an FNO's weights are spectral, so 0.6 is out of reach."""
         return round(1.0 - adapter.coverage(model).fraction / 2, 3)
@@ -165,10 +221,14 @@ class TestNeuralOperator(NeedsFramework):
 
 # -- timm and the_well (a separate CI environment has their frameworks) ---------------------------
 
+
 class TestTimm(NeedsFramework):
     framework: ClassVar[str] = "timm"
     plugin_name: ClassVar[str] = "timm"
-    options: ClassVar[Mapping[str, Any]] = {"channels": ["h", "u", "v"], "roles": ["water_height", "velocity_x", "velocity_y"]}
+    options: ClassVar[Mapping[str, Any]] = {
+        "channels": ["h", "u", "v"],
+        "roles": ["water_height", "velocity_x", "velocity_y"],
+    }
 
     def make_model(self) -> nn.Module:
         from safesvd_adapters.timm_vit import small_timm_vit
@@ -178,12 +238,17 @@ class TestTimm(NeedsFramework):
     def make_batches(self) -> list[Any]:
         return fields((2, 3, 16, 16))
 
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
+
 
 class TestTheWell(NeedsFramework):
     framework: ClassVar[str] = "the_well.benchmark.models.avit"
     plugin_name: ClassVar[str] = "the_well"
-    options: ClassVar[Mapping[str, Any]] = {"channels": ["rho", "u", "v", "e"],
-                                            "roles": ["density", "velocity_x", "velocity_y", "energy"]}
+    options: ClassVar[Mapping[str, Any]] = {
+        "channels": ["rho", "u", "v", "e"],
+        "roles": ["density", "velocity_x", "velocity_y", "energy"],
+    }
 
     def make_model(self) -> nn.Module:
         from safesvd_adapters.well_avit import small_avit
@@ -193,5 +258,10 @@ class TestTheWell(NeedsFramework):
     def make_batches(self) -> list[Any]:
         """The Well's layout: ``(B, T, H, W, C)`` input and output fields."""
         generator = torch.Generator().manual_seed(1)
-        return [{"input_fields": torch.randn(2, 2, 32, 32, 4, generator=generator),
-                 "output_fields": torch.randn(2, 1, 32, 32, 4, generator=generator)} for _ in range(2)]
+        return [
+            {
+                "input_fields": torch.randn(2, 2, 32, 32, 4, generator=generator),
+                "output_fields": torch.randn(2, 1, 32, 32, 4, generator=generator),
+            }
+            for _ in range(2)
+        ]

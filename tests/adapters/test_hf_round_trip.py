@@ -14,25 +14,49 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+
+from safesvd_core import (
+    ConfigError,
+    LowRankLinear,
+    compress,
+    from_pretrained,
+    load_compressed,
+    save_compressed,
+    save_pretrained,
+)
+
 from adapter_helpers import optional
 
-from safesvd_core import ConfigError, LowRankLinear, compress, from_pretrained, load_compressed, save_compressed, save_pretrained
-
 optional("transformers")
-from safesvd_adapters.hf_models import SmallScOT, small_scot, small_vit
-from safesvd_adapters.scot_like import ScOTLike, scot_like
-from transformers import ViTModel
+from transformers import ViTModel  # noqa: E402 - after the transformers check
+
+from safesvd_adapters.hf_models import SmallScOT, small_scot, small_vit  # noqa: E402
+from safesvd_adapters.scot_like import ScOTLike, scot_like  # noqa: E402
 
 
 def batches(count: int = 2) -> list[dict[str, torch.Tensor]]:
     generator = torch.Generator().manual_seed(1)
-    return [{"pixel_values": torch.randn(2, 4, 16, 16, generator=generator), "time": torch.rand(2, generator=generator),
-             "labels": torch.randn(2, 4, 16, 16, generator=generator)} for _ in range(count)]
+    return [
+        {
+            "pixel_values": torch.randn(2, 4, 16, 16, generator=generator),
+            "time": torch.rand(2, generator=generator),
+            "labels": torch.randn(2, 4, 16, 16, generator=generator),
+        }
+        for _ in range(count)
+    ]
 
 
 def tiny_scot_like() -> ScOTLike:
-    return scot_like("T", embed_dim=12, image_size=16, patch_size=2, window_size=4, depths=(2, 2), num_heads=(2, 4),
-                     skip_connections=(1, 0))
+    return scot_like(
+        "T",
+        embed_dim=12,
+        image_size=16,
+        patch_size=2,
+        window_size=4,
+        depths=(2, 2),
+        num_heads=(2, 4),
+        skip_connections=(1, 0),
+    )
 
 
 def field(model, batch):
@@ -52,15 +76,17 @@ FAMILIES = {
 
 
 def compressed(name: str) -> SimpleNamespace:
-    """The family's model compressed at 0.5, its HF model, loading class and options, and its reference output."""
+    """The family's model compressed at 0.5, its HF model, loading class and options,
+    and its reference output."""
     build, hf_of, cls, options, run = FAMILIES[name]
     torch.manual_seed(0)
     result = compress(build(), batches(), ratio=0.5, adapter="transformers")
     model, batch = hf_of(result.model), batches(1)[0]
     with torch.no_grad():
         reference = run(model, batch)
-    return SimpleNamespace(result=result, model=model, cls=cls, options=options, run=lambda m: run(m, batch),
-                           reference=reference)
+    return SimpleNamespace(
+        result=result, model=model, cls=cls, options=options, run=lambda m: run(m, batch), reference=reference
+    )
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
@@ -82,20 +108,27 @@ def outputs(family, model) -> torch.Tensor:
 
 
 def assert_folder_is_exact_and_dense(family, folder: Path) -> float:
-    """Through safesvd: the compressed model bit for bit; plainly: the dense equivalent. Returns the plain error."""
+    """Through safesvd: the compressed model bit for bit; plainly: the dense equivalent. Returns the plain
+    error."""
     exact = from_pretrained(family.cls, folder, **family.options)
     assert torch.equal(outputs(family, exact), family.reference)
     assert ranks(exact) == ranks(family.model) and ranks(exact)
     assert not hasattr(exact.config, "safesvd")  # it describes the folder, not the model
     dense = family.cls.from_pretrained(folder, **family.options)
-    assert not ranks(dense) and json.loads((folder / "config.json").read_text())["safesvd"]["ranks"] == ranks(family.model)
+    assert not ranks(dense) and json.loads((folder / "config.json").read_text())["safesvd"]["ranks"] == ranks(
+        family.model
+    )
     error = relative(outputs(family, dense), family.reference)
     assert error < 1e-5
     return error
 
 
-def test_save_pretrained_then_from_pretrained_is_exact_and_plain_hf_gives_the_dense_equivalent(family, tmp_path):
-    assert any(key.endswith(".first.weight") for key in family.model.state_dict())  # state_dict() keeps the factors
+def test_save_pretrained_then_from_pretrained_is_exact_and_plain_hf_gives_the_dense_equivalent(
+    family, tmp_path
+):
+    assert any(
+        key.endswith(".first.weight") for key in family.model.state_dict()
+    )  # state_dict() keeps the factors
     given = family.result if family.model is family.result.model else family.model
     save_pretrained(given, tmp_path / "folder")
     dense_error = assert_folder_is_exact_and_dense(family, tmp_path / "folder")
@@ -103,8 +136,9 @@ def test_save_pretrained_then_from_pretrained_is_exact_and_plain_hf_gives_the_de
     assert manifest["ratio"] == 0.5 and manifest["recipe"]["name"] == "safe-svd"
     # what HF alone writes for a compressed model: factor keys, which a plain reload re-randomises
     type(family.model).save_pretrained(family.model, tmp_path / "hf-alone")
-    random_error = relative(outputs(family, family.cls.from_pretrained(tmp_path / "hf-alone", **family.options)),
-                            family.reference)
+    random_error = relative(
+        outputs(family, family.cls.from_pretrained(tmp_path / "hf-alone", **family.options)), family.reference
+    )
     assert dense_error < 1e-3 * random_error
 
 
@@ -116,7 +150,9 @@ def test_the_models_own_save_pretrained_is_safe_sharded_and_after_deepcopy(famil
     twin = copy.deepcopy(family.model).to("cpu")
     assert twin.save_pretrained.model is twin  # the routing follows the copy
     with torch.no_grad():
-        next(p for n, p in twin.named_parameters() if n.endswith("second.bias")).add_(0.5)  # factors stay balanced
+        next(p for n, p in twin.named_parameters() if n.endswith("second.bias")).add_(
+            0.5
+        )  # factors stay balanced
     twin.save_pretrained(tmp_path / "twin")
     reloaded = from_pretrained(family.cls, tmp_path / "twin", **family.options)
     assert torch.equal(outputs(family, reloaded), outputs(family, twin))
@@ -129,7 +165,9 @@ def test_a_model_reloaded_by_load_compressed_saves_through_safesvd_too(tmp_path)
     original.save_pretrained(tmp_path / "dense-checkpoint")  # not compressed: HF's own save
     result = compress(original, batches(), ratio=0.5, adapter="transformers")
     save_compressed(result, tmp_path / "compressed.safetensors")
-    fresh = load_compressed(ScOTLike.from_pretrained(tmp_path / "dense-checkpoint"), tmp_path / "compressed.safetensors")
+    fresh = load_compressed(
+        ScOTLike.from_pretrained(tmp_path / "dense-checkpoint"), tmp_path / "compressed.safetensors"
+    )
     fresh.save_pretrained(tmp_path / "folder")
     batch = batches(1)[0]
     with torch.no_grad():
@@ -149,7 +187,9 @@ def test_push_to_hub_uploads_a_folder_that_reloads_both_ways(monkeypatch, tmp_pa
             (uploaded / operation.path_in_repo).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(operation.path_or_fileobj, uploaded / operation.path_in_repo)
 
-    api = SimpleNamespace(create_repo=lambda repo_id, **options: SimpleNamespace(repo_id=repo_id), create_commit=commit)
+    api = SimpleNamespace(
+        create_repo=lambda repo_id, **options: SimpleNamespace(repo_id=repo_id), create_commit=commit
+    )
     card = SimpleNamespace(save=lambda path: Path(path).write_text("card"))
     monkeypatch.setattr(hub, "_hf_api", api)
     monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *args, **options: card)
@@ -164,8 +204,13 @@ def test_half_precision_round_trip(tmp_path):
     result = compress(small_vit(), batches(), ratio=0.5, adapter="transformers")
     half = copy.deepcopy(result.model.vit).half()
     batch = {"pixel_values": batches(1)[0]["pixel_values"].half()}
-    family = SimpleNamespace(model=half, cls=ViTModel, options={"add_pooling_layer": False},
-                             run=lambda m: vit_tokens(m, batch), reference=vit_tokens(half, batch).detach())
+    family = SimpleNamespace(
+        model=half,
+        cls=ViTModel,
+        options={"add_pooling_layer": False},
+        run=lambda m: vit_tokens(m, batch),
+        reference=vit_tokens(half, batch).detach(),
+    )
     half.save_pretrained(tmp_path / "half")
     # the dtype as HF takes it (transformers 4 loads float32 unless asked)
     reloaded = from_pretrained(ViTModel, tmp_path / "half", add_pooling_layer=False, dtype=torch.float16)

@@ -16,15 +16,31 @@ def setup():
     torch.manual_seed(0)
     model = FieldTransformer(OperatorConfig(channels=2, size=8, patch=2, width=32, depth=2, heads=2)).eval()
     generator = torch.Generator().manual_seed(1)
-    data = [(torch.randn(4, 2, 8, 8, generator=generator), torch.randn(4, 2, 8, 8, generator=generator)) for _ in range(2)]
-    options = {"block_names": model.block_names(), "include": ["blocks.*"], "field_description": reference.FIELD}
+    data = [
+        (torch.randn(4, 2, 8, 8, generator=generator), torch.randn(4, 2, 8, 8, generator=generator))
+        for _ in range(2)
+    ]
+    options = {
+        "block_names": model.block_names(),
+        "include": ["blocks.*"],
+        "field_description": reference.FIELD,
+    }
     return model, data, options
 
 
 def test_table_one_has_its_ten_rows():
     assert len(TABLE1) == 10
     sobolev = [(row.get("sobolev_p"), row.get("sobolev_order"), row["alpha"]) for row in TABLE1.values()]
-    assert sobolev[2:] == [(2, 0, 0.5), (2, 1, 0.5), (2, 2, 0.5), (1, 0, 0.5), (1, 1, 0.5), (1, 2, 0.5), (1, 2, 0.3), (1, 2, 0.7)]
+    assert sobolev[2:] == [
+        (2, 0, 0.5),
+        (2, 1, 0.5),
+        (2, 2, 0.5),
+        (1, 0, 0.5),
+        (1, 1, 0.5),
+        (1, 2, 0.5),
+        (1, 2, 0.3),
+        (1, 2, 0.7),
+    ]
 
 
 @pytest.mark.parametrize("row", list(TABLE1))

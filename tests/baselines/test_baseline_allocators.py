@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from safesvd_core import BudgetError
 from safesvd_core.plugin import LayerCandidate
@@ -34,8 +35,10 @@ def asvd_reference(layers, budget, sensitivity):
         smallest = {}
         for name, r, _ in ordered[start:]:
             smallest[name] = min(smallest.get(name, 1.0), r)
-        ranks = {layer.name: rank_at_fraction(layer, smallest[layer.name], 1) if layer.name in smallest else None
-                 for layer in layers}
+        ranks = {
+            layer.name: rank_at_fraction(layer, smallest[layer.name], 1) if layer.name in smallest else None
+            for layer in layers
+        }
         if total_cost(layers, ranks) <= budget:
             return ranks
     return None
@@ -57,10 +60,15 @@ def test_asvd_search_is_the_shortest_fitting_suffix(layers, fraction):
 
 
 def test_asvd_search_with_a_loss_table():
-    layers = [LayerCandidate(name=name, out_features=64, in_features=64, spectrum=torch.ones(64), order=i)
-              for i, name in enumerate(("a", "b"))]
+    layers = [
+        LayerCandidate(name=name, out_features=64, in_features=64, spectrum=torch.ones(64), order=i)
+        for i, name in enumerate(("a", "b"))
+    ]
     # layer a barely suffers from compression, layer b a lot
-    losses = {"a": {r: 1.0 + 0.01 * (1 - r) for r in ASVD_RATIOS}, "b": {r: 1.0 + 10.0 * (1 - r) for r in ASVD_RATIOS}}
+    losses = {
+        "a": {r: 1.0 + 0.01 * (1 - r) for r in ASVD_RATIOS},
+        "b": {r: 1.0 + 10.0 * (1 - r) for r in ASVD_RATIOS},
+    }
     allocator = ASVDAllocator(losses=losses)
     dense = 4096  # one dense 64 × 64 layer
     ranks = allocator.allocate(layers, dense + 8 * 128)  # room for layer a at rank ≤ 8
@@ -77,9 +85,21 @@ def v2_weight(loss):
 
 
 def test_grouped_kept_fractions_follow_the_inverse_log_rule():
-    spectra = {"0.query": [8.0, 4.0, 3.0, 2.0], "1.query": [8.0, 1.0, 0.5, 0.25], "0.value": [2.0, 1.0, 1.0, 1.0]}
-    layers = [LayerCandidate(name=name, out_features=8, in_features=8, spectrum=torch.tensor(s + [0.0] * 4, dtype=torch.float64),
-                             order=i) for i, (name, s) in enumerate(spectra.items())]
+    spectra = {
+        "0.query": [8.0, 4.0, 3.0, 2.0],
+        "1.query": [8.0, 1.0, 0.5, 0.25],
+        "0.value": [2.0, 1.0, 1.0, 1.0],
+    }
+    layers = [
+        LayerCandidate(
+            name=name,
+            out_features=8,
+            in_features=8,
+            spectrum=torch.tensor(s + [0.0] * 4, dtype=torch.float64),
+            order=i,
+        )
+        for i, (name, s) in enumerate(spectra.items())
+    ]
     fraction = 0.5  # uniform rank ⌊0.5 · 64 / 16⌋ = 2
     kept = GroupedAllocator().kept_fractions(layers, fraction)
     tails = {name: float(np.linalg.norm(s[2:])) for name, s in spectra.items()}
@@ -92,9 +112,15 @@ def test_grouped_kept_fractions_follow_the_inverse_log_rule():
 
 def test_grouped_without_the_fix_can_miss_the_budget():
     # one group of two 16 × 16 layers: a near-singular one (tiny loss, huge weight) and a full one
-    layers = [LayerCandidate(name=f"{i}.fc", out_features=16, in_features=16, spectrum=spectrum, order=i)
-              for i, spectrum in enumerate((torch.tensor([9.0] + [1e-3] * 15, dtype=torch.float64),
-                                            torch.linspace(9.0, 5.0, 16, dtype=torch.float64)))]
+    layers = [
+        LayerCandidate(name=f"{i}.fc", out_features=16, in_features=16, spectrum=spectrum, order=i)
+        for i, spectrum in enumerate(
+            (
+                torch.tensor([9.0] + [1e-3] * 15, dtype=torch.float64),
+                torch.linspace(9.0, 5.0, 16, dtype=torch.float64),
+            )
+        )
+    ]
     budget = 256  # half of the dense weights
     unfixed = GroupedAllocator(fix_budget=False).allocate(layers, budget)
     assert total_cost(layers, unfixed) > budget  # the near-singular layer's reduction is clipped at 1
@@ -106,8 +132,12 @@ def test_dobi_projection_onto_the_budget(layers, fraction, seed):
     low = sum(layer.dense_params if layer.break_even_rank <= 1 else layer.params_per_rank for layer in layers)
     budget = low + int(fraction * (full(layers) - low))
     generator = torch.Generator().manual_seed(seed)
-    gammas = {layer.name: float(1 + torch.rand((), generator=generator) * min(layer.out_features, layer.in_features))
-              for layer in layers}
+    gammas = {
+        layer.name: float(
+            1 + torch.rand((), generator=generator) * min(layer.out_features, layer.in_features)
+        )
+        for layer in layers
+    }
     ranks, scale = ranks_within_budget(layers, gammas, budget, 1)
     assert total_cost(layers, ranks) <= budget and scale >= 0
     assume(scale > 0)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from safesvd_core import registry
 from safesvd_core.plugin import LayerSignals
@@ -18,7 +19,11 @@ def calls(draw):
     n, m = draw(st.integers(1, 7)), draw(st.integers(1, 7))
     generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     sizes = draw(st.lists(st.integers(1, 9), min_size=1, max_size=5))
-    return n, m, [(torch.randn(r, n, generator=generator), torch.randn(r, m, generator=generator)) for r in sizes]
+    return (
+        n,
+        m,
+        [(torch.randn(r, n, generator=generator), torch.randn(r, m, generator=generator)) for r in sizes],
+    )
 
 
 def expected(name: str, chunks) -> dict[str, np.ndarray]:
@@ -27,7 +32,9 @@ def expected(name: str, chunks) -> dict[str, np.ndarray]:
         return {"input_abs_mean": np.abs(x).mean(0)}
     if name == "clean-gram":
         return {"gram": x.T @ x}
-    per_call = [((g.double().numpy().T @ xi.double().numpy()) ** 2).sum(0) for xi, g in chunks]  # Σ_i (∂L/∂W_ij)²
+    per_call = [
+        ((g.double().numpy().T @ xi.double().numpy()) ** 2).sum(0) for xi, g in chunks
+    ]  # Σ_i (∂L/∂W_ij)²
     return {"weight_fisher": np.mean(per_call, axis=0)}
 
 

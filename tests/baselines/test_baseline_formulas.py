@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from torch import nn
 
 from safesvd_core import ConfigError, NumericalError
@@ -81,7 +82,10 @@ def test_asvd_with_exponent_zero_is_plain_svd(problem, data):
 def test_fwsvd_weights_by_the_input_channel_fisher(problem, data):
     weight, rank = problem["weight"], problem["rank"]
     fisher = data.draw(channel_scales(weight.shape[1]))
-    assume(fisher.max() > 0 and gap(weight.numpy() * np.sqrt(fisher.numpy() + JITTER * fisher.numpy().mean()), rank))
+    assume(
+        fisher.max() > 0
+        and gap(weight.numpy() * np.sqrt(fisher.numpy() + JITTER * fisher.numpy().mean()), rank)
+    )
     factors = FWSVD().plan().solver.solve(weight, rank, {"weight_fisher": fisher})
     close(product(factors), scaled_reference(weight.numpy(), rank, fisher.numpy(), 0.5), rtol=1e-5)
 
@@ -142,7 +146,9 @@ def test_svd_llm_v2_equals_svd_llm_on_a_full_rank_gram(problem):
     lower = np.linalg.cholesky(gram.numpy())
     assume(gap(weight.numpy() @ lower, rank) and np.linalg.cond(gram.numpy()) < 1e8)
     eigen = SVDLLMV2().plan().solver.solve(weight, rank, {"gram": gram})
-    cholesky = SVDLLM(jitter=1e-13).plan().solver.solve(weight, rank, {"sigma": gram / problem["inputs"].shape[0]})
+    cholesky = (
+        SVDLLM(jitter=1e-13).plan().solver.solve(weight, rank, {"sigma": gram / problem["inputs"].shape[0]})
+    )
     close(product(eigen), product(cholesky), rtol=1e-6)
 
 
@@ -152,7 +158,9 @@ def test_svd_llm_v2_pseudo_inverse_leaves_unseen_directions_at_zero(problem):
     factors = SVDLLMV2().plan().solver.solve(weight, rank, {"gram": gram})
     null = scipy.linalg.null_space(inputs.numpy())  # directions no calibration row reaches
     assert null.shape[1] >= 1
-    np.testing.assert_allclose(product(factors) @ null, 0.0, atol=1e-8 * max(np.abs(weight.numpy()).max(), 1.0))
+    np.testing.assert_allclose(
+        product(factors) @ null, 0.0, atol=1e-8 * max(np.abs(weight.numpy()).max(), 1.0)
+    )
     assert "dropped" in factors.record.note
 
 
@@ -170,7 +178,9 @@ def test_saes_svd_at_beta_zero_is_svd_llm_on_the_shifted_inputs(problem):
     close(product(saes), product(svd_llm), rtol=1e-7)
 
 
-def saes_reference(weight: np.ndarray, rank: int, x: np.ndarray, xs: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+def saes_reference(
+    weight: np.ndarray, rank: int, x: np.ndarray, xs: np.ndarray, beta: float
+) -> tuple[np.ndarray, np.ndarray]:
     """``H̃ = X̃ᵀX̃/N (+εI) = LLᵀ``, ``Δ = (X − X̃)ᵀX̃/N``, ``G(β) = W(H̃ + βΔ)L⁻ᵀ``, ``W' = [G]_k L⁻¹``."""
     rows = x.shape[0]
     h = xs.T @ xs / rows
@@ -278,12 +288,17 @@ def test_dobi_soft_mask_is_the_tanh_truncation(problem, gamma):
     expected_mask = 0.5 * np.tanh(10.0 * (min(gamma, window + 0.5) - positions)) + 0.5  # γ ≤ min(m, n) + ½
     np.testing.assert_allclose(masked.mask().detach().numpy(), expected_mask, rtol=1e-12, atol=1e-15)
     v = basis.vectors.numpy()
-    expected = inputs.numpy() @ (v @ np.diag(expected_mask) @ v.T @ weight.numpy()).T + layer.bias.detach().numpy()
+    expected = (
+        inputs.numpy() @ (v @ np.diag(expected_mask) @ v.T @ weight.numpy()).T + layer.bias.detach().numpy()
+    )
     close(masked(inputs).detach().numpy(), expected, rtol=1e-9)
     # at γ = k + ½ the soft mask is the hard truncation to k components, up to tanh(5) ≈ 1 − 9e-5
     hard = MaskedMap(view, basis, nn.Parameter(torch.tensor(rank + 0.5, dtype=torch.float64)), 10.0)
     top = v[:, :rank]
     np.testing.assert_allclose(hard.mask().detach().numpy()[:rank], 1.0, atol=1e-4)
     np.testing.assert_allclose(hard.mask().detach().numpy()[rank:], 0.0, atol=1e-4)
-    close(hard(inputs).detach().numpy(), inputs.numpy() @ (top @ top.T @ weight.numpy()).T + layer.bias.detach().numpy(),
-          rtol=1e-3)
+    close(
+        hard(inputs).detach().numpy(),
+        inputs.numpy() @ (top @ top.T @ weight.numpy()).T + layer.bias.detach().numpy(),
+        rtol=1e-3,
+    )

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from safesvd_core import ConfigError
-from safesvd_data import GENERATORS, BurgersGenerator, EulerGenerator, ShallowWaterGenerator, WaveGenerator, checks
+from safesvd_data import (
+    GENERATORS,
+    BurgersGenerator,
+    EulerGenerator,
+    ShallowWaterGenerator,
+    WaveGenerator,
+    checks,
+)
 
 #: Copy-the-input relative L2 error (channel mean) of each default generator, at least.
 MIN_COPY_ERROR = 0.2
@@ -69,7 +76,7 @@ def test_data_wave_conserves_energy_and_moves_at_its_speed() -> None:
 
 def test_data_gray_scott_concentrations_stay_in_the_unit_interval() -> None:
     low, high, spread = checks.gray_scott_range()
-    assert 0.0 <= low and high <= 1.0
+    assert low >= 0.0 and high <= 1.0
     assert spread > 0.05  # patterns formed rather than decayed
 
 

@@ -1,4 +1,5 @@
-"""Readers: small files written in each layout read back with the right values, roles, spacing, periodicity and labels."""
+"""Readers: small files written in each layout read back with the right values, roles, spacing,
+periodicity and labels."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from safesvd_core import ConfigError
-from safesvd_core import Role
+from safesvd_core import ConfigError, Role
 from safesvd_data import (
     MultiDomainLoader,
     PDEBenchCFD,
@@ -30,7 +30,9 @@ def _random(*shape: int, seed: int = 0) -> np.ndarray:
 
 def write_cfd(path: Path, n: int = 3, steps: int = 5, nx: int = 8, ny: int = 6) -> dict[str, np.ndarray]:
     """The 2D_CFD layout of Data_Merge.py: (N, T, X, Y) datasets, cell-centre coordinates, T + 1 times."""
-    fields = {name: _random(n, steps, nx, ny, seed=i) for i, name in enumerate(("density", "pressure", "Vx", "Vy"))}
+    fields = {
+        name: _random(n, steps, nx, ny, seed=i) for i, name in enumerate(("density", "pressure", "Vx", "Vy"))
+    }
     with h5py.File(path, "w") as file:
         for name, data in fields.items():
             file.create_dataset(name, data=data)
@@ -41,7 +43,9 @@ def write_cfd(path: Path, n: int = 3, steps: int = 5, nx: int = 8, ny: int = 6) 
     return fields
 
 
-def write_groups(path: Path, shape: tuple[int, ...], axes: tuple[str, ...], steps: dict[str, float]) -> list[np.ndarray]:
+def write_groups(
+    path: Path, shape: tuple[int, ...], axes: tuple[str, ...], steps: dict[str, float]
+) -> list[np.ndarray]:
     """The per-sample layout of gen_diff_react.py / sim_radial_dam_break.py: NNNN/data, NNNN/grid/*."""
     samples = [_random(*shape, seed=i) for i in range(3)]
     with h5py.File(path, "w") as file:
@@ -49,7 +53,9 @@ def write_groups(path: Path, shape: tuple[int, ...], axes: tuple[str, ...], step
             group = file.create_group(f"{index:04d}")
             group.create_dataset("data", data=data)
             for axis, size in zip(axes, shape[1:-1], strict=True):
-                group.create_dataset(f"grid/{axis}", data=-1 + (np.arange(size, dtype=np.float32) + 0.5) * steps[axis])
+                group.create_dataset(
+                    f"grid/{axis}", data=-1 + (np.arange(size, dtype=np.float32) + 0.5) * steps[axis]
+                )
             group.create_dataset("grid/t", data=np.arange(shape[0], dtype=np.float32) * steps["t"])
             group.attrs["config"] = "sim: {}"
     return samples
@@ -67,25 +73,48 @@ def write_well(path: Path, *, grid_type: str = "cartesian") -> dict[str, np.ndar
     }
     with h5py.File(path, "w") as file:
         file.attrs.update(
-            {"dataset_name": "toy_shear", "grid_type": grid_type, "n_spatial_dims": 2, "n_trajectories": n,
-             "simulation_parameters": ["Re"], "Re": 100.0}
+            {
+                "dataset_name": "toy_shear",
+                "grid_type": grid_type,
+                "n_spatial_dims": 2,
+                "n_trajectories": n,
+                "simulation_parameters": ["Re"],
+                "Re": 100.0,
+            }
         )
         dims = file.create_group("dimensions")
         dims.attrs["spatial_dims"] = ["x", "y"]
-        for name, values in {"x": np.arange(nx) / nx, "y": np.arange(ny) * 0.5, "time": np.arange(steps) * 0.1}.items():
+        for name, values in {
+            "x": np.arange(nx) / nx,
+            "y": np.arange(ny) * 0.5,
+            "time": np.arange(steps) * 0.1,
+        }.items():
             dataset = dims.create_dataset(name, data=values.astype(np.float32))
             dataset.attrs.update({"sample_varying": False, "time_varying": False})
         bcs = file.create_group("boundary_conditions")
         for name, axis, kind in (("x_periodic", "x", "periodic"), ("y_wall", "y", "WALL")):
             group = bcs.create_group(name)
-            group.attrs.update({"associated_dims": [axis], "associated_fields": [], "bc_type": kind,
-                                "sample_varying": False, "time_varying": False})
+            group.attrs.update(
+                {
+                    "associated_dims": [axis],
+                    "associated_fields": [],
+                    "bc_type": kind,
+                    "sample_varying": False,
+                    "time_varying": False,
+                }
+            )
             group.create_dataset("mask", data=np.ones(nx if axis == "x" else ny, dtype=bool))
         scalars = file.create_group("scalars")
         scalars.attrs["field_names"] = ["Re"]
-        scalars.create_dataset("Re", data=np.float32(100.0)).attrs.update({"sample_varying": False, "time_varying": False})
+        scalars.create_dataset("Re", data=np.float32(100.0)).attrs.update(
+            {"sample_varying": False, "time_varying": False}
+        )
         layout = {
-            "t0_fields": {"density": (True, True, True), "tracer": (False, True, True), "viscosity": (False, False, True)},
+            "t0_fields": {
+                "density": (True, True, True),
+                "tracer": (False, True, True),
+                "viscosity": (False, False, True),
+            },
             "t1_fields": {"velocity": (True, True, True)},
             "t2_fields": {"stress": (True, True, False)},
         }
@@ -95,7 +124,11 @@ def write_well(path: Path, *, grid_type: str = "cartesian") -> dict[str, np.ndar
             for name, (sample_varying, time_varying, y_varying) in members.items():
                 dataset = group.create_dataset(name, data=fields[name])
                 dataset.attrs.update(
-                    {"sample_varying": sample_varying, "time_varying": time_varying, "dim_varying": [True, y_varying]}
+                    {
+                        "sample_varying": sample_varying,
+                        "time_varying": time_varying,
+                        "dim_varying": [True, y_varying],
+                    }
                 )
     return fields
 
@@ -118,11 +151,16 @@ def test_data_pdebench_cfd_round_trip(tmp_path: Path) -> None:
 
 def test_data_pdebench_cfd_boundary_from_name_or_option(tmp_path: Path) -> None:
     write_cfd(tmp_path / "2D_CFD_Turb_M1.0_trans_8.hdf5")
-    assert PDEBenchCFD(path=tmp_path / "2D_CFD_Turb_M1.0_trans_8.hdf5").read().field.periodic == (False, False)
+    assert PDEBenchCFD(path=tmp_path / "2D_CFD_Turb_M1.0_trans_8.hdf5").read().field.periodic == (
+        False,
+        False,
+    )
     write_cfd(tmp_path / "mine.h5")
     with pytest.raises(ConfigError, match="periodic"):
         PDEBenchCFD(path=tmp_path / "mine.h5").read()
-    pairs = PDEBenchCFD(path=tmp_path / "mine.h5", periodic=True, trajectories=1, stride=1, domain="cfd").read()
+    pairs = PDEBenchCFD(
+        path=tmp_path / "mine.h5", periodic=True, trajectories=1, stride=1, domain="cfd"
+    ).read()
     assert pairs.field.periodic == (True, True) and len(pairs) == 4 and pairs.domain == "cfd"
 
 
@@ -148,7 +186,9 @@ def test_data_pdebench_cfd_names_what_is_wrong(tmp_path: Path) -> None:
 
 def test_data_pdebench_diffusion_reaction_round_trip(tmp_path: Path) -> None:
     # sim_diff_react.py stores (T, Ny, Nx, 2): axes y then x
-    samples = write_groups(tmp_path / "2D_diff-react_NA_NA.h5", (4, 6, 8, 2), ("y", "x"), {"x": 0.25, "y": 0.5, "t": 0.1})
+    samples = write_groups(
+        tmp_path / "2D_diff-react_NA_NA.h5", (4, 6, 8, 2), ("y", "x"), {"x": 0.25, "y": 0.5, "t": 0.1}
+    )
     pairs = PDEBenchDiffusionReaction(path=tmp_path / "2D_diff-react_NA_NA.h5", lead_steps=3).read()
     assert pairs.inputs.shape == (3, 2, 6, 8)
     np.testing.assert_array_equal(pairs.inputs[2].numpy(), np.moveaxis(samples[2][0], -1, 0))
@@ -161,7 +201,9 @@ def test_data_pdebench_diffusion_reaction_round_trip(tmp_path: Path) -> None:
 
 
 def test_data_pdebench_shallow_water_round_trip(tmp_path: Path) -> None:
-    samples = write_groups(tmp_path / "2D_rdb_NA_NA.h5", (5, 8, 8, 1), ("x", "y"), {"x": 5 / 8, "y": 5 / 8, "t": 0.01})
+    samples = write_groups(
+        tmp_path / "2D_rdb_NA_NA.h5", (5, 8, 8, 1), ("x", "y"), {"x": 5 / 8, "y": 5 / 8, "t": 0.01}
+    )
     pairs = PDEBenchShallowWater(path=tmp_path / "2D_rdb_NA_NA.h5", trajectories=2, lead_steps=4).read()
     assert pairs.inputs.shape == (2, 1, 8, 8)
     np.testing.assert_array_equal(pairs.targets[1, 0].numpy(), samples[1][4, ..., 0])
@@ -197,9 +239,19 @@ def test_data_the_well_round_trip(tmp_path: Path) -> None:
     pairs = TheWell(path=tmp_path / "toy.hdf5", lead_steps=2, stride=1).read()
     field = pairs.field
     assert field.channels == (
-        "density", "tracer", "velocity_x", "velocity_y", "stress_xx", "stress_xy", "stress_yx", "stress_yy"
+        "density",
+        "tracer",
+        "velocity_x",
+        "velocity_y",
+        "stress_xx",
+        "stress_xy",
+        "stress_yx",
+        "stress_yy",
     )
-    assert field.roles == (Role.DENSITY, Role.CONCENTRATION, Role.VELOCITY_X, Role.VELOCITY_Y) + (Role.SCALAR,) * 4
+    assert (
+        field.roles
+        == (Role.DENSITY, Role.CONCENTRATION, Role.VELOCITY_X, Role.VELOCITY_Y) + (Role.SCALAR,) * 4
+    )
     assert field.spacing == pytest.approx((1 / 8, 0.5)) and field.periodic == (True, False)
     assert pairs.domain == "toy_shear" and pairs.lead_time == pytest.approx(0.2)
     assert pairs.inputs.shape == (4, 8, 8, 6)  # 2 trajectories × inputs at steps 0, 1
@@ -228,7 +280,8 @@ def test_data_multi_domain_loader_over_files(tmp_path: Path) -> None:
     write_cfd(tmp_path / CFD_NAME)
     write_well(tmp_path / "toy.hdf5")
     loader = MultiDomainLoader(
-        sets=[PDEBenchCFD(path=tmp_path / CFD_NAME).read(), TheWell(path=tmp_path / "toy.hdf5").read()], batch_size=5
+        sets=[PDEBenchCFD(path=tmp_path / CFD_NAME).read(), TheWell(path=tmp_path / "toy.hdf5").read()],
+        batch_size=5,
     )
     batches = list(loader)
     domains = [domain for _, _, domain in batches]

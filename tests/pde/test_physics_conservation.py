@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from safesvd_core import ConfigError, NumericalError
-from safesvd_core import FieldDescription
+from safesvd_core import ConfigError, FieldDescription, NumericalError
 from safesvd_pde.conservation import Conservation, totals
 
 FLOW = FieldDescription.uniform(

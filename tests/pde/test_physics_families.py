@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from safesvd_core import ConfigError
+from safesvd_core import ConfigError, FieldDescription, Role, available, registry
 from safesvd_core.plugin import PDEFamily
-from safesvd_core import FieldDescription, Role
-from safesvd_core import available, registry
 
 ORDERS = {
     "ns-incompressible": 2,
@@ -23,7 +21,9 @@ ORDERS = {
 def _field_for(family: PDEFamily, *, drop: Role | None = None) -> FieldDescription:
     roles = sorted(set(family.required_roles) | {Role.VELOCITY_X, Role.VELOCITY_Y, Role.DENSITY})
     roles = [role for role in roles if role != drop]
-    return FieldDescription.uniform(channels=[role.value for role in roles], roles=roles, spacing=0.1, periodic=True)
+    return FieldDescription.uniform(
+        channels=[role.value for role in roles], roles=roles, spacing=0.1, periodic=True
+    )
 
 
 def test_the_six_families_are_registered() -> None:
@@ -31,7 +31,9 @@ def test_the_six_families_are_registered() -> None:
 
 
 def test_the_built_in_losses_are_registered() -> None:
-    assert {"sobolev", "divergence", "divergence-free", "vorticity", "conservation"} <= set(available("physics_loss"))
+    assert {"sobolev", "divergence", "divergence-free", "vorticity", "conservation"} <= set(
+        available("physics_loss")
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ORDERS))

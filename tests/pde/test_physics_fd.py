@@ -15,7 +15,8 @@ SECOND_ORDER = [beta for beta in multi_indices(2, 2) if sum(beta) > 0] + [(2, 1)
 
 
 def _axis(n: int, periodic: bool, lo: float, hi: float) -> tuple[np.ndarray, float]:
-    """Grid points and spacing: ``[lo, hi)`` with ``n`` cells if periodic, else ``[lo, hi]`` with ``n`` points."""
+    """Grid points and spacing:
+    ``[lo, hi)`` with ``n`` cells if periodic, else ``[lo, hi]`` with ``n`` points."""
     if periodic:
         h = (hi - lo) / n
         return lo + h * np.arange(n), h
@@ -38,7 +39,9 @@ def _gaussian_1d(alpha, centre, order, x):
 
 def _error(exact, n, beta, periodic, bounds):
     """Max-norm error of ``derivative`` against ``exact(beta, *mesh)`` on an ``n``-scaled grid."""
-    axes = [_axis(int(n * f), periodic, lo, hi) for f, (lo, hi) in zip((1.0, 1.5, 1.25), bounds, strict=False)]
+    axes = [
+        _axis(int(n * f), periodic, lo, hi) for f, (lo, hi) in zip((1.0, 1.5, 1.25), bounds, strict=False)
+    ]
     mesh = np.meshgrid(*[points for points, _ in axes], indexing="ij")
     u = torch.from_numpy(exact((0,) * len(beta), *mesh))[None, None]
     approx = derivative(u, beta, [h for _, h in axes], [periodic] * len(beta))
@@ -109,7 +112,11 @@ def test_batched_over_samples_and_channels() -> None:
     u = torch.randn(4, 3, 9, 7, dtype=torch.float64)
     together = derivative(u, (1, 1), (0.1, 0.2), (True, False))
     one_by_one = torch.cat(
-        [derivative(u[i : i + 1, c : c + 1], (1, 1), (0.1, 0.2), (True, False)) for i in range(4) for c in range(3)]
+        [
+            derivative(u[i : i + 1, c : c + 1], (1, 1), (0.1, 0.2), (True, False))
+            for i in range(4)
+            for c in range(3)
+        ]
     ).reshape(4, 3, 9, 7)
     assert together.shape == u.shape
     torch.testing.assert_close(together, one_by_one)

@@ -7,8 +7,7 @@ import json
 import pytest
 from hypothesis import given
 
-from safesvd_core import ConfigError
-from safesvd_core import FieldDescription, Role
+from safesvd_core import ConfigError, FieldDescription, Role
 from safesvd_core.testing.strategies import field_descriptions
 
 
@@ -50,7 +49,9 @@ def test_velocity_channels_follow_tensor_axis_order() -> None:
 
 
 def test_uniform_broadcasts_spacing_and_boundary() -> None:
-    field = FieldDescription.uniform(channels=("h",), roles=("water_height",), dim=3, spacing=0.5, periodic=True)
+    field = FieldDescription.uniform(
+        channels=("h",), roles=("water_height",), dim=3, spacing=0.5, periodic=True
+    )
     assert field.spacing == (0.5, 0.5, 0.5)
     assert field.periodic == (True, True, True)
     assert field.axes == ("x", "y", "z")
@@ -66,8 +67,14 @@ def test_uniform_broadcasts_spacing_and_boundary() -> None:
         ({"channels": "uv"}, "channels: expected a sequence, got str"),
         ({"channels": ()}, "channels: expected at least one channel"),
         ({"roles": ("velocity_x",)}, r"roles: expected one role per channel \(4\), got 1"),
-        ({"roles": ("velocity_x", "vel_y", "density", "scalar")}, r"roles\[1\]: expected one of .*got 'vel_y'"),
-        ({"roles": ("velocity_x", "velocity_x", "density", "scalar")}, "at most one channel per vector component"),
+        (
+            {"roles": ("velocity_x", "vel_y", "density", "scalar")},
+            r"roles\[1\]: expected one of .*got 'vel_y'",
+        ),
+        (
+            {"roles": ("velocity_x", "velocity_x", "density", "scalar")},
+            "at most one channel per vector component",
+        ),
         ({"spacing": (0.1, -1.0)}, r"spacing\[1\]: expected a finite number > 0, got -1.0"),
         ({"spacing": (0.1, float("nan"))}, r"spacing\[1\]: expected a finite number > 0"),
         ({"spacing": (0.1,) * 4, "periodic": (True,) * 4}, "spacing: expected 1 to 3 entries"),
@@ -84,7 +91,9 @@ def test_invalid_descriptions_name_field_expected_and_received(changes, message)
 
 def test_missing_roles_are_named() -> None:
     field = FieldDescription.uniform(channels=("u", "p"), roles=("velocity_x", "pressure"))
-    with pytest.raises(ConfigError, match=r"needs channel role\(s\) velocity_y, which no unmasked channel has"):
+    with pytest.raises(
+        ConfigError, match=r"needs channel role\(s\) velocity_y, which no unmasked channel has"
+    ):
         field.velocity_channels()
     with pytest.raises(ConfigError, match="energy, density"):
         field.require_roles(["energy", "density", "pressure"])
@@ -104,7 +113,10 @@ def test_shape_checks() -> None:
     ("data", "message"),
     [
         ({"channels": ["a"], "roles": ["scalar"], "spacing": [1.0]}, "missing key"),
-        ({"channels": ["a"], "roles": ["scalar"], "spacing": [1.0], "periodic": [True], "grid": 3}, "unknown key"),
+        (
+            {"channels": ["a"], "roles": ["scalar"], "spacing": [1.0], "periodic": [True], "grid": 3},
+            "unknown key",
+        ),
         ({"version": 2, "channels": ["a"]}, "version: expected 1, got 2"),
         (["a"], "expected a mapping"),
     ],

@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from safesvd_core import ConfigError
-from safesvd_core import FieldDescription, Role
+from safesvd_core import ConfigError, FieldDescription, Role
 from safesvd_pde.finite_difference import derivative, divergence, vorticity
 
 VELOCITY_2D = (Role.VELOCITY_X, Role.VELOCITY_Y)
@@ -37,7 +36,9 @@ def test_velocity_from_a_stream_function_is_nearly_divergence_free() -> None:
 
 
 def test_discrete_stream_function_velocity_is_exactly_divergence_free() -> None:
-    field = FieldDescription(channels=("u", "v"), roles=VELOCITY_2D, spacing=(0.1, 0.2), periodic=(True, False))
+    field = FieldDescription(
+        channels=("u", "v"), roles=VELOCITY_2D, spacing=(0.1, 0.2), periodic=(True, False)
+    )
     psi = torch.randn(3, 1, 9, 8, dtype=torch.float64)
     u = derivative(psi, (0, 1), field.spacing, field.periodic)
     v = -derivative(psi, (1, 0), field.spacing, field.periodic)

@@ -11,8 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safesvd_core import ConfigError
-from safesvd_core import FieldDescription, Role
+from safesvd_core import ConfigError, FieldDescription, Role
 from safesvd_core.testing.strategies import field_descriptions, grids
 from safesvd_pde.sobolev import Sobolev
 
@@ -61,7 +60,9 @@ def _np_sobolev(u, v, field: FieldDescription, order: int, p: int, weight) -> fl
 )
 def test_matches_numpy(data, field: FieldDescription, order: int, p: int, seed: int) -> None:
     grid = data.draw(grids(field.dim, max_size=9 if field.dim < 3 else 5), label="grid")
-    order_weights = data.draw(st.lists(st.floats(0.0, 3.0), min_size=order + 1, max_size=order + 1), label="c")
+    order_weights = data.draw(
+        st.lists(st.floats(0.0, 3.0), min_size=order + 1, max_size=order + 1), label="c"
+    )
     rng = np.random.default_rng(seed)
     u, v = (rng.normal(size=(2, len(field.channels), *grid)) for _ in range(2))
     loss = Sobolev(order=order, p=p, weights=dict(enumerate(order_weights)))
@@ -87,7 +88,11 @@ def test_multi_index_weights_override_order_weights() -> None:
 
 def test_masked_channels_are_ignored() -> None:
     field = FieldDescription(
-        channels=("a", "b"), roles=(Role.SCALAR, Role.SCALAR), spacing=(0.2, 0.3), periodic=(True, False), masked=("b",)
+        channels=("a", "b"),
+        roles=(Role.SCALAR, Role.SCALAR),
+        spacing=(0.2, 0.3),
+        periodic=(True, False),
+        masked=("b",),
     )
     u = torch.randn(2, 2, 6, 5, dtype=torch.float64)
     v = u.clone()
@@ -120,7 +125,9 @@ def test_a_multi_index_weight_must_fit_the_field() -> None:
 
 
 def test_every_channel_masked_is_an_error() -> None:
-    field = FieldDescription(channels=("a",), roles=(Role.SCALAR,), spacing=(1.0,), periodic=(True,), masked=("a",))
+    field = FieldDescription(
+        channels=("a",), roles=(Role.SCALAR,), spacing=(1.0,), periodic=(True,), masked=("a",)
+    )
     with pytest.raises(ConfigError, match="every channel is masked"):
         Sobolev()(torch.zeros(1, 1, 5), torch.zeros(1, 1, 5), field)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "adapters"))
-from adapter_helpers import optional  # noqa: E402,F401  (re-exported to the zoo tests)
+from adapter_helpers import optional  # noqa: F401 - re-exported to the zoo tests
 
 #: Relative tolerance on a recorded test loss: same torch build, else a looser one (kernels may differ).
 SAME_BUILD_RTOL, OTHER_BUILD_RTOL = 1e-6, 1e-4

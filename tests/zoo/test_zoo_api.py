@@ -24,7 +24,9 @@ def test_relative_mse_ignores_masked_channels():
     prediction[:, 2] = 5.0
     mask = torch.tensor([[True, True, False]] * 2)
     assert float(models.relative_mse(prediction, target, mask)) == 0.0
-    assert float(models.relative_mse(prediction, target, torch.ones(2, 3, dtype=torch.bool))) == pytest.approx(16 / 3)
+    assert float(
+        models.relative_mse(prediction, target, torch.ones(2, 3, dtype=torch.bool))
+    ) == pytest.approx(16 / 3)
 
 
 def test_relative_mse_infers_the_mask_from_zero_padded_targets():
@@ -32,7 +34,11 @@ def test_relative_mse_infers_the_mask_from_zero_padded_targets():
     target[:, 2] = 0.0
     prediction = target + 0.5
     mask = torch.tensor([[True, True, False]] * 2)
-    assert float(models.relative_mse(prediction, target)) == float(models.relative_mse(prediction, target, mask)) == 0.25
+    assert (
+        float(models.relative_mse(prediction, target))
+        == float(models.relative_mse(prediction, target, mask))
+        == 0.25
+    )
 
 
 @pytest.mark.skipif(importlib.util.find_spec("timm") is not None, reason="timm is installed here")

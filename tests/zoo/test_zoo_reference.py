@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from conftest import tolerance
 
 from safesvd_zoo import models, reference
+
+from conftest import tolerance
 
 
 def test_reference_reproduces_its_card_and_beats_copy_by_three():

@@ -21,6 +21,10 @@ def test_scot_ns_batches_follow_the_adapter_convention():
     assert batch["pixel_values"].shape == (4, 2, 32, 32)
     prediction = models.spec("scot-ns").adapter().predict(models.load("scot-ns"), batch)
     assert prediction.shape == batch["labels"].shape
-    masked = dict(batch, pixel_mask=torch.tensor([[False, True]] * 4))  # (B, C), as Poseidon's loaders give it
+    masked = dict(
+        batch, pixel_mask=torch.tensor([[False, True]] * 4)
+    )  # (B, C), as Poseidon's loaders give it
     prediction = models.spec("scot-ns").adapter().predict(models.load("scot-ns"), masked)
-    assert torch.equal(prediction[:, 1], batch["labels"][:, 1]) and not torch.equal(prediction[:, 0], batch["labels"][:, 0])
+    assert torch.equal(prediction[:, 1], batch["labels"][:, 1]) and not torch.equal(
+        prediction[:, 0], batch["labels"][:, 0]
+    )

@@ -20,13 +20,13 @@ import torch
 from torch import Tensor
 
 from safesvd_core.plugin import (
+    DEFAULTS,
     ConfigError,
-    DEFAULT_JITTER,
     Factorization,
     NumericalError,
+    Solver,
     positive,
     psd_root,
-    Solver,
     thin_svd,
     whitened_factorization,
     whitened_spectrum,
@@ -44,11 +44,16 @@ def _beta(instance: object, attribute: attrs.Attribute, value: object) -> None:
 
 
 def _beta_range(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    ok = (isinstance(value, tuple) and len(value) == 2
-          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-          and 0.0 <= value[0] <= value[1] <= 1.0)
+    ok = (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        and 0.0 <= value[0] <= value[1] <= 1.0
+    )
     if not ok:
-        raise ConfigError(f"{attribute.name} must be a pair (low, high) with 0 ≤ low ≤ high ≤ 1, got {value!r}")
+        raise ConfigError(
+            f"{attribute.name} must be a pair (low, high) with 0 ≤ low ≤ high ≤ 1, got {value!r}"
+        )
 
 
 def aces_beta(g0: Tensor, g1: Tensor, rank: int, low: float, high: float) -> float:
@@ -81,7 +86,9 @@ def aces_beta(g0: Tensor, g1: Tensor, rank: int, low: float, high: float) -> flo
     inside = sorted(beta for beta in candidates if low <= beta <= high)
     values = [fraction(beta) for beta in inside]
     best = min(values)
-    return next(beta for beta, value in zip(inside, values, strict=True) if value <= best + 1e-12 * (1.0 + best))
+    return next(
+        beta for beta, value in zip(inside, values, strict=True) if value <= best + 1e-12 * (1.0 + best)
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -93,12 +100,15 @@ class ACESSolver(Solver):
 
     beta: float | None = attrs.field(default=None, validator=_beta)
     beta_range: tuple[float, float] = attrs.field(default=BETA_RANGE, converter=tuple, validator=_beta_range)
-    jitter: float = attrs.field(default=DEFAULT_JITTER, validator=positive)
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
 
     def _shifted(self, statistics: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         missing = {"sigma_shift", "sigma_cross"} - set(statistics)
         if missing:
-            raise ConfigError(f"solver 'aces' needs {sorted(missing)} (the shifted-covariance estimator in a sequential plan)")
+            raise ConfigError(
+                f"solver 'aces' needs {sorted(missing)} "
+                "(the shifted-covariance estimator in a sequential plan)"
+            )
         return statistics["sigma_shift"].to(torch.float64), statistics["sigma_cross"].to(torch.float64)
 
     def choose_beta(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> float:
@@ -120,9 +130,12 @@ class ACESSolver(Solver):
         beta = self.choose_beta(weight, rank, statistics)
         shift, cross = self._shifted(statistics)
         target = shift + beta * (cross - shift)
-        result = whitened_factorization(weight, rank, shift, sigma_shift=shift, sigma_cross=target, alpha=1.0,
-                                        jitter=self.jitter)
-        record = attrs.evolve(result.record, note=f"beta={beta:.4f}" + ("" if self.beta is not None else " (ACES)"))
+        result = whitened_factorization(
+            weight, rank, shift, sigma_shift=shift, sigma_cross=target, alpha=1.0, jitter=self.jitter
+        )
+        record = attrs.evolve(
+            result.record, note=f"beta={beta:.4f}" + ("" if self.beta is not None else " (ACES)")
+        )
         return attrs.evolve(result, record=record)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:

@@ -30,8 +30,12 @@ ASVD_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def _ratios(instance: object, attribute: attrs.Attribute, value: object) -> None:
-    if not value or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 < r < 1.0 for r in value):
-        raise ConfigError(f"{attribute.name} must be a non-empty sequence of numbers in (0, 1), got {value!r}")
+    if not value or not all(
+        isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 < r < 1.0 for r in value
+    ):
+        raise ConfigError(
+            f"{attribute.name} must be a non-empty sequence of numbers in (0, 1), got {value!r}"
+        )
 
 
 def stable_rank(spectrum: torch.Tensor) -> float:
@@ -50,7 +54,9 @@ class ASVDAllocator(Allocator):
     """
 
     name: ClassVar[str] = "asvd"
-    ratios: tuple[float, ...] = attrs.field(default=ASVD_RATIOS, converter=lambda v: tuple(sorted(v)), validator=_ratios)
+    ratios: tuple[float, ...] = attrs.field(
+        default=ASVD_RATIOS, converter=lambda v: tuple(sorted(v)), validator=_ratios
+    )
     losses: Mapping[str, Mapping[float, float]] | None = None
 
     def sensitivities(self, layers: Sequence[LayerCandidate]) -> list[tuple[str, float, float]]:
@@ -63,7 +69,9 @@ class ASVDAllocator(Allocator):
                 continue
             table = self.losses.get(layer.name)
             if table is None or any(ratio not in table for ratio in self.ratios):
-                raise ConfigError(f"the ASVD loss table lacks layer {layer.name!r} at some of the ratios {self.ratios}")
+                raise ConfigError(
+                    f"the ASVD loss table lacks layer {layer.name!r} at some of the ratios {self.ratios}"
+                )
             triples += [(layer.name, ratio, float(table[ratio])) for ratio in self.ratios]
         return triples
 
@@ -74,15 +82,20 @@ class ASVDAllocator(Allocator):
             smallest: dict[str, float] = {}
             for name, ratio, _ in ordered[start:]:
                 smallest[name] = min(smallest.get(name, 1.0), ratio)
-            return {layer.name: rank_at_fraction(layer, smallest[layer.name], self.min_rank) if layer.name in smallest else None
-                    for layer in layers}
+            return {
+                layer.name: rank_at_fraction(layer, smallest[layer.name], self.min_rank)
+                if layer.name in smallest
+                else None
+                for layer in layers
+            }
 
         def fits(start: int) -> bool:
             return total_cost(layers, ranks_from(start)) <= budget
 
         if not fits(0):
             raise BudgetError(
-                f"even every layer at ASVD's smallest ratio {self.ratios[0]} keeps {total_cost(layers, ranks_from(0)):,} "
+                f"even every layer at ASVD's smallest ratio {self.ratios[0]} keeps "
+                f"{total_cost(layers, ranks_from(0)):,} "
                 f"weights, over the budget of {budget:,}; add a smaller ratio or raise the budget"
             )
         low, high = 0, len(ordered)  # cost grows with the start index: find the largest start that fits

@@ -15,13 +15,16 @@ mask's own locality remains), ``epochs`` passes over the calibration batches, ``
 ("auto", ``L₀`` the original model's calibration loss: its scaled loss is an LLM-like perplexity
 of 10). After training each layer keeps ``⌊c γ⌋`` components (those whose mask is ≥ ½), with the
 largest common ``c`` that fits the budget; the weights are then ``V_k V_kᵀ W`` (``output-projection``).
+
+On the engine: the ``allocate`` phase allocates with ``init_allocator`` (the starting ``γ``), the
+``dobi-training`` phase (:class:`DobiTrainingPhase`) trains the ``γ`` and writes the allocation
+with the learned ranks, and the stages solve them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import ClassVar
 
@@ -31,22 +34,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from safesvd_core.plugin import (
+    DEFAULTS,
     Allocator,
     CalibrationObjective,
-    clean_statistics,
     CompressionJob,
     CompressionResult,
     ConfigError,
-    evaluating,
-    factor_budget,
     LayerCandidate,
-    linear_map,
     LinearMap,
     NumericalError,
+    Phase,
     Plan,
+    Recipe,
+    RunState,
+    insert_phase,
     positive,
     positive_int,
-    Recipe,
     registered,
     registry,
     run_plan,
@@ -81,7 +84,9 @@ class MaskedMap(nn.Module):
         self.register_buffer("vectors", vectors.to(weight.dtype))
         self.register_buffer("projected", (vectors.mT @ weight.to(torch.float64)).to(weight.dtype))
         self.register_buffer("bias", None if view.bias is None else view.bias.detach())
-        self.register_buffer("positions", torch.arange(1, vectors.shape[1] + 1, dtype=torch.float64, device=weight.device))
+        self.register_buffer(
+            "positions", torch.arange(1, vectors.shape[1] + 1, dtype=torch.float64, device=weight.device)
+        )
 
     def mask(self) -> Tensor:
         """``T_i = ½ tanh(β(γ − i)) + ½``, ``γ`` clamped to ``[1, min(m, n) + ½]`` (the official lower
@@ -97,17 +102,6 @@ class MaskedMap(nn.Module):
         return y if self.channel_dim == -1 else y.movedim(-1, self.channel_dim)
 
 
-@attrs.frozen(kw_only=True)
-class _LearnedRanks(Allocator):
-    """Hands the trained ranks to the engine (not registered: it carries data, not options)."""
-
-    name: ClassVar[str] = "dobi-learned"
-    ranks: Mapping[str, int | None]
-
-    def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
-        return {layer.name: self.ranks[layer.name] for layer in layers}
-
-
 @contextlib.contextmanager
 def _frozen(model: nn.Module) -> Iterator[None]:
     flags = [(parameter, parameter.requires_grad) for parameter in model.parameters()]
@@ -120,9 +114,11 @@ def _frozen(model: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
-def ranks_within_budget(layers: Sequence[LayerCandidate], gammas: Mapping[str, float], budget: int,
-                        min_rank: int) -> tuple[dict[str, int | None], float]:
-    """``⌊c γ_l⌋`` (at least ``min_rank``; dense from the break-even rank on) with the largest ``c`` that fits."""
+def ranks_within_budget(
+    layers: Sequence[LayerCandidate], gammas: Mapping[str, float], budget: int, min_rank: int
+) -> tuple[dict[str, int | None], float]:
+    """``⌊c γ_l⌋`` (at least ``min_rank``; dense from the break-even rank on) with the largest ``c``
+    that fits."""
 
     def ranks(scale: float) -> dict[str, int | None]:
         chosen: dict[str, int | None] = {}
@@ -140,28 +136,44 @@ def ranks_within_budget(layers: Sequence[LayerCandidate], gammas: Mapping[str, f
 class Positions:
     """The trainable truncation positions ``γ`` and the terms of the loss that depend on them alone."""
 
-    def __init__(self, layers: Sequence[LayerCandidate], windows: Mapping[str, int], gammas: Mapping[str, float]) -> None:
-        self.gammas = {name: nn.Parameter(torch.tensor(value, dtype=torch.float64)) for name, value in gammas.items()}
+    def __init__(
+        self, layers: Sequence[LayerCandidate], windows: Mapping[str, int], gammas: Mapping[str, float]
+    ) -> None:
+        self.gammas = {
+            name: nn.Parameter(torch.tensor(value, dtype=torch.float64)) for name, value in gammas.items()
+        }
         self.costs = {layer.name: (layer.params_per_rank, float(layer.dense_params)) for layer in layers}
         self.windows = dict(windows)
         self.dense = sum(dense for _, dense in self.costs.values())
 
     def share(self) -> Tensor:
         """``ρ(γ) = Σ min((m + n) γ, m n) / Σ m n``, differentiable in ``γ``."""
-        kept = sum(torch.clamp(per_rank * self.gammas[name], max=dense) for name, (per_rank, dense) in self.costs.items())
+        kept = sum(
+            torch.clamp(per_rank * self.gammas[name], max=dense)
+            for name, (per_rank, dense) in self.costs.items()
+        )
         return kept / self.dense
 
     def out_of_range(self) -> Tensor:
-        """``Σ relu(−γ)² + relu(γ − min(m, n) − ½)²`` (the official trainer's penalty on invalid positions)."""
-        return sum(torch.relu(-g) ** 2 + torch.relu(g - self.windows[name] - 0.5) ** 2 for name, g in self.gammas.items())
+        """``Σ relu(−γ)² + relu(γ − min(m, n) − ½)²`` (the official trainer's penalty on invalid
+        positions)."""
+        return sum(
+            torch.relu(-g) ** 2 + torch.relu(g - self.windows[name] - 0.5) ** 2
+            for name, g in self.gammas.items()
+        )
 
     def values(self) -> dict[str, float]:
         return {name: float(g.detach()) for name, g in self.gammas.items()}
 
 
 @contextlib.contextmanager
-def _masked(model: nn.Module, views: Mapping[str, LinearMap], bases: Mapping[str, OutputBasis],
-            gammas: Mapping[str, nn.Parameter], beta: float) -> Iterator[None]:
+def _masked(
+    model: nn.Module,
+    views: Mapping[str, LinearMap],
+    bases: Mapping[str, OutputBasis],
+    gammas: Mapping[str, nn.Parameter],
+    beta: float,
+) -> Iterator[None]:
     """Swap each compressible layer for its :class:`MaskedMap`; the original modules come back afterwards."""
     try:
         for name, view in views.items():
@@ -170,6 +182,109 @@ def _masked(model: nn.Module, views: Mapping[str, LinearMap], bases: Mapping[str
     finally:
         for name, view in views.items():
             set_submodule(model, name, view.module)
+
+
+@attrs.frozen(kw_only=True)
+class DobiTrainingPhase(Phase):
+    """Dobi-SVD's training, after the allocation: every layer's ``γ`` starts at its rank in the
+    allocation plus ½ (a dense layer at its break-even rank plus ½; at most ``min(m, n) + ½``), all
+    ``γ`` train jointly (``epochs`` passes over the calibration items, the model's weights frozen),
+    and the allocation's ranks become ``⌊c γ⌋`` within the factor budget. Options as
+    :class:`DobiSVD`'s."""
+
+    name: ClassVar[str] = "dobi-training"
+    reads: ClassVar[tuple[str, ...]] = ("statistics", "allocation")
+    writes: ClassVar[tuple[str, ...]] = ("allocation",)
+
+    epochs: int = attrs.field(default=20, validator=positive_int)
+    lr: float = attrs.field(default=0.2, validator=positive)
+    beta: float = attrs.field(default=10.0, validator=positive)
+    lambda_reg: float = attrs.field(default=200.0, validator=positive)
+    loss_scale: float | str = attrs.field(default="auto", validator=_loss_scale)
+    min_rank: int = attrs.field(default=DEFAULTS.min_rank, validator=positive_int)
+
+    def run(self, state: RunState) -> None:
+        job, allocation, statistics = state.job, state.allocation, state.statistics.clean
+        by_name = {layer.name: layer for layer in allocation.candidates}
+        layers = [by_name[name] for name in state.layers]  # the adapter's order
+        views = {name: state.maps[name] for name in state.layers}
+        bases = {
+            name: output_basis(views[name].weight, statistics.layer(name)["sigma"]) for name in state.layers
+        }
+        budget = state.budget.factors
+        gammas = {
+            layer.name: float(
+                min(allocation.ranks[layer.name] or layer.break_even_rank, bases[layer.name].values.shape[0])
+            )
+            + 0.5
+            for layer in layers
+        }
+        scale = self._scale(job)
+        trained, summary = self._train(job, views, bases, layers, gammas, budget, scale)
+        ranks, factor = ranks_within_budget(layers, trained, budget, self.min_rank)
+        learned = job.reducer.agreed({layer.name: ranks[layer.name] for layer in allocation.candidates})
+        state.allocation = attrs.evolve(allocation, ranks=learned)
+        state.count(self.name, self.epochs)
+        state.log.notes.append(summary + f"; budget projection: ranks ⌊{factor:.4f} γ⌋")
+
+    def _scale(self, job: CompressionJob) -> float:
+        if self.loss_scale != "auto":
+            return float(self.loss_scale)
+        original = mean_loss(job, job.batches)
+        if not original > 0.0:
+            raise ConfigError(
+                f"loss_scale='auto' needs a positive calibration loss, got {original!r}; pass a number"
+            )
+        return math.log(AUTO_SCALED_LOSS) / original
+
+    def _train(
+        self,
+        job: CompressionJob,
+        views: Mapping[str, LinearMap],
+        bases: Mapping[str, OutputBasis],
+        layers: Sequence[LayerCandidate],
+        gammas: Mapping[str, float],
+        budget: int,
+        scale: float,
+    ) -> tuple[dict[str, float], str]:
+        model, adapter = job.model, job.adapter
+        objective = CalibrationObjective(adapter=adapter)
+        positions = Positions(layers, {name: basis.values.shape[0] for name, basis in bases.items()}, gammas)
+        target = budget / positions.dense
+        optimizer = torch.optim.Adam(list(positions.gammas.values()), lr=self.lr)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=len(job.batches), eta_min=0.8 * self.lr
+        )
+        best, best_share = (math.inf, dict(gammas)), math.nan
+        with _frozen(model), _masked(model, views, bases, positions.gammas, self.beta):
+            for _ in range(self.epochs):
+                for batch in job.batches:
+                    task = objective(adapter.predict(model, batch), batch).to(torch.float64)
+                    share = positions.share()
+                    loss = (
+                        torch.exp(scale * task)
+                        + self.lambda_reg * (share - target).abs()
+                        + positions.out_of_range()
+                    )
+                    if not torch.isfinite(loss):
+                        raise NumericalError(
+                            f"dobi-svd loss is {float(loss.detach())} (task loss "
+                            f"{float(task.detach()):.3e}, scale {scale:.3e}); lower loss_scale"
+                        )
+                    if float(loss.detach()) < best[0]:
+                        best, best_share = (float(loss.detach()), positions.values()), float(share.detach())
+                    grads = torch.autograd.grad(loss, list(positions.gammas.values()))
+                    for parameter, grad in zip(positions.gammas.values(), grads, strict=True):
+                        parameter.grad = grad
+                    optimizer.step()
+                    schedule.step()
+        summary = (
+            f"dobi-svd: {self.epochs * len(job.batches)} steps "
+            f"({self.epochs} epochs × {len(job.batches)} batches), "
+            f"loss scale w={scale:.4g}, best loss {best[0]:.4g} at parameter share {best_share:.4f} "
+            f"(target {target:.4f})"
+        )
+        return best[1], summary
 
 
 @attrs.frozen(kw_only=True)
@@ -186,73 +301,30 @@ class DobiSVD(Recipe):
     beta: float = attrs.field(default=10.0, validator=positive)
     lambda_reg: float = attrs.field(default=200.0, validator=positive)
     loss_scale: float | str = attrs.field(default="auto", validator=_loss_scale)
-    min_rank: int = attrs.field(default=1, validator=positive_int)
+    min_rank: int = attrs.field(default=DEFAULTS.min_rank, validator=positive_int)
 
-    def plan(self, allocator: Allocator) -> Plan:
-        return Plan(clean_estimators=("clean-covariance",), solver=registry("solver").create("output-projection"),
-                    allocator=allocator)
+    def plan(self, allocator: Allocator | None = None) -> Plan:
+        """The engine plan: clean covariances, the ``output-projection`` solver and ``allocator``
+        (default: ``init_allocator``, whose ranks are the training's start)."""
+        if allocator is None:
+            allocator = registry("allocator").create(self.init_allocator, min_rank=self.min_rank)
+        return Plan(
+            clean_estimators=("clean-covariance",),
+            solver=registry("solver").create("output-projection"),
+            allocator=allocator,
+        )
+
+    def phases(self) -> tuple[Phase, ...]:
+        """The engine's phases with ``dobi-training`` after the allocation."""
+        training = DobiTrainingPhase(
+            epochs=self.epochs,
+            lr=self.lr,
+            beta=self.beta,
+            lambda_reg=self.lambda_reg,
+            loss_scale=self.loss_scale,
+            min_rank=self.min_rank,
+        )
+        return insert_phase(super().phases(), training, after="allocate")
 
     def compress(self, job: CompressionJob) -> CompressionResult:
-        start = time.perf_counter()
-        initial = registry("allocator").create(self.init_allocator, min_rank=self.min_rank)
-        statistics = clean_statistics(job, self.plan(initial))
-        names = list(job.adapter.compressible_layers(job.model))
-        views = {name: linear_map(job.model, name) for name in names}
-        bases = {name: output_basis(views[name].weight, statistics.layer(name)["sigma"]) for name in names}
-        layers = [LayerCandidate(name=name, out_features=views[name].out_features, in_features=views[name].in_features,
-                                 spectrum=bases[name].values.sqrt(), order=index) for index, name in enumerate(names)]
-        budget = factor_budget(job)
-        start_ranks = initial.allocate(layers, budget)
-        gammas = {layer.name: float(min(start_ranks[layer.name] or layer.break_even_rank, bases[layer.name].values.shape[0]))
-                  + 0.5 for layer in layers}
-        with evaluating(job.model):
-            scale = self._scale(job)
-            trained, summary = self._train(job, views, bases, layers, gammas, budget, scale)
-        ranks, factor = ranks_within_budget(layers, trained, budget, self.min_rank)
-        seconds = time.perf_counter() - start
-        result = run_plan(attrs.evolve(job, statistics=statistics), self.plan(_LearnedRanks(ranks=ranks)))
-        result.passes.update({"clean": 1} if job.statistics is None else {})
-        result.passes["training"] = self.epochs
-        result.timings["training"] = seconds
-        result.timings["total"] += seconds
-        result.notes.append(summary + f"; budget projection: ranks ⌊{factor:.4f} γ⌋")
-        return result
-
-    def _scale(self, job: CompressionJob) -> float:
-        if self.loss_scale != "auto":
-            return float(self.loss_scale)
-        original = mean_loss(job, job.batches)
-        if not original > 0.0:
-            raise ConfigError(f"loss_scale='auto' needs a positive calibration loss, got {original!r}; pass a number")
-        return math.log(AUTO_SCALED_LOSS) / original
-
-    def _train(self, job: CompressionJob, views: Mapping[str, LinearMap], bases: Mapping[str, OutputBasis],
-               layers: Sequence[LayerCandidate], gammas: Mapping[str, float], budget: int,
-               scale: float) -> tuple[dict[str, float], str]:
-        model, adapter = job.model, job.adapter
-        objective = CalibrationObjective(adapter=adapter)
-        positions = Positions(layers, {name: basis.values.shape[0] for name, basis in bases.items()}, gammas)
-        target = budget / positions.dense
-        optimizer = torch.optim.Adam(list(positions.gammas.values()), lr=self.lr)
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=len(job.batches), eta_min=0.8 * self.lr)
-        best, best_share = (math.inf, dict(gammas)), math.nan
-        with _frozen(model), _masked(model, views, bases, positions.gammas, self.beta):
-            for _ in range(self.epochs):
-                for batch in job.batches:
-                    task = objective(adapter.predict(model, batch), batch).to(torch.float64)
-                    share = positions.share()
-                    loss = torch.exp(scale * task) + self.lambda_reg * (share - target).abs() + positions.out_of_range()
-                    if not torch.isfinite(loss):
-                        raise NumericalError(f"dobi-svd loss is {float(loss.detach())} (task loss "
-                                             f"{float(task.detach()):.3e}, scale {scale:.3e}); lower loss_scale")
-                    if float(loss.detach()) < best[0]:
-                        best, best_share = (float(loss.detach()), positions.values()), float(share.detach())
-                    grads = torch.autograd.grad(loss, list(positions.gammas.values()))
-                    for parameter, grad in zip(positions.gammas.values(), grads, strict=True):
-                        parameter.grad = grad
-                    optimizer.step()
-                    schedule.step()
-        summary = (f"dobi-svd: {self.epochs * len(job.batches)} steps ({self.epochs} epochs × {len(job.batches)} batches), "
-                   f"loss scale w={scale:.4g}, best loss {best[0]:.4g} at parameter share {best_share:.4f} "
-                   f"(target {target:.4f})")
-        return best[1], summary
+        return run_plan(job, self.plan(), self.phases())

@@ -16,21 +16,22 @@ import torch
 from torch import Tensor
 
 from safesvd_core.plugin import (
-    check_rank,
     ConfigError,
     Factorization,
     NumericalError,
-    positive,
-    singular_values,
     Solver,
     SolveRecord,
+    check_rank,
+    positive,
+    singular_values,
     thin_svd,
 )
 
 
 @attrs.frozen
 class EigenRoot:
-    """The kept eigen-directions ``Q_+`` (``n × r``) and ``Λ_+^{1/2}`` of a PSD ``H``; ``dropped`` of ``n`` were cut."""
+    """The kept eigen-directions ``Q_+`` (``n × r``) and ``Λ_+^{1/2}`` of a PSD ``H``; ``dropped`` of
+    ``n`` were cut."""
 
     vectors: Tensor
     sqrt_values: Tensor
@@ -46,7 +47,9 @@ def eigen_root(matrix: Tensor, rcond: float | None = None) -> EigenRoot:
         raise NumericalError("the Gram matrix contains NaN or Inf; refusing to factor it")
     values, vectors = torch.linalg.eigh(0.5 * (h + h.mT))
     size = h.shape[0]
-    tolerance = (size * torch.finfo(torch.float64).eps if rcond is None else rcond) * float(values.max().clamp_min(0.0))
+    tolerance = (size * torch.finfo(torch.float64).eps if rcond is None else rcond) * float(
+        values.max().clamp_min(0.0)
+    )
     keep = values > tolerance
     return EigenRoot(vectors[:, keep], values[keep].sqrt(), int(size - int(keep.sum())))
 
@@ -66,35 +69,43 @@ class EigenSolver(Solver):
 
     def _parts(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> tuple[Tensor, EigenRoot]:
         if self.statistic not in statistics:
-            raise ConfigError(f"solver 'eigen-whitened' needs the statistic {self.statistic!r}; the plan's estimators "
-                              f"gave {sorted(statistics)}")
+            raise ConfigError(
+                f"solver 'eigen-whitened' needs the statistic {self.statistic!r}; the plan's estimators "
+                f"gave {sorted(statistics)}"
+            )
         w = weight.detach().to(torch.float64)
         if not torch.isfinite(w).all():
             raise NumericalError("weight contains NaN or Inf")
         root = eigen_root(statistics[self.statistic].to(w.device), self.rcond)
         if root.vectors.shape[0] != w.shape[1]:
-            raise ConfigError(f"{self.statistic!r} is {root.vectors.shape[0]}-dimensional for a weight with {w.shape[1]} inputs")
+            raise ConfigError(
+                f"{self.statistic!r} is {root.vectors.shape[0]}-dimensional "
+                f"for a weight with {w.shape[1]} inputs"
+            )
         return w, root
 
     def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
         w, root = self._parts(weight, statistics)
         m, n = w.shape
         check_rank(rank, m, n)
-        a = w.new_zeros(m, rank)
-        b = w.new_zeros(rank, n)
+        second = w.new_zeros(m, rank)  # A
+        first = w.new_zeros(rank, n)  # B
         kept = min(rank, root.sqrt_values.shape[0])
         if kept:
             u, s, vh = thin_svd((w @ root.vectors) * root.sqrt_values)  # D = W Q Λ^{1/2}
             root_s = s[:kept].sqrt()
-            a[:, :kept] = u[:, :kept] * root_s
-            b[:kept] = ((root_s[:, None] * vh[:kept]) / root.sqrt_values) @ root.vectors.mT  # Λ^{-1/2} Qᵀ
-        if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+            second[:, :kept] = u[:, :kept] * root_s
+            first[:kept] = ((root_s[:, None] * vh[:kept]) / root.sqrt_values) @ root.vectors.mT  # Λ^{-1/2} Qᵀ
+        if not (torch.isfinite(second).all() and torch.isfinite(first).all()):
             raise NumericalError("the low-rank factors contain NaN or Inf")
         note = f"pseudo-inverse root dropped {root.dropped} of {n} eigen-directions" if root.dropped else ""
         if kept < rank:
-            note += f"{'; ' if note else ''}H has rank {kept} < {rank}: the last {rank - kept} factor columns are zero"
+            note += (
+                f"{'; ' if note else ''}H has rank {kept} < {rank}: "
+                f"the last {rank - kept} factor columns are zero"
+            )
         record = SolveRecord(paths={"input": "eigen-route"}, jitters={"input": 0.0}, note=note)
-        return Factorization.of(b, a, record, weight.dtype)
+        return Factorization.of(first, second, record, weight.dtype)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """Singular values of ``D = W Q Λ^{1/2}``; ``‖σ_{>k}(D)‖`` is the truncation loss at rank ``k``."""

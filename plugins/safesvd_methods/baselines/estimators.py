@@ -1,4 +1,5 @@
-"""Baseline statistics: input magnitudes (ASVD), per-input-channel weight Fisher (FWSVD), the Gram sum (SVD-LLM V2)."""
+"""Baseline statistics: input magnitudes (ASVD), per-input-channel weight Fisher (FWSVD), the Gram
+sum (SVD-LLM V2)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ class _VectorMean(MomentEstimator):
 
     def _add(self, values: Tensor) -> None:
         """Add rows of ``values`` (``(r, n)``): the mean is taken over all rows added."""
-        self.moments[self.key].add(torch.ones(values.shape[0], 1, dtype=values.dtype, device=values.device), values)
+        self.moments[self.key].add(
+            torch.ones(values.shape[0], 1, dtype=values.dtype, device=values.device), values
+        )
 
     def statistics(self) -> dict[str, Tensor]:
         return {self.key: self.moments[self.key].mean().reshape(-1)}
@@ -32,7 +35,7 @@ class InputAbsMean(_VectorMean):
     """``input_abs_mean = E|x_j|`` over rows: ASVD's activation magnitude per input channel."""
 
     name: ClassVar[str] = "input-abs-mean"
-    requires: ClassVar[frozenset[str]] = frozenset({"input"})
+    requires: ClassVar[frozenset[str]] = frozenset({"inputs"})
     provides: ClassVar[frozenset[str]] = frozenset({"input_abs_mean"})
     key: ClassVar[str] = "input_abs_mean"
 
@@ -49,7 +52,7 @@ class WeightFisher(_VectorMean):
     """
 
     name: ClassVar[str] = "weight-fisher"
-    requires: ClassVar[frozenset[str]] = frozenset({"input", "output_grad"})
+    requires: ClassVar[frozenset[str]] = frozenset({"inputs", "output_grads"})
     provides: ClassVar[frozenset[str]] = frozenset({"weight_fisher"})
     key: ClassVar[str] = "weight_fisher"
 

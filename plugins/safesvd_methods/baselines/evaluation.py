@@ -14,4 +14,6 @@ def mean_loss(job: CompressionJob, batches: Sequence[Any]) -> float:
     """The adapter's base loss of ``job.model`` averaged over ``batches`` (no grad; non-finite raises)."""
     objective = CalibrationObjective(adapter=job.adapter)
     with torch.no_grad():
-        return sum(float(objective(job.adapter.predict(job.model, batch), batch)) for batch in batches) / len(batches)
+        return sum(float(objective(job.adapter.predict(job.model, batch), batch)) for batch in batches) / len(
+            batches
+        )

@@ -58,8 +58,10 @@ class GroupedAllocator(Allocator):
             groups.setdefault(layer_type(layer.name), []).append(layer)
         kept: dict[str, float] = {}
         for members in groups.values():
-            losses = [tail_energy(layer.spectrum, int(fraction * layer.dense_params / layer.params_per_rank))
-                      for layer in members]
+            losses = [
+                tail_energy(layer.spectrum, int(fraction * layer.dense_params / layer.params_per_rank))
+                for layer in members
+            ]
             weights = [_weight(loss) for loss in losses]
             infinite = [math.isinf(w) for w in weights]
             if any(infinite):  # zero truncation loss: those layers share the group's reduction
@@ -70,8 +72,13 @@ class GroupedAllocator(Allocator):
                 kept[layer.name] = min(1.0, max(0.0, 1.0 - reduction))
         return kept
 
-    def _ranks(self, layers: Sequence[LayerCandidate], kept: dict[str, float], scale: float) -> dict[str, int | None]:
-        return {layer.name: rank_at_fraction(layer, min(1.0, scale * kept[layer.name]), self.min_rank) for layer in layers}
+    def _ranks(
+        self, layers: Sequence[LayerCandidate], kept: dict[str, float], scale: float
+    ) -> dict[str, int | None]:
+        return {
+            layer.name: rank_at_fraction(layer, min(1.0, scale * kept[layer.name]), self.min_rank)
+            for layer in layers
+        }
 
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
         fraction = UniformAllocator(min_rank=self.min_rank).fraction(layers, budget)

@@ -15,12 +15,13 @@ import attrs
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import check_rank, ConfigError, Factorization, NumericalError, Solver, SolveRecord
+from safesvd_core.plugin import ConfigError, Factorization, NumericalError, Solver, SolveRecord, check_rank
 
 
 @attrs.frozen
 class OutputBasis:
-    """Eigenvalues (descending, clamped at 0) and eigenvectors (``m × r``, ``r = min(m, n)``) of ``W Σ Wᵀ``."""
+    """Eigenvalues (descending, clamped at 0) and eigenvectors (``m × r``, ``r = min(m, n)``) of
+    ``W Σ Wᵀ``."""
 
     values: Tensor
     vectors: Tensor
@@ -42,7 +43,8 @@ def output_basis(weight: Tensor, sigma: Tensor) -> OutputBasis:
 
 @attrs.frozen(kw_only=True)
 class OutputProjection(Solver):
-    """``W' = V_k V_kᵀ W``: factors ``A = V_k`` (orthonormal columns) and ``B = V_kᵀ W``."""
+    """``W' = V_k V_kᵀ W``: factors ``second = V_k`` (``A``, orthonormal columns) and
+    ``first = V_kᵀ W`` (``B``)."""
 
     name: ClassVar[str] = "output-projection"
     requires: ClassVar[frozenset[str]] = frozenset({"sigma"})
@@ -51,10 +53,10 @@ class OutputProjection(Solver):
         basis = output_basis(weight, statistics["sigma"])
         m, n = weight.shape
         check_rank(rank, m, n)
-        a = basis.vectors[:, :rank]
-        b = a.mT @ weight.detach().to(torch.float64)
+        second = basis.vectors[:, :rank]  # A
+        first = second.mT @ weight.detach().to(torch.float64)  # B
         record = SolveRecord(paths={"output": "projection"}, jitters={"output": 0.0})
-        return Factorization.of(b, a, record, weight.dtype)
+        return Factorization.of(first, second, record, weight.dtype)
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """``√λ`` of ``W Σ Wᵀ``: the singular values of ``W L`` (SVD-LLM's spectrum)."""

@@ -12,19 +12,19 @@ from typing import Any, ClassVar
 import attrs
 
 from safesvd_core.plugin import (
+    DEFAULTS,
     Allocator,
     CompressionJob,
     CompressionResult,
-    DEFAULT_JITTER,
-    one_of,
     Plan,
+    Recipe,
+    Solver,
+    one_of,
     positive,
     positive_int,
-    Recipe,
     registered,
     registry,
     run_plan,
-    Solver,
 )
 
 from .aces import BETA_RANGE, _beta, _beta_range
@@ -35,7 +35,7 @@ class BaselineRecipe(Recipe):
     """A recipe that is one engine plan: estimators, a solver and any allocator (``min_rank`` ≥ 1)."""
 
     allocator: str = attrs.field(default="uniform", validator=registered("allocator"))
-    min_rank: int = attrs.field(default=1, validator=positive_int)
+    min_rank: int = attrs.field(default=DEFAULTS.min_rank, validator=positive_int)
 
     distributed: ClassVar[bool] = True
 
@@ -52,15 +52,21 @@ class BaselineRecipe(Recipe):
         return {}
 
     def make_allocator(self) -> Allocator:
-        return registry("allocator").create(self.allocator, min_rank=self.min_rank, **self.allocator_options())
+        return registry("allocator").create(
+            self.allocator, min_rank=self.min_rank, **self.allocator_options()
+        )
 
     def plan(self) -> Plan:
         """The engine plan these options describe."""
-        return Plan(clean_estimators=self.estimators, shifted_estimators=self.shifted_estimators, solver=self.solver(),
-                    allocator=self.make_allocator())
+        return Plan(
+            clean_estimators=self.estimators,
+            shifted_estimators=self.shifted_estimators,
+            solver=self.solver(),
+            allocator=self.make_allocator(),
+        )
 
     def compress(self, job: CompressionJob) -> CompressionResult:
-        return run_plan(job, self.plan())
+        return run_plan(job, self.plan(), self.phases())
 
 
 @attrs.frozen(kw_only=True)
@@ -79,10 +85,12 @@ class FWSVD(BaselineRecipe):
 
     name: ClassVar[str] = "fwsvd"
     estimators: ClassVar[tuple[str, ...]] = ("weight-fisher",)
-    jitter: float = attrs.field(default=DEFAULT_JITTER, validator=positive)
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
 
     def solver(self) -> Solver:
-        return registry("solver").create("scaled", statistic="weight_fisher", exponent=0.5, jitter=self.jitter)
+        return registry("solver").create(
+            "scaled", statistic="weight_fisher", exponent=0.5, jitter=self.jitter
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -91,7 +99,7 @@ class SVDLLM(BaselineRecipe):
 
     name: ClassVar[str] = "svd-llm"
     estimators: ClassVar[tuple[str, ...]] = ("clean-covariance",)
-    jitter: float = attrs.field(default=DEFAULT_JITTER, validator=positive)
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
 
     def solver(self) -> Solver:
         return registry("solver").create("whitened", alpha=0.0, sensitivity=False, jitter=self.jitter)
@@ -118,7 +126,9 @@ class SVDLLMV2(BaselineRecipe):
         return {"fix_budget": self.fix_budget} if self.allocator == "grouped" else {}
 
     def plan(self) -> Plan:
-        return attrs.evolve(super().plan(), may_miss_budget=self.allocator == "grouped" and not self.fix_budget)
+        return attrs.evolve(
+            super().plan(), may_miss_budget=self.allocator == "grouped" and not self.fix_budget
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -134,11 +144,13 @@ class SAESSVD(BaselineRecipe):
     shifted_estimators: ClassVar[tuple[str, ...]] = ("shifted-covariance",)
     beta: float | None = attrs.field(default=None, validator=_beta)
     beta_range: tuple[float, float] = attrs.field(default=BETA_RANGE, converter=tuple, validator=_beta_range)
-    stage_mode: str = attrs.field(default="auto", validator=one_of(("auto", "block", "exact")))
-    jitter: float = attrs.field(default=DEFAULT_JITTER, validator=positive)
+    stage_mode: str = attrs.field(default=DEFAULTS.stage_mode, validator=one_of(("auto", "block", "exact")))
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
 
     def solver(self) -> Solver:
-        return registry("solver").create("aces", beta=self.beta, beta_range=self.beta_range, jitter=self.jitter)
+        return registry("solver").create(
+            "aces", beta=self.beta, beta_range=self.beta_range, jitter=self.jitter
+        )
 
     def plan(self) -> Plan:
         return attrs.evolve(super().plan(), stage_mode=self.stage_mode)

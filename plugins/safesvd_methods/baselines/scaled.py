@@ -16,13 +16,14 @@ import torch
 from torch import Tensor
 
 from safesvd_core.plugin import (
+    DEFAULTS,
     ConfigError,
     Factorization,
     NumericalError,
+    Solver,
     one_of,
     positive,
     singular_values,
-    Solver,
     whitened_factorization,
     whitened_spectrum,
 )
@@ -55,7 +56,7 @@ class ScaledSolver(Solver):
     statistic: str
     exponent: float = attrs.field(default=0.5, validator=_nonnegative)
     proxy: str = attrs.field(default="scaled", validator=one_of(("scaled", "weight")))
-    jitter: float = attrs.field(default=1e-6, validator=positive)
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
 
     @property
     def requires(self) -> frozenset[str]:
@@ -64,17 +65,23 @@ class ScaledSolver(Solver):
     def _second_moment(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """``D² = diag(s^{2a})`` in float64."""
         if self.statistic not in statistics:
-            raise ConfigError(f"solver 'scaled' needs the statistic {self.statistic!r}; the plan's estimators gave "
-                              f"{sorted(statistics)}")
+            raise ConfigError(
+                f"solver 'scaled' needs the statistic {self.statistic!r}; the plan's estimators gave "
+                f"{sorted(statistics)}"
+            )
         scale = statistics[self.statistic].to(weight.device, torch.float64).reshape(-1)
         if scale.shape[0] != weight.shape[1]:
-            raise ConfigError(f"{self.statistic!r} has {scale.shape[0]} entries for a weight with {weight.shape[1]} inputs")
+            raise ConfigError(
+                f"{self.statistic!r} has {scale.shape[0]} entries for a weight with {weight.shape[1]} inputs"
+            )
         if not torch.isfinite(scale).all() or bool((scale < 0).any()):
             raise NumericalError(f"{self.statistic!r} must be finite and non-negative")
         return torch.diag(scale ** (2.0 * self.exponent))
 
     def solve(self, weight: Tensor, rank: int, statistics: Mapping[str, Tensor]) -> Factorization:
-        return whitened_factorization(weight, rank, self._second_moment(weight, statistics), alpha=0.0, jitter=self.jitter)
+        return whitened_factorization(
+            weight, rank, self._second_moment(weight, statistics), alpha=0.0, jitter=self.jitter
+        )
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         if self.proxy == "weight":

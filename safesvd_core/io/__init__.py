@@ -1,0 +1,2 @@
+"""Files: compressed models and their manifests, checkpoints, dense export, Hugging Face folders,
+fingerprints."""

@@ -1,0 +1,1 @@
+"""Linear algebra below everything else: PSD roots with jitter and fallbacks, balanced factor splits."""

@@ -1,0 +1,87 @@
+"""Symmetric positive-definite square roots with relative jitter and a recorded eigen fallback."""
+
+from __future__ import annotations
+
+import attrs
+import torch
+from torch import Tensor
+
+from .._defaults import DEFAULTS
+from .._errors import NumericalError
+
+
+@attrs.frozen
+class Root:
+    """A square root ``M + εI = R Rᵀ`` with ``R`` invertible.
+
+    ``path`` is ``"cholesky"`` (``R`` lower triangular), ``"eigen"`` (``R = Q Λ^{1/2}``, the
+    eigenvalues clamped at ``ε``) or ``"identity"`` (``M`` was exactly zero: every direction is
+    equally (un)informative, so the root is ``I``).
+    """
+
+    factor: Tensor
+    path: str
+    jitter: float
+    _eigvecs: Tensor | None = None
+    _sqrt_eigvals: Tensor | None = None
+
+    def solve(self, rhs: Tensor) -> Tensor:
+        """``R⁻¹ rhs``."""
+        if self.path == "cholesky":
+            return torch.linalg.solve_triangular(self.factor, rhs, upper=False)
+        if self.path == "eigen":
+            return (self._eigvecs.mT @ rhs) / self._sqrt_eigvals[:, None]
+        return rhs
+
+    def solve_transposed(self, rhs: Tensor) -> Tensor:
+        """``R⁻ᵀ rhs``."""
+        if self.path == "cholesky":
+            return torch.linalg.solve_triangular(self.factor.mT, rhs, upper=True)
+        if self.path == "eigen":
+            return self._eigvecs @ (rhs / self._sqrt_eigvals[:, None])
+        return rhs
+
+
+def psd_root(matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "matrix") -> Root:
+    """Factor a symmetric PSD ``matrix`` (cast to float64) as ``R Rᵀ`` after a relative jitter.
+
+    Cholesky first; if it fails, eigen-decomposition with eigenvalues clamped at the jitter.
+    """
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise NumericalError(f"{what} must be square, got shape {tuple(matrix.shape)}")
+    m = matrix.to(torch.float64)
+    if not torch.isfinite(m).all():
+        raise NumericalError(f"{what} contains NaN or Inf; refusing to factor it")
+    m = 0.5 * (m + m.mT)
+    size = m.shape[0]
+    scale = float(torch.diagonal(m).mean())
+    eye = torch.eye(size, dtype=m.dtype, device=m.device)
+    if scale <= 0.0:
+        if float(m.abs().max()) == 0.0:
+            return Root(eye, "identity", 0.0)
+        raise NumericalError(f"{what} has a non-positive mean diagonal ({scale:.3e}); it is not PSD")
+    eps = jitter * scale
+    shifted = m + eps * eye
+    factor, info = torch.linalg.cholesky_ex(shifted)
+    if int(info) == 0 and torch.isfinite(factor).all():
+        return Root(factor, "cholesky", eps)
+    eigvals, eigvecs = torch.linalg.eigh(m)
+    sqrt_eigvals = eigvals.clamp_min(eps).sqrt()
+    return Root(eigvecs * sqrt_eigvals, "eigen", eps, eigvecs, sqrt_eigvals)
+
+
+def thin_svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``U, S, Vᴴ`` of ``matrix`` (thin), computed on its tall orientation.
+
+    LAPACK on CPU is several times slower on a wide matrix than on its transpose (measured on
+    1536 × 6144 float64: 8.6 s against 2.9 s); the factors are swapped back.
+    """
+    if matrix.shape[-2] >= matrix.shape[-1]:
+        return torch.linalg.svd(matrix, full_matrices=False)
+    u, s, vh = torch.linalg.svd(matrix.mT, full_matrices=False)
+    return vh.mT, s, u.mT
+
+
+def singular_values(matrix: Tensor) -> Tensor:
+    """Singular values of ``matrix`` (descending), computed on its tall orientation (see :func:`thin_svd`)."""
+    return torch.linalg.svdvals(matrix if matrix.shape[-2] >= matrix.shape[-1] else matrix.mT)

@@ -1,0 +1,1 @@
+"""The calibration objective (base loss + λ · physics) and the PDE-family kind."""

@@ -1,0 +1,1 @@
+"""Refinement with data after the closed form: the distillation loop, its request and its checkpoint."""

@@ -1,0 +1,309 @@
+"""Refinement with data (beyond the paper): after the closed form, the compressed model is
+distilled towards the original (the teacher) on unlabelled inputs from the data distribution.
+
+- One-step items ``(input, …)`` are distilled one step ahead; trajectory items are rolled out
+  (the student on its own predictions, the teacher on its own) and distilled on the one-step
+  term and the mean over the K steps, weighted ``1 − rollout_weight`` and ``rollout_weight``:
+  the K-step loss of the calibration, so that rollout stability survives.
+- A non-finite loss stops training with a :class:`RefineWarning`; the best state so far is kept
+  (recorded in the report's ``stopped``).
+- A held-out share of the items is scored every ``eval_every`` steps; the best state seen,
+  *the closed form included*, is what the model keeps: refinement never returns a model that
+  is worse on the held-out split, and the report gives both scores.
+- Adam with a linear warm-up and a cosine decay; every parameter of the compressed model trains
+  (``parameters="all"``) or only the factors of the factored layers (``"factors"``).
+- With a ``checkpoint_dir`` the progress (model, best state, optimiser, step) is written at every
+  evaluation and a later call with the same inputs resumes from it (:mod:`._refine_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from .._errors import ConfigError
+from ..kinds._interfaces import ModelAdapter
+from ..kinds._validators import non_negative_int, one_of, positive, positive_int, unit_interval
+from ..model._lowrank import LowRankLinear
+from ..run._rollout import RolloutSource, trajectory_length
+from ..run._seams import BatchSource, PairSource
+from ._refine_checkpoint import RefineCheckpoint
+
+#: The refinement-data study (docs/results/refine.md, the reference model at 0.4, 2000 steps) gave
+#: one step +2.8 % with 256 inputs, +1.0 % with 1,024, +0.6 % with 4,096: a smaller set than this
+#: is warned about.
+RECOMMENDED_INPUTS = 1024
+PARAMETER_CHOICES = ("all", "factors")
+
+
+class RefineDataWarning(UserWarning):
+    """The refinement data is the calibration data, or small: refinement then tends to overfit."""
+
+
+class RefineWarning(UserWarning):
+    """Refinement stopped early (a non-finite loss); the best state seen was kept."""
+
+
+def _held_out_share(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    unit_interval(instance, attribute, value)
+    if value >= 1.0:
+        raise ConfigError(f"refine held_out must be below 1 (the rest is trained on), got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RefineOptions:
+    """How refinement trains. ``steps``: optimiser steps, one item (a batch) each; ``lr``: Adam's
+    peak learning rate; ``warmup``: linear warm-up steps (then cosine to 0); ``held_out``: the
+    share of items scored and never trained on (0: none, then nothing guards the closed form);
+    ``eval_every``: steps between held-out scores (and checkpoints); ``rollout_steps``: the
+    rollout length on trajectory items (``None``: all they hold; 1: one step only);
+    ``rollout_weight``: the weight of the K-step term against the one-step term;
+    ``parameters``: ``"all"`` or ``"factors"``; ``seed``: the item order."""
+
+    name: ClassVar[str] = "refine"
+
+    steps: int = attrs.field(validator=positive_int)
+    lr: float = attrs.field(default=3e-4, validator=positive)
+    warmup: int = attrs.field(default=50, validator=non_negative_int)
+    held_out: float = attrs.field(default=0.125, validator=_held_out_share)
+    eval_every: int = attrs.field(default=100, validator=positive_int)
+    rollout_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int))
+    rollout_weight: float = attrs.field(default=0.5, validator=unit_interval)
+    parameters: str = attrs.field(default="all", validator=one_of(PARAMETER_CHOICES))
+    seed: int = attrs.field(default=0, validator=non_negative_int)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (0-based)."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        span = max(1, self.steps - self.warmup)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup) / span)))
+
+
+def relative_distance(prediction: Tensor, target: Tensor) -> Tensor:
+    """``mean((prediction − target)²) / mean(target²)``: the squared error relative to the teacher's
+    energy."""
+    return torch.mean((prediction - target) ** 2) / torch.mean(target**2).clamp_min(
+        torch.finfo(target.dtype).tiny
+    )
+
+
+@attrs.define
+class Distiller:
+    """The distillation loss of one item: the student's calls against the teacher's (cached) predictions."""
+
+    adapter: ModelAdapter
+    teacher: nn.Module
+    source: BatchSource
+    rollout_weight: float
+    cache: dict[int, list[Tensor]] = attrs.field(factory=dict)
+
+    def targets(self, index: int, item: Any) -> list[Tensor]:
+        if index not in self.cache:
+            with torch.no_grad():
+                self.cache[index] = [p.detach() for p, _ in self.source.run(self.adapter, self.teacher, item)]
+        return self.cache[index]
+
+    def terms(self, student: nn.Module, index: int, item: Any) -> list[Tensor]:
+        """The relative distance at each horizon ``1 … K``."""
+        calls = self.source.run(self.adapter, student, item)
+        return [
+            relative_distance(prediction, target)
+            for (prediction, _), target in zip(calls, self.targets(index, item))
+        ]
+
+    def loss(self, terms: Sequence[Tensor]) -> Tensor:
+        if len(terms) == 1:
+            return terms[0]
+        return (1.0 - self.rollout_weight) * terms[0] + self.rollout_weight * (sum(terms) / len(terms))
+
+
+def source_for(adapter: ModelAdapter, items: Sequence[Any], rollout_steps: int | None) -> BatchSource:
+    """One-step items distil one step; trajectories roll out ``rollout_steps`` (default: all they hold)."""
+    available = trajectory_length(adapter, items)
+    if available is None:
+        if rollout_steps not in (None, 1):
+            raise ConfigError(
+                f"refine rollout_steps={rollout_steps} needs trajectory items; the refinement data are "
+                "one-step batches"
+            )
+        return PairSource()
+    steps = available if rollout_steps is None else rollout_steps
+    if steps > available:
+        raise ConfigError(
+            f"refine rollout_steps={steps}, but the refinement trajectories hold {available} steps"
+        )
+    return RolloutSource(steps=steps)
+
+
+def _trainable(model: nn.Module, choice: str) -> list[Tensor]:
+    if choice == "factors":
+        layers = [module for module in model.modules() if isinstance(module, LowRankLinear)]
+        return [weight for layer in layers for weight in (layer.first.weight, layer.second.weight)]
+    return [
+        parameter
+        for parameter in model.parameters()
+        if parameter.is_floating_point() and parameter.requires_grad
+    ]
+
+
+def split_items(items: Sequence[Any], share: float) -> tuple[list[Any], list[Any]]:
+    """``(fit, held_out)``: the last ``share`` of the items (at least one) held out; none for
+    ``share = 0``."""
+    if share == 0.0:
+        return list(items), []
+    held = max(1, round(share * len(items)))
+    if len(items) - held < 1:
+        raise ConfigError(
+            f"refinement with a held-out share of {share} needs at least 2 items (batches), got {len(items)}"
+        )
+    return list(items[: len(items) - held]), list(items[len(items) - held :])
+
+
+def _score(distiller: Distiller, model: nn.Module, items: Sequence[Any], offset: int) -> list[float]:
+    """The mean relative distance at each horizon over ``items`` (no gradient)."""
+    totals: list[float] = []
+    with torch.no_grad():
+        for index, item in enumerate(items):
+            terms = [float(term) for term in distiller.terms(model, offset + index, item)]
+            totals = [a + b for a, b in zip(totals, terms)] if totals else terms
+    return [total / len(items) for total in totals]
+
+
+def _objective(distiller: Distiller, horizons: Sequence[float]) -> float:
+    return float(distiller.loss([torch.tensor(value) for value in horizons]))
+
+
+def refine(
+    original: nn.Module,
+    model: nn.Module,
+    adapter: ModelAdapter,
+    items: Sequence[Any],
+    options: RefineOptions,
+    *,
+    progress: bool = False,
+    checkpoint_dir: str | Path | None = None,
+    fingerprint: str = "",
+) -> dict[str, Any]:
+    """Distil ``model`` (in place) towards ``original`` on ``items`` (see the module); return the report."""
+    start = time.perf_counter()
+    source = source_for(adapter, items, options.rollout_steps)
+    distiller = Distiller(adapter, original, source, options.rollout_weight)
+    fit, held_out = split_items(items, options.held_out)
+    parameters = _trainable(model, options.parameters)
+    if not parameters:
+        raise ConfigError(
+            "refinement found nothing to train (no floating parameter, or no factored layer with "
+            "parameters='factors')"
+        )
+    optimizer = torch.optim.Adam(parameters, lr=options.lr)
+    keys = [name for name, _ in model.named_parameters()]
+    closed_form = _score(distiller, model, held_out, len(fit)) if held_out else []
+    best = {
+        "step": 0,
+        "score": _objective(distiller, closed_form) if held_out else math.inf,
+        "state": copy.deepcopy(model.state_dict()),
+    }
+    history: list[dict[str, Any]] = []
+    checkpoint = None if checkpoint_dir is None else RefineCheckpoint(Path(checkpoint_dir), fingerprint)
+    first_step, stopped = 0, None
+    if checkpoint is not None and checkpoint.saved is not None:
+        first_step, best, history = checkpoint.restore(model, optimizer, keys)
+    window, since = (
+        0.0,
+        first_step,
+    )  # the training loss summed since the last evaluation (a checkpoint's step)
+    order = _order(len(fit), options.seed)
+    bar = tqdm(total=options.steps, initial=first_step, desc="refine", disable=not progress)
+    with torch.enable_grad():
+        for step in range(first_step, options.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = options.learning_rate(step)
+            index = order(step)
+            loss = distiller.loss(distiller.terms(model, index, fit[index]))
+            if not torch.isfinite(loss):
+                stopped = (
+                    f"the distillation loss became {float(loss.detach())} at step {step + 1}: training "
+                    f"stopped and the best state (step {best['step']}) kept; lower the refine lr"
+                )
+                warnings.warn(f"refine: {stopped}", RefineWarning, stacklevel=2)
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            window += float(loss.detach())
+            bar.update(1)
+            if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
+                row: dict[str, Any] = {"step": step + 1, "train": window / (step + 1 - since)}
+                window, since = 0.0, step + 1
+                if held_out:
+                    horizons = _score(distiller, model, held_out, len(fit))
+                    row.update(held_out=_objective(distiller, horizons), horizons=horizons)
+                    if row["held_out"] < best["score"]:
+                        best = {
+                            "step": step + 1,
+                            "score": row["held_out"],
+                            "state": copy.deepcopy(model.state_dict()),
+                        }
+                    bar.set_postfix(held_out=f"{row['held_out']:.3g}")
+                history.append(row)
+                if checkpoint is not None:
+                    checkpoint.save(step + 1, model, optimizer, keys, best, history)
+    bar.close()
+    if held_out or stopped:
+        model.load_state_dict(best["state"])
+    elif history:  # no held-out split: the last state is kept
+        best = {**best, "step": history[-1]["step"]}
+    kept = "refined" if best["step"] else "closed form"
+    report = {
+        "steps": options.steps,
+        "items": {"fit": len(fit), "held_out": len(held_out)},
+        "source": repr(source),
+        "options": attrs.asdict(options),
+        "held_out_closed_form": _objective(distiller, closed_form) if held_out else None,
+        "held_out_closed_form_horizons": closed_form,
+        "held_out_refined": best["score"] if held_out else None,
+        "best_step": best["step"],
+        "kept": kept,
+        "history": history,
+        "stopped": stopped,
+        "seconds": time.perf_counter() - start,
+    }
+    return report
+
+
+def summary(report: dict[str, Any]) -> str:
+    """One line: steps, the held-out distance of the closed form and of the kept model."""
+    if report["held_out_closed_form"] is None:
+        return f"refine: {report['steps']} steps on {report['items']['fit']} items (no held-out split)"
+    return (
+        f"refine: {report['steps']} steps on {report['items']['fit']} items; held-out distance to the "
+        f"original {report['held_out_closed_form']:.4g} (closed form) → {report['held_out_refined']:.4g} "
+        f"(kept: {report['kept']}, step {report['best_step']})"
+    )
+
+
+def _order(count: int, seed: int) -> Callable[[int], int]:
+    """Step → item index: a fresh permutation of the items each epoch, from ``seed`` and the epoch
+    (so that a resumed run draws the same items)."""
+    permutations: dict[int, list[int]] = {}
+
+    def index(step: int) -> int:
+        epoch = step // count
+        if epoch not in permutations:
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            permutations.clear()
+            permutations[epoch] = torch.randperm(count, generator=generator).tolist()
+        return permutations[epoch][step % count]
+
+    return index

@@ -1,0 +1,154 @@
+"""What ``compress(..., refine_data=, refine_steps=, refine_options=)`` asks for: checked before any
+pass over the calibration data, run on the recipe's result (:func:`~._refine.refine`)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from torch import nn
+
+from .._errors import ConfigError
+from ..io._fingerprint import config_fingerprint, fingerprint
+from ..kinds._interfaces import ModelAdapter
+from ..model._modules import evaluating
+from ..run._items import check_dtypes, check_finite, materialise, moved, tensors
+from ..run._job import CompressionJob
+from ..run._result import CompressionResult
+from ._refine import (
+    RECOMMENDED_INPUTS,
+    RefineDataWarning,
+    RefineOptions,
+    refine,
+    source_for,
+    split_items,
+    summary,
+)
+
+
+def _input_count(items: Iterable[Any]) -> int:
+    """Inputs (samples) in ``items``: the leading size of each item's first tensor."""
+    total = 0
+    for item in items:
+        found = tensors(item)
+        total += int(found[0].shape[0]) if found and found[0].ndim else 1
+    return total
+
+
+@attrs.frozen
+class RefinementRequest:
+    """The refinement items and options of one ``compress`` call."""
+
+    items: list[Any]
+    options: RefineOptions
+    same_as_calibration: bool
+
+    def checked(self, adapter: ModelAdapter, model: nn.Module, device: Any) -> RefinementRequest:
+        """Refuse what cannot run (dtype, trajectory lengths, too few items for the held-out split) and
+        warn about data that tends to overfit; the items moved to ``device``."""
+        check_dtypes(self.items[0], model, "refinement")
+        check_finite(self.items, "refinement")
+        source_for(adapter, self.items, self.options.rollout_steps)
+        split_items(self.items, self.options.held_out)
+        if self.same_as_calibration:
+            warnings.warn(
+                "the refinement data is the calibration data: refinement then fits the calibration items "
+                "and tends to overfit; give fresh inputs from the data distribution "
+                f"(≥ {RECOMMENDED_INPUTS}, see docs/results/refine.md)",
+                RefineDataWarning,
+                stacklevel=3,
+            )
+        elif (count := _input_count(self.items)) < RECOMMENDED_INPUTS:
+            warnings.warn(
+                f"the refinement data holds {count} inputs; the refinement-data study "
+                f"(docs/results/refine.md) needed about {RECOMMENDED_INPUTS} for most of the gain "
+                "(fewer overfit)",
+                RefineDataWarning,
+                stacklevel=3,
+            )
+        if device is None:
+            return self
+        return attrs.evolve(
+            self,
+            items=[
+                moved(adapter, item, device, index, "refinement") for index, item in enumerate(self.items)
+            ],
+        )
+
+    def run(
+        self,
+        job: CompressionJob,
+        result: CompressionResult,
+        fingerprints: Mapping[str, str],
+        checkpoint_dir: str | Path | None,
+    ) -> None:
+        """Refine ``result.model`` in place; the report goes to ``result.reports["refine"]``."""
+        start = time.perf_counter()
+        key = config_fingerprint(
+            {**fingerprints, "refine": fingerprint(self.items), "options": attrs.asdict(self.options)}
+        )
+        with evaluating(job.original), evaluating(result.model):
+            report = refine(
+                job.original,
+                result.model,
+                job.adapter,
+                self.items,
+                self.options,
+                progress=job.progress,
+                checkpoint_dir=checkpoint_dir,
+                fingerprint=key,
+            )
+        result.reports["refine"] = report
+        result.notes.append(summary(report))
+        seconds = time.perf_counter() - start
+        result.timings["refine"] = seconds
+        result.timings["total"] = result.timings.get("total", 0.0) + seconds
+
+
+def refinement_request(
+    data: Iterable[Any] | None,
+    steps: int,
+    options: Mapping[str, Any] | RefineOptions | None,
+    calibration: list[Any],
+    world: int,
+) -> RefinementRequest | None:
+    """The request, or ``None`` when nothing asks for refinement; contradictory arguments are refused."""
+    if data is None:
+        if steps or options is not None:
+            raise ConfigError(
+                "refine_steps and refine_options need refine_data: fresh unlabelled inputs from the data "
+                "distribution (batches or trajectories, as the calibration takes them)"
+            )
+        return None
+    if isinstance(options, RefineOptions):
+        if steps and steps != options.steps:
+            raise ConfigError(
+                f"refine_steps={steps} disagrees with refine_options.steps={options.steps}; give one"
+            )
+        built = options
+    else:
+        given = dict(options or {})
+        if "steps" in given:
+            raise ConfigError("give the number of steps as refine_steps=, not inside refine_options")
+        if not steps:
+            raise ConfigError(
+                "refine_data was given without refine_steps: say how many optimiser steps to take"
+            )
+        try:
+            built = RefineOptions(steps=steps, **given)
+        except TypeError as error:
+            known = ", ".join(field.name for field in attrs.fields(RefineOptions) if field.name != "steps")
+            raise ConfigError(f"refine_options: {error}; the options are {known}") from None
+    if world > 1:
+        raise ConfigError(
+            "refinement does not run distributed (its training steps are not synchronised); refine in "
+            "one process"
+        )
+    items = materialise(data, "refinement")
+    calibration_prints = {fingerprint(item) for item in calibration}
+    same = all(fingerprint(item) in calibration_prints for item in items)
+    return RefinementRequest(items=items, options=built, same_as_calibration=same)

@@ -1,0 +1,1 @@
+"""A compression run: the job and plan, the typed state, the phase loop, its seams and the result."""

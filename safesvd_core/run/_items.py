@@ -1,0 +1,187 @@
+"""Calibration and refinement items as ``compress`` takes them: materialised once, checked against
+the model's dtype, moved to its device."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._errors import ConfigError, NumericalError
+from ..kinds._interfaces import ModelAdapter
+
+#: What the positions of a tuple item hold, for messages: ``(input, target)`` or ``(input, trajectory)``.
+_POSITIONS = ("input", "target")
+
+
+def model_device(model: nn.Module):
+    """The device of the model's parameters (None for a parameter-free model)."""
+    first = next(model.parameters(), None)
+    return None if first is None else first.device
+
+
+def materialise(calibration: Iterable[Any], what: str = "calibration") -> list[Any]:
+    """The batches as a list, each one as :func:`plain_item` makes it: every pass must see the same
+    batches in the same order (a shuffling DataLoader would otherwise pair clean and shifted rows of
+    different samples), so an iterable (a DataLoader, with workers or not) is read once."""
+    try:
+        iterator = iter(calibration)
+    except TypeError:
+        raise ConfigError(
+            f"{what} must be an iterable of batches, got {type(calibration).__name__}"
+        ) from None
+    batches: list[Any] = []
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            break
+        except Exception as error:  # the user's data source failed: named, chained, re-raised
+            raise ConfigError(
+                f"reading the {what} data failed after {len(batches)} item(s): "
+                f"{type(error).__name__}: {error}"
+            ) from error
+        batches.append(plain_item(item))
+    if not batches:
+        raise ConfigError(f"the {what} set is empty")
+    return batches
+
+
+def plain_item(item: Any) -> Any:
+    """``item`` as safesvd keeps it. A dataclass instance (not a mapping) becomes the dict of its fields
+    (shallow: the values are not copied), so that every adapter reads it as a dict batch and every tensor
+    in it is checked and moved. A CPU tensor in shared memory (how a DataLoader's workers send batches:
+    each holds an open file descriptor while it lives) becomes a private copy, so that keeping many
+    batches does not exhaust the process's descriptors ("Too many open files")."""
+    if dataclasses.is_dataclass(item) and not isinstance(item, (type, Mapping)):
+        item = {field.name: getattr(item, field.name) for field in dataclasses.fields(item)}
+    return _private(item)
+
+
+def _private(value: Any) -> Any:
+    """``value`` with its shared-memory CPU tensors copied; containers rebuilt only where one was."""
+    if isinstance(value, Tensor):
+        shared = value.layout is torch.strided and value.device.type == "cpu" and value.is_shared()
+        return value.clone() if shared else value
+    if isinstance(value, Mapping):
+        inner = {key: _private(entry) for key, entry in value.items()}
+        return inner if any(inner[key] is not value[key] for key in inner) else value
+    if isinstance(value, (tuple, list)):
+        parts = [_private(entry) for entry in value]
+        if all(new is old for new, old in zip(parts, value)):
+            return value
+        return type(value)(*parts) if hasattr(value, "_fields") else type(value)(parts)
+    return value
+
+
+def tensors(value: Any) -> list[Tensor]:
+    """Every tensor in ``value`` (nested tuples, lists and dicts), in order."""
+    return [tensor for _, tensor in _named_tensors(value, "")]
+
+
+def check_dtypes(item: Any, model: nn.Module, what: str = "calibration") -> None:
+    """Some floating tensor of the first item must have the model's floating dtype (checked before any
+    pass; auxiliary tensors, e.g. a lead time, may have another)."""
+    wanted = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    given = {t.dtype for t in tensors(item) if t.is_floating_point()}
+    if len(wanted) == 1 and given and given.isdisjoint(wanted):
+        (model_dtype,) = wanted
+        raise ConfigError(
+            f"the {what} data are {', '.join(sorted(str(d) for d in given))} but the model's parameters "
+            f"are {model_dtype}: cast the data (e.g. tensor.to({model_dtype})) or the model"
+        )
+
+
+def moved(adapter: ModelAdapter, item: Any, device: Any, index: int, what: str = "calibration") -> Any:
+    try:
+        return adapter.to_device(item, device)
+    except (RuntimeError, NotImplementedError) as error:
+        raise ConfigError(
+            f"{what} item {index} cannot be moved to the model's device {device} "
+            f"({type(error).__name__}: {error}); give the data on the CPU or on the model's device"
+        ) from None
+
+
+def describe_shapes(item: Any) -> str:
+    """The shapes of the tensors in ``item``, for messages."""
+    if hasattr(item, "shape"):
+        return str(tuple(item.shape))
+    if isinstance(item, Mapping):
+        return "{" + ", ".join(f"{key!r}: {describe_shapes(value)}" for key, value in item.items()) + "}"
+    if isinstance(item, (tuple, list)):
+        return "(" + ", ".join(describe_shapes(value) for value in item) + ")"
+    return type(item).__name__
+
+
+def _named_tensors(value: Any, place: str) -> list[tuple[str, Tensor]]:
+    if isinstance(value, Tensor):
+        return [(place, value)]
+    if isinstance(value, Mapping):
+        return [
+            pair
+            for key, inner in value.items()
+            for pair in _named_tensors(inner, f"{place}{'.' if place else ''}{key}")
+        ]
+    if isinstance(value, (tuple, list)):
+        names = [
+            _POSITIONS[i] if not place and i < len(_POSITIONS) else f"{place}[{i}]" for i in range(len(value))
+        ]
+        return [pair for name, inner in zip(names, value) for pair in _named_tensors(inner, name)]
+    return []
+
+
+def _non_finite(tensor: Tensor) -> str | None:
+    """``"nan (k of n values)"`` or ``"inf (…)"`` when ``tensor`` holds such values, else ``None``
+    (integer and meta tensors: ``None``)."""
+    if not (tensor.is_floating_point() or tensor.is_complex()) or tensor.device.type == "meta":
+        return None
+    bad = ~torch.isfinite(tensor.detach())
+    if not bool(bad.any()):
+        return None
+    kind = "nan" if bool(torch.isnan(tensor.detach()).any()) else "inf"
+    return f"{kind} ({int(bad.sum())} of {tensor.numel()} values)"
+
+
+def check_finite(items: Iterable[Any], what: str = "calibration") -> None:
+    """Refuse the first item holding NaN or Inf, naming the kind, the place (``input``, ``target``,
+    a dict key) and the item's index: found before any pass, not as a NaN loss later."""
+    for index, item in enumerate(items):
+        for place, tensor in _named_tensors(item, ""):
+            found = _non_finite(tensor)
+            if found is not None:
+                raise NumericalError(
+                    f"{what} item {index}: its {place or 'tensor'} holds {found}; clean or drop that item"
+                )
+
+
+def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) -> None:
+    """``model`` runs on the one-step batch ``item`` and predicts the target's shape; else a
+    :class:`ConfigError` naming the item's shapes (checked before the work that needs it)."""
+    try:
+        with torch.no_grad():
+            prediction = adapter.predict(model, item)
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        raise ConfigError(
+            f"the model cannot run the first {what} item ({type(error).__name__}: {error}); check that "
+            f"the items have the model's input shape and layout (e.g. channels first); the item holds "
+            f"{describe_shapes(item)}"
+        ) from error
+    reference = adapter.reference(item)
+    if tuple(prediction.shape) != tuple(reference.shape):
+        raise ConfigError(
+            f"the model predicts shape {tuple(prediction.shape)} but the first {what} item's target has "
+            f"shape {tuple(reference.shape)}: give targets shaped like the predictions"
+        )
+
+
+def check_finite_weights(model: nn.Module) -> None:
+    """Refuse a model whose parameters or buffers hold NaN or Inf, naming the first such tensor."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        found = _non_finite(tensor)
+        if found is not None:
+            raise NumericalError(
+                f"the model's {name} holds {found}: fix or reload the weights before compressing"
+            )

@@ -1,0 +1,1 @@
+"""The default phases, in run order: probe, λ, clean statistics, allocation, stages."""

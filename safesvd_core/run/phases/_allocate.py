@@ -1,0 +1,59 @@
+"""The allocation phase: proxy spectra from the clean statistics, ranks from the plan's allocator."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ...kinds._interfaces import LayerCandidate
+from .._job import Phase, RunState
+from .._outputs import Allocation
+from .._seams import Shared
+
+
+class AllocationPhase(Phase):
+    """Writes ``state.allocation``: each layer's proxy spectrum (split across the job's processes,
+    reading one layer's statistics at a time: they may be spilled to disk), the candidates the
+    allocator saw, and the ranks (layer → rank, ``None`` = dense) within the factor budget."""
+
+    name: ClassVar[str] = "allocate"
+    reads: ClassVar[tuple[str, ...]] = ("probe", "statistics")
+    writes: ClassVar[tuple[str, ...]] = ("allocation",)
+
+    def run(self, state: RunState) -> None:
+        order, statistics, plan = state.probe.order, state.statistics.clean, state.plan
+        shared = state.job.reducer.share(
+            list(range(len(order))),
+            lambda index: spectrum(state, order[index], statistics.layer(order[index])),
+        )
+        spectra = {order[index]: shared[index].tensors["spectrum"] for index in range(len(order))}
+        candidates = tuple(
+            LayerCandidate(
+                name=name,
+                out_features=state.maps[name].out_features,
+                in_features=state.maps[name].in_features,
+                spectrum=spectra[name],
+                order=index,
+                rows=state.probe.rows.get(name, 0),
+                calls=state.probe.calls.get(name, 1),
+                device=str(state.maps[name].weight.device),
+                dtype=str(state.maps[name].weight.dtype).removeprefix("torch."),
+            )
+            for index, name in enumerate(order)
+        )
+        idle = [candidate.name for candidate in candidates if not bool(candidate.spectrum.any())]
+        if idle:
+            shown = ", ".join(idle[:5]) + (f" and {len(idle) - 5} more" if len(idle) > 5 else "")
+            state.log.notes.append(
+                f"{len(idle)} layer(s) get no gradient from the calibration loss (or no input): their "
+                f"spectra are zero, so they stay at the allocator's floor rank: {shown}"
+            )
+        # one allocation for every process: an allocator that measures time may differ per process
+        ranks = state.job.reducer.agreed(
+            dict(plan.allocator.allocate(list(candidates), state.budget.factors))
+        )
+        state.allocation = Allocation(spectra=spectra, candidates=candidates, ranks=ranks)
+
+
+def spectrum(state: RunState, name: str, statistics) -> Shared:
+    """The plan's proxy spectrum of layer ``name`` from its clean ``statistics``."""
+    return Shared(tensors={"spectrum": state.plan.solver.spectrum(state.maps[name].weight, statistics)})

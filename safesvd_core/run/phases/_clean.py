@@ -1,0 +1,197 @@
+"""The clean-statistics phase: the plan's clean estimators over the original model, in one pass
+per group of layers (one group, unless a memory cap spills them to disk)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ...kinds._interfaces import LayerSignals
+from ...model._capture import LayerRecorder
+from ...model._layers import linear_map
+from ...physics._objective import LAM_RECORD, CalibrationObjective
+from ...statistics._spill import layer_groups
+from ...statistics._statistics import CalibrationStatistics, EstimatorFactory
+from .._job import Phase, RunState
+from .._memory import check_fits, estimate
+from .._outputs import CleanStatistics
+
+
+class CleanStatisticsPhase(Phase):
+    """Writes ``state.statistics``: ``job.statistics`` when given (resume), else the clean pass.
+
+    Each group's statistics go through the job's reducer, then (with a memory cap) to the spill
+    directory, which is reopened once every group is there. The statistics record the λ of the
+    objective they were gathered with (``LAM_RECORD``), so that a resume from them keeps it.
+    """
+
+    name: ClassVar[str] = "clean"
+    reads: ClassVar[tuple[str, ...]] = ("objective",)
+    writes: ClassVar[tuple[str, ...]] = ("statistics",)
+
+    def check(self, state: RunState) -> None:
+        # the grouping and the memory can fail: find out before any pass over the data, from this
+        # process's own domains (no collective here: the run groups with every process's)
+        job = state.job
+        gathers = job.statistics is None and bool(state.plan.clean_estimators)
+        sizes = _footprints(state, len(_domains(state))) if gathers else {}
+        if gathers and job.spill is not None:
+            layer_groups(sizes, state.layers, job.spill.max_bytes)
+        model_bytes = sum(p.numel() * p.element_size() for p in job.original.parameters())
+        need = estimate(
+            model_bytes=model_bytes,
+            copies=1 + int(job.adapter.rewrites_modules),
+            statistics=min(sum(sizes.values()), job.spill.max_bytes) if job.spill else sum(sizes.values()),
+            largest=max(state.shapes.values(), key=lambda shape: shape[0] * shape[1]),
+        )
+        check_fits(need)  # logged ("safesvd" logger, INFO) before any pass; refused when it cannot fit
+
+    def run(self, state: RunState) -> None:
+        job, plan = state.job, state.plan
+        make = EstimatorFactory(plan.estimator_options)
+        if job.statistics is not None:
+            state.statistics = CleanStatistics(clean=job.statistics)
+            return
+        if not plan.clean_estimators:
+            state.statistics = CleanStatistics(clean=CalibrationStatistics.create(state.shapes, (), make))
+            return
+        objective = state.objective
+        shapes = state.shapes
+        groups = [state.layers]
+        if job.spill is not None:  # every process's domains, so that every process groups alike
+            sizes = _footprints(state, len(job.reducer.union(_domains(state))))
+            groups = layer_groups(sizes, state.layers, job.spill.max_bytes)
+        rows: dict[str, int] = {}
+        for group in groups:
+            statistics = CalibrationStatistics.create(
+                {name: shapes[name] for name in group}, plan.clean_estimators, make
+            )
+            statistics.metadata[LAM_RECORD] = objective.global_lam
+            needs_gradients = any(
+                "output_grads" in estimator.requires  # instances: a wrapper's needs are its inner ones
+                for by_name in statistics.estimators.values()
+                for estimator in by_name.values()
+            )
+            rows.update(clean_pass(state, statistics, group, objective, needs_gradients))
+            job.reducer.reduce(statistics)
+            if job.spill is not None:
+                with state.timed("spill"):
+                    statistics.spill(job.spill.directory)
+        state.count(self.name, len(groups))
+        state.statistics = CleanStatistics(
+            clean=statistics if job.spill is None else CalibrationStatistics.open(job.spill.directory),
+            groups=tuple(tuple(group) for group in groups),
+            rows=rows,
+        )
+
+
+def _domains(state: RunState) -> list[str]:
+    """This process's domain labels of the calibration items."""
+    job = state.job
+    return sorted(
+        {str(job.adapter.domain(state.source.first_batch(job.adapter, item))) for item in job.batches}
+    )
+
+
+def _footprints(state: RunState, domains: int) -> dict[str, int]:
+    """Layer → bytes its clean estimators will hold for ``domains`` domains (one estimator built per
+    distinct shape, not per layer)."""
+    make = EstimatorFactory(state.plan.estimator_options)
+    by_shape = {
+        (n, m): sum(
+            make(estimator, n, m).footprint(max(1, domains)) for estimator in state.plan.clean_estimators
+        )
+        for n, m in set(state.shapes.values())
+    }
+    return {name: by_shape[shape] for name, shape in state.shapes.items()}
+
+
+@contextlib.contextmanager
+def _weights_require_grad(model: nn.Module, names: Sequence[str]) -> Iterator[None]:
+    layers = [linear_map(model, name).module for name in names]
+    flags = [layer.weight.requires_grad for layer in layers]
+    for layer in layers:
+        layer.weight.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for layer, flag in zip(layers, flags):
+            layer.weight.requires_grad_(flag)
+
+
+def clean_pass(
+    state: RunState,
+    statistics: CalibrationStatistics,
+    names: Sequence[str],
+    objective: CalibrationObjective,
+    needs_gradients: bool,
+) -> dict[str, int]:
+    """Feed ``statistics`` the inputs (and, with ``needs_gradients``, the output gradients of the
+    calibration loss) of ``names`` in the original model, over every calibration item: per
+    statistics group of the batch source, the layer calls made by that group's model calls.
+    Returns the rows each layer saw in its widest group (the rank its covariance can reach)."""
+    job, source = state.job, state.source
+    model, adapter = job.original, job.adapter
+    views = {name: linear_map(model, name) for name in names}
+    recorder = LayerRecorder(model, names, keep_outputs=needs_gradients)
+    grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
+    rows: dict[str | None, dict[str, int]] = {}
+    with grad_context, recorder.attached():
+        for index, item in enumerate(tqdm(job.batches, desc="clean statistics", disable=not job.progress)):
+            recorder.clear()
+            with torch.set_grad_enabled(needs_gradients):
+                calls, ends = [], []  # ends[c][name]: the layer calls made up to the end of model call c
+                for call in source.predictions(adapter, model, item):
+                    calls.append(call)
+                    ends.append({name: len(recorder.inputs[name]) for name in names})
+                groups = source.groups(len(calls))
+                item_objective = objective.for_item(job.reducer.global_index(index))
+                domain = adapter.domain(source.first_batch(adapter, item))
+                for position, (group, chosen) in enumerate(groups.items()):
+                    spans = {
+                        name: [i for c in chosen for i in range(ends[c - 1][name] if c else 0, ends[c][name])]
+                        for name in names
+                    }
+                    grads: list[Tensor | None] = []
+                    if needs_gradients:
+                        loss = source.loss(item_objective, calls, group)
+                        outputs = [recorder.outputs[name][i] for name in names for i in spans[name]]
+                        grads = list(
+                            torch.autograd.grad(
+                                loss, outputs, allow_unused=True, retain_graph=position + 1 < len(groups)
+                            )
+                        )
+                    _feed(statistics, views, recorder, spans, grads, domain, group)
+                    for name in names:
+                        counted = rows.setdefault(group, {}).setdefault(name, 0)
+                        rows[group][name] = counted + sum(
+                            views[name].rows(recorder.inputs[name][i]).shape[0] for i in spans[name]
+                        )
+    return {name: max(by_layer.get(name, 0) for by_layer in rows.values()) for name in names}
+
+
+def _feed(
+    statistics: CalibrationStatistics, views, recorder: LayerRecorder, spans, grads, domain, group
+) -> None:
+    """One group's rows of every layer (``spans``: the layer calls it covers), with their gradients if any."""
+    position = 0
+    for name, view in views.items():
+        for offset, call in enumerate(spans[name]):
+            grad = grads[position + offset] if grads else None
+            if grads and grad is None:
+                grad = torch.zeros_like(recorder.outputs[name][call])
+            statistics.update(
+                name,
+                LayerSignals(
+                    inputs=view.rows(recorder.inputs[name][call]),
+                    domain=domain,
+                    group=group,
+                    output_grads=None if grad is None else view.rows(grad.detach()),
+                ),
+            )
+        position += len(spans[name])

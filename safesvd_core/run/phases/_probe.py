@@ -1,0 +1,87 @@
+"""The probe phase: one forward pass on the first calibration item, before anything else."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from ..._errors import ConfigError
+from ...model._capture import BlockRecorder, LayerRecorder
+from .._items import describe_shapes
+from .._job import Phase, RunState
+from .._outputs import Probe
+
+
+class ProbePhase(Phase):
+    """Records the forward order of the layers, how often each layer and block is called per item,
+    and the first input of each of the adapter's blocks (to tell later whether a block feeds the
+    next); checks the plan's PDE family against the adapter's field description."""
+
+    name: ClassVar[str] = "probe"
+    writes: ClassVar[tuple[str, ...]] = ("probe",)
+
+    def run(self, state: RunState) -> None:
+        job = state.job
+        item = job.batches[0]
+        blocks = job.adapter.blocks(job.model) or []
+        layers = LayerRecorder(job.original, state.layers)
+        block_recorder = BlockRecorder(job.original, blocks)
+        with torch.no_grad(), layers.attached(), block_recorder.attached():
+            try:
+                calls = state.source.run(job.adapter, job.original, item)
+            except (RuntimeError, ValueError, IndexError, TypeError) as error:
+                raise ConfigError(
+                    f"the model cannot run the first calibration item ({type(error).__name__}: {error}). "
+                    f"Check that the items have the model's input shape and layout (e.g. channels first); "
+                    f"the item holds {describe_shapes(item)}"
+                ) from error
+        for prediction, batch in calls:
+            reference = job.adapter.reference(batch)
+            if tuple(prediction.shape) != tuple(reference.shape):
+                raise ConfigError(
+                    f"the model predicts shape {tuple(prediction.shape)} but the calibration target has "
+                    f"shape {tuple(reference.shape)}: give targets shaped like the predictions"
+                )
+        missing = [name for name in state.layers if not layers.inputs[name]]
+        if missing:
+            raise ConfigError(
+                f"these compressible layers are never called by the model's forward pass: {missing}"
+            )
+        uncalled = [
+            block
+            for block in blocks
+            if not block_recorder.calls[block] and any(name.startswith(block + ".") for name in state.layers)
+        ]
+        if (
+            uncalled
+        ):  # a container (ModuleList, ModuleDict) or a module whose parent calls its children itself
+            children = [
+                f"{uncalled[0]}.{child}"
+                for child, _ in job.original.get_submodule(uncalled[0]).named_children()
+            ]
+            raise ConfigError(
+                f"block(s) {', '.join(uncalled)} of block_names hold layers but are never called by the "
+                "model's forward pass (a ModuleList or ModuleDict only holds modules): name the modules "
+                f"that are called, one per block, e.g. {', '.join(children[:3]) or 'its children'}"
+            )
+        state.probe = Probe(
+            order=tuple(layers.order),
+            calls={name: len(v) for name, v in layers.inputs.items()},
+            block_order=tuple(block_recorder.order),
+            block_inputs={
+                name: calls[0][0][0] for name, calls in block_recorder.calls.items() if calls and calls[0][0]
+            },
+            block_calls={name: len(calls) for name, calls in block_recorder.calls.items() if calls},
+            rows={
+                name: int(state.maps[name].rows(inputs[0]).shape[0]) for name, inputs in layers.inputs.items()
+            },
+        )
+        family = state.plan.family
+        if family is not None:
+            field = job.adapter.field(state.source.first_batch(job.adapter, item))
+            if field is None:
+                raise ConfigError(
+                    f"family {family.name!r} needs a field description from the adapter; none was given"
+                )
+            family.check(field)

@@ -1,0 +1,146 @@
+"""The stages phase: layers solved in forward order, one stage (a block, or one layer) at a time,
+each with the shifted statistics of the model compressed so far; stage hooks run after each."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import ClassVar
+
+import attrs
+from tqdm.auto import tqdm
+
+from ..._errors import ConfigError
+from ...kinds._interfaces import SolveRecord
+from ...model._lowrank import LowRankLinear
+from ...model._modules import set_submodule
+from .._job import Phase, RunState
+from .._outputs import Progress, Stage
+from .._seams import Shared
+from ._stage_inputs import StageInputs
+
+
+class StagesPhase(Phase):
+    """Writes ``state.progress``: plans the stages, then solves each stage's layers at their ranks
+    and replaces them in ``job.model``, counting ``progress.stage_index`` up, each solved layer's
+    record and factors kept. A progress already there (a checkpoint's, on resume) is continued: its
+    factors are put back into the model and the stages before its ``stage_index`` are taken as done.
+
+    ``stage_mode="auto"`` gives the exact mode's result at the lowest cost: ``"layer"`` stages when
+    every block runs once per calibration item (then cached block inputs are exact), ``"exact"``
+    ones when blocks run several times (a rollout: a block's later calls depend on its own
+    compression through the earlier steps, which cached inputs would miss)."""
+
+    name: ClassVar[str] = "stages"
+    reads: ClassVar[tuple[str, ...]] = ("probe", "statistics", "allocation")
+    writes: ClassVar[tuple[str, ...]] = ("progress",)
+
+    def check(self, state: RunState) -> None:
+        if state.plan.stage_mode in ("block", "layer") and not self._blocks(state):
+            raise ConfigError(f"stage_mode={state.plan.stage_mode!r} needs an adapter that names its blocks")
+
+    @staticmethod
+    def _blocks(state: RunState) -> list[str] | None:
+        return state.job.adapter.blocks(state.job.model) if state.plan.sequential else None
+
+    def run(self, state: RunState) -> None:
+        job, plan, probe, statistics = state.job, state.plan, state.probe, state.statistics.clean
+        mode = (
+            plan.stage_mode if plan.stage_mode != "auto" else ("layer" if probe.chained_blocks else "exact")
+        )
+        progress = state.progress if state.progress is not None else Progress()
+        progress.stages = plan_stages(probe.order, self._blocks(state), mode)
+        state.progress = progress
+        _restore(state)
+        inputs = StageInputs(state) if plan.sequential else None
+        for stage in tqdm(progress.stages[progress.stage_index :], desc="stages", disable=not job.progress):
+            if inputs is not None:
+                state.count("stages")
+            solved = [name for name in stage.layers if state.allocation.ranks[name] is not None]
+            if inputs is not None and stage.block is not None and mode == "layer":
+                for name in solved:  # one block run per layer, the earlier ones already compressed
+                    state.count("layer runs")
+                    _solve(state, (name,), statistics, inputs.collect(stage, (name,)))
+            else:
+                _solve(state, solved, statistics, inputs.collect(stage) if inputs is not None else {})
+            if inputs is not None:
+                inputs.advance(stage)
+            progress.stage_index += 1
+            for hook in job.hooks:
+                hook.stage_done(state, stage)
+        _note_few_rows(state)
+
+
+def _note_few_rows(state: RunState) -> None:
+    """A note per solved layer whose clean statistics saw fewer rows than it has inputs."""
+    for name, rows in state.statistics.rows.items():
+        record, view = state.progress.records.get(name), state.maps[name]
+        if record is not None and rows < view.in_features:
+            state.log.notes.append(
+                f"layer {name!r}: {rows} calibration rows for {view.in_features} inputs, so its "
+                f"input covariance has rank ≤ {rows}; the solve leans on the relative jitter (input "
+                f"path {record.paths.get('input')}, ε = {record.jitters.get('input', 0.0):.2e}): "
+                "more calibration data would help"
+            )
+
+
+def _solve(state: RunState, names: Sequence[str], statistics, shifted) -> None:
+    """Solve ``names`` at their ranks on their clean plus ``shifted`` statistics (split across the
+    job's processes: each layer by its owner) and replace them in ``job.model``."""
+    order, ranks, progress = state.probe.order, state.allocation.ranks, state.progress
+
+    def solve(position: int) -> Shared:
+        name = order[position]
+        layer_statistics = statistics.layer(name)
+        layer_statistics.update(shifted.get(name, {}))
+        start = time.perf_counter()
+        factors = state.plan.solver.solve(state.maps[name].weight, ranks[name], layer_statistics)
+        record = attrs.evolve(factors.record, seconds=time.perf_counter() - start)
+        return Shared(tensors={"first": factors.first, "second": factors.second}, meta=record.to_dict())
+
+    for position, shared in state.job.reducer.share([order.index(name) for name in names], solve).items():
+        name, view = order[position], state.maps[order[position]]
+        progress.records[name] = SolveRecord(**shared.meta)
+        first, second = (shared.tensors[key].to(view.weight.device) for key in ("first", "second"))
+        _replace(state, name, view.low_rank(first, second))
+
+
+def _replace(state: RunState, name: str, module: LowRankLinear) -> None:
+    """``module`` in place of layer ``name`` in ``job.model``, its factors kept in the progress."""
+    set_submodule(state.job.model, name, module)
+    state.progress.factors[name] = (module.first.weight.detach(), module.second.weight.detach())
+
+
+def _restore(state: RunState) -> None:
+    """Put the factors a resumed progress holds (a checkpoint's, already balanced) into ``job.model``."""
+    for name, (first, second) in list(state.progress.factors.items()):
+        view = state.maps[name]
+        _replace(
+            state,
+            name,
+            view.low_rank(first.to(view.weight.device), second.to(view.weight.device), balance=False),
+        )
+
+
+def plan_stages(order: Sequence[str], blocks: Sequence[str] | None, mode: str) -> list[Stage]:
+    """Layers in forward order, grouped into one stage per block (``mode`` "auto", "block" or
+    "layer" with blocks), or one stage per layer."""
+    use_blocks = bool(blocks) and mode != "exact"
+    stages: list[Stage] = []
+    for name in order:
+        block = owning_block(name, blocks) if use_blocks else None
+        if block is not None and stages and stages[-1].block == block:
+            stages[-1] = Stage((*stages[-1].layers, name), block)
+            continue
+        if block is not None and any(stage.block == block for stage in stages):
+            raise ConfigError(
+                f"the layers of block {block!r} do not run contiguously; use stage_mode='exact'"
+            )
+        stages.append(Stage((name,), block))
+    return stages
+
+
+def owning_block(layer: str, blocks: Sequence[str]) -> str | None:
+    """The innermost block whose name prefixes ``layer``, if any."""
+    owners = [block for block in blocks if layer.startswith(block + ".")]
+    return max(owners, key=len) if owners else None

@@ -1,0 +1,81 @@
+"""Streaming second moments: float64 sums of outer products plus a row count, mergeable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from .._errors import NumericalError
+
+
+class RunningMoment:
+    """``E[a bᵀ]`` over rows, accumulated as ``Σ a bᵀ`` and a count.
+
+    Two instances built over disjoint chunks merge into the instance built over their union, so
+    partial sums from several processes reduce with a plain sum (:meth:`reduce`).
+    """
+
+    def __init__(self, rows: int, cols: int, *, device: torch.device | str | None = None) -> None:
+        self.total = torch.zeros(rows, cols, dtype=torch.float64, device=device)
+        self.count = 0
+
+    def add(self, left: Tensor, right: Tensor | None = None) -> None:
+        """Add the rows of ``left`` (``(r, rows)``) against ``right`` (``(r, cols)``, default ``left``)."""
+        if self.count == 0 and left.device != self.total.device:
+            self.total = self.total.to(left.device)  # accumulate where the activations live
+        left = left.reshape(-1, left.shape[-1]).to(self.total.device, torch.float64)
+        right = (
+            left if right is None else right.reshape(-1, right.shape[-1]).to(self.total.device, torch.float64)
+        )
+        if left.shape[0] != right.shape[0]:
+            raise NumericalError(f"paired rows differ in number: {left.shape[0]} vs {right.shape[0]}")
+        if (left.shape[1], right.shape[1]) != tuple(self.total.shape):
+            raise NumericalError(
+                f"moment of shape {tuple(self.total.shape)} got rows of widths {left.shape[1]} "
+                f"and {right.shape[1]}"
+            )
+        if not (torch.isfinite(left).all() and torch.isfinite(right).all()):
+            raise NumericalError("non-finite calibration rows (NaN/Inf); the batch is not skipped silently")
+        self.total.addmm_(left.mT, right)
+        self.count += left.shape[0]
+
+    def merge(self, other: RunningMoment) -> None:
+        """Add ``other``'s sum and count."""
+        if other.total.shape != self.total.shape:
+            raise NumericalError(
+                f"cannot merge moments of shapes {tuple(self.total.shape)} and {tuple(other.total.shape)}"
+            )
+        self.total += other.total.to(self.total.device)
+        self.count += other.count
+
+    def reduce(self, sum_: Callable[[Tensor], None]) -> None:
+        """Sum and count over every process, with ``sum_`` an in-place all-reduce (sum) of a tensor."""
+        sum_(self.total)
+        count = torch.tensor(self.count, dtype=torch.int64, device=self.total.device)
+        sum_(count)
+        self.count = int(count)
+
+    def mean(self) -> Tensor:
+        """``Σ a bᵀ / count``."""
+        if self.count == 0:
+            raise NumericalError("no calibration rows were accumulated")
+        return self.total / self.count
+
+    def state_dict(self, prefix: str = "") -> dict[str, Tensor]:
+        """Sum and count as tensors."""
+        return {
+            f"{prefix}sum": self.total.clone(),
+            f"{prefix}count": torch.tensor(self.count, dtype=torch.int64),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Tensor], prefix: str = "") -> None:
+        """Restore from :meth:`state_dict`."""
+        total = state[f"{prefix}sum"]
+        if total.shape != self.total.shape:
+            raise NumericalError(
+                f"stored moment has shape {tuple(total.shape)}, expected {tuple(self.total.shape)}"
+            )
+        self.total = total.to(self.total.device, torch.float64).clone()
+        self.count = int(state[f"{prefix}count"])

@@ -1,0 +1,74 @@
+"""Low-memory clean statistics: a memory cap, and layer groups that each fit under it.
+
+With a :class:`SpillPolicy`, the clean pass runs once per group of layers (in forward order)
+whose estimator states fit under ``max_bytes``; each group's sums go to ``directory`` (see
+:meth:`CalibrationStatistics.spill`) before the next group starts, and the allocation and the
+stages read one layer at a time back. Peak statistics memory is then one group, at the cost of
+one clean pass per group (``result.passes["clean"]``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+from .._errors import ConfigError
+
+_UNITS = {"": 1, "B": 1, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9}
+
+
+def parse_bytes(value: int | str) -> int:
+    """``6 * 2**30``, ``"6GiB"``, ``"500 MB"`` → bytes."""
+    if isinstance(value, bool):
+        raise ConfigError(f"statistics_memory must be bytes (an int) or a size like '6GiB', got {value!r}")
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+    if match is None or match.group(2).upper() not in _UNITS:
+        raise ConfigError(f"statistics_memory must be bytes (an int) or a size like '6GiB', got {value!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def _positive_bytes(instance: object, attribute: attrs.Attribute, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{attribute.name} must be a positive number of bytes, got {value!r}")
+
+
+@attrs.frozen
+class SpillPolicy:
+    """Keep at most ``max_bytes`` of clean statistics in memory; spill the rest to ``directory``."""
+
+    directory: Path = attrs.field(converter=Path)
+    max_bytes: int = attrs.field(converter=parse_bytes, validator=_positive_bytes)
+
+    def __attrs_post_init__(self) -> None:
+        if self.directory.exists() and any(self.directory.iterdir()):
+            raise ConfigError(
+                f"spill_dir {self.directory} is not empty; give a new or empty directory "
+                "(to resume from it, pass statistics=CalibrationStatistics.open(it))"
+            )
+
+
+def layer_groups(sizes: Mapping[str, int], order: Sequence[str], max_bytes: int) -> list[list[str]]:
+    """Consecutive runs of ``order`` whose summed ``sizes`` stay within ``max_bytes``.
+
+    A single layer over the cap is an error: it could never be held, whatever the grouping.
+    """
+    groups: list[list[str]] = []
+    held = 0
+    for name in order:
+        size = sizes[name]
+        if size > max_bytes:
+            raise ConfigError(
+                f"the statistics of layer {name!r} alone take {size:,} bytes, more than "
+                f"statistics_memory={max_bytes:,}; raise the cap"
+            )
+        if not groups or held + size > max_bytes:
+            groups.append([])
+            held = 0
+        groups[-1].append(name)
+        held += size
+    return groups
