@@ -18,6 +18,7 @@ from . import figures, folder, pipeline, report
 from .data_source import data_spec
 from .output import OutputFolder
 from .progress_option import add_progress_option, wants_progress
+from .threads_option import add_threads_option, apply_threads
 
 TRUST_HELP = (
     "import the factory or data function the folder's config.json names (it runs that code: only for a "
@@ -54,8 +55,10 @@ class CompressCommand(CliCommand):
             "--overwrite", action="store_true", help="replace an existing output folder (as a whole)"
         )
         add_progress_option(parser)
+        add_threads_option(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        apply_threads(args)
         raw = configs.read_toml(args.config)
         overrides = {
             "compress.recipe": args.recipe,
@@ -196,6 +199,7 @@ class DemoCommand(CliCommand):
             "--ratios", type=float, nargs="+", default=[0.8, 0.6, 0.4], help="kept-parameter fractions"
         )
         add_progress_option(parser)
+        add_threads_option(parser)
         parser.add_argument(
             "--out",
             type=Path,
@@ -208,6 +212,8 @@ class DemoCommand(CliCommand):
 
     def run(self, args: argparse.Namespace) -> int:
         from . import demo  # loads the reference model's code only when the demo runs
+
+        apply_threads(args)
 
         print(demo.run(args.ratios, progress=wants_progress(args), out=args.out, overwrite=args.overwrite))
         return 0
