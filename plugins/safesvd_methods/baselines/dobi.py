@@ -287,6 +287,10 @@ class DobiTrainingPhase(Phase):
         return best[1], summary
 
 
+#: The training's options (:class:`DobiTrainingPhase`'s fields), which :class:`DobiSVD` also takes.
+_TRAINING = {field.name: field for field in attrs.fields(DobiTrainingPhase)}
+
+
 @attrs.frozen(kw_only=True)
 class DobiSVD(Recipe):
     """``dobi-svd``: options ``init_allocator`` (the starting ``γ``), ``epochs``, ``lr``, ``beta``,
@@ -296,12 +300,13 @@ class DobiSVD(Recipe):
     name: ClassVar[str] = "dobi-svd"
 
     init_allocator: str = attrs.field(default="uniform", validator=registered("allocator"))
-    epochs: int = attrs.field(default=20, validator=positive_int)
-    lr: float = attrs.field(default=0.2, validator=positive)
-    beta: float = attrs.field(default=10.0, validator=positive)
-    lambda_reg: float = attrs.field(default=200.0, validator=positive)
-    loss_scale: float | str = attrs.field(default="auto", validator=_loss_scale)
-    min_rank: int = attrs.field(default=DEFAULTS.min_rank, validator=positive_int)
+    # the training's options, with the phase's defaults (one place for them)
+    epochs: int = attrs.field(default=_TRAINING["epochs"].default, validator=positive_int)
+    lr: float = attrs.field(default=_TRAINING["lr"].default, validator=positive)
+    beta: float = attrs.field(default=_TRAINING["beta"].default, validator=positive)
+    lambda_reg: float = attrs.field(default=_TRAINING["lambda_reg"].default, validator=positive)
+    loss_scale: float | str = attrs.field(default=_TRAINING["loss_scale"].default, validator=_loss_scale)
+    min_rank: int = attrs.field(default=_TRAINING["min_rank"].default, validator=positive_int)
 
     def plan(self, allocator: Allocator | None = None) -> Plan:
         """The engine plan: clean covariances, the ``output-projection`` solver and ``allocator``
@@ -316,14 +321,7 @@ class DobiSVD(Recipe):
 
     def phases(self) -> tuple[Phase, ...]:
         """The engine's phases with ``dobi-training`` after the allocation."""
-        training = DobiTrainingPhase(
-            epochs=self.epochs,
-            lr=self.lr,
-            beta=self.beta,
-            lambda_reg=self.lambda_reg,
-            loss_scale=self.loss_scale,
-            min_rank=self.min_rank,
-        )
+        training = DobiTrainingPhase(**{name: getattr(self, name) for name in _TRAINING})
         return insert_phase(super().phases(), training, after="allocate")
 
     def compress(self, job: CompressionJob) -> CompressionResult:
