@@ -67,3 +67,19 @@ def test_the_long_commands_take_threads():
             check=True,
         ).stdout
         assert "--threads N" in shown, command
+
+
+def test_on_a_busy_machine_a_user_mistake_still_prints_one_line_alone(tmp_path, monkeypatch, capsys):
+    from safesvd_core.__main__ import main
+
+    monkeypatch.setattr("os.getloadavg", lambda: (50.0, 50.0, 50.0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\nzoo = "ns2d-transformer"\n[data]\ngenerator = 1\n')
+    try:
+        assert main(["compress", str(config), "--out", str(tmp_path / "out")]) != 0
+    finally:
+        torch.set_num_threads(before)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "[data] generator" in lines[0], lines

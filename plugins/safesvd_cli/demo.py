@@ -12,7 +12,7 @@ copy-the-input baseline (predicting the current state) on the same test data.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -63,11 +63,14 @@ def run(
     progress: bool = False,
     out: Path | None = None,
     overwrite: bool = False,
+    before_compute: Callable[[], object] = lambda: None,
 ) -> str:
     """Compress the reference model with each variant at each ratio; return a markdown table (and
-    write safe-svd's output folder to ``out``)."""
+    write safe-svd's output folder to ``out``). ``before_compute`` is called once ``out`` is checked,
+    before any model runs (the CLI chooses its thread count there)."""
     target = None if out is None else OutputFolder(out, overwrite=overwrite)
     with contextlib.nullcontext() if target is None else target.locked():  # --out checked before any compute
+        before_compute()
         torch.manual_seed(0)
         prepared = pipeline.prepare(config(ratios))
         model = prepared.model

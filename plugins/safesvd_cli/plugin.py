@@ -58,7 +58,6 @@ class CompressCommand(CliCommand):
         add_threads_option(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        apply_threads(args)
         raw = configs.read_toml(args.config)
         overrides = {
             "compress.recipe": args.recipe,
@@ -79,6 +78,7 @@ class CompressCommand(CliCommand):
         out = OutputFolder(args.out or Path(f"{args.config.stem}-compressed"), overwrite=args.overwrite)
         with out.locked():  # --out checked, and held, before any compute
             prepared = pipeline.prepare(config)
+            apply_threads(args)  # after every user mistake is found: those print one line alone
             runs = pipeline.runs(prepared, config.ratios, progress=wants_progress(args))
             out.write(lambda where: folder.write(where, prepared, runs))
         folders = folder.model_folders(out.path, runs)
@@ -213,9 +213,15 @@ class DemoCommand(CliCommand):
     def run(self, args: argparse.Namespace) -> int:
         from . import demo  # loads the reference model's code only when the demo runs
 
-        apply_threads(args)
-
-        print(demo.run(args.ratios, progress=wants_progress(args), out=args.out, overwrite=args.overwrite))
+        print(
+            demo.run(
+                args.ratios,
+                progress=wants_progress(args),
+                out=args.out,
+                overwrite=args.overwrite,
+                before_compute=lambda: apply_threads(args),
+            )
+        )
         return 0
 
 
