@@ -13,22 +13,10 @@ from safesvd_core import ConfigError, compress, registry
 from safesvd_core.plugin import DEFAULT_PHASES, Phase, RunHook, RunLog, RunState
 from safesvd_core.testing.recipes import TwoProcesses
 from safesvd_zoo import reference
-from safesvd_zoo.operator import FieldTransformer, OperatorConfig
+
+from test_baseline_recipes import small_data, small_transformer
 
 DEFAULT_NAMES = [phase.name for phase in DEFAULT_PHASES]
-
-
-def small_transformer():
-    torch.manual_seed(0)
-    return FieldTransformer(OperatorConfig(channels=2, size=8, patch=2, width=32, depth=2, heads=2)).eval()
-
-
-def small_data(batches=2):
-    generator = torch.Generator().manual_seed(1)
-    return [
-        (torch.randn(4, 2, 8, 8, generator=generator), torch.randn(4, 2, 8, 8, generator=generator))
-        for _ in range(batches)
-    ]
 
 
 def trajectories(items=4, steps=2):
