@@ -64,7 +64,7 @@ from .run.phases._lambda import LambdaPhase
 from .run.phases._probe import ProbePhase
 from .run.phases._stages import StagesPhase
 from .statistics._moments import RunningMoment
-from .statistics._solve import check_rank, whitened_factorization, whitened_spectrum
+from .statistics._solve import DECOMPOSITIONS, check_rank, whitened_factorization, whitened_spectrum
 from .statistics._statistics import CalibrationStatistics
 
 __all__ = [
@@ -84,6 +84,7 @@ __all__ = [
     "CompressionJob",
     "CompressionResult",
     "ConfigError",
+    "DECOMPOSITIONS",
     "DEFAULTS",
     "DEFAULT_PHASES",
     "DistributedReducer",

@@ -230,7 +230,7 @@ def test_fallbacks_are_recorded_per_layer():
     result = compress(small_transformer(), [(torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8))], ratio=0.5)
     assert set(result.records) == {n for n, r in result.ranks.items() if r is not None}
     for name, record in result.records.items():
-        assert set(record.paths) == {"input", "fisher"}
+        assert set(record.paths) == {"input", "fisher", "decomposition"}
         assert (name in result.fallbacks) == record.fell_back
 
 

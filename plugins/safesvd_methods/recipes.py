@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import attrs
 
 from safesvd_core.plugin import (
+    DECOMPOSITIONS,
     DEFAULTS,
     FISHER_MODES,
     LAM_MODES,
@@ -107,7 +108,8 @@ class SafeSVD(Recipe):
     names/specs added to the calibration loss), ``family`` (a PDE family: its Sobolev loss, of order
     ``sobolev_order`` or the family's, with ``sobolev_p``), ``lam`` ("auto" or a number), ``lam_ratio``
     (the 10 of λ = 10·L_base/L_phys), ``lam_mode`` ("global" or "per-order", capped at ``lam_cap``),
-    ``jitter`` and ``fisher_jitter`` (relative), ``min_rank``, ``fisher`` (``"empirical"``: the gradients
+    ``jitter`` and ``fisher_jitter`` (relative), ``decomposition`` (``"gram"``: one eigendecomposition
+    per layer, checked, falling back to ``"svd"``), ``min_rank``, ``fisher`` (``"empirical"``: the gradients
     at the model's residuals, the paper's; ``"sampled"``: at residuals drawn at the observed scale, the
     model Fisher), ``seed`` (of those draws).
 
@@ -149,6 +151,7 @@ class SafeSVD(Recipe):
     lam_cap: float = attrs.field(default=DEFAULTS.lam_cap, validator=positive)
     jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
     fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    decomposition: str = attrs.field(default="gram", validator=one_of(DECOMPOSITIONS))
     min_rank: int = DEFAULTS.min_rank
     fisher: str = attrs.field(default="sampled", validator=one_of(FISHER_MODES))
     seed: int = 0
@@ -196,6 +199,7 @@ class SafeSVD(Recipe):
             sensitivity=self.sensitivity,
             jitter=self.jitter,
             fisher_jitter=self.fisher_jitter,
+            decomposition=self.decomposition,
         )
         extra = (
             {}

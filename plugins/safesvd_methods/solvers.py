@@ -9,9 +9,11 @@ import attrs
 from torch import Tensor
 
 from safesvd_core.plugin import (
+    DECOMPOSITIONS,
     DEFAULTS,
     Factorization,
     Solver,
+    one_of,
     positive,
     unit_interval,
     whitened_factorization,
@@ -24,7 +26,10 @@ class WhitenedSolver(Solver):
     """Exact minimiser of ``(1−α)E‖S(W−W')x‖² + αE‖S(Wx−W'x̃)‖²`` over rank-k matrices.
 
     Reads ``fisher`` when ``sensitivity`` is on, and the shifted statistics when ``alpha > 0``
-    (the plan must provide what :attr:`requires` lists).
+    (the plan must provide what :attr:`requires` lists). ``decomposition``: ``"gram"`` (one
+    eigendecomposition of the whitened weight's smaller Gram matrix, with its accuracy check and
+    full-SVD fallback) or ``"svd"`` (root and full SVD, as SVD-LLM publishes it); see
+    ``whitened_factorization``.
     """
 
     name: ClassVar[str] = "whitened"
@@ -33,6 +38,7 @@ class WhitenedSolver(Solver):
     sensitivity: bool = True
     jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
     fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    decomposition: str = attrs.field(default="gram", validator=one_of(DECOMPOSITIONS))
 
     @property
     def requires(self) -> frozenset[str]:
@@ -57,6 +63,7 @@ class WhitenedSolver(Solver):
             alpha=self.alpha,
             jitter=self.jitter,
             fisher_jitter=self.fisher_jitter,
+            decomposition=self.decomposition,
         )
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
@@ -66,4 +73,5 @@ class WhitenedSolver(Solver):
             fisher=self._fisher(statistics),
             jitter=self.jitter,
             fisher_jitter=self.fisher_jitter,
+            decomposition=self.decomposition,
         )

@@ -133,9 +133,9 @@ class Estimator(ABC):
         return sum(value.numel() * value.element_size() for value in self.state_dict().values())
 
 
-#: The paths of :func:`~safesvd_core.linalg._linalg.psd_root` that mean its Cholesky failed or had nothing
-#: to factor.
-FALLBACK_PATHS = frozenset({"eigen", "identity"})
+#: The paths that mean a fallback: of :func:`~safesvd_core.linalg._linalg.psd_root`, its Cholesky failed
+#: or had nothing to factor; ``"svd-fallback"``: the Gram route's accuracy check failed.
+FALLBACK_PATHS = frozenset({"eigen", "identity", "svd-fallback"})
 
 
 @attrs.frozen(kw_only=True)
@@ -159,8 +159,8 @@ class SolveRecord:
 
     @property
     def fell_back(self) -> bool:
-        """True when any matrix took a fallback of :func:`~safesvd_core.linalg._linalg.psd_root` (``"eigen"``,
-        ``"identity"``); ``"none"`` (no such matrix) and a method's own planned route are not fallbacks."""
+        """True when any matrix took a fallback (:data:`FALLBACK_PATHS`: ``"eigen"``, ``"identity"``,
+        ``"svd-fallback"``); ``"none"`` (no such matrix) and a method's planned route are not fallbacks."""
         return any(path in FALLBACK_PATHS for path in self.paths.values())
 
 

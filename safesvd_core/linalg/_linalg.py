@@ -47,20 +47,10 @@ def psd_root(matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "ma
 
     Cholesky first; if it fails, eigen-decomposition with eigenvalues clamped at the jitter.
     """
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise NumericalError(f"{what} must be square, got shape {tuple(matrix.shape)}")
-    m = matrix.to(torch.float64)
-    if not torch.isfinite(m).all():
-        raise NumericalError(f"{what} contains NaN or Inf; refusing to factor it")
-    m = 0.5 * (m + m.mT)
-    size = m.shape[0]
-    scale = float(torch.diagonal(m).mean())
-    eye = torch.eye(size, dtype=m.dtype, device=m.device)
-    if scale <= 0.0:
-        if float(m.abs().max()) == 0.0:
-            return Root(eye, "identity", 0.0)
-        raise NumericalError(f"{what} has a non-positive mean diagonal ({scale:.3e}); it is not PSD")
-    eps = jitter * scale
+    m, eps = jittered(matrix, jitter=jitter, what=what)
+    eye = torch.eye(m.shape[0], dtype=m.dtype, device=m.device)
+    if eps == 0.0:
+        return Root(eye, "identity", 0.0)
     shifted = m + eps * eye
     factor, info = torch.linalg.cholesky_ex(shifted)
     if int(info) == 0 and torch.isfinite(factor).all():
@@ -68,6 +58,28 @@ def psd_root(matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "ma
     eigvals, eigvecs = torch.linalg.eigh(m)
     sqrt_eigvals = eigvals.clamp_min(eps).sqrt()
     return Root(eigvecs * sqrt_eigvals, "eigen", eps, eigvecs, sqrt_eigvals)
+
+
+def jittered(
+    matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "matrix"
+) -> tuple[Tensor, float]:
+    """``matrix`` in float64, symmetrised, and its relative jitter ``ε = jitter · mean(diag)``.
+
+    ``ε = 0`` marks an all-zero matrix (its root is the identity); a non-finite or non-square
+    matrix, or one with a non-positive mean diagonal, is refused.
+    """
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise NumericalError(f"{what} must be square, got shape {tuple(matrix.shape)}")
+    m = matrix.to(torch.float64)
+    if not torch.isfinite(m).all():
+        raise NumericalError(f"{what} contains NaN or Inf; refusing to factor it")
+    m = 0.5 * (m + m.mT)
+    scale = float(torch.diagonal(m).mean())
+    if scale <= 0.0:
+        if float(m.abs().max()) == 0.0:
+            return m, 0.0
+        raise NumericalError(f"{what} has a non-positive mean diagonal ({scale:.3e}); it is not PSD")
+    return m, jitter * scale
 
 
 def thin_svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:

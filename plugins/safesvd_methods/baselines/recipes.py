@@ -95,14 +95,17 @@ class FWSVD(BaselineRecipe):
 
 @attrs.frozen(kw_only=True)
 class SVDLLM(BaselineRecipe):
-    """``svd-llm``: truncation-aware whitening, ``H = L Lᵀ`` (float64 Cholesky), ``W' = [W L]_k L⁻¹``."""
+    """``svd-llm``: truncation-aware whitening, ``H = L Lᵀ`` (float64 Cholesky), ``W' = [W L]_k L⁻¹``,
+    with the full SVD of ``W L``, as the method is published (not safesvd's Gram route)."""
 
     name: ClassVar[str] = "svd-llm"
     estimators: ClassVar[tuple[str, ...]] = ("clean-covariance",)
     jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
 
     def solver(self) -> Solver:
-        return registry("solver").create("whitened", alpha=0.0, sensitivity=False, jitter=self.jitter)
+        return registry("solver").create(
+            "whitened", alpha=0.0, sensitivity=False, jitter=self.jitter, decomposition="svd"
+        )
 
 
 @attrs.frozen(kw_only=True)
