@@ -6,11 +6,15 @@ approximation). The cache is carried from a block to the next when each block ru
 item and the next one reads its output (checked against the probe); otherwise a *prefix* pass
 runs both models up to the block's last call (a rollout calls every block K times, and its later
 calls depend on the whole model's earlier predictions). An *exact* stage is one layer, its
-inputs taken by passes of both models that stop right after the layer's last call.
+inputs taken by passes of both models that stop right after the layer's last call. The original
+model's side of an exact stage does not change from stage to stage: when the adapter names blocks,
+one pass records the original's block inputs (kept while under :data:`ORIGINAL_CACHE_BYTES`) and an
+exact stage inside a block runs that block alone on them, the same rows bit for bit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,6 +31,9 @@ from .._outputs import Stage
 BlockCall = tuple[tuple[Any, ...], dict[str, Any]]
 #: Every call of a block for one item.
 ItemCalls = list[BlockCall]
+#: The most bytes of the original model's block inputs kept for exact stages; above it, each exact
+#: stage runs the original model as well (noted in the run's notes).
+ORIGINAL_CACHE_BYTES = 2**30
 
 
 class StageInputs:
@@ -38,6 +45,7 @@ class StageInputs:
         self.cache_block: str | None = None  # block whose inputs are cached
         self.clean_inputs: list[ItemCalls] = []  # per item
         self.shift_inputs: list[ItemCalls] = []
+        self.original_blocks: dict[str, list[ItemCalls]] | None = None  # exact stages: block → per item
 
     def collect(self, stage: Stage, layers: tuple[str, ...] | None = None) -> dict[str, dict[str, Tensor]]:
         """Layer → the plan's shifted statistics of ``layers`` (default: every layer of ``stage``),
@@ -51,24 +59,29 @@ class StageInputs:
         calls = {name: probe.calls[name] for name in names}
         if stage.block is not None:
             self._ensure_block_inputs(stage.block)
+        cached = self._original_block(names) if stage.block is None else None
         with torch.no_grad():
             for index, item in enumerate(job.batches):
-                clean_rec = LayerRecorder(job.original, names, stop_after=None if stage.block else calls)
+                clean_stop = None if stage.block or cached else calls
+                clean_rec = LayerRecorder(job.original, names, stop_after=clean_stop)
                 shift_rec = LayerRecorder(job.model, names, stop_after=None if stage.block else calls)
                 if stage.block is None:
                     with clean_rec.attached():
-                        run_until_stopped(source.run, job.adapter, job.original, item)
+                        if cached is not None:
+                            _run_block(
+                                job.original.get_submodule(cached), self.original_blocks[cached][index]
+                            )
+                        else:
+                            run_until_stopped(source.run, job.adapter, job.original, item)
                     with shift_rec.attached():
                         run_until_stopped(source.run, job.adapter, job.model, item)
                 else:
-                    for model, recorder, cached in (
+                    for model, recorder, inputs in (
                         (job.original, clean_rec, self.clean_inputs),
                         (job.model, shift_rec, self.shift_inputs),
                     ):
-                        block = model.get_submodule(stage.block)
                         with recorder.attached():
-                            for args, kwargs in cached[index]:
-                                block(*args, **kwargs)
+                            _run_block(model.get_submodule(stage.block), inputs[index])
                 domain = job.adapter.domain(source.first_batch(job.adapter, item))
                 for name in names:
                     clean_calls, shift_calls = clean_rec.inputs[name], shift_rec.inputs[name]
@@ -88,6 +101,44 @@ class StageInputs:
                         )
         job.reducer.reduce(stats)
         return {name: stats.layer(name) for name in names}
+
+    def _original_block(self, names: tuple[str, ...]) -> str | None:
+        """The block owning every layer of an exact stage when the original's block inputs are
+        cached (recorded on first use), else None: the original then runs up to the layers."""
+        blocks = self.state.job.adapter.blocks(self.state.job.model) or []
+        owners = {owning_block(name, blocks) for name in names}
+        if len(owners) != 1 or None in owners:
+            return None
+        if self.original_blocks is None:
+            self.original_blocks = self._record_original(blocks)
+        block = owners.pop()
+        return block if block in self.original_blocks else None
+
+    def _record_original(self, blocks: list[str]) -> dict[str, list[ItemCalls]]:
+        """One pass of the original over the items recording every block's calls (none kept when
+        they exceed :data:`ORIGINAL_CACHE_BYTES`, or a block runs unlike on the first item)."""
+        state = self.state
+        job, source, probe = state.job, state.source, state.need("probe", "stages")
+        kept: dict[str, list[ItemCalls]] = {block: [] for block in blocks if block in probe.block_calls}
+        size = 0
+        with torch.no_grad():
+            for item in job.batches:
+                recorder = BlockRecorder(job.original, list(kept))
+                with recorder.attached():
+                    source.run(job.adapter, job.original, item)
+                for block, calls in recorder.calls.items():
+                    if len(calls) != probe.block_calls[block]:
+                        return {}
+                    kept[block].append(calls)
+                    size += sum(_bytes(call) for call in calls)
+                if size > ORIGINAL_CACHE_BYTES:
+                    state.log.notes.append(
+                        f"the original model's block inputs exceed {ORIGINAL_CACHE_BYTES / 2**30:.0f} GiB: "
+                        "each exact stage runs the original model as well"
+                    )
+                    return {}
+        state.count("original blocks")
+        return kept
 
     def _ensure_block_inputs(self, block: str) -> None:
         if self.cache_block == block:
@@ -153,3 +204,26 @@ class StageInputs:
                 [((adapter.next_block_input(block(*args, **kwargs)), *args[1:]), kwargs)]
                 for [(args, kwargs)] in cached
             ]
+
+
+def _run_block(block: nn.Module, calls: ItemCalls) -> None:
+    """Run ``block`` on each recorded call."""
+    for args, kwargs in calls:
+        block(*args, **kwargs)
+
+
+def owning_block(layer: str, blocks: Sequence[str]) -> str | None:
+    """The innermost block whose name prefixes ``layer``, if any."""
+    owners = [block for block in blocks if layer.startswith(block + ".")]
+    return max(owners, key=len) if owners else None
+
+
+def _bytes(value: Any) -> int:
+    """Bytes of the tensors in a recorded call (nested tuples, lists and dicts)."""
+    if isinstance(value, Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, (tuple, list)):
+        return sum(_bytes(item) for item in value)
+    if isinstance(value, dict):
+        return sum(_bytes(item) for item in value.values())
+    return 0

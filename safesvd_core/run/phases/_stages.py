@@ -17,7 +17,7 @@ from ...model._modules import set_submodule
 from .._job import Phase, RunState
 from .._outputs import Progress, Stage
 from .._seams import Shared
-from ._stage_inputs import StageInputs
+from ._stage_inputs import StageInputs, owning_block
 
 
 class StagesPhase(Phase):
@@ -138,9 +138,3 @@ def plan_stages(order: Sequence[str], blocks: Sequence[str] | None, mode: str) -
             )
         stages.append(Stage((name,), block))
     return stages
-
-
-def owning_block(layer: str, blocks: Sequence[str]) -> str | None:
-    """The innermost block whose name prefixes ``layer``, if any."""
-    owners = [block for block in blocks if layer.startswith(block + ".")]
-    return max(owners, key=len) if owners else None
