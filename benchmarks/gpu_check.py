@@ -4,11 +4,15 @@
    estimators, solvers and adapters; refinement with data on a CUDA model);
 2. a compress of ``scot-ns`` at 0.4 with its float64 statistics on the GPU, against the same
    compress on the CPU (ranks, factors, time);
-3. the latency benchmark's quick mode on the GPU.
+3. ``whitened_factorization`` by the full SVD against the Gram route (``decomposition``), timed on
+   a 1536 × 6144 and a 6144 × 1536 float32 weight with float64 statistics (α 0.5 with a Fisher,
+   α 0 without); the CUDA variants of step 1 check the Gram route's results against the CPU's;
+4. the latency benchmark's quick mode on the GPU.
 
-    .venv/bin/python -m benchmarks.gpu_check [--device cuda]
+    .venv/bin/python -m benchmarks.gpu_check [--device cuda] [--only STEP ...]
 
-``--device cpu`` runs the same steps on the CPU (a dry run of this script where there is no GPU).
+``--device cpu`` runs the same steps on the CPU (a dry run of this script where there is no GPU; step 3
+then times weights ``CPU_SHRINK`` times smaller on each side). ``--only`` runs the named steps alone.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from pathlib import Path
 import torch
 
 from safesvd_core import compress
-from safesvd_core.plugin import DEFAULTS
+from safesvd_core.plugin import DEFAULTS, Factorization, whitened_factorization
 
 from . import latency
 from .measure import zoo_subject
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_MODEL, RATIO = "scot-ns", 0.4
+#: Weights (out × in) the whitened solve is timed on, and how many times smaller each side is on the CPU.
+SPEED_SHAPES, CPU_SHRINK = ((1536, 6144), (6144, 1536)), 8
+STEPS = ("conformance", "compress", "whitened", "latency")
 
 
 def conformance() -> str:
@@ -88,12 +95,90 @@ def zoo_compress(device: torch.device) -> str:
     )
 
 
+def speed_problem(
+    shape: tuple[int, int], device: torch.device, shifted: bool
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A float32 weight and the float64 moment ``sigma`` of ``2n`` random input rows on ``device``; with
+    ``shifted`` also those of shifted rows (``sigma_shift``, ``sigma_cross``) and a Fisher of ``2m``
+    gradient rows."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    m, n = shape
+
+    def rows(count: int, size: int) -> torch.Tensor:
+        return torch.randn(count, size, generator=generator, device=device, dtype=torch.float64)
+
+    weight, inputs = rows(m, n).float(), rows(2 * n, n)
+    stats = {"sigma": inputs.mT @ inputs / len(inputs)}
+    if shifted:
+        moved, grads = inputs + 0.3 * rows(2 * n, n), rows(2 * m, m)
+        stats["sigma_shift"] = moved.mT @ moved / len(moved)
+        stats["sigma_cross"] = inputs.mT @ moved / len(moved)
+        stats["fisher"] = grads.mT @ grads / len(grads)
+    return weight, stats
+
+
+def timed_solve(
+    weight: torch.Tensor, stats: dict[str, torch.Tensor], alpha: float, decomposition: str, repeats: int = 2
+) -> tuple[float, Factorization]:
+    """The best seconds of ``repeats`` calls of ``whitened_factorization`` (rank ``min(m, n) / 4``), and
+    its result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        if weight.is_cuda:
+            torch.cuda.synchronize(weight.device)
+        start = time.perf_counter()
+        result = whitened_factorization(
+            weight, min(weight.shape) // 4, **stats, alpha=alpha, decomposition=decomposition
+        )
+        if weight.is_cuda:
+            torch.cuda.synchronize(weight.device)
+        best = min(best, time.perf_counter() - start)
+    assert result is not None
+    return best, result
+
+
+def whitened_speed(device: torch.device) -> list[str]:
+    """The full SVD against the Gram route on ``device``: one line per weight and objective."""
+    shrink = CPU_SHRINK if device.type == "cpu" else 1
+    for decomposition in ("svd", "gram"):  # starts the solver libraries
+        timed_solve(*speed_problem((64, 128), device, shifted=True), 0.5, decomposition)
+    lines = []
+    for m, n in SPEED_SHAPES:
+        shape = (m // shrink, n // shrink)
+        for alpha, shifted in ((0.5, True), (0.0, False)):
+            weight, stats = speed_problem(shape, device, shifted)
+            svd, _ = timed_solve(weight, stats, alpha, "svd")
+            gram, result = timed_solve(weight, stats, alpha, "gram")
+            lines.append(
+                f"whitened {shape[0]}×{shape[1]} float32, α {alpha}{' with a Fisher' if shifted else ''}"
+                f" on {device}: svd {svd:.3f} s, gram {gram:.3f} s "
+                f"(path {result.record.paths['decomposition']}), svd/gram {svd / gram:.1f}×"
+            )
+            del weight, stats
+    if shrink > 1:
+        lines.append(f"whitened: a dry run on the CPU, each side {shrink} times smaller than on a GPU")
+    return lines
+
+
+def latency_lines(device: torch.device) -> list[str]:
+    """The latency benchmark's quick mode on ``device``, one line per configuration."""
+    return [
+        latency.line(row, prefix=f"latency {row['config']} on {device}: ")
+        + f"; whole model {row['model_ratio']:.3f}"
+        for row in latency.quick(device, repeats=DEFAULTS.repeats)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--device", default="cuda")
+    parser.add_argument(
+        "--only", action="append", choices=STEPS, help="run only this step (repeatable; default: all)"
+    )
     args = parser.parse_args(argv)
+    steps = args.only or STEPS
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print(
@@ -105,17 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    block = [
-        f"device: {name}, torch {torch.__version__}",
-        f"conformance (CUDA variants): {conformance()}",
-        f"compress: {zoo_compress(device)}",
-    ]
-    rows = latency.quick(device, repeats=DEFAULTS.repeats)
-    block += [
-        latency.line(row, prefix=f"latency {row['config']} on {device}: ")
-        + f"; whole model {row['model_ratio']:.3f}"
-        for row in rows
-    ]
+    block = [f"device: {name}, torch {torch.__version__}"]
+    if "conformance" in steps:
+        block.append(f"conformance (CUDA variants): {conformance()}")
+    if "compress" in steps:
+        block.append(f"compress: {zoo_compress(device)}")
+    if "whitened" in steps:
+        block += whitened_speed(device)
+    if "latency" in steps:
+        block += latency_lines(device)
     print("\n== gpu-check ==\n" + "\n".join(block))
     return 0
 

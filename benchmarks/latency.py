@@ -9,10 +9,10 @@ ratio, and the whole model's latency ratio.
 ``svd-llm``, and ``safe-svd+latency``: the latency allocator under a latency budget with
 ``merge_slow``) and ends with the line ``compressed layers: time ratio X, parameter ratio Y`` of
 ``safe-svd``. The full run times the Poseidon-L-shaped model of ``benchmarks.scale`` at the ranks
-each configuration chose in the last scale run (``docs/results/raw/scale.json``): the model is
-rebuilt with random weights and random factors of those shapes, since dense matrix products take
-the same time whatever the values; the whole-model ratio the scale run measured on its real
-factors is shown beside it. ``--device cuda`` times on a GPU (``scripts/gpu-check``).
+each configuration chose in the last scale run (``docs/results/raw/scale-poseidon-l.json``, or the
+older ``scale.json``): the model is rebuilt with random weights and random factors of those shapes,
+since dense matrix products take the same time whatever the values; the whole-model ratio the scale
+run measured on its real factors is shown beside it. ``--device cuda`` times on a GPU (``scripts/gpu-check``).
 """
 
 from __future__ import annotations
@@ -391,7 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
-        "--scale-rows", type=Path, default=None, help="the scale run's raw rows (default: OUT/raw/scale.json)"
+        "--scale-rows",
+        type=Path,
+        default=None,
+        help="the scale run's raw rows (default: OUT/raw/scale-poseidon-l.json, else OUT/raw/scale.json)",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -400,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = quick(device, args.repeats)
         print(line(rows[0]))
         return 0
-    raw = args.scale_rows or args.out / "raw" / "scale.json"
+    raw = args.scale_rows or scale.rows_file(args.out / "raw", "poseidon-l")
     if not raw.is_file():
         parser.error(f"{raw} is missing: run python -m benchmarks.scale first (its rows carry the ranks)")
     scale_rows = json.loads(raw.read_text())
