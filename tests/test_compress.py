@@ -119,7 +119,14 @@ def test_block_stages_take_one_pass_per_block_and_exact_one_per_layer():
         [f"blocks.{b}.{n}" for n in ("query", "key", "value", "output", "intermediate", "output_dense")]
         for b in range(3)
     ]
-    assert exact.passes["stages"] == 18 and "prefix" not in exact.passes
+    # exact: one stage per layer, query, key and value (siblings: one input) sharing one
+    assert exact.passes["stages"] == 12 and "prefix" not in exact.passes
+    assert exact.stages[:4] == [
+        ["blocks.0.query", "blocks.0.key", "blocks.0.value"],
+        ["blocks.0.output"],
+        ["blocks.0.intermediate"],
+        ["blocks.0.output_dense"],
+    ]
     assert blocks.ranks == exact.ranks  # allocation uses clean statistics only
     # the in-block approximation is measurable: both losses are finite and close
     loss_blocks, loss_exact = calibration_loss(blocks.model, data), calibration_loss(exact.model, data)

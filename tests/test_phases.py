@@ -398,3 +398,23 @@ def test_a_checkpoint_resumes_through_the_phase_that_writes_the_progress(tmp_pat
     resumed = compress(model, data, checkpoint_dir=tmp_path, **options)
     assert "after stage 2" in resumed.notes[-1] and "my-stages" in resumed.timings
     assert _digest(resumed) == _digest(reference) and resumed.records == reference.records
+
+
+class _ForeignProgress(Phase):
+    """Hands the stages a progress planned with other stages: the first stage done holds a layer
+    that the first exact stage (query, key and value) does not."""
+
+    name: ClassVar[str] = "foreign-progress"
+    reads: ClassVar[tuple[str, ...]] = ("allocation",)
+
+    def run(self, state: RunState) -> None:
+        from safesvd_core.plugin import Progress
+
+        weight = state.maps["blocks.0.output"].weight.detach()
+        state.progress = Progress(stage_index=1, factors={"blocks.0.output": (weight[:1], weight[:, :1])})
+
+
+def test_a_progress_planned_with_other_stages_is_refused():
+    phases = insert_phase(DEFAULT_PHASES, _ForeignProgress(), before="stages")
+    with pytest.raises(ConfigError, match="planned with other stages"):
+        run_plan(_job(), _plan(stage_mode="exact"), phases)

@@ -160,8 +160,10 @@ def test_block_and_layer_stages_run_every_call_of_a_rollout():
         assert result.met_budget and torch.isfinite(result.model(items[0][0])).all()
         if mode in ("block", "layer"):  # blocks run 3 times per item: no carry, a prefix pass for each block
             assert result.passes["prefix"] == 2 and result.passes["stages"] == 2
-        else:  # "auto" is exact when blocks run several times per item: one full rollout per layer
-            assert "prefix" not in result.passes and result.passes["stages"] == len(result.ranks)
+        else:  # "auto" is exact when blocks run several times per item: one full rollout per layer,
+            # query, key and value (one input) sharing one; the original's block inputs recorded once
+            assert "prefix" not in result.passes and result.passes["stages"] == len(result.ranks) - 4
+            assert result.passes["original blocks"] == 1
 
 
 def test_layer_stages_equal_exact_stages_on_one_step_batches():
@@ -170,9 +172,13 @@ def test_layer_stages_equal_exact_stages_on_one_step_batches():
     items = [(start, trajectory[:, 0]) for start, trajectory in trajectories()]
     layer = compress(model, items, ratio=0.5, stage_mode="layer", adapter_options=options)
     exact = compress(model, items, ratio=0.5, stage_mode="exact", adapter_options=options)
-    assert layer.ranks == exact.ranks and layer.passes["layer runs"] == sum(
-        r is not None for r in layer.ranks.values()
-    )
+    # one block run per factored layer, the factored ones of query, key and value (one input) sharing it
+    runs = {
+        (name.rsplit(".", 1)[0], "qkv" if name.endswith(("query", "key", "value")) else name)
+        for name, rank in layer.ranks.items()
+        if rank is not None
+    }
+    assert layer.ranks == exact.ranks and layer.passes["layer runs"] == len(runs)
     for key, value in weights(exact).items():
         torch.testing.assert_close(weights(layer)[key], value, rtol=1e-4, atol=1e-6)
 

@@ -44,6 +44,9 @@ class Probe:
     block_calls: Mapping[str, int] = attrs.field(factory=dict)
     #: Rows (flattened samples) of each layer's first call.
     rows: Mapping[str, int] = attrs.field(factory=dict)
+    #: Layer → the first layer (in call order) whose first call read the same input tensor (e.g. a
+    #: query, key and value projection read one normalised input): siblings.
+    input_groups: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def chained_blocks(self) -> bool:

@@ -15,8 +15,9 @@ from .._outputs import Probe
 
 class ProbePhase(Phase):
     """Records the forward order of the layers, how often each layer and block is called per item,
-    and the first input of each of the adapter's blocks (to tell later whether a block feeds the
-    next); checks the plan's PDE family against the adapter's field description."""
+    the first input of each of the adapter's blocks (to tell later whether a block feeds the
+    next) and which layers read one input (siblings); checks the plan's PDE family against the
+    adapter's field description."""
 
     name: ClassVar[str] = "probe"
     writes: ClassVar[tuple[str, ...]] = ("probe",)
@@ -76,6 +77,9 @@ class ProbePhase(Phase):
             rows={
                 name: int(state.maps[name].rows(inputs[0]).shape[0]) for name, inputs in layers.inputs.items()
             },
+            input_groups=input_groups(
+                layers.order, {name: calls[0] for name, calls in layers.inputs.items()}
+            ),
         )
         family = state.plan.family
         if family is not None:
@@ -85,3 +89,15 @@ class ProbePhase(Phase):
                     f"family {family.name!r} needs a field description from the adapter; none was given"
                 )
             family.check(field)
+
+
+def input_groups(order: list[str], first_inputs: dict[str, torch.Tensor]) -> dict[str, str]:
+    """Layer → the first layer in ``order`` whose first input is the same tensor (same storage,
+    offset, shape, strides and dtype)."""
+    groups: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for name in order:
+        tensor = first_inputs[name]
+        key = (tensor.data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.stride(), tensor.dtype)
+        groups[name] = seen.setdefault(key, name)
+    return groups

@@ -4,7 +4,7 @@ each with the shifted statistics of the model compressed so far; stage hooks run
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import attrs
@@ -49,7 +49,14 @@ class StagesPhase(Phase):
             plan.stage_mode if plan.stage_mode != "auto" else ("layer" if probe.chained_blocks else "exact")
         )
         progress = state.progress if state.progress is not None else Progress()
-        progress.stages = plan_stages(probe.order, self._blocks(state), mode)
+        progress.stages = plan_stages(probe.order, self._blocks(state), mode, probe.input_groups)
+        done = {name for stage in progress.stages[: progress.stage_index] for name in stage.layers}
+        if not set(progress.factors) <= done:
+            raise ConfigError(
+                f"the resumed progress holds factors of layers its first {progress.stage_index} stages "
+                "do not cover: it was planned with other stages (another safesvd version?); resume "
+                "with the version that wrote it, or start with a new checkpoint directory"
+            )
         state.progress = progress
         _restore(state)
         inputs = StageInputs(state) if plan.sequential else None
@@ -58,9 +65,11 @@ class StagesPhase(Phase):
                 state.count("stages")
             solved = [name for name in stage.layers if state.allocation.ranks[name] is not None]
             if inputs is not None and stage.block is not None and mode == "layer":
-                for name in solved:  # one block run per layer, the earlier ones already compressed
+                # one block run per layer (siblings, reading one input, share it), the earlier
+                # layers already compressed
+                for group in sibling_groups(solved, probe.input_groups):
                     state.count("layer runs")
-                    _solve(state, (name,), statistics, inputs.collect(stage, (name,)))
+                    _solve(state, group, statistics, inputs.collect(stage, group))
             else:
                 _solve(state, solved, statistics, inputs.collect(stage) if inputs is not None else {})
             if inputs is not None:
@@ -122,9 +131,16 @@ def _restore(state: RunState) -> None:
         )
 
 
-def plan_stages(order: Sequence[str], blocks: Sequence[str] | None, mode: str) -> list[Stage]:
+def plan_stages(
+    order: Sequence[str],
+    blocks: Sequence[str] | None,
+    mode: str,
+    input_groups: Mapping[str, str] | None = None,
+) -> list[Stage]:
     """Layers in forward order, grouped into one stage per block (``mode`` "auto", "block" or
-    "layer" with blocks), or one stage per layer."""
+    "layer" with blocks), or one stage per layer; with ``input_groups`` (layer → the first layer
+    reading the same input), consecutive layers outside block stages that read one input share a
+    stage (siblings: e.g. query, key and value)."""
     use_blocks = bool(blocks) and mode != "exact"
     stages: list[Stage] = []
     for name in order:
@@ -136,5 +152,25 @@ def plan_stages(order: Sequence[str], blocks: Sequence[str] | None, mode: str) -
             raise ConfigError(
                 f"the layers of block {block!r} do not run contiguously; use stage_mode='exact'"
             )
+        if (
+            block is None
+            and input_groups
+            and stages
+            and stages[-1].block is None
+            and len(sibling_groups((stages[-1].layers[-1], name), input_groups)) == 1
+        ):
+            stages[-1] = Stage((*stages[-1].layers, name), None)
+            continue
         stages.append(Stage((name,), block))
     return stages
+
+
+def sibling_groups(names: Sequence[str], input_groups: Mapping[str, str]) -> list[tuple[str, ...]]:
+    """``names`` in order, consecutive ones that read one input (``input_groups``) grouped."""
+    groups: list[tuple[str, ...]] = []
+    for name in names:
+        if groups and input_groups.get(groups[-1][-1], groups[-1][-1]) == input_groups.get(name, name):
+            groups[-1] = (*groups[-1], name)
+        else:
+            groups.append((name,))
+    return groups
