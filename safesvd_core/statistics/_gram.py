@@ -6,9 +6,10 @@ For the clean objective alone (``α = 0``, or no shifted statistics) ``T' = L L�
 side needs no root of the input covariance at all: ``M Mᵀ = S W C̃ Wᵀ Sᵀ`` with ``C̃ = C + εI``
 (one eigendecomposition per layer, as in Swift-SVD). Squaring the whitened weight squares its
 condition: the eigensolver's error is about ``size · ε₆₄ · λ₁``, so a kept component must stand
-clear of it. :data:`GRAM_FLOOR` is the check: when the smallest kept eigenvalue is below
-``GRAM_FLOOR · λ₁`` (kept singular values below ``√GRAM_FLOOR ≈ 3·10⁻⁵`` of the largest, where the
-eigenvectors lose digits) the caller takes the full SVD instead and records the fallback.
+clear of it. The check: the smallest kept eigenvalue must be at least :data:`GRAM_MARGIN` times
+that error, ``λ_k ≥ GRAM_MARGIN · size · ε₆₄ · λ₁`` (:func:`gram_floor`: 8.5·10⁻¹² for a 384-wide
+Gram matrix, 1.4·10⁻¹⁰ for 6144), so that ``λ_k`` carries at least two correct digits; otherwise
+the caller takes the full SVD instead and records the fallback.
 """
 
 from __future__ import annotations
@@ -20,16 +21,27 @@ from torch import Tensor
 
 from ..linalg._linalg import Root
 
-#: Least ratio ``λ_k / λ₁`` of the smallest kept eigenvalue of the Gram matrix to its largest.
-GRAM_FLOOR = 1e-9
+#: How many times the eigensolver's error bound ``size · ε₆₄ · λ₁`` the smallest kept eigenvalue must be.
+GRAM_MARGIN = 100.0
+
+
+def gram_floor(size: int) -> float:
+    """The least ratio ``λ_k / λ₁`` the Gram route accepts for a ``size × size`` Gram matrix."""
+    return GRAM_MARGIN * size * float(torch.finfo(torch.float64).eps)
 
 
 class GramFactors(NamedTuple):
-    """``W' = second @ first`` (not yet balanced), and the ratio ``λ_k / λ₁`` the check read."""
+    """``W' = second @ first`` (not yet balanced), the ratio ``λ_k / λ₁`` and the least one accepted."""
 
     first: Tensor
     second: Tensor
     floor_ratio: float
+    floor: float
+
+    @property
+    def accurate(self) -> bool:
+        """Whether the kept components stand clear of the eigensolver's error."""
+        return self.floor_ratio >= self.floor
 
 
 def top_eigen(gram: Tensor, rank: int) -> tuple[Tensor, Tensor]:
@@ -64,7 +76,7 @@ def gram_output_side(
     else:
         first = input_root.solve_transposed(whitened.mT @ vectors).mT
     second = vectors if sens is None else sens.solve_transposed(vectors)
-    return GramFactors(first, second, floor_ratio(values))
+    return GramFactors(first, second, floor_ratio(values), gram_floor(gram.shape[0]))
 
 
 def gram_input_side(target_weight: Tensor, rank: int, fisher: Tensor | None, input_root: Root) -> GramFactors:
@@ -76,7 +88,7 @@ def gram_input_side(target_weight: Tensor, rank: int, fisher: Tensor | None, inp
     values, vectors = top_eigen(gram, rank)
     first = input_root.solve_transposed(vectors).mT
     second = unweighted @ vectors
-    return GramFactors(first, second, floor_ratio(values))
+    return GramFactors(first, second, floor_ratio(values), gram_floor(gram.shape[0]))
 
 
 def gram_values(matrix: Tensor, covariance: Tensor | None = None) -> Tensor:

@@ -12,7 +12,7 @@ from .._deprecation import renamed
 from .._errors import ConfigError, NumericalError
 from ..kinds._interfaces import Factorization, SolveRecord
 from ..linalg._linalg import Root, jittered, psd_root, singular_values, thin_svd
-from ._gram import GRAM_FLOOR, gram_input_side, gram_output_side, gram_values
+from ._gram import gram_input_side, gram_output_side, gram_values
 
 
 class Factors(NamedTuple):
@@ -93,7 +93,7 @@ def whitened_factorization(
     the whitened weight) or ``"gram"``: one symmetric eigendecomposition of the whitened weight's
     Gram matrix on its smaller side, and, for the clean objective, no root of ``C`` at all
     (``statistics._gram``); the same minimiser, several times cheaper for wide layers. Its
-    accuracy check (``GRAM_FLOOR``) falls back to the full SVD, recorded as the path
+    accuracy check (``statistics._gram.gram_floor``) falls back to the full SVD, recorded as the path
     ``"svd-fallback"`` of ``record.paths["decomposition"]``.
     """
     out_features, in_features = _check_weight(weight)
@@ -141,7 +141,7 @@ def whitened_factorization(
                     target_weight, rank, _fisher_matrix(fisher, out_features, w, fisher_jitter), input_root
                 )
             )
-        route = "gram" if gram.floor_ratio >= GRAM_FLOOR else "svd-fallback"
+        route = "gram" if gram.accurate else "svd-fallback"
     if route == "gram":
         first, second = gram.first, gram.second
     else:
@@ -163,7 +163,7 @@ def whitened_factorization(
     paths = {"input": input_path, "fisher": fisher_path, "decomposition": route}
     jitters = {"input": input_jitter, "fisher": fisher_eps}
     note = (
-        f"Gram check failed (λ_k/λ₁ = {gram.floor_ratio:.1e} < {GRAM_FLOOR:.0e}): full SVD"
+        f"Gram check failed (λ_k/λ₁ = {gram.floor_ratio:.1e} < {gram.floor:.1e}): full SVD"
         if route == "svd-fallback"
         else ""
     )
