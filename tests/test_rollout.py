@@ -161,9 +161,9 @@ def test_block_and_layer_stages_run_every_call_of_a_rollout():
         if mode in ("block", "layer"):  # blocks run 3 times per item: no carry, a prefix pass for each block
             assert result.passes["prefix"] == 2 and result.passes["stages"] == 2
         else:  # "auto" is exact when blocks run several times per item: one full rollout per layer,
-            # query, key and value (one input) sharing one; the original's block inputs recorded once
+            # query, key and value (one input) sharing one; the original's side recorded once
             assert "prefix" not in result.passes and result.passes["stages"] == len(result.ranks) - 4
-            assert result.passes["original blocks"] == 1
+            assert result.passes["original"] == 1
 
 
 def test_layer_stages_equal_exact_stages_on_one_step_batches():
@@ -286,3 +286,17 @@ def test_refinement_brings_the_compressed_model_closer_to_the_original_on_calibr
         again = compress(model, items, ratio=0.4, refine_epochs=5, refine_lr=1e-3, adapter_options=options)
     assert_identical(refined, again)  # deterministic
     assert all(parameter.requires_grad for parameter in refined.model.parameters())  # the flags are restored
+
+
+def test_exact_stages_on_the_recorded_original_equal_running_it(monkeypatch):
+    import safesvd_core.run.phases._original_inputs as original_inputs
+
+    model, items = small_transformer(depth=2), trajectories(steps=3)
+    options = {"block_names": model.block_names(), "include": ["blocks.*"]}
+    recorded = compress(model, items, ratio=0.5, adapter_options=options)
+    monkeypatch.setattr(original_inputs, "ORIGINAL_CACHE_BYTES", 0)
+    running = compress(model, items, ratio=0.5, adapter_options=options)
+    assert recorded.passes["original"] == 1 and "original" not in running.passes
+    assert recorded.passes["stages"] == running.passes["stages"]
+    for key, value in weights(running).items():
+        assert torch.equal(weights(recorded)[key], value), key

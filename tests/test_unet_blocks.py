@@ -75,3 +75,19 @@ def test_a_container_named_as_a_block_is_refused_with_its_children(setting, name
         rf"e\.g\. {children}",
     ):
         compress(model, batches, ratio=0.5, adapter_options={"block_names": names})
+
+
+def test_the_recorded_original_gives_the_same_factors_as_running_it(setting, monkeypatch):
+    """Prefix passes and the stages of layers outside blocks read the original's recorded side;
+    without the record (over its cap, noted) the original runs per stage: the same bits."""
+    import safesvd_core.run.phases._original_inputs as original_inputs
+
+    model, batches = setting
+    recorded = compress(model, batches, ratio=0.8, adapter_options={"block_names": BLOCKS})
+    monkeypatch.setattr(original_inputs, "ORIGINAL_CACHE_BYTES", 0)
+    running = compress(model, batches, ratio=0.8, adapter_options={"block_names": BLOCKS})
+    assert recorded.passes["original"] == 1 and "original" not in running.passes
+    assert any("recorded inputs exceed" in note for note in running.notes)
+    assert recorded.passes["prefix"] == running.passes["prefix"] >= 3
+    for key, value in running.model.state_dict().items():
+        assert torch.equal(recorded.model.state_dict()[key], value), key

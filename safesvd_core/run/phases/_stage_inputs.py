@@ -6,16 +6,14 @@ approximation). The cache is carried from a block to the next when each block ru
 item and the next one reads its output (checked against the probe); otherwise a *prefix* pass
 runs both models up to the block's last call (a rollout calls every block K times, and its later
 calls depend on the whole model's earlier predictions). An *exact* stage is one layer, its
-inputs taken by passes of both models that stop right after the layer's last call. The original
-model's side of an exact stage does not change from stage to stage: when the adapter names blocks,
-one pass records the original's block inputs (kept while under :data:`ORIGINAL_CACHE_BYTES`) and an
-exact stage inside a block runs that block alone on them, the same rows bit for bit.
+inputs taken by passes of the compressed model that stop right after the layer's last call. The
+original model's side of both comes from one recorded pass (:mod:`._original_inputs`) when the
+record fits; otherwise the original runs alongside.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -26,14 +24,7 @@ from ...model._capture import BlockRecorder, LayerRecorder, run_until_stopped
 from ...statistics._statistics import CalibrationStatistics, EstimatorFactory
 from .._job import RunState
 from .._outputs import Stage
-
-#: The positional and keyword arguments of one block call.
-BlockCall = tuple[tuple[Any, ...], dict[str, Any]]
-#: Every call of a block for one item.
-ItemCalls = list[BlockCall]
-#: The most bytes of the original model's block inputs kept for exact stages; above it, each exact
-#: stage runs the original model as well (noted in the run's notes).
-ORIGINAL_CACHE_BYTES = 2**30
+from ._original_inputs import ItemCalls, OriginalInputs, owning_block
 
 
 class StageInputs:
@@ -45,7 +36,9 @@ class StageInputs:
         self.cache_block: str | None = None  # block whose inputs are cached
         self.clean_inputs: list[ItemCalls] = []  # per item
         self.shift_inputs: list[ItemCalls] = []
-        self.original_blocks: dict[str, list[ItemCalls]] | None = None  # exact stages: block → per item
+        blocks = state.job.adapter.blocks(state.job.model) or []
+        self.blocks = blocks
+        self.original = OriginalInputs(state, blocks) if _worth_recording(state, blocks) else None
 
     def collect(self, stage: Stage, layers: tuple[str, ...] | None = None) -> dict[str, dict[str, Tensor]]:
         """Layer → the plan's shifted statistics of ``layers`` (default: every layer of ``stage``),
@@ -59,20 +52,17 @@ class StageInputs:
         calls = {name: probe.calls[name] for name in names}
         if stage.block is not None:
             self._ensure_block_inputs(stage.block)
-        cached = self._original_block(names) if stage.block is None else None
+        recorded = self._recorded_clean(names) if stage.block is None else None
         with torch.no_grad():
             for index, item in enumerate(job.batches):
-                clean_stop = None if stage.block or cached else calls
-                clean_rec = LayerRecorder(job.original, names, stop_after=clean_stop)
+                clean_rec = LayerRecorder(job.original, names, stop_after=None if stage.block else calls)
                 shift_rec = LayerRecorder(job.model, names, stop_after=None if stage.block else calls)
                 if stage.block is None:
-                    with clean_rec.attached():
-                        if cached is not None:
-                            _run_block(
-                                job.original.get_submodule(cached), self.original_blocks[cached][index]
-                            )
-                        else:
+                    clean_inputs = recorded(index) if recorded is not None else None
+                    if clean_inputs is None:
+                        with clean_rec.attached():
                             run_until_stopped(source.run, job.adapter, job.original, item)
+                        clean_inputs = clean_rec.inputs
                     with shift_rec.attached():
                         run_until_stopped(source.run, job.adapter, job.model, item)
                 else:
@@ -82,9 +72,10 @@ class StageInputs:
                     ):
                         with recorder.attached():
                             _run_block(model.get_submodule(stage.block), inputs[index])
+                    clean_inputs = clean_rec.inputs
                 domain = job.adapter.domain(source.first_batch(job.adapter, item))
                 for name in names:
-                    clean_calls, shift_calls = clean_rec.inputs[name], shift_rec.inputs[name]
+                    clean_calls, shift_calls = clean_inputs[name], shift_rec.inputs[name]
                     if len(clean_calls) != len(shift_calls):
                         raise SafeSVDError(
                             f"layer {name!r} ran {len(clean_calls)} times in the original and "
@@ -102,53 +93,40 @@ class StageInputs:
         job.reducer.reduce(stats)
         return {name: stats.layer(name) for name in names}
 
-    def _original_block(self, names: tuple[str, ...]) -> str | None:
-        """The block owning every layer of an exact stage when the original's block inputs are
-        cached (recorded on first use), else None: the original then runs up to the layers."""
-        blocks = self.state.job.adapter.blocks(self.state.job.model) or []
-        owners = {owning_block(name, blocks) for name in names}
-        if len(owners) != 1 or None in owners:
+    def _recorded_clean(self, names: tuple[str, ...]):
+        """For an exact stage: item index → the original's inputs of ``names`` from the record (its
+        block run alone on the recorded calls, or the recorded inputs of layers outside blocks), or
+        None where the original must run up to the layers."""
+        if self.original is None:
             return None
-        if self.original_blocks is None:
-            self.original_blocks = self._record_original(blocks)
-        block = owners.pop()
-        return block if block in self.original_blocks else None
+        owners = {owning_block(name, self.blocks) for name in names}
+        if owners == {None}:
+            inputs = self.original.layer_inputs(names)
+            return None if inputs is None else inputs.__getitem__
+        calls = self.original.block_calls(owners.pop()) if len(owners) == 1 else None
+        if calls is None:
+            return None
+        block = self.state.job.original.get_submodule(owning_block(names[0], self.blocks))
 
-    def _record_original(self, blocks: list[str]) -> dict[str, list[ItemCalls]]:
-        """One pass of the original over the items recording every block's calls (none kept when
-        they exceed :data:`ORIGINAL_CACHE_BYTES`, or a block runs unlike on the first item)."""
-        state = self.state
-        job, source, probe = state.job, state.source, state.need("probe", "stages")
-        kept: dict[str, list[ItemCalls]] = {block: [] for block in blocks if block in probe.block_calls}
-        size = 0
-        with torch.no_grad():
-            for item in job.batches:
-                recorder = BlockRecorder(job.original, list(kept))
-                with recorder.attached():
-                    source.run(job.adapter, job.original, item)
-                for block, calls in recorder.calls.items():
-                    if len(calls) != probe.block_calls[block]:
-                        return {}
-                    kept[block].append(calls)
-                    size += sum(_bytes(call) for call in calls)
-                if size > ORIGINAL_CACHE_BYTES:
-                    state.log.notes.append(
-                        f"the original model's block inputs exceed {ORIGINAL_CACHE_BYTES / 2**30:.0f} GiB: "
-                        "each exact stage runs the original model as well"
-                    )
-                    return {}
-        state.count("original blocks")
-        return kept
+        def run(index: int) -> dict[str, list[Tensor]]:
+            recorder = LayerRecorder(self.state.job.original, names)
+            with recorder.attached():
+                _run_block(block, calls[index])
+            return recorder.inputs
+
+        return run
 
     def _ensure_block_inputs(self, block: str) -> None:
         if self.cache_block == block:
             return
         job, source = self.state.job, self.state.source
         calls = self.state.need("probe", "stages").block_calls[block]
-        self.clean_inputs, self.shift_inputs = [], []
+        recorded = self.original.block_calls(block) if self.original is not None else None
+        self.clean_inputs, self.shift_inputs = ([], []) if recorded is None else (recorded, [])
+        models = ((job.original, self.clean_inputs),) if recorded is None else ()
         with torch.no_grad():
             for item in job.batches:
-                for model, store in ((job.original, self.clean_inputs), (job.model, self.shift_inputs)):
+                for model, store in (*models, (job.model, self.shift_inputs)):
                     recorder = BlockRecorder(model, [block], stop_at=block, stop_after=calls)
                     with recorder.attached():
                         run_until_stopped(source.run, job.adapter, model, item)
@@ -212,18 +190,13 @@ def _run_block(block: nn.Module, calls: ItemCalls) -> None:
         block(*args, **kwargs)
 
 
-def owning_block(layer: str, blocks: Sequence[str]) -> str | None:
-    """The innermost block whose name prefixes ``layer``, if any."""
-    owners = [block for block in blocks if layer.startswith(block + ".")]
-    return max(owners, key=len) if owners else None
-
-
-def _bytes(value: Any) -> int:
-    """Bytes of the tensors in a recorded call (nested tuples, lists and dicts)."""
-    if isinstance(value, Tensor):
-        return value.numel() * value.element_size()
-    if isinstance(value, (tuple, list)):
-        return sum(_bytes(item) for item in value)
-    if isinstance(value, dict):
-        return sum(_bytes(item) for item in value.values())
-    return 0
+def _worth_recording(state: RunState, blocks: Sequence[str]) -> bool:
+    """Whether the stages will read the original more than once: exact stages (no blocks, layers
+    outside them, or the exact mode), or blocks whose inputs are not carried from block to block."""
+    probe = state.need("probe", "stages")
+    return bool(
+        not blocks
+        or state.plan.stage_mode == "exact"
+        or not probe.chained_blocks
+        or any(owning_block(name, blocks) is None for name in probe.order)
+    )
