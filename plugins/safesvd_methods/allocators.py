@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Callable, Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
-from safesvd_core.plugin import Allocator, BudgetError, LayerCandidate, unit_interval
+from safesvd_core.plugin import (
+    Allocator,
+    BudgetError,
+    ConfigError,
+    LatencyProfile,
+    LayerCandidate,
+    Timing,
+    unit_interval,
+)
+
+#: The multiples ``rank_multiple="auto"`` chooses from, smallest first.
+RANK_MULTIPLES = (1, 8, 16, 32, 64)
+#: ``"auto"`` takes the smallest multiple whose measured time is within this share of the best one's.
+AUTO_TOLERANCE = 0.05
+#: ``"auto"`` measures the (at most) this many shapes that hold the most factored weights.
+AUTO_SHAPES = 3
 
 
 def layer_cost(layer: LayerCandidate, rank: int | None) -> int:
@@ -65,30 +82,105 @@ def greedy_fill(
     step_cost: Callable[[LayerCandidate], float] = lambda layer: layer.params_per_rank,
     tie_break: Callable[[LayerCandidate], float] = lambda layer: 0.0,
     admit: Callable[[LayerCandidate, int, int | None], bool] | None = None,
+    multiple: int = 1,
 ) -> dict[str, int | None]:
     """From ``ranks`` (``spent`` weights), add components by ``s_i² / step_cost(layer)`` while the
     weights fit ``budget`` (and ``admit(layer, rank, new_rank)`` agrees); a layer reaching its
     break-even rank goes dense. Ties by ``tie_break(layer)`` (smaller first), then layer order and
-    component index: deterministic."""
+    component index: deterministic. With ``multiple`` q > 1 a step takes a layer to the next
+    multiple of q (q components, fewer from a rank that is not a multiple or up to break-even),
+    scored by its components' mean ``s_i² / step_cost(layer)``."""
     candidates = []
     for layer in layers:
         if ranks[layer.name] is None:
             continue
-        energy = layer.spectrum.double() ** 2 / step_cost(layer)
+        energy = (layer.spectrum.double() ** 2 / step_cost(layer)).tolist()
         tie = tie_break(layer)
-        for index in range(ranks[layer.name], layer.break_even_rank):
-            candidates.append((-float(energy[index]), tie, layer.order, index, layer))
+        start = ranks[layer.name]
+        while start < layer.break_even_rank:
+            end = min((start // multiple + 1) * multiple, layer.break_even_rank)
+            candidates.append(
+                (-math.fsum(energy[start:end]) / (end - start), tie, layer.order, start, end, layer)
+            )
+            start = end
     candidates.sort(key=lambda item: item[:4])
-    for _, _, _, index, layer in candidates:
+    for _, _, _, start, end, layer in candidates:
         rank = ranks[layer.name]
-        if rank is None or rank != index:
+        if rank is None or rank != start:
             continue
-        new_rank: int | None = None if index + 1 >= layer.break_even_rank else index + 1
+        new_rank: int | None = None if end >= layer.break_even_rank else end
         extra = layer_cost(layer, new_rank) - layer_cost(layer, rank)
         if spent + extra <= budget and (admit is None or admit(layer, rank, new_rank)):
             ranks[layer.name] = new_rank
             spent += extra
     return ranks
+
+
+def rank_multiple_value(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """``None``, an integer ≥ 1 or ``"auto"``."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return
+    raise ConfigError(
+        f"{type(instance).name} {attribute.name} must be None, an integer ≥ 1 or 'auto', got {value!r}"
+    )
+
+
+def round_down(ranks: Mapping[str, int | None], multiple: int, min_rank: int) -> dict[str, int | None]:
+    """Each rank down to a multiple of ``multiple``; one whose multiple below is under ``min_rank``
+    (e.g. a rank below ``multiple``) stays as it is."""
+    rounded: dict[str, int | None] = {}
+    for name, rank in ranks.items():
+        down = None if rank is None else rank // multiple * multiple
+        rounded[name] = rank if down is None or down < min_rank else down
+    return rounded
+
+
+def measured_multiple(
+    layers: Sequence[LayerCandidate], ranks: Mapping[str, int | None], measure: Timing
+) -> int:
+    """The smallest of :data:`RANK_MULTIPLES` whose time per component is within
+    :data:`AUTO_TOLERANCE` of the best one's, by ``measure(out, in, rows, rank)`` (seconds of one
+    call at exactly that rank). Measured on the :data:`AUTO_SHAPES` shapes that hold the most
+    factored weights in ``ranks``, each near a typical rank (its median factored rank): at the odd
+    multiple of q nearest it (a multiple of q but not of 2q, so that q is not credited with a larger
+    multiple's speed; for q = 1 an odd rank, as unrounded ranks are), each shape's time per
+    component weighted by its summed rank."""
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for layer in layers:
+        rank = ranks[layer.name]
+        if rank is not None:
+            shape = (layer.out_features, layer.in_features, max(layer.rows, 1))
+            groups.setdefault(shape, []).append(rank)
+    if not groups:
+        return 1
+    heaviest = sorted(groups.items(), key=lambda item: (-sum(item[1]) * (item[0][0] + item[0][1]), item[0]))
+    scores = {}
+    for multiple in RANK_MULTIPLES:
+        score = 0.0
+        for (out, inputs, rows), group in heaviest[:AUTO_SHAPES]:
+            typical = statistics.median_low(group)
+            rank = min(multiple * (2 * max(0, round((typical / multiple - 1) / 2)) + 1), out, inputs)
+            score += sum(group) * measure(out, inputs, rows, rank) / rank
+        scores[multiple] = score
+    best = min(scores.values())
+    return next(q for q in RANK_MULTIPLES if scores[q] <= (1 + AUTO_TOLERANCE) * best)
+
+
+def resolve_multiple(
+    rank_multiple: int | str | None,
+    layers: Sequence[LayerCandidate],
+    ranks: Mapping[str, int | None],
+    measure: Timing | None = None,
+) -> int:
+    """The multiple ``rank_multiple`` stands for: 1 for ``None``, measured for ``"auto"`` (by
+    ``measure``, default the cached :class:`LatencyProfile` of the layers' device and dtype)."""
+    if rank_multiple is None or not layers:
+        return 1
+    if rank_multiple == "auto":
+        return measured_multiple(layers, ranks, measure or LatencyProfile.of(layers[0]).measure)
+    return int(rank_multiple)
 
 
 @attrs.frozen(kw_only=True)
@@ -100,17 +192,33 @@ class GreedyAllocator(Allocator):
     ``uniform_floor`` (beyond the paper, a stability-aware option): before the greedy, every layer
     gets ``uniform_floor`` × the parameter fraction a uniform allocation would give it, so that no
     layer is cut to almost nothing (a rollout feeds every layer's error back in); 0 is the plain greedy.
+
+    ``rank_multiple`` (beyond the paper, for speed: matrix kernels run faster on aligned sizes):
+    ``None`` (default) keeps the greedy's ranks; an integer q rounds them after the greedy: each
+    factored rank goes down to a multiple of q, then the freed weights are spent again greedily in
+    steps to the next multiple (by the mean ``s_i² / (m + n)`` of the step's components), within
+    the budget; a step reaching the break-even rank turns the layer dense. A rank whose multiple
+    below is under ``min_rank`` (a rank below q) rounds up to the multiple above only when that
+    step is taken, else it stays as it is: the one exception to "every factored rank a multiple of
+    q". ``"auto"``: q measured on the layers' device (:func:`measured_multiple`, cached by
+    :class:`LatencyProfile`). Rounded ranks may fall below the ``uniform_floor`` by less than q.
     """
 
     name: ClassVar[str] = "greedy"
 
     uniform_floor: float = attrs.field(default=0.0, validator=unit_interval)
+    rank_multiple: int | str | None = attrs.field(default=None, validator=rank_multiple_value)
 
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
         ranks, spent = minimum_ranks(layers, self.min_rank, budget)
         if self.uniform_floor > 0:
             ranks, spent = self._floor(layers, ranks, budget)
-        return greedy_fill(layers, ranks, spent, budget)
+        ranks = greedy_fill(layers, ranks, spent, budget)
+        multiple = resolve_multiple(self.rank_multiple, layers, ranks)
+        if multiple == 1:
+            return ranks
+        rounded = round_down(ranks, multiple, self.min_rank)
+        return greedy_fill(layers, rounded, total_cost(layers, rounded), budget, multiple=multiple)
 
     def _floor(
         self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None], budget: int

@@ -13,12 +13,17 @@ rank: ``t(k) = t(1) + (k − 1) · τ`` with ``τ`` the time of one more compone
 
 When time is proportional to parameters both modes take components in the greedy's order, so
 the allocation is the greedy's while the latency budget does not bind.
+
+``rank_multiple`` rounds the ranks as the greedy's option does (``GreedyAllocator``): down to a
+multiple of q, then the freed weights spent again in steps to the next multiple, by the same cost,
+within the parameter budget and the latency budget; ``"auto"`` measures q with the injected
+``timing`` when there is one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import attrs
 
@@ -33,7 +38,14 @@ from safesvd_core.plugin import (
     positive_int,
 )
 
-from .allocators import greedy_fill, minimum_ranks
+from .allocators import (
+    greedy_fill,
+    minimum_ranks,
+    rank_multiple_value,
+    resolve_multiple,
+    round_down,
+    total_cost,
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -41,13 +53,15 @@ class LatencyAllocator(Allocator):
     """Options: ``latency_ratio`` (None: the parameter budget alone, latency the tie-break),
     ``repeats`` (timed calls per measured point), ``timing`` (an injected cost model
     ``(out, in, rows, rank or None) -> seconds`` of one call; default: a cached
-    :class:`LatencyProfile` of the layers' device and dtype)."""
+    :class:`LatencyProfile` of the layers' device and dtype), ``rank_multiple`` (None, an integer
+    or ``"auto"``: the greedy's rounding of the ranks, module docstring)."""
 
     name: ClassVar[str] = "latency"
 
     latency_ratio: float | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
     repeats: int = attrs.field(default=DEFAULTS.repeats, validator=positive_int)
     timing: Timing | None = attrs.field(default=None, eq=False, repr=False)
+    rank_multiple: int | str | None = attrs.field(default=None, validator=rank_multiple_value)
 
     def _timing(self, layers: Sequence[LayerCandidate]) -> Timing:
         if self.timing is not None:
@@ -75,13 +89,9 @@ class LatencyAllocator(Allocator):
         ranks, spent = minimum_ranks(layers, self.min_rank, budget)
         steps = {layer.name: self.step_seconds(timing, layer) for layer in layers}
         if self.latency_ratio is None:
-            return greedy_fill(
-                layers,
-                ranks,
-                spent,
-                budget,
-                tie_break=lambda layer: steps[layer.name] / layer.params_per_rank,
-            )
+            tie = lambda layer: steps[layer.name] / layer.params_per_rank  # noqa: E731
+            ranks = greedy_fill(layers, ranks, spent, budget, tie_break=tie)
+            return self._rounded(timing, layers, ranks, budget, None, tie_break=tie)
         limit = self.latency_ratio * sum(self.seconds(timing, layer, None) for layer in layers)
         used = sum(self.seconds(timing, layer, ranks[layer.name]) for layer in layers)
         if used > limit:
@@ -91,7 +101,42 @@ class LatencyAllocator(Allocator):
                 "dense time; raise latency_ratio or lower min_rank"
             )
         free_params, free_seconds = max(budget - spent, 1), max(limit - used, 1e-300)
-        clock = [used]
+        cost = lambda layer: layer.params_per_rank / free_params + steps[layer.name] / free_seconds  # noqa: E731
+        admit = self._admit(timing, layers, ranks, limit)
+        ranks = greedy_fill(layers, ranks, spent, budget, admit=admit, step_cost=cost)
+        return self._rounded(timing, layers, ranks, budget, limit, step_cost=cost)
+
+    def _rounded(
+        self,
+        timing: Timing,
+        layers: Sequence[LayerCandidate],
+        ranks: dict[str, int | None],
+        budget: int,
+        limit: float | None,
+        **fill: Any,
+    ) -> dict[str, int | None]:
+        """``ranks`` rounded to ``rank_multiple`` and filled again in its steps with the same
+        ``greedy_fill`` options, within the latency ``limit`` when there is one."""
+        multiple = self._multiple(timing, layers, ranks)
+        if multiple == 1:
+            return ranks
+        rounded = round_down(ranks, multiple, self.min_rank)
+        if limit is not None:
+            fill["admit"] = self._admit(timing, layers, rounded, limit)
+        return greedy_fill(layers, rounded, total_cost(layers, rounded), budget, multiple=multiple, **fill)
+
+    def _multiple(
+        self, timing: Timing, layers: Sequence[LayerCandidate], ranks: dict[str, int | None]
+    ) -> int:
+        """``rank_multiple`` as a number; ``"auto"`` measures exact ranks (a profile's, not interpolated)."""
+        measure = timing.measure if isinstance(timing, LatencyProfile) else timing
+        return resolve_multiple(self.rank_multiple, layers, ranks, measure)
+
+    def _admit(
+        self, timing: Timing, layers: Sequence[LayerCandidate], ranks: dict[str, int | None], limit: float
+    ) -> Callable[[LayerCandidate, int, int | None], bool]:
+        """A step's admission under the latency budget ``limit``, its clock started at ``ranks``' time."""
+        clock = [sum(self.seconds(timing, layer, ranks[layer.name]) for layer in layers)]
 
         def admit(layer: LayerCandidate, rank: int, new_rank: int | None) -> bool:
             extra = self.seconds(timing, layer, new_rank) - self.seconds(timing, layer, rank)
@@ -100,11 +145,4 @@ class LatencyAllocator(Allocator):
             clock[0] += extra
             return True
 
-        return greedy_fill(
-            layers,
-            ranks,
-            spent,
-            budget,
-            admit=admit,
-            step_cost=lambda layer: layer.params_per_rank / free_params + steps[layer.name] / free_seconds,
-        )
+        return admit
