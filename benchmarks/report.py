@@ -168,7 +168,7 @@ def ablation(rows: list[dict[str, Any]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cost(rows: list[dict[str, Any]], command: str) -> str:
+def cost(rows: list[dict[str, Any]], command: str, rollout_rows: list[dict[str, Any]] | None = None) -> str:
     lines = [header("Cost: compression time, memory, passes, inference latency", command)]
     ok = _ok(rows)
     reference = {
@@ -200,7 +200,52 @@ def cost(rows: list[dict[str, Any]], command: str) -> str:
     lines.append("\n## Targets\n")
     for model, group in groups.items():
         lines += _cost_targets(model, [row for row in group if row["recipe"] == OURS], reference)
+    lines += rollout_cost(rollout_rows or [])
     return "\n".join(lines) + "\n"
+
+
+#: The target on the rollout calibration's cost: safe-svd's time at most this × svd-llm's.
+ROLLOUT_COST_TARGET = 3.0
+
+
+def rollout_cost(rows: list[dict[str, Any]]) -> list[str]:
+    """The cost of the default calibration on trajectories, from the rollout benchmark's rows:
+    ``safe-svd`` on rollouts against ``svd-llm`` on the same trajectories' pairs, means over the
+    calibration sets, with the ≤ 3× target."""
+    ok = [row for row in rows if "error" not in row and row["recipe"] in (OURS, REFERENCE_COST)]
+    if not ok:
+        return []
+    lines = [
+        "\n## Calibration on trajectories (the default)\n",
+        f"The rollout benchmark's runs (`rollout.md`: {ok[0]['samples']} trajectories × {ok[0]['steps']} "
+        f"steps per calibration set, one thread, each in a fresh process): `{OURS}` with its defaults "
+        f"(rollout calibration, exact stages) against `{REFERENCE_COST}` on the same trajectories' "
+        "teacher-forced one-step pairs; wall seconds of `compress`, means over the calibration sets "
+        "(the ratio: of the means).\n",
+        f"| ratio | {OURS} (s) | {REFERENCE_COST} (s) | × {REFERENCE_COST} | {OURS} passes |",
+        "|---|---|---|---|---|",
+    ]
+    targets = []
+    for ratio in sorted({row["ratio"] for row in ok}, reverse=True):
+        times = {
+            recipe: [row["seconds"] for row in ok if row["recipe"] == recipe and row["ratio"] == ratio]
+            for recipe in (OURS, REFERENCE_COST)
+        }
+        if not all(times.values()):
+            continue
+        ours, theirs = (sum(times[r]) / len(times[r]) for r in (OURS, REFERENCE_COST))
+        passes = next(row["passes"] for row in ok if row["recipe"] == OURS and row["ratio"] == ratio)
+        lines.append(
+            f"| {ratio} | {ours:.2f} | {theirs:.2f} | {ours / theirs:.2f} | "
+            + ", ".join(f"{k} {v}" for k, v in passes.items())
+            + " |"
+        )
+        targets.append(
+            f"- rollout calibration, ratio {ratio}: {OURS} takes {ours / theirs:.2f}× the time of "
+            f"{REFERENCE_COST} (target ≤ {ROLLOUT_COST_TARGET:g}×): "
+            f"**{'met' if ours / theirs <= ROLLOUT_COST_TARGET else 'MISSED'}**"
+        )
+    return [*lines, "\n### Targets\n", *targets]
 
 
 def _cost_targets(
@@ -218,8 +263,8 @@ def _cost_targets(
         stages, blocks, loose = row["passes"].get("stages"), row["blocks"], row["loose_layers"]
         out.append(
             f"- `{model}`, stage passes: {stages} for {blocks} blocks, {loose} layers outside them and "
-            f"{len(row['layer_order'])} layers in all (target = blocks + layers outside them): "
-            f"**{'met' if stages == blocks + loose else 'MISSED'}**"
+            f"{len(row['layer_order'])} layers in all (target ≤ blocks + layers outside them: a stage "
+            f"whose layers all stay dense takes none): **{'met' if stages <= blocks + loose else 'MISSED'}**"
         )
     for row in ours:
         if row["ratio"] <= 0.6:

@@ -133,6 +133,7 @@ def render(out: Path, command: str) -> None:
         rollout_report.copy_changes(rows, copy_losses()) if any("error" not in row for row in rows) else None
     )
     (out / "rollout.md").write_text(rollout_report.page(rows, ablation_rows, command, images, copy))
+    (out / "cost.md").write_text(report.cost(_saved(out, "fidelity"), command, rows))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -286,3 +286,13 @@ def test_unreachable_ratio_is_refused_before_any_calibration_pass():
     with pytest.raises(BudgetError, match="no ratio below"):
         compress(model, small_data(), ratio=0.01)
     assert calls["forward"] == 0
+
+
+def test_a_stage_whose_layers_all_stay_dense_takes_no_pass():
+    model = small_transformer(depth=2)
+    options = {"block_names": model.block_names(), "include": ["blocks.*"]}
+    result = compress(model, small_data(), ratio=0.95, adapter_options=options, stage_mode="exact")
+    dense = {name for name, rank in result.ranks.items() if rank is None}
+    assert dense, "the case needs a layer kept dense"
+    with_factors = [stage for stage in result.stages if set(stage) - dense]
+    assert result.passes["stages"] == len(with_factors) < len(result.stages)

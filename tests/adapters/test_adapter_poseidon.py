@@ -112,7 +112,10 @@ def test_compress_at_04_one_stage_pass_per_block_and_per_layer_outside_blocks(mo
     result = compress(model, data, ratio=0.4, adapter=ad)
     assert_compressed(result, ad.predict(result.model, data[0]), (2, 4, 64, 64), ratio=0.4)
     assert result.met_budget and len(result.ranks) == 213
-    assert result.passes["stages"] == len(result.stages) == len(blocks) + len(outside) == 47
+    assert len(result.stages) == len(blocks) + len(outside) == 47
+    # one pass per stage with a factored layer (a stage whose layers all stay dense takes none)
+    with_factors = [stage for stage in result.stages if any(result.ranks[name] for name in stage)]
+    assert result.passes["stages"] == len(with_factors)
     assert {"residual_blocks.0.0.pwconv1", "residual_blocks.0.0.pwconv2"} <= set(result.ranks)
 
 

@@ -61,9 +61,9 @@ class StagesPhase(Phase):
         _restore(state)
         inputs = StageInputs(state) if plan.sequential else None
         for stage in tqdm(progress.stages[progress.stage_index :], desc="stages", disable=not job.progress):
-            if inputs is not None:
-                state.count("stages")
             solved = [name for name in stage.layers if state.allocation.ranks[name] is not None]
+            if inputs is not None and solved:  # a stage whose layers all stay dense takes no pass
+                state.count("stages")
             if inputs is not None and stage.block is not None and mode == "layer":
                 # one block run per layer (siblings, reading one input, share it), the earlier
                 # layers already compressed
@@ -71,7 +71,8 @@ class StagesPhase(Phase):
                     state.count("layer runs")
                     _solve(state, group, statistics, inputs.collect(stage, group))
             else:
-                _solve(state, solved, statistics, inputs.collect(stage) if inputs is not None else {})
+                shifted = inputs.collect(stage, tuple(solved)) if inputs is not None and solved else {}
+                _solve(state, solved, statistics, shifted)
             if inputs is not None:
                 inputs.advance(stage)
             progress.stage_index += 1
