@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import attrs
 
 from safesvd_core.plugin import (
+    DECOMPOSITIONS,
     DEFAULTS,
     Allocator,
     CompressionJob,
@@ -96,15 +97,17 @@ class FWSVD(BaselineRecipe):
 @attrs.frozen(kw_only=True)
 class SVDLLM(BaselineRecipe):
     """``svd-llm``: truncation-aware whitening, ``H = L Lᵀ`` (float64 Cholesky), ``W' = [W L]_k L⁻¹``,
-    with the full SVD of ``W L``, as the method is published (not safesvd's Gram route)."""
+    with the full SVD of ``W L``, as the method is published (``decomposition="svd"``, the default;
+    ``"gram"`` gives it safesvd's Gram route: the same minimiser, for comparing costs)."""
 
     name: ClassVar[str] = "svd-llm"
     estimators: ClassVar[tuple[str, ...]] = ("clean-covariance",)
     jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    decomposition: str = attrs.field(default="svd", validator=one_of(DECOMPOSITIONS))
 
     def solver(self) -> Solver:
         return registry("solver").create(
-            "whitened", alpha=0.0, sensitivity=False, jitter=self.jitter, decomposition="svd"
+            "whitened", alpha=0.0, sensitivity=False, jitter=self.jitter, decomposition=self.decomposition
         )
 
 

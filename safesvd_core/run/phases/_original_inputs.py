@@ -50,6 +50,19 @@ class OriginalInputs:
         items = len(self.state.job.batches)
         return [{name: self._inputs[name][index] for name in names} for index in range(items)]
 
+    def done(self, layers: Sequence[str]) -> None:
+        """After a stage of ``layers``: drop what no later stage reads, the inputs of those outside
+        blocks and the calls of the blocks before theirs (stages run in forward order)."""
+        if not self._calls and not self._inputs:
+            return
+        for name in layers:
+            self._inputs.pop(name, None)
+        owner = owning_block(layers[-1], self.blocks) if layers else None
+        order = self.state.need("probe", "stages").block_order
+        if owner in order:
+            for block in order[: order.index(owner)]:
+                self._calls.pop(block, None)
+
     def _ensure(self) -> None:
         if self._calls is None:
             self._calls, self._inputs = self._record()

@@ -140,7 +140,10 @@ class StageInputs:
         self.cache_block = block
 
     def advance(self, stage: Stage) -> None:
-        """After ``stage`` is solved: move the block-input caches to the next block of the chain."""
+        """After ``stage`` is solved: move the block-input caches to the next block of the chain
+        (and drop the recorded original inputs no later stage reads)."""
+        if self.original is not None:
+            self.original.done(stage.layers)
         if (
             stage.block is None or self.cache_block != stage.block
         ):  # an exact stage, or a block whose layers all stay dense
