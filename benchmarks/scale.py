@@ -307,7 +307,7 @@ def _table(rows: list[dict[str, Any]], batch: int) -> list[str]:
         ),
         ("clean statistics spilled to disk", lambda r: f"{r['spilled_gib']:.1f} GiB"),
         (
-            "layers factored / left the Cholesky path",
+            "layers factored / fallbacks (Cholesky → eigen, Gram → full SVD)",
             lambda r: f"{r['solved']} of {r['layers']} / {r['fallbacks']}",
         ),
         (
@@ -408,7 +408,9 @@ def _section(shape: str, rows: list[dict[str, Any]]) -> list[str]:
         f"{POSEIDON_NOTES.get(shape, '')}. {first['layers']} compressible layers, "
         f"{first['blocks']} blocks (`ScOTLayer`s and `ConvNeXtBlock`s). Calibration: {run['samples']} "
         f"compressible-Euler samples at {first['image_size']}², batches of {first['batch']}. `{OURS}` uses "
-        f"the `euler-compressible` family{lam}; `safe-svd+latency` is the same recipe with "
+        f'the `euler-compressible` family{lam} and the Gram route (`decomposition="gram"`), `{REFERENCE}` '
+        "the full SVD as published; `svd-llm+gram` is svd-llm with the same Gram route (the same "
+        "minimiser); `safe-svd+latency` is safe-svd with "
         f'`allocator="latency"`, `allocator_options={{"latency_ratio": {LATENCY_RATIO}}}` and '
         f"`merge_slow=True` (per-layer times: `latency.md`). Ratio {run['ratio']}; every recipe's clean "
         f"statistics capped at {run['memory']} in memory and spilled to disk; each recipe runs in a fresh "
