@@ -103,10 +103,11 @@ class StageInputs:
         if owners == {None}:
             inputs = self.original.layer_inputs(names)
             return None if inputs is None else inputs.__getitem__
-        calls = self.original.block_calls(owners.pop()) if len(owners) == 1 else None
+        owner = owners.pop() if len(owners) == 1 else None
+        calls = self.original.block_calls(owner) if owner is not None else None
         if calls is None:
             return None
-        block = self.state.job.original.get_submodule(owning_block(names[0], self.blocks))
+        block = self.state.job.original.get_submodule(owner)
 
         def run(index: int) -> dict[str, list[Tensor]]:
             recorder = LayerRecorder(self.state.job.original, names)
