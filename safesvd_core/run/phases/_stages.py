@@ -17,7 +17,8 @@ from ...model._modules import set_submodule
 from .._job import Phase, RunState
 from .._outputs import Progress, Stage
 from .._seams import Shared
-from ._stage_inputs import StageInputs, owning_block
+from ._original_inputs import owning_block
+from ._stage_inputs import StageInputs
 
 
 class StagesPhase(Phase):
@@ -158,7 +159,7 @@ def plan_stages(
             and input_groups
             and stages
             and stages[-1].block is None
-            and len(sibling_groups((stages[-1].layers[-1], name), input_groups)) == 1
+            and same_input(stages[-1].layers[-1], name, input_groups)
         ):
             stages[-1] = Stage((*stages[-1].layers, name), None)
             continue
@@ -170,8 +171,14 @@ def sibling_groups(names: Sequence[str], input_groups: Mapping[str, str]) -> lis
     """``names`` in order, consecutive ones that read one input (``input_groups``) grouped."""
     groups: list[tuple[str, ...]] = []
     for name in names:
-        if groups and input_groups.get(groups[-1][-1], groups[-1][-1]) == input_groups.get(name, name):
+        if groups and same_input(groups[-1][-1], name, input_groups):
             groups[-1] = (*groups[-1], name)
         else:
             groups.append((name,))
     return groups
+
+
+def same_input(first: str, second: str, input_groups: Mapping[str, str]) -> bool:
+    """Whether layers ``first`` and ``second`` read one input (a layer missing from ``input_groups``
+    reads its own)."""
+    return input_groups.get(first, first) == input_groups.get(second, second)
