@@ -1,11 +1,14 @@
 """Fingerprints of the engine's output: ranks and factors of reference compressions, hashed.
 
 ``python tests/engine_fingerprint.py`` rewrites ``tests/golden/engine.json``; ``test_engine_fingerprint``
-recomputes the fingerprints and requires them bit-identical. The golden file was written by the
-engine before it was split into phases (``git log tests/golden/engine.json``), so the test proves
-that refactors of the engine change no bit of what it computes. Bits depend on the machine (the
-torch build, the CPU's vector instructions): elsewhere the test compares the ranks exactly and
-the norm of every tensor (factored layers: their product) within ``TOLERANCE``, naming what differs.
+recomputes the fingerprints and compares ranks exactly and norms within ``TOLERANCE`` (bit for bit
+only when a developer opts in with ``SAFESVD_FINGERPRINT_BITS=1`` on their own machine).
+The golden file was written by the engine before it was split into phases
+(``git log tests/golden/engine.json``): on the developer's own machine, the opt-in proves that
+refactors of the engine change no bit of what it computes. Bits depend on the machine (the
+torch build, the CPU's vector instructions, and even the CPU model with the same build and
+instructions), so by default the test compares the ranks exactly and the norm of every tensor
+(factored layers: their product) within ``TOLERANCE``, naming what differs.
 Regenerated on purpose when the factors became balanced (same products, another split). Later default changes
 (the ``layer`` stage mode, the sampled Fisher) are opted out of explicitly, so the cases still run
 the paths the golden file was made on. Regenerated on purpose again when ``safe-svd`` took the Gram
