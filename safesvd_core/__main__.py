@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ._errors import SafeSVDError
 from .kinds._plugins import plugin_manager, registry
@@ -39,10 +40,15 @@ def one_line(error: BaseException) -> str:
     return message if isinstance(error, SafeSVDError) else f"{type(error).__name__}: {message}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose argument errors are one line too (no usage block above them)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="safesvd", description="Physics-aware low-rank compression (SAFE-SVD)."
-    )
+    parser = _Parser(prog="safesvd", description="Physics-aware low-rank compression (SAFE-SVD).")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(

@@ -10,7 +10,13 @@ import sys
 import pytest
 import torch
 
-from safesvd_cli.threads_option import add_threads_option, apply_threads, choose_threads, free_cores
+from safesvd_cli.threads_option import (
+    add_threads_option,
+    apply_threads,
+    available_cores,
+    choose_threads,
+    free_cores,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,6 +49,51 @@ def test_a_bad_thread_count_is_refused_by_the_parser(text, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--threads", text])
     assert "thread" in capsys.readouterr().err
+
+
+def test_more_threads_than_cores_is_refused_by_the_parser_naming_the_bound(capsys):
+    parser = argparse.ArgumentParser()
+    add_threads_option(parser)
+    cores = available_cores()
+    assert parser.parse_args(["--threads", str(cores)]).threads == cores
+    for text in (str(cores + 1), "30000", "99999"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--threads", text])
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{text} threads is more than the {cores} cores this process may use" in error
+        assert f"pass --threads {cores} or fewer" in error
+
+
+@pytest.mark.parametrize("command", ["compress", "demo"])
+def test_too_many_threads_stop_the_command_before_any_lock_or_work(command, tmp_path, monkeypatch, capsys):
+    from safesvd_core.__main__ import main
+
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\nzoo = "ns2d-transformer"\n[data]\ngenerator = "ns2d"\n')
+    out = tmp_path / "out"
+    argv = [str(config)] if command == "compress" else []
+    monkeypatch.chdir(tmp_path)
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the run went past the parser")
+
+    monkeypatch.setattr("safesvd_cli.output.OutputFolder.check", reached)
+    monkeypatch.setattr(torch, "set_num_threads", reached)  # a regression fails here, not in a segfault
+    with pytest.raises(SystemExit) as stop:
+        main([command, *argv, "--out", str(out), "--threads", "99999"])
+    assert stop.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "99999 threads is more than" in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]  # no lock, no folder
+
+
+def test_an_environment_asking_more_threads_than_cores_is_lowered_and_said():
+    threads, message = choose_threads(None, cores=2, load=0.0, environment="30000")
+    assert threads == 2
+    assert message == (
+        "safesvd: OMP_NUM_THREADS=30000 is more than the 2 cores this process may use: using 2 "
+        "(set it to 2 or fewer)"
+    )
 
 
 def test_apply_sets_torchs_thread_count(monkeypatch):

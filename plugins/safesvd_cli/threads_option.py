@@ -4,7 +4,12 @@ torch starts one thread per core. On a machine whose cores are busy with other w
 times slower than one thread for small models (measured on 2 cores with two other CPU-bound
 processes: the demo at one ratio did not finish in 420 s with torch's default, and took 107 s with one
 thread), so by default the thread count is fitted to the cores the load leaves free, and a busy
-machine is said out loud. ``OMP_NUM_THREADS`` (the user's own choice) is kept as it is.
+machine is said out loud. ``OMP_NUM_THREADS`` (the user's own choice) is kept as it is, up to the cores.
+
+A count above the cores this process may use is refused by the parser, before any lock or work: torch
+would start that many threads (``--threads 30000`` ends in ``libgomp: Thread creation failed``,
+``--threads 99999`` in a segmentation fault). An ``OMP_NUM_THREADS`` above them is lowered to them,
+said out loud.
 """
 
 from __future__ import annotations
@@ -20,21 +25,34 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """Declare ``--threads N`` on ``parser`` (default: fitted to the free cores)."""
     parser.add_argument(
         "--threads",
-        type=_positive,
+        type=_thread_count,
         default=None,
         metavar="N",
-        help="CPU threads for torch (default: the cores the machine's load leaves free, at least 1; "
-        "OMP_NUM_THREADS, when set, is kept)",
+        help="CPU threads for torch, at most the machine's cores (default: the cores the machine's load "
+        "leaves free, at least 1; OMP_NUM_THREADS, when set, is kept)",
     )
 
 
-def _positive(text: str) -> int:
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _thread_count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1 thread, got {value}")
+    cores = available_cores()
+    if value > cores:
+        raise argparse.ArgumentTypeError(
+            f"{value} threads is more than the {cores} cores this process may use; "
+            f"pass --threads {cores} or fewer"
+        )
     return value
 
 
@@ -48,11 +66,17 @@ def choose_threads(
 ) -> tuple[int, str | None]:
     """The thread count and, when the choice was made for the user on a busy machine, why (else ``None``).
 
-    ``requested`` (``--threads``) wins; then ``environment`` (``OMP_NUM_THREADS``); then the free cores.
+    ``requested`` (``--threads``, bounded by the parser) wins; then ``environment``
+    (``OMP_NUM_THREADS``, lowered to ``cores``); then the free cores.
     """
     if requested is not None:
         return requested, None
     if environment and environment.strip().isdigit() and int(environment) >= 1:
+        if int(environment) > cores:
+            return cores, (
+                f"safesvd: OMP_NUM_THREADS={environment.strip()} is more than the {cores} cores this "
+                f"process may use: using {cores} (set it to {cores} or fewer)"
+            )
         return int(environment), None
     if load is None:
         return cores, None
@@ -72,9 +96,8 @@ def apply_threads(args: argparse.Namespace) -> int:
         load: float | None = os.getloadavg()[0]
     except (AttributeError, OSError):  # no load average on this platform: torch's default
         load = None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads, message = choose_threads(
-        args.threads, cores=cores, load=load, environment=os.environ.get("OMP_NUM_THREADS")
+        args.threads, cores=available_cores(), load=load, environment=os.environ.get("OMP_NUM_THREADS")
     )
     if message:
         print(message, file=sys.stderr, flush=True)
