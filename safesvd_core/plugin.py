@@ -43,6 +43,7 @@ from .linalg._linalg import psd_root, singular_values, thin_svd
 from .model._latency import LatencyProfile, Timing, median_seconds
 from .model._layers import LinearMap, is_compressible, linear_map
 from .model._lowrank import LowRankLinear
+from .model._modes import DroppedMode, ModeBank
 from .model._modules import count_parameters, evaluating, set_submodule
 from .physics._family import Metric, PDEFamily
 from .physics._objective import FISHER_MODES, LAM_MODES, CalibrationObjective, ObjectiveSpec
@@ -88,6 +89,7 @@ __all__ = [
     "DEFAULTS",
     "DEFAULT_PHASES",
     "DistributedReducer",
+    "DroppedMode",
     "Estimator",
     "FISHER_MODES",
     "Factorization",
@@ -101,6 +103,7 @@ __all__ = [
     "LocalReducer",
     "LowRankLinear",
     "MOMENTUM_ROLES",
+    "ModeBank",
     "Metric",
     "ModelAdapter",
     "NumericalError",

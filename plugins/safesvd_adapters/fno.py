@@ -1,10 +1,10 @@
-"""The ``neuraloperator`` adapter: FNO/TFNO from the ``neuraloperator`` package (the negative control).
+"""The ``neuraloperator`` adapter: FNO/TFNO from the ``neuraloperator`` package.
 
-Most of an FNO's weights are complex spectral weights of its ``SpectralConv`` layers: raw
-parameters, not linear maps over channels. Only the channel MLPs and the 1×1 skip convolutions are
-compressible; :meth:`NeuralOperatorAdapter.coverage` says how much that is and the smallest ratio
-``compress`` can meet. ``neuralop`` is imported when the adapter is created (extra
-``safesvd[neuraloperator]``).
+Most of an FNO's weights are the complex Fourier weights of its ``SpectralConv`` layers: one
+complex ``in × out`` map per retained Fourier mode. :meth:`NeuralOperatorAdapter.prepare` rewrites
+each ``SpectralConv`` into a :class:`~plugins.safesvd_adapters.fourier.FourierLayer` whose modes are
+compressible layers (``….bank.maps.<k>``), beside the channel MLPs and the 1×1 skip convolutions.
+``neuralop`` is imported when the adapter is created (extra ``safesvd[neuraloperator]``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from torch import Tensor, nn
 
 from safesvd_core.plugin import ModelAdapter, count_parameters, set_submodule
 
+from .fourier import FourierLayer, fourier_layer, spectral_conv
 from .framework import FieldAdapter, TupleBatches, require, tuple_parts
 from .selection import NORMALISATION, TIME_CONDITIONING, embedding, recovery
 
 _SPECTRAL = "neuralop.layers.base_spectral_conv"
 _SKIPS = "neuralop.layers.skip_connections"
+_SPECTRAL_CONV = "neuralop.layers.spectral_convolution"
 
 
 class FlatSkip(nn.Module):
@@ -39,12 +41,19 @@ class FlatSkip(nn.Module):
 
 
 def small_fno(
-    *, channels: int = 3, modes: int = 8, width: int = 16, layers: int = 2, factorization: str | None = None
+    *,
+    channels: int = 3,
+    modes: int = 8,
+    width: int = 16,
+    layers: int = 2,
+    factorization: str | None = None,
+    dims: int = 2,
 ) -> nn.Module:
-    """A randomly initialised ``neuralop.models.FNO`` (``factorization="tucker"``: TFNO), eval mode."""
+    """A randomly initialised ``neuralop.models.FNO`` over ``dims`` axes (``factorization="tucker"``:
+    TFNO), eval mode."""
     models = require("neuralop.models", adapter="neuraloperator", extra="neuraloperator")
     return models.FNO(
-        n_modes=(modes, modes),
+        n_modes=(modes,) * dims,
         in_channels=channels,
         out_channels=channels,
         hidden_channels=width,
@@ -55,15 +64,20 @@ def small_fno(
 
 @attrs.frozen(kw_only=True)
 class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
-    """FNO-family operators: compresses ``fno_blocks.channel_mlp.*.fcs.*`` and the 1×1 ``fno_skips``.
+    """FNO-family operators: compresses the Fourier modes of every ``SpectralConv`` (one complex map
+    per retained mode), ``fno_blocks.channel_mlp.*.fcs.*`` and the 1×1 ``fno_skips``.
 
-    Skipped: the ``SpectralConv`` layers (raw complex Fourier weights), ``lifting`` and
-    ``projection`` (input/output heads), normalisations. Batches: ``(input, target[, domain])``
-    tuples or neuraloperator's ``{'x', 'y'}`` dicts, fields ``(B, C, *grid)``. Loss:
-    ``relative-l2`` (neuraloperator's relative L2, averaged over the batch). No blocks: one
-    ``FNOBlocks`` module runs every layer by index, so the layers are not a chain of modules.
+    Skipped: ``lifting`` and ``projection`` (input/output heads), normalisations, separable
+    ``SpectralConv`` layers (one weight per channel, no map between channels). Batches:
+    ``(input, target[, domain])`` tuples or neuraloperator's ``{'x', 'y'}`` dicts, fields
+    ``(B, C, *grid)``. Loss: ``relative-l2`` (neuraloperator's relative L2, averaged over the
+    batch). No blocks: one ``FNOBlocks`` module runs every layer by index, so the layers are not a
+    chain of modules.
+
     :meth:`prepare` swaps each ``Flattened1dConv`` skip for :class:`FlatSkip` (same ``conv``, same
-    output), so that the compressed skip still runs.
+    output), so that the compressed skip still runs, and each ``SpectralConv`` for a
+    :class:`FourierLayer` (same output; a factorized TFNO weight is multiplied out);
+    :meth:`restore` writes the Fourier layers back as dense ``SpectralConv`` layers.
     """
 
     name: ClassVar[str] = "neuraloperator"
@@ -88,10 +102,23 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         return tuple_parts(batch, self.name)
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Replace each ``Flattened1dConv`` skip by :class:`FlatSkip` (same ``conv``, same output)."""
+        """Replace each ``Flattened1dConv`` skip by :class:`FlatSkip` and each non-separable
+        ``SpectralConv`` by a :class:`FourierLayer` (same outputs)."""
         flattened = require(_SKIPS, adapter=self.name, extra="neuraloperator").Flattened1dConv
-        for name in [name for name, module in model.named_modules() if isinstance(module, flattened)]:
-            set_submodule(model, name, FlatSkip(model.get_submodule(name).conv))
+        spectral = require(_SPECTRAL_CONV, adapter=self.name, extra="neuraloperator").SpectralConv
+        for name, module in list(model.named_modules()):
+            if isinstance(module, flattened):
+                set_submodule(model, name, FlatSkip(module.conv))
+            elif isinstance(module, spectral) and not module.separable:
+                set_submodule(model, name, fourier_layer(module))
+        return model
+
+    def restore(self, model: nn.Module) -> nn.Module:
+        """Each :class:`FourierLayer` back as a dense ``SpectralConv`` of its configuration."""
+        spectral = require(_SPECTRAL_CONV, adapter=self.name, extra="neuraloperator").SpectralConv
+        for name, module in list(model.named_modules()):
+            if isinstance(module, FourierLayer):
+                set_submodule(model, name, spectral_conv(module, spectral))
         return model
 
     def extra_skips(self, model: nn.Module) -> dict[str, str]:
@@ -99,8 +126,8 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         total = count_parameters(model)
         return {
             name: (
-                f"spectral convolution: raw complex Fourier-mode weights, not a linear map over channels "
-                f"({100.0 * count_parameters(module) / total:.1f} % of the parameters)"
+                f"separable spectral convolution: one Fourier weight per channel, not a map between "
+                f"channels ({100.0 * count_parameters(module) / total:.1f} % of the parameters)"
             )
             for name, module in model.named_modules()
             if isinstance(module, spectral)

@@ -16,7 +16,7 @@ from .._errors import ConfigError
 from ..kinds._config import config_from_dict
 from ..kinds._interfaces import ModelAdapter
 from ..model._lowrank import LowRankLinear
-from ..model._modules import get_submodule, set_submodule
+from ..model._modules import get_submodule, set_submodule, tensor_state
 from ..run._result import CompressionResult
 from ._files import atomic_write
 
@@ -109,7 +109,7 @@ def dense_state(
 ) -> dict[str, Tensor]:
     """The state dict of :func:`dense_model` (detached, contiguous)."""
     model = dense_model(compressed, original, adapter=adapter)
-    return {key: value.detach().contiguous() for key, value in model.state_dict().items()}
+    return tensor_state(model)
 
 
 def export_dense(

@@ -25,7 +25,7 @@ from .._errors import ConfigError
 from ..kinds._config import config_from_dict
 from ..linalg._balance import is_balanced
 from ..model._layers import linear_map
-from ..model._modules import get_submodule, set_submodule
+from ..model._modules import get_submodule, set_submodule, tensor_state
 from ..run._result import CompressionResult
 from ._files import atomic_write, sha256_file
 from ._hf_route import route_saves
@@ -126,7 +126,7 @@ def save_compressed(result: CompressionResult, path: str | Path, *, overwrite: b
     try:
         file = path / MODEL if _is_folder(path) else path
         file.parent.mkdir(parents=True, exist_ok=True)
-        state = {key: value.detach().contiguous() for key, value in result.model.state_dict().items()}
+        state = tensor_state(result.model)
         atomic_write(
             file, lambda temporary: save_file(state, str(temporary), metadata={"safesvd": json.dumps(header)})
         )
@@ -144,7 +144,7 @@ def _expected(
     model: nn.Module, ranks: Mapping[str, int | None]
 ) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]:
     """The keys and shapes ``model`` has once the layers of ``ranks`` are factored; the layers' views."""
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    expected = {key: tuple(value.shape) for key, value in tensor_state(model).items()}
     replaced = {}
     for name, rank in ranks.items():
         if rank is None:

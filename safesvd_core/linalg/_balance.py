@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._linalg import precise_dtype
+
 #: Relative tolerance of :func:`is_balanced` on float32 factors (column against row norms).
 BALANCE_RTOL = 1e-3
 
@@ -26,25 +28,30 @@ def balanced(first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(
             f"factor shapes do not chain: first (B) {tuple(first.shape)}, second (A) {tuple(second.shape)}"
         )
-    a, b = second.detach().to(torch.float64), first.detach().to(torch.float64)
+    a, b = second.detach().to(precise_dtype(second)), first.detach().to(precise_dtype(first))
     q_a, r_a = torch.linalg.qr(a)  # m × k, k × k
-    q_b, r_b = torch.linalg.qr(b.mT)  # n × k, k × k
-    u, s, vh = torch.linalg.svd(r_a @ r_b.mT)
+    q_b, r_b = torch.linalg.qr(b.mH)  # n × k, k × k
+    u, s, vh = torch.linalg.svd(r_a @ r_b.mH)
     left = q_a @ u
-    # singular vectors have a sign of their own: fix it (each column of A's largest entry positive), so
-    # that factors equal to rounding give factors equal to rounding (e.g. across processes)
+    # singular vectors have a sign (complex: a phase) of their own: fix it (each column of A's largest
+    # entry real and positive), so that factors equal to rounding give factors equal to rounding
     largest = left.gather(0, left.abs().argmax(dim=0, keepdim=True)).squeeze(0)
-    signs = torch.where(largest < 0, -1.0, 1.0).to(left.dtype)
-    left, vh = left * signs, vh * signs[:, None]
-    root = s.sqrt()
+    if left.is_complex():
+        phases = torch.where(largest == 0, torch.ones_like(largest), largest / largest.abs())
+        left, vh = left * phases.conj(), vh * phases[:, None]
+    else:
+        signs = torch.where(largest < 0, -1.0, 1.0).to(left.dtype)
+        left, vh = left * signs, vh * signs[:, None]
+    root = s.sqrt().to(left.dtype)
     new_second = left * root
-    new_first = root[:, None] * (vh @ q_b.mT)
+    new_first = root[:, None] * (vh @ q_b.mH)
     return new_first.to(first.dtype), new_second.to(second.dtype)
 
 
 def component_norms(first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
     """The norms of each rank component: ``(‖rows of B‖, ‖columns of A‖)``, in float64."""
-    return first.detach().double().norm(dim=1), second.detach().double().norm(dim=0)
+    first, second = first.detach(), second.detach()
+    return first.to(precise_dtype(first)).norm(dim=1), second.to(precise_dtype(second)).norm(dim=0)
 
 
 def is_balanced(first: Tensor, second: Tensor, *, rtol: float = BALANCE_RTOL) -> bool:

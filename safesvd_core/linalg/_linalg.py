@@ -1,4 +1,8 @@
-"""Symmetric positive-definite square roots with relative jitter and a recorded eigen fallback."""
+"""Hermitian positive-definite square roots with relative jitter and a recorded eigen fallback.
+
+Real matrices are symmetric; the complex ones (statistics of Fourier-mode layers) Hermitian: every
+transpose here is the conjugate transpose ``ᴴ``, which is ``ᵀ`` for real matrices.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from .._errors import NumericalError
 
 @attrs.frozen
 class Root:
-    """A square root ``M + εI = R Rᵀ`` with ``R`` invertible.
+    """A square root ``M + εI = R Rᴴ`` with ``R`` invertible.
 
     ``path`` is ``"cholesky"`` (``R`` lower triangular), ``"eigen"`` (``R = Q Λ^{1/2}``, the
     eigenvalues clamped at ``ε``) or ``"identity"`` (``M`` was exactly zero: every direction is
@@ -30,20 +34,20 @@ class Root:
         if self.path == "cholesky":
             return torch.linalg.solve_triangular(self.factor, rhs, upper=False)
         if self.path == "eigen":
-            return (self._eigvecs.mT @ rhs) / self._sqrt_eigvals[:, None]
+            return (self._eigvecs.mH @ rhs) / self._sqrt_eigvals[:, None]
         return rhs
 
     def solve_transposed(self, rhs: Tensor) -> Tensor:
-        """``R⁻ᵀ rhs``."""
+        """``R⁻ᴴ rhs``."""
         if self.path == "cholesky":
-            return torch.linalg.solve_triangular(self.factor.mT, rhs, upper=True)
+            return torch.linalg.solve_triangular(self.factor.mH, rhs, upper=True)
         if self.path == "eigen":
             return self._eigvecs @ (rhs / self._sqrt_eigvals[:, None])
         return rhs
 
 
 def psd_root(matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "matrix") -> Root:
-    """Factor a symmetric PSD ``matrix`` (cast to float64) as ``R Rᵀ`` after a relative jitter.
+    """Factor a Hermitian PSD ``matrix`` (cast to float64, or complex128) as ``R Rᴴ`` after a relative jitter.
 
     Cholesky first; if it fails, eigen-decomposition with eigenvalues clamped at the jitter.
     """
@@ -63,18 +67,19 @@ def psd_root(matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "ma
 def jittered(
     matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "matrix"
 ) -> tuple[Tensor, float]:
-    """``matrix`` in float64, symmetrised, and its relative jitter ``ε = jitter · mean(diag)``.
+    """``matrix`` in float64 (complex128 when complex), made Hermitian, and its relative jitter
+    ``ε = jitter · mean(diag)``.
 
     ``ε = 0`` marks an all-zero matrix (its root is the identity); a non-finite or non-square
     matrix, or one with a non-positive mean diagonal, is refused.
     """
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise NumericalError(f"{what} must be square, got shape {tuple(matrix.shape)}")
-    m = matrix.to(torch.float64)
+    m = matrix.to(precise_dtype(matrix))
     if not torch.isfinite(m).all():
         raise NumericalError(f"{what} contains NaN or Inf; refusing to factor it")
-    m = 0.5 * (m + m.mT)
-    scale = float(torch.diagonal(m).mean())
+    m = 0.5 * (m + m.mH)
+    scale = float(torch.diagonal(m).real.mean())
     if scale <= 0.0:
         if float(m.abs().max()) == 0.0:
             return m, 0.0
@@ -90,10 +95,15 @@ def thin_svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """
     if matrix.shape[-2] >= matrix.shape[-1]:
         return torch.linalg.svd(matrix, full_matrices=False)
-    u, s, vh = torch.linalg.svd(matrix.mT, full_matrices=False)
-    return vh.mT, s, u.mT
+    u, s, vh = torch.linalg.svd(matrix.mH, full_matrices=False)
+    return vh.mH, s, u.mH
 
 
 def singular_values(matrix: Tensor) -> Tensor:
     """Singular values of ``matrix`` (descending), computed on its tall orientation (see :func:`thin_svd`)."""
-    return torch.linalg.svdvals(matrix if matrix.shape[-2] >= matrix.shape[-1] else matrix.mT)
+    return torch.linalg.svdvals(matrix if matrix.shape[-2] >= matrix.shape[-1] else matrix.mH)
+
+
+def precise_dtype(tensor: Tensor) -> torch.dtype:
+    """The dtype statistics and solves use for ``tensor``: complex128 for a complex one, else float64."""
+    return torch.complex128 if tensor.is_complex() else torch.float64

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from torch import nn
+from torch import Tensor, nn
 
 from .._errors import ConfigError
 
@@ -13,6 +13,16 @@ from .._errors import ConfigError
 def count_parameters(model: nn.Module) -> int:
     """Number of distinct parameter elements (shared parameters counted once)."""
     return sum(parameter.numel() for parameter in model.parameters())
+
+
+def tensor_state(model: nn.Module) -> dict[str, Tensor]:
+    """``model``'s state dict without its non-tensor entries (neuraloperator adds a ``_metadata``
+    dict of its constructor's arguments, rebuilt by the model itself), detached and contiguous."""
+    return {
+        key: value.detach().contiguous()
+        for key, value in model.state_dict().items()
+        if isinstance(value, Tensor)
+    }
 
 
 def get_submodule(model: nn.Module, name: str) -> nn.Module:

@@ -9,7 +9,8 @@ condition: the eigensolver's error is about ``size · ε₆₄ · λ₁``, so a 
 clear of it. The check: the smallest kept eigenvalue must be at least :data:`GRAM_MARGIN` times
 that error, ``λ_k ≥ GRAM_MARGIN · size · ε₆₄ · λ₁`` (:func:`gram_floor`: 8.5·10⁻¹² for a 384-wide
 Gram matrix, 1.4·10⁻¹⁰ for 6144), so that ``λ_k`` carries at least two correct digits; otherwise
-the caller takes the full SVD instead and records the fallback.
+the caller takes the full SVD instead and records the fallback. Complex weights (Fourier modes)
+take the same route with Hermitian Gram matrices: every ``ᵀ`` is then ``ᴴ``.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class GramFactors(NamedTuple):
 
 
 def top_eigen(gram: Tensor, rank: int) -> tuple[Tensor, Tensor]:
-    """The ``rank`` largest eigenvalues of the symmetric ``gram`` (descending) and their eigenvectors."""
-    values, vectors = torch.linalg.eigh(0.5 * (gram + gram.mT))
+    """The ``rank`` largest eigenvalues of the Hermitian ``gram`` (descending) and their eigenvectors."""
+    values, vectors = torch.linalg.eigh(0.5 * (gram + gram.mH))
     return values.flip(0)[:rank], vectors.flip(1)[:, :rank]
 
 
@@ -66,15 +67,15 @@ def gram_output_side(
     (``M = S W T' L⁻ᵀ``, ``W' = S⁻¹ U_k U_kᵀ M L⁻¹``).
     """
     if input_root is None:
-        gram = weighted @ covariance @ weighted.mT
+        gram = weighted @ covariance @ weighted.mH
     else:
-        whitened = input_root.solve(weighted.mT).mT  # M = S W T' L⁻ᵀ
-        gram = whitened @ whitened.mT
+        whitened = input_root.solve(weighted.mH).mH  # M = S W T' L⁻ᵀ
+        gram = whitened @ whitened.mH
     values, vectors = top_eigen(gram, rank)
     if input_root is None:
-        first = vectors.mT @ weighted
+        first = vectors.mH @ weighted
     else:
-        first = input_root.solve_transposed(whitened.mT @ vectors).mT
+        first = input_root.solve_transposed(whitened.mH @ vectors).mH
     second = vectors if sens is None else sens.solve_transposed(vectors)
     return GramFactors(first, second, floor_ratio(values), gram_floor(gram.shape[0]))
 
@@ -83,10 +84,10 @@ def gram_input_side(target_weight: Tensor, rank: int, fisher: Tensor | None, inp
     """Factors from ``Mᵀ M`` (``n × n``), for ``m > n``: ``target_weight`` is ``W T'``,
     ``K = W T' L⁻ᵀ``, ``Mᵀ M = Kᵀ F̃ K`` with ``fisher = F̃ = Sᵀ S`` (no root of it is needed) and
     ``W' = K V_k V_kᵀ L⁻¹``."""
-    unweighted = input_root.solve(target_weight.mT).mT  # K
-    gram = unweighted.mT @ (unweighted if fisher is None else fisher @ unweighted)
+    unweighted = input_root.solve(target_weight.mH).mH  # K
+    gram = unweighted.mH @ (unweighted if fisher is None else fisher @ unweighted)
     values, vectors = top_eigen(gram, rank)
-    first = input_root.solve_transposed(vectors).mT
+    first = input_root.solve_transposed(vectors).mH
     second = unweighted @ vectors
     return GramFactors(first, second, floor_ratio(values), gram_floor(gram.shape[0]))
 
@@ -95,6 +96,6 @@ def gram_values(matrix: Tensor, covariance: Tensor | None = None) -> Tensor:
     """Singular values (descending) of ``matrix`` (``m × n``) times ``L`` with ``L Lᵀ = covariance``
     (default ``I``), from the eigenvalues of the ``m × m`` Gram matrix ``matrix · covariance · matrixᵀ``
     (clamped at 0)."""
-    gram = matrix @ matrix.mT if covariance is None else matrix @ covariance @ matrix.mT
-    values = torch.linalg.eigvalsh(0.5 * (gram + gram.mT))
+    gram = matrix @ matrix.mH if covariance is None else matrix @ covariance @ matrix.mH
+    values = torch.linalg.eigvalsh(0.5 * (gram + gram.mH))
     return values.flip(0).clamp_min(0.0).sqrt()

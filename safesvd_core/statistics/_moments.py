@@ -1,4 +1,8 @@
-"""Streaming second moments: float64 sums of outer products plus a row count, mergeable."""
+"""Streaming second moments: float64 sums of outer products plus a row count, mergeable.
+
+Complex rows (the Fourier coefficients of a spectral layer's mode) give complex128 sums of
+``a bᴴ``: Hermitian moments ``E[x xᴴ]``, the first complex rows switching the sum to complex.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from .._errors import NumericalError
 
 
 class RunningMoment:
-    """``E[a bᵀ]`` over rows, accumulated as ``Σ a bᵀ`` and a count.
+    """``E[a bᵀ]`` over rows (``E[a bᴴ]`` for complex rows), accumulated as a sum and a count.
 
     Two instances built over disjoint chunks merge into the instance built over their union, so
     partial sums from several processes reduce with a plain sum (:meth:`reduce`).
@@ -25,10 +29,10 @@ class RunningMoment:
         """Add the rows of ``left`` (``(r, rows)``) against ``right`` (``(r, cols)``, default ``left``)."""
         if self.count == 0 and left.device != self.total.device:
             self.total = self.total.to(left.device)  # accumulate where the activations live
-        left = left.reshape(-1, left.shape[-1]).to(self.total.device, torch.float64)
-        right = (
-            left if right is None else right.reshape(-1, right.shape[-1]).to(self.total.device, torch.float64)
-        )
+        self._take_complex(left.is_complex() or (right is not None and right.is_complex()))
+        dtype = self.total.dtype
+        left = left.reshape(-1, left.shape[-1]).to(self.total.device, dtype)
+        right = left if right is None else right.reshape(-1, right.shape[-1]).to(self.total.device, dtype)
         if left.shape[0] != right.shape[0]:
             raise NumericalError(f"paired rows differ in number: {left.shape[0]} vs {right.shape[0]}")
         if (left.shape[1], right.shape[1]) != tuple(self.total.shape):
@@ -36,7 +40,7 @@ class RunningMoment:
                 f"moment of shape {tuple(self.total.shape)} got rows of widths {left.shape[1]} "
                 f"and {right.shape[1]}"
             )
-        self.total.addmm_(left.mT, right)
+        self.total.addmm_(left.mT, right.conj() if right.is_complex() else right)
         # a NaN or Inf anywhere in the rows of a square moment reaches its diagonal (x·x, or
         # Inf·0 = NaN), and a sum once non-finite stays so: checking the diagonal is exact and far
         # cheaper than checking every row (a non-square moment is checked whole)
@@ -45,18 +49,24 @@ class RunningMoment:
             raise NumericalError("non-finite calibration rows (NaN/Inf); the batch is not skipped silently")
         self.count += left.shape[0]
 
+    def _take_complex(self, complex_rows: bool) -> None:
+        """Switch the sum to complex128 at the first complex rows (a real sum so far is cast)."""
+        if complex_rows and not self.total.is_complex():
+            self.total = self.total.to(torch.complex128)
+
     def merge(self, other: RunningMoment) -> None:
         """Add ``other``'s sum and count."""
         if other.total.shape != self.total.shape:
             raise NumericalError(
                 f"cannot merge moments of shapes {tuple(self.total.shape)} and {tuple(other.total.shape)}"
             )
-        self.total += other.total.to(self.total.device)
+        self._take_complex(other.total.is_complex())
+        self.total += other.total.to(self.total.device, self.total.dtype)
         self.count += other.count
 
     def reduce(self, sum_: Callable[[Tensor], None]) -> None:
         """Sum and count over every process, with ``sum_`` an in-place all-reduce (sum) of a tensor."""
-        sum_(self.total)
+        sum_(torch.view_as_real(self.total) if self.total.is_complex() else self.total)
         count = torch.tensor(self.count, dtype=torch.int64, device=self.total.device)
         sum_(count)
         self.count = int(count)
@@ -81,5 +91,6 @@ class RunningMoment:
             raise NumericalError(
                 f"stored moment has shape {tuple(total.shape)}, expected {tuple(self.total.shape)}"
             )
-        self.total = total.to(self.total.device, torch.float64).clone()
+        dtype = torch.complex128 if total.is_complex() else torch.float64
+        self.total = total.to(self.total.device, dtype).clone()
         self.count = int(state[f"{prefix}count"])

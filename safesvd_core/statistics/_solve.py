@@ -1,4 +1,8 @@
-"""The closed-form SAFE-SVD layer solution (METHOD.md, eqs. 4–9) as pure functions."""
+"""The closed-form SAFE-SVD layer solution (docs/method.md, eqs. 4–9) as pure functions.
+
+A complex weight (one Fourier mode of a spectral layer) is solved the same way in complex128, with
+Hermitian statistics ``E[x xᴴ]`` and ``E[g gᴴ]``: every ``ᵀ`` below is then ``ᴴ``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from .._defaults import DEFAULTS
 from .._deprecation import renamed
 from .._errors import ConfigError, NumericalError
 from ..kinds._interfaces import Factorization, SolveRecord
-from ..linalg._linalg import Root, jittered, psd_root, singular_values, thin_svd
+from ..linalg._linalg import Root, jittered, precise_dtype, psd_root, singular_values, thin_svd
 from ._gram import gram_input_side, gram_output_side, gram_values
 
 
@@ -103,15 +107,15 @@ def whitened_factorization(
     _check_square(sigma, in_features, "sigma")
     if (sigma_shift is None) != (sigma_cross is None):
         raise ConfigError("sigma_shift and sigma_cross must be given together (or neither)")
-    w = weight.detach().to(torch.float64)
-    clean = sigma.to(w.device, torch.float64)
+    w = weight.detach().to(precise_dtype(weight))
+    clean = _statistic(sigma, w)
     if sigma_shift is None:
         shift = cross = clean
     else:
         _check_square(sigma_shift, in_features, "sigma_shift")
         _check_square(sigma_cross, in_features, "sigma_cross")
-        shift = sigma_shift.to(w.device, torch.float64)
-        cross = sigma_cross.to(w.device, torch.float64)
+        shift = _statistic(sigma_shift, w, "sigma_shift")
+        cross = _statistic(sigma_cross, w, "sigma_cross")
     check_decomposition(decomposition)
     combined = (1.0 - alpha) * clean + alpha * shift
     target = (1.0 - alpha) * clean + alpha * cross
@@ -119,9 +123,7 @@ def whitened_factorization(
     wide = out_features <= in_features
     # the input side of the Gram route reads F̃ = SᵀS itself: no root of the Fisher
     sens = (
-        _sensitivity_root(fisher, out_features, w.device, fisher_jitter)
-        if wide or decomposition == "svd"
-        else None
+        _sensitivity_root(fisher, out_features, w, fisher_jitter) if wide or decomposition == "svd" else None
     )
     clean_only = sigma_shift is None or alpha == 0.0
     input_root: Root | None = None
@@ -145,14 +147,14 @@ def whitened_factorization(
         first, second = gram.first, gram.second
     else:
         if sens is None:
-            sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter)
+            sens = _sensitivity_root(fisher, out_features, w, fisher_jitter)
         input_root = input_root or psd_root(combined, jitter=jitter, what="input covariance C")
         weighted = _apply_sensitivity(sens, w) @ _ridge_target(target, input_root)
-        whitened = input_root.solve(weighted.mT).mT  # S W B L⁻ᵀ
+        whitened = input_root.solve(weighted.mH).mH  # S W B L⁻ᵀ
         u, s, vh = _svd(whitened)
-        root_s = s[:rank].sqrt()
+        root_s = s[:rank].sqrt().to(u.dtype)
         second = _unapply_sensitivity(sens, u[:, :rank] * root_s)  # A, m × k
-        first = input_root.solve_transposed(vh[:rank].mT * root_s).mT  # B, k × n
+        first = input_root.solve_transposed(vh[:rank].mH * root_s).mH  # B, k × n
     if input_root is not None:
         input_path, input_jitter = input_root.path, input_root.jitter
     if not (torch.isfinite(second).all() and torch.isfinite(first).all()):
@@ -184,22 +186,22 @@ def whitened_spectrum(
     ``m ≤ n`` without a root of ``Σ``); values below ``√ε₆₄`` of the largest are then rounding."""
     out_features, in_features = _check_weight(weight)
     _check_square(sigma, in_features, "sigma")
-    w = weight.detach().to(torch.float64)
+    w = weight.detach().to(precise_dtype(weight))
     if fisher is not None and not bool(
-        torch.any(fisher)
+        (fisher != 0).any()
     ):  # no gradient reaches the layer: its output does not
         _check_square(fisher, out_features, "fisher")  # move the loss, so no direction of it is worth a rank
         return torch.zeros(min(out_features, in_features), dtype=torch.float64, device=w.device)
     check_decomposition(decomposition)
     fisher_jitter = fisher_jitter if fisher_jitter is not None else jitter
-    clean = sigma.to(w.device, torch.float64)
+    clean = _statistic(sigma, w)
     if decomposition == "gram" and out_features <= in_features:  # S W C̃ Wᵀ Sᵀ, m × m
-        sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter)
+        sens = _sensitivity_root(fisher, out_features, w, fisher_jitter)
         return gram_values(_apply_sensitivity(sens, w), _jittered_covariance(clean, jitter)[0])
     root = psd_root(clean, jitter=jitter, what="clean covariance")
     if decomposition == "gram":  # L_cᵀ Wᵀ F̃ W L_c, n × n
-        return gram_values((w @ root.factor).mT, _fisher_matrix(fisher, out_features, w, fisher_jitter)[0])
-    sens = _sensitivity_root(fisher, out_features, w.device, fisher_jitter)
+        return gram_values((w @ root.factor).mH, _fisher_matrix(fisher, out_features, w, fisher_jitter)[0])
+    sens = _sensitivity_root(fisher, out_features, w, fisher_jitter)
     return singular_values(_apply_sensitivity(sens, w) @ root.factor)
 
 
@@ -243,7 +245,7 @@ def _fisher_matrix(
     if fisher is None:
         return None, 0.0
     _check_square(fisher, size, "fisher")
-    return _jittered_covariance(fisher.to(like.device, torch.float64), jitter, what="Fisher F")
+    return _jittered_covariance(_statistic(fisher, like, "fisher"), jitter, what="Fisher F")
 
 
 def _fisher_record(
@@ -258,16 +260,16 @@ def _fisher_record(
     return ("identity" if tilde[1] == 0.0 else "not factored"), tilde[1]
 
 
-def _sensitivity_root(fisher: Tensor | None, size: int, device: torch.device, jitter: float) -> Root | None:
+def _sensitivity_root(fisher: Tensor | None, size: int, like: Tensor, jitter: float) -> Root | None:
     if fisher is None:
         return None
     _check_square(fisher, size, "fisher")
-    return psd_root(fisher.to(device, torch.float64), jitter=jitter, what="Fisher F")
+    return psd_root(_statistic(fisher, like, "fisher"), jitter=jitter, what="Fisher F")
 
 
 def _apply_sensitivity(sens: Root | None, matrix: Tensor) -> Tensor:
     """``S @ matrix`` with ``S = Rᵀ``."""
-    return matrix if sens is None else sens.factor.mT @ matrix
+    return matrix if sens is None else sens.factor.mH @ matrix
 
 
 def _unapply_sensitivity(sens: Root | None, matrix: Tensor) -> Tensor:
@@ -296,6 +298,15 @@ def check_rank(rank: int, out_features: int, in_features: int) -> None:
             f"rank must be an integer in [1, {min(out_features, in_features)}] for a "
             f"{out_features} × {in_features} weight, got {rank!r}"
         )
+
+
+def _statistic(matrix: Tensor, like: Tensor, what: str = "sigma") -> Tensor:
+    """``matrix`` on ``like``'s device in its precise dtype (complex statistics of a real weight: refused)."""
+    if matrix.is_complex() and not like.is_complex():
+        raise ConfigError(
+            f"{what} is complex but the weight is real: complex statistics belong to complex weights"
+        )
+    return matrix.to(like.device, like.dtype)
 
 
 def _check_square(matrix: Tensor, size: int, what: str) -> None:
