@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from ._errors import SafeSVDError
@@ -81,5 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
 
 
+def _drop_current_folder() -> None:
+    """``python -m`` puts the current folder first on ``sys.path``: a file there (a received output
+    folder's ``safesvd_data.py``) must not shadow an installed module (SECURITY.md). Code a config
+    names is imported from the config's folder and the current one explicitly, for its import alone."""
+    if sys.path and Path(sys.path[0] or ".").resolve() == Path.cwd().resolve():
+        del sys.path[0]
+
+
 if __name__ == "__main__":
+    _drop_current_folder()
     sys.exit(main())

@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from safesvd_cli.user_code import import_object
-from safesvd_core import ConfigError
+from safesvd_cli.user_code import import_object, untrusted_reason
 from safesvd_core.__main__ import main
 
 pytest.importorskip("matplotlib", reason="the plots extra (matplotlib) is not installed")
@@ -84,6 +83,73 @@ def test_the_config_folder_leaves_sys_path_after_the_import(tmp_path):
 
 
 def test_a_safesvd_module_is_never_imported_from_the_config_folder(tmp_path):
-    (tmp_path / "safesvd_zoo_shadow.py").write_text("raise SystemExit('shadowed')\n")
-    with pytest.raises(ConfigError, match="cannot import 'safesvd_zoo_shadow'"):
-        import_object("safesvd_zoo_shadow:x", "[data] function", (tmp_path,))
+    (tmp_path / "safesvd_data.py").write_text("raise SystemExit('shadowed')\n")
+    imported = import_object("safesvd_data:RolloutSet", "[data] function", (tmp_path,))
+    assert imported.__module__.startswith("safesvd_data.")  # the installed package's
+
+
+def _received(output, tmp_path, module: str, factory: str):
+    """A copy of ``output`` holding a planted ``module``.py, its config naming ``factory`` (or the zoo
+    model and generator it was written with, when ``factory`` is empty)."""
+    import shutil
+
+    folder = tmp_path / "received"
+    shutil.copytree(output, folder)
+    (folder / f"{module}.py").write_text(PLANTED)
+    if factory:
+        raw = json.loads((folder / "config.json").read_text())
+        raw["model"] = {"factory": factory, "options": {}, "import_from": "."}
+        (folder / "config.json").write_text(json.dumps(raw))
+    return folder
+
+
+def _evaluate_in(folder, *args):
+    """``cd folder; python -m safesvd_core evaluate . ARGS``, as a user who received the folder would."""
+    import os
+    import subprocess
+
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "safesvd_core", "evaluate", ".", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+
+
+def test_a_safesvd_prefix_does_not_make_a_planted_module_trusted(output, tmp_path):
+    folder = _received(output, tmp_path, "safesvd_evil", "safesvd_evil:build")
+    answer = _evaluate_in(folder)
+    lines = answer.stderr.strip().splitlines()
+    assert answer.returncode == 2 and len(lines) == 1, answer.stderr
+    assert "[model] factory 'safesvd_evil:build'" in lines[0] and "--trust-code" in lines[0]
+    assert "not a module of an installed safesvd package" in lines[0]
+    assert not (folder / "RAN").exists()
+
+
+@pytest.mark.parametrize("factory", ["", "safesvd_data:build"])
+def test_a_planted_module_named_like_an_installed_one_never_runs(output, tmp_path, factory):
+    folder = _received(output, tmp_path, "safesvd_data", factory)
+    answer = _evaluate_in(folder)
+    assert not (folder / "RAN").exists(), answer.stderr
+    if factory:  # the installed safesvd_data is imported, and has no build
+        assert answer.returncode == 2 and "module 'safesvd_data' has no 'build'" in answer.stderr
+    else:  # the zoo model and its generator, from the installed packages
+        assert answer.returncode == 0 and "base loss" in answer.stdout, answer.stderr
+
+
+def test_trust_follows_where_a_module_is_found_not_its_name(tmp_path, monkeypatch):
+    assert untrusted_reason("safesvd_zoo.models:load") is None
+    assert untrusted_reason("evil:build") == "not a module of an installed safesvd package"
+    assert untrusted_reason("safesvd_evil:build") == "not a module of an installed safesvd package"
+    (tmp_path / "safesvd_data.py").write_text(PLANTED)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the current folder on the path, as python -m puts it
+    for name in [name for name in sys.modules if name.split(".")[0] == "safesvd_data"]:
+        monkeypatch.delitem(sys.modules, name)
+    reason = untrusted_reason("safesvd_data:build")
+    assert reason and f"would be imported from {tmp_path.resolve() / 'safesvd_data.py'}" in reason
+    assert "remove that file, or run from another folder" in reason
+    assert not (tmp_path / "RAN").exists()

@@ -23,7 +23,7 @@ from safesvd_core.plugin import ConfigError, registry
 from .data_source import DataSpec, trajectory_steps
 from .model_source import ModelSpec
 from .refine_spec import OPTION_KEYS, RefineSpec
-from .user_code import own_code, toml_value
+from .user_code import toml_value, untrusted_reason
 
 #: Table → its keys (``data`` and ``test`` share theirs, ``test`` without the two calibration-only ones).
 DATA_KEYS = (
@@ -219,11 +219,12 @@ class RunConfig:
         ):
             if spec is not None:
                 named.append((f"[{table}] function", spec.function, spec.import_from))
-        return [
-            f"{where} {name!r} (from {folder})"
+        reasons = [
+            (where, name, folder, untrusted_reason(name, (Path(folder),)))
             for where, name, folder in named
-            if name is not None and not own_code(name)
+            if name is not None
         ]
+        return [f"{where} {name!r} (from {folder}: {why})" for where, name, folder, why in reasons if why]
 
     def to_dict(self) -> dict[str, Any]:
         """The tables again, paths absolute: ``from_dict(to_dict())`` gives the same config."""

@@ -1,25 +1,84 @@
 """Code a config names, ``module:function``: imported from the config's folder and called, its
-failures turned into one :class:`ConfigError` line. A config is as trusted as a script (SECURITY.md)."""
+failures turned into one :class:`ConfigError` line. A config is as trusted as a script (SECURITY.md).
+
+Code of an installed safesvd package is not code of the config's own: that is decided by where its
+module is found, never by its name alone. The module must belong to a distribution that provides
+safesvd plugins (``safesvd`` itself, or one in the ``safesvd`` entry-point group), and the import
+must find it where the environment installed it (site-packages, or the source tree of an editable
+install), not in the current folder or the config's folder, where a ``safesvd_data.py`` could shadow it.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
+import importlib.util
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from typing import Any
 
 from safesvd_core.plugin import ConfigError
 
-#: Modules of the installed safesvd packages: what a config names there is not code of its own. They
-#: are imported from the environment only, never from a config's folder (which could shadow them).
-OWN_PACKAGES = "safesvd_"
+
+@functools.cache
+def _plugin_packages() -> frozenset[str]:
+    """Top-level modules of the installed distributions that provide safesvd plugins (safesvd's own too)."""
+    providers = {"safesvd"} | {
+        point.dist.name for point in importlib.metadata.entry_points(group="safesvd") if point.dist
+    }
+    return frozenset(
+        module
+        for module, distributions in importlib.metadata.packages_distributions().items()
+        if providers.intersection(distributions)
+    )
 
 
-def own_code(spec: str) -> bool:
-    """Whether ``module:function`` names a function of an installed safesvd package."""
-    return spec.partition(":")[0].split(".")[0].startswith(OWN_PACKAGES)
+def _origin(spec: ModuleSpec | None) -> Path | None:
+    """The file (or the folder, for a namespace package) a module spec loads from."""
+    if spec is None:
+        return None
+    if spec.origin and spec.has_location:
+        return Path(spec.origin).resolve()
+    locations = list(spec.submodule_search_locations or ())
+    return Path(locations[0]).resolve() if locations else None
+
+
+def _installed_spec(name: str, excluded: frozenset[Path]) -> ModuleSpec | None:
+    """The spec of the top-level module ``name`` as the environment provides it, the ``excluded``
+    folders (the current one, a config's) off the path."""
+    path = [entry for entry in sys.path if Path(entry or ".").resolve() not in excluded]
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        spec = None if find_spec is None else find_spec(name, path if finder is PathFinder else None)
+        if spec is not None:
+            return spec
+    return None
+
+
+def untrusted_reason(spec: str, folders: tuple[Path, ...] = ()) -> str | None:
+    """Why ``module:function`` is code of its own, to be trusted before it is run; ``None`` when it is
+    a module of an installed safesvd package, found where it is installed (see the module)."""
+    top = spec.partition(":")[0].split(".")[0]
+    if top not in _plugin_packages():
+        return "not a module of an installed safesvd package"
+    excluded = frozenset(folder.resolve() for folder in (Path.cwd(), *folders))
+    installed = _origin(_installed_spec(top, excluded))
+    found = _origin(importlib.util.find_spec(top))  # what an import would load now
+    if installed is None or found != installed:
+        return (
+            f"{top!r} would be imported from {found}, not from the installed package ({installed}); "
+            "remove that file, or run from another folder"
+        )
+    return None
+
+
+def own_code(spec: str, folders: tuple[Path, ...] = ()) -> bool:
+    """Whether ``module:function`` names a function of an installed safesvd package (see the module)."""
+    return untrusted_reason(spec, folders) is None
 
 
 def import_object(spec: str, where: str, folders: tuple[Path, ...] = ()) -> Any:
@@ -29,7 +88,9 @@ def import_object(spec: str, where: str, folders: tuple[Path, ...] = ()) -> Any:
     if not sep or not module_name or not name:
         raise ConfigError(f"{where}: expected 'module:function', got {spec!r}")
     added = (
-        [] if own_code(spec) else [str(folder) for folder in reversed(folders) if str(folder) not in sys.path]
+        []
+        if own_code(spec, folders)
+        else [str(folder) for folder in reversed(folders) if str(folder) not in sys.path]
     )
     for folder in added:
         sys.path.insert(0, folder)
