@@ -18,6 +18,7 @@ from ._errors import (
 )
 from ._evaluate import EvaluationReport, MetricChange, evaluate, results_json, results_table
 from ._field import FieldDescription, Role
+from ._structures import register_structure
 from .io._checkpoint import CheckpointWarning
 from .io._dense import dense_model, export_dense
 from .io._manifest import read_manifest
@@ -64,6 +65,7 @@ __all__ = [
     "is_balanced",
     "load_compressed",
     "read_manifest",
+    "register_structure",
     "registry",
     "results_json",
     "results_table",

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from ._compress import make_adapter
 from ._errors import ConfigError, NumericalError
+from ._structures import tensor_leaves
 from .kinds._interfaces import ModelAdapter
 from .kinds._plugins import registry
 from .physics._family import Metric
@@ -168,10 +169,16 @@ def _changes(original: Mapping[str, float], compressed: Mapping[str, float]) -> 
 
 
 def _batch_values(
-    model: nn.Module, batch: Any, prediction: Tensor, adapter: ModelAdapter, table: Mapping[str, Metric]
+    model: nn.Module, batch: Any, prediction: Any, adapter: ModelAdapter, table: Mapping[str, Metric]
 ) -> dict[str, float]:
     values = {BASE: adapter.base_loss(prediction, batch)}
     if table:
+        if not isinstance(prediction, Tensor):
+            raise ConfigError(
+                f"metrics {sorted(table)} take a prediction tensor (one field), but the model predicts a "
+                f"{type(prediction).__name__}: evaluate without family= and metrics= (the base loss is "
+                "summed over its tensors)"
+            )
         field = adapter.field(batch)
         if field is None:
             raise ConfigError(
@@ -193,8 +200,10 @@ def _mean(rows: list[tuple[int, dict[str, float]]]) -> dict[str, float]:
     return {name: sum(weight * row[name] for weight, row in rows) / total for name in rows[0][1]}
 
 
-def _size(prediction: Tensor) -> int:
-    return int(prediction.shape[0]) if prediction.ndim else 1
+def _size(prediction: Any) -> int:
+    """The batch size: the first dimension of the prediction (of its first tensor, for a structure)."""
+    found = [prediction] if isinstance(prediction, Tensor) else [t for _, t in tensor_leaves(prediction)]
+    return int(found[0].shape[0]) if found and found[0].ndim else 1
 
 
 def _averages(

@@ -13,6 +13,7 @@ from ._defaults import DEFAULTS
 from ._deprecation import renamed
 from ._errors import BudgetError, ConfigError, NumericalError
 from ._field import AXES, MOMENTUM_ROLES, VELOCITY_ROLES, FieldDescription, Role, parse_role
+from ._structures import map_structure, tensor_leaves
 from .io._checkpoint import Checkpoint
 from .kinds._command import CliCommand
 from .kinds._hookspecs import hookimpl
@@ -149,6 +150,7 @@ __all__ = [
     "is_compressible",
     "linear_map",
     "make_adapter",
+    "map_structure",
     "median_seconds",
     "non_negative",
     "non_negative_int",
@@ -167,6 +169,7 @@ __all__ = [
     "run_plan",
     "set_submodule",
     "singular_values",
+    "tensor_leaves",
     "thin_svd",
     "trajectory_length",
     "unit_interval",

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from .._defaults import DEFAULTS
 from .._deprecation import renamed
 from .._errors import ConfigError
+from .._structures import moved
 from ..linalg._balance import balanced
 from ._validators import positive_int
 
@@ -358,17 +359,7 @@ class ModelAdapter(ABC):
         )
 
     def to_device(self, batch: Any, device: torch.device) -> Any:
-        """Move ``batch`` to ``device``; tuples, lists and dicts of tensors by default."""
-        return _move(batch, device)
-
-
-def _move(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {key: _move(value, device) for key, value in batch.items()}
-    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a namedtuple takes its fields one by one
-        return type(batch)(*(_move(value, device) for value in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_move(value, device) for value in batch)
-    return batch
+        """Move ``batch`` to ``device``: every tensor in it, inside dicts, lists, tuples, namedtuples,
+        dataclasses and registered structures (:func:`safesvd_core.register_structure`); an object
+        with a ``to`` method moves itself; other leaves (metadata) stay as they are."""
+        return moved(batch, device)

@@ -12,6 +12,7 @@ from torch import Tensor
 from .._defaults import DEFAULTS
 from .._deprecation import renamed, renamed_option
 from .._errors import ConfigError, NumericalError
+from .._structures import map_structure, tensor_leaves
 from ..kinds._interfaces import ModelAdapter, PhysicsLoss
 from ..kinds._validators import one_of
 
@@ -79,19 +80,22 @@ class CalibrationObjective:
             return self
         return attrs.evolve(self, noise=torch.Generator().manual_seed(hash((self.seed, index)) % 2**63))
 
-    def _sampled(self, prediction: Tensor, batch: Any) -> Tensor:
-        """``prediction`` moved to ``reference + σ ε``, still differentiable with unit Jacobian."""
+    def _sampled(self, prediction: Any, batch: Any) -> Any:
+        """``prediction`` moved to ``reference + σ ε``, still differentiable with unit Jacobian; a
+        structure of tensors place by place (each its own σ), in the order of its places."""
         reference = self.adapter.reference(batch)
-        scale = (
-            (prediction.detach() - reference)
-            .pow(2)
-            .mean()
-            .sqrt()
-            .clamp_min(torch.finfo(prediction.dtype).tiny)
-        )
         noise = self._noise if self._noise is not None else torch.Generator().manual_seed(self.seed)
-        draw = torch.randn(prediction.shape, generator=noise, dtype=prediction.dtype).to(prediction.device)
-        return prediction - prediction.detach() + reference + scale * draw
+        if isinstance(prediction, Tensor):
+            return _sampled(prediction, reference, noise)
+        targets = dict(tensor_leaves(reference))
+        return map_structure(
+            lambda place, leaf: (
+                _sampled(leaf, targets[place], noise)
+                if isinstance(leaf, Tensor) and leaf.is_floating_point() and place in targets
+                else leaf
+            ),
+            prediction,
+        )
 
     def _field(self, batch: Any):
         field = self.adapter.field(batch)
@@ -135,6 +139,14 @@ class CalibrationObjective:
                 f"calibration loss is {float(value.detach())}; the batch is not skipped silently"
             )
         return value
+
+
+def _sampled(prediction: Tensor, reference: Tensor, noise: torch.Generator) -> Tensor:
+    scale = (
+        (prediction.detach() - reference).pow(2).mean().sqrt().clamp_min(torch.finfo(prediction.dtype).tiny)
+    )
+    draw = torch.randn(prediction.shape, generator=noise, dtype=prediction.dtype).to(prediction.device)
+    return prediction - prediction.detach() + reference + scale * draw
 
 
 def loss_totals(

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import ConfigError, NumericalError
+from .._structures import describe, map_structure, tensor_leaves, unreachable
 from ..kinds._interfaces import ModelAdapter
 
 #: What the positions of a tuple item hold, for messages: ``(input, target)`` or ``(input, trajectory)``.
@@ -63,22 +64,20 @@ def plain_item(item: Any) -> Any:
 
 def _private(value: Any) -> Any:
     """``value`` with its shared-memory CPU tensors copied; containers rebuilt only where one was."""
-    if isinstance(value, Tensor):
-        shared = value.layout is torch.strided and value.device.type == "cpu" and value.is_shared()
-        return value.clone() if shared else value
-    if isinstance(value, Mapping):
-        inner = {key: _private(entry) for key, entry in value.items()}
-        return inner if any(inner[key] is not value[key] for key in inner) else value
-    if isinstance(value, (tuple, list)):
-        parts = [_private(entry) for entry in value]
-        if all(new is old for new, old in zip(parts, value)):
-            return value
-        return type(value)(*parts) if hasattr(value, "_fields") else type(value)(parts)
-    return value
+    return map_structure(lambda _, leaf: leaf.clone() if _shared(leaf) else leaf, value)
+
+
+def _shared(leaf: Any) -> bool:
+    return (
+        isinstance(leaf, Tensor)
+        and leaf.layout is torch.strided
+        and leaf.device.type == "cpu"
+        and leaf.is_shared()
+    )
 
 
 def tensors(value: Any) -> list[Tensor]:
-    """Every tensor in ``value`` (nested tuples, lists and dicts), in order."""
+    """Every tensor in ``value`` (nested tuples, lists, dicts, dataclasses, ...), in order."""
     return [tensor for _, tensor in _named_tensors(value, "")]
 
 
@@ -106,31 +105,21 @@ def moved(adapter: ModelAdapter, item: Any, device: Any, index: int, what: str =
 
 
 def describe_shapes(item: Any) -> str:
-    """The shapes of the tensors in ``item``, for messages."""
-    if hasattr(item, "shape"):
-        return str(tuple(item.shape))
+    """The shapes of the tensors in ``item`` (and the types of its other leaves), for messages."""
     if isinstance(item, Mapping):
         return "{" + ", ".join(f"{key!r}: {describe_shapes(value)}" for key, value in item.items()) + "}"
     if isinstance(item, (tuple, list)):
         return "(" + ", ".join(describe_shapes(value) for value in item) + ")"
-    return type(item).__name__
+    return describe(item) if tensor_leaves(item) or isinstance(item, Tensor) else type(item).__name__
 
 
 def _named_tensors(value: Any, place: str) -> list[tuple[str, Tensor]]:
-    if isinstance(value, Tensor):
-        return [(place, value)]
-    if isinstance(value, Mapping):
-        return [
-            pair
-            for key, inner in value.items()
-            for pair in _named_tensors(inner, f"{place}{'.' if place else ''}{key}")
-        ]
-    if isinstance(value, (tuple, list)):
-        names = [
-            _POSITIONS[i] if not place and i < len(_POSITIONS) else f"{place}[{i}]" for i in range(len(value))
-        ]
-        return [pair for name, inner in zip(names, value) for pair in _named_tensors(inner, name)]
-    return []
+    """The tensor leaves of an item; the places of a tuple item's first two entries are named by
+    :data:`_POSITIONS`."""
+    if not place and isinstance(value, (tuple, list)):
+        names = [_POSITIONS[i] if i < len(_POSITIONS) else f"[{i}]" for i in range(len(value))]
+        return [pair for name, inner in zip(names, value) for pair in tensor_leaves(inner, name)]
+    return tensor_leaves(value, place)
 
 
 def _non_finite(tensor: Tensor) -> str | None:
@@ -169,12 +158,38 @@ def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) ->
             f"the items have the model's input shape and layout (e.g. channels first); the item holds "
             f"{describe_shapes(item)}"
         ) from error
-    reference = adapter.reference(item)
-    if tuple(prediction.shape) != tuple(reference.shape):
+    check_prediction(prediction, adapter.reference(item), f"the first {what} item's target")
+
+
+def check_prediction(prediction: Any, reference: Any, target: str) -> None:
+    """``prediction`` has the shape of ``reference`` (called ``target`` in messages); for structures,
+    every tensor place of the target is a tensor place of the prediction, of the same shape (the
+    prediction may hold more)."""
+    if isinstance(prediction, Tensor) and isinstance(reference, Tensor):
+        if tuple(prediction.shape) != tuple(reference.shape):
+            raise ConfigError(
+                f"the model predicts shape {tuple(prediction.shape)} but {target} has "
+                f"shape {tuple(reference.shape)}: give targets shaped like the predictions"
+            )
+        return
+    predicted = dict(tensor_leaves(prediction))
+    expected = dict(tensor_leaves(reference))
+    for value, leaves, what in ((prediction, predicted, "the model's output"), (reference, expected, target)):
+        if not leaves:
+            raise ConfigError(unreachable(value, what))
+    missing = [place for place in expected if place not in predicted]
+    if missing:
         raise ConfigError(
-            f"the model predicts shape {tuple(prediction.shape)} but the first {what} item's target has "
-            f"shape {tuple(reference.shape)}: give targets shaped like the predictions"
+            f"{target} holds tensors at {', '.join(missing)}, where the model's output "
+            f"({type(prediction).__name__}) has none; its tensors are at {', '.join(predicted)}"
         )
+    for place, wanted in expected.items():
+        if predicted[place].shape != wanted.shape:
+            raise ConfigError(
+                f"the model predicts {place or 'its output'} of shape {tuple(predicted[place].shape)} but "
+                f"{target}'s {place or 'tensor'} has shape {tuple(wanted.shape)}: give targets shaped "
+                "like the predictions"
+            )
 
 
 def check_finite_weights(model: nn.Module) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from ..._errors import ConfigError
 from ...model._capture import BlockRecorder, LayerRecorder
-from .._items import describe_shapes
+from .._items import check_prediction, describe_shapes
 from .._job import Phase, RunState
 from .._outputs import Probe
 
@@ -38,12 +38,7 @@ class ProbePhase(Phase):
                     f"the item holds {describe_shapes(item)}"
                 ) from error
         for prediction, batch in calls:
-            reference = job.adapter.reference(batch)
-            if tuple(prediction.shape) != tuple(reference.shape):
-                raise ConfigError(
-                    f"the model predicts shape {tuple(prediction.shape)} but the calibration target has "
-                    f"shape {tuple(reference.shape)}: give targets shaped like the predictions"
-                )
+            check_prediction(prediction, job.adapter.reference(batch), "the calibration target")
         missing = [name for name in state.layers if not layers.inputs[name]]
         if missing:
             raise ConfigError(
@@ -89,6 +84,11 @@ class ProbePhase(Phase):
                     f"family {family.name!r} needs a field description from the adapter; none was given"
                 )
             family.check(field)
+            if not isinstance(calls[0][0], torch.Tensor):
+                raise ConfigError(
+                    f"family {family.name!r} needs a prediction tensor (its physics terms take one field), "
+                    f"but the model predicts a {type(calls[0][0]).__name__}: compress without a family"
+                )
 
 
 def input_groups(order: list[str], first_inputs: dict[str, torch.Tensor]) -> dict[str, str]:
