@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from safesvd_core import FieldDescription, Role
 from safesvd_core.plugin import ConfigError
 
+from . import structured
 from .base_losses import BASE_LOSSES, BaseLoss
 from .selection import Coverage, Selection, SkipRule, coverage, pattern_tuple, select
 
@@ -100,8 +101,10 @@ class TupleBatches:
 
     def trajectory_steps(self, item: Any) -> int | None:
         inputs, target, _ = self._parts(item)
+        if not isinstance(inputs, Tensor):
+            return structured.trajectory_steps(inputs, target)
         if (
-            isinstance(inputs, Tensor)
+            isinstance(target, Tensor)
             and target.ndim == inputs.ndim + 1
             and target.shape[0] == inputs.shape[0]
             and target.shape[2:] == inputs.shape[1:]
@@ -109,18 +112,30 @@ class TupleBatches:
             return int(target.shape[1])
         return None
 
-    def rollout_step(self, sequence: Any, state: Tensor | None, step: int) -> Any:
+    def rollout_step(self, sequence: Any, state: Any | None, step: int) -> Any:
         steps = self.trajectory_steps(sequence)
         inputs, trajectory, domain = self._parts(sequence)
+        if steps is None and not isinstance(inputs, Tensor):
+            raise ConfigError(
+                f"a rollout item of the {self.name} adapter is (input, trajectory), each prediction becoming "
+                "the next input: for a structured input the trajectory has the input's structure, each "
+                "tensor that changes in time shaped (batch, K, *its input's shape[1:]); got input "
+                f"{structured.describe(inputs)} and target {structured.describe(trajectory)}"
+            )
         if steps is None:
             raise ConfigError(
                 f"a rollout item of the {self.name} adapter is (input, trajectory) with the trajectory "
-                f"shaped (batch, K, *input.shape[1:]); got input {tuple(getattr(inputs, 'shape', ()))} "
-                f"and target {tuple(trajectory.shape)}"
+                f"shaped (batch, K, *input.shape[1:]); got input {tuple(inputs.shape)} "
+                f"and target {structured.describe(trajectory)}"
             )
         if not 1 <= step <= steps:
             raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
-        batch = (inputs if state is None else state, trajectory[:, step - 1])
+        if isinstance(inputs, Tensor):
+            batch = (inputs if state is None else state, trajectory[:, step - 1])
+        else:
+            if state is not None:
+                structured.check_state(state, inputs)
+            batch = (inputs if state is None else state, structured.rollout_target(inputs, trajectory, step))
         return batch if domain is None else (*batch, domain)
 
 

@@ -1,4 +1,6 @@
-"""The generic adapter: any ``nn.Module`` called as ``model(input)`` on ``(input, target)`` batches."""
+"""The generic adapter: any ``nn.Module`` called as ``model(input)`` (or ``model(*input)``,
+``model(**input)``) on ``(input, target)`` batches, the input and target tensors or structures
+of them (``structured.py``)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ import attrs
 from torch import Tensor, nn
 
 from safesvd_core import FieldDescription
-from safesvd_core.plugin import ConfigError, ModelAdapter, is_compressible
+from safesvd_core.plugin import ConfigError, ModelAdapter, is_compressible, one_of
 
-from . import attention
+from . import attention, structured
 from .base_losses import BaseLoss
 from .framework import SelectingAdapter, TupleBatches, check_loss, resolve_loss
 from .selection import Selection, pattern_tuple, select
@@ -28,6 +30,20 @@ def _field_description(value: Any) -> Any:
     return FieldDescription.from_dict(value) if isinstance(value, Mapping) else value
 
 
+def _leaf_weights(value: Any) -> dict[str, float] | None:
+    """``{place: weight}`` with finite weights ≥ 0, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"leaf_weights must be a dict {{place: weight}}, got {type(value).__name__}")
+    weights = {}
+    for place, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            raise ConfigError(f"leaf_weights[{place!r}] must be a finite number >= 0, got {weight!r}")
+        weights[str(place)] = float(weight)
+    return weights
+
+
 @attrs.frozen(kw_only=True)
 class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     """Batches are ``(input, target)`` / ``(input, target, domain)`` tuples or dicts with keys
@@ -41,6 +57,12 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     With ``rewrite_attention`` (default), packed ``nn.MultiheadAttention`` modules are rewritten
     (on private copies) into :class:`~safesvd_adapters.attention.ExplicitMultiheadAttention`, so
     that their ``in_proj`` (``d → 3d``) and ``out_proj`` are compressible.
+
+    Inputs and targets may be structures of tensors (dicts, dataclasses, namedtuples, tuples,
+    objects holding tensors; metadata passes through). ``call`` says how the input is passed:
+    ``"single"`` (default) ``model(input)``, ``"args"`` ``model(*input)``, ``"kwargs"``
+    ``model(**input)``. A loss name is summed over the target's floating tensor places, each
+    weighted by ``leaf_weights`` (default 1); a callable ``loss`` takes the structures as they are.
     """
 
     name: ClassVar[str] = "generic"
@@ -53,6 +75,13 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     )
     field_description: FieldDescription | None = attrs.field(default=None, converter=_field_description)
     rewrite_attention: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    call: str = attrs.field(default="single", validator=one_of(structured.CALLS))
+    leaf_weights: Mapping[str, float] | None = attrs.field(default=None, converter=_leaf_weights)
+
+    @leaf_weights.validator
+    def _weights_need_a_loss_name(self, attribute: attrs.Attribute, value: Any) -> None:
+        if value is not None and not isinstance(self.loss, str):
+            raise ConfigError("leaf_weights weight a loss name's terms; a callable loss weighs places itself")
 
     @property
     def rewrites_modules(self) -> bool:
@@ -64,8 +93,16 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     def restore(self, model: nn.Module) -> nn.Module:
         return attention.restore_attention(model) if self.rewrite_attention else model
 
-    def base_loss(self, prediction: Tensor, batch: Any) -> Tensor:
-        return resolve_loss(self.loss)(prediction, self.reference(batch))
+    def predict(self, model: nn.Module, batch: Any) -> Any:
+        return structured.call_model(model, self._parts(batch)[0], self.call)
+
+    def base_loss(self, prediction: Any, batch: Any) -> Tensor:
+        target = self.reference(batch)
+        loss = resolve_loss(self.loss)
+        tensors = isinstance(prediction, Tensor) and isinstance(target, Tensor)
+        if isinstance(self.loss, str) and (self.leaf_weights is not None or not tensors):
+            return structured.structured_loss(loss, prediction, target, self.leaf_weights)
+        return loss(prediction, target)
 
     def field(self, batch: Any) -> FieldDescription | None:
         return self.field_description
