@@ -218,7 +218,7 @@ def refine(
     checkpoint = None if checkpoint_dir is None else RefineCheckpoint(Path(checkpoint_dir), fingerprint)
     first_step, stopped = 0, None
     if checkpoint is not None and checkpoint.saved is not None:
-        first_step, best, history = checkpoint.restore(model, optimizer, keys)
+        first_step, best, history = checkpoint.restore(model, optimizer, keys, options)
     window, since = (
         0.0,
         first_step,

@@ -2,13 +2,19 @@
 state, the best state so far, Adam's moments and, in its header, the step, the best score, the
 history and a fingerprint of the inputs (original weights, compressed model, refinement data and
 options). Written atomically at every held-out evaluation; a later run with the same fingerprint
-resumes at that step, a different one is refused."""
+resumes at that step, a different one is refused.
+
+A file can still be edited and stay valid safetensors, so every field is checked against the run
+before anything is loaded: the step (one the run evaluates at), the history (one row per evaluation
+up to it), the best step and score, every model and best-state tensor (names, shapes, dtypes, finite)
+and Adam's moments (for the parameters that had them, each named moment, each shape). A field that
+does not fit is refused by name, with the fix: delete the file."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -17,6 +23,9 @@ from torch import Tensor, nn
 
 from .._errors import ConfigError
 from ..io._files import atomic_write
+
+if TYPE_CHECKING:
+    from ._refine import RefineOptions
 
 FILE = "refine.safetensors"
 FORMAT = "safesvd.refine-checkpoint/1"
@@ -77,6 +86,7 @@ class RefineCheckpoint:
             "keys": keys,
             "best": {"step": best["step"], "score": best["score"]},
             "history": history,
+            "moments": sorted(state),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(
@@ -84,35 +94,126 @@ class RefineCheckpoint:
         )
 
     def restore(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, keys: list[str]
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, keys: list[str], options: RefineOptions
     ) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
-        """Load the saved state into ``model`` and ``optimizer``; ``(step, best, history)``."""
+        """Load the saved state into ``model`` and ``optimizer``, each field checked against the run
+        first (see the module); ``(step, best, history)``."""
         assert self.saved is not None
         header, tensors = self.saved["header"], self.saved["tensors"]
-        if header["keys"] != keys:
-            raise ConfigError(
-                f"cannot resume refinement from {self.path}: it was written for other parameters"
-            )
-        device = next(model.parameters()).device
-        model.load_state_dict(
-            {
-                key[len("model::") :]: value.to(device)
-                for key, value in tensors.items()
-                if key.startswith("model::")
-            }
+        if header.get("keys") != keys:
+            raise self._refused("keys", "name other parameters than the model's")
+        step = self._step(header, options)
+        history = self._history(header, step, options)
+        best_step, score = self._best(header, history)
+        groups = {prefix: _group(tensors, prefix) for prefix in ("model::", "best::", "adam::")}
+        unknown = sorted(
+            set(tensors) - {f"{prefix}{key}" for prefix, group in groups.items() for key in group}
         )
-        best_state = {
-            key[len("best::") :]: value.to(device)
-            for key, value in tensors.items()
-            if key.startswith("best::")
-        }
+        if unknown:
+            raise self._refused(f"tensor {unknown[0]!r}", "is not one a checkpoint holds")
+        expected = model.state_dict()
+        self._state("model::", groups["model::"], expected)
+        self._state("best::", groups["best::"], expected)
+        moments = self._moments(header, groups["adam::"], optimizer)
+        device = next(model.parameters()).device
+        model.load_state_dict({key: value.to(device) for key, value in groups["model::"].items()})
         state = optimizer.state_dict()
-        moments: dict[int, dict[str, Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("adam::"):
-                _, index, name = key.split("::")
-                moments.setdefault(int(index), {})[name] = value if name == "step" else value.to(device)
         state["state"] = moments
         optimizer.load_state_dict(state)
-        best = {"step": header["best"]["step"], "score": header["best"]["score"], "state": best_state}
-        return int(header["step"]), best, list(header["history"])
+        best_state = {key: value.to(device) for key, value in groups["best::"].items()}
+        return step, {"step": best_step, "score": score, "state": best_state}, history
+
+    def _refused(self, field: str, problem: str) -> ConfigError:
+        return ConfigError(
+            f"cannot resume refinement from {self.path}: its {field} {problem}; delete the file to "
+            "refine from the start"
+        )
+
+    def _step(self, header: dict[str, Any], options: RefineOptions) -> int:
+        step = header.get("step")
+        if not _whole(step) or not 1 <= step <= options.steps:
+            raise self._refused("step", f"is {step!r}, not a step of this run (1 to {options.steps})")
+        if step % options.eval_every and step != options.steps:
+            raise self._refused(
+                "step", f"is {step}, not one this run saves at (every {options.eval_every}, or the last)"
+            )
+        return step
+
+    def _history(self, header: dict[str, Any], step: int, options: RefineOptions) -> list[dict[str, Any]]:
+        history = header.get("history")
+        evaluated = [*range(options.eval_every, step + 1, options.eval_every)]
+        if step not in evaluated:
+            evaluated.append(step)
+        if (
+            not isinstance(history, list)
+            or [row.get("step") if isinstance(row, dict) else None for row in history] != evaluated
+        ):
+            raise self._refused("history", f"is not one row per evaluation up to step {step}")
+        if not all(_number(row.get("train")) for row in history):
+            raise self._refused("history", "holds a row without a training loss")
+        return list(history)
+
+    def _best(self, header: dict[str, Any], history: list[dict[str, Any]]) -> tuple[int, float]:
+        best = header.get("best")
+        if not isinstance(best, dict) or not _number(best.get("score")):
+            raise self._refused("best", "has no score")
+        if best.get("step") not in [0, *(row["step"] for row in history)]:
+            raise self._refused("best", f"step {best.get('step')!r} is not an evaluated step")
+        return best["step"], float(best["score"])
+
+    def _state(self, prefix: str, saved: dict[str, Tensor], expected: dict[str, Tensor]) -> None:
+        missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+        if missing or extra:
+            name, what = (missing[0], "is missing") if missing else (extra[0], "is not the model's")
+            raise self._refused(f"tensor {prefix}{name}", what)
+        for name, value in saved.items():
+            want = expected[name]
+            if value.shape != want.shape or value.dtype != want.dtype:
+                found, wanted = f"{value.dtype} {tuple(value.shape)}", f"{want.dtype} {tuple(want.shape)}"
+                raise self._refused(f"tensor {prefix}{name}", f"is {found}, not the model's {wanted}")
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise self._refused(f"tensor {prefix}{name}", "holds non-finite values")
+
+    def _moments(
+        self, header: dict[str, Any], saved: dict[str, Tensor], optimizer: torch.optim.Optimizer
+    ) -> dict[int, dict[str, Tensor]]:
+        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+        indices = header.get("moments")
+        if (
+            not isinstance(indices, list)
+            or not indices
+            or not all(_whole(index) and 0 <= index < len(parameters) for index in indices)
+        ):
+            raise self._refused("moments", "do not list the parameters Adam kept moments for")
+        names = {"step", "exp_avg", "exp_avg_sq"} | (
+            {"max_exp_avg_sq"} if optimizer.param_groups[0].get("amsgrad") else set()
+        )
+        moments: dict[int, dict[str, Tensor]] = {}
+        for index in indices:
+            for name in sorted(names):
+                value = saved.pop(f"{index}::{name}", None)
+                shape = () if name == "step" else parameters[index].shape
+                if value is None:
+                    raise self._refused(f"tensor adam::{index}::{name}", "is missing")
+                if value.shape != shape:
+                    raise self._refused(
+                        f"tensor adam::{index}::{name}",
+                        f"has shape {tuple(value.shape)}, not {tuple(shape)}",
+                    )
+                moved = value if name == "step" else value.to(parameters[index].device)
+                moments.setdefault(index, {})[name] = moved
+        if saved:
+            raise self._refused(f"tensor adam::{sorted(saved)[0]}", "is not a moment of a listed parameter")
+        return moments
+
+
+def _group(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
