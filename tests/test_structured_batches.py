@@ -431,3 +431,47 @@ def test_a_rollout_whose_prediction_cannot_be_the_next_input_is_one_line():
     with pytest.raises(ConfigError, match="cannot be rolled out") as error:
         evaluate(model, model, one_step, rollout=[item], horizons=(2,))
     assert "\n" not in str(error.value)
+
+
+class FieldModel(nn.Module):
+    """``(B, 2, 4, 4)`` fields in (a tensor or ``{'u': ...}``), out (a tensor or ``{'velocity': ...}``)."""
+
+    def __init__(self, structured_output: bool = False) -> None:
+        super().__init__()
+        self.mix = nn.Conv2d(2, 2, 1)
+        self.structured_output = structured_output
+
+    def forward(self, x: Any) -> Any:
+        out = self.mix(x["u"] if isinstance(x, dict) else x)
+        return {"velocity": out} if self.structured_output else out
+
+
+@pytest.mark.parametrize(
+    ("structured_input", "structured_output"), [(False, False), (True, False), (True, True)]
+)
+def test_the_fields_figure_never_shows_the_target_as_the_input(
+    monkeypatch, tmp_path, structured_input, structured_output
+):
+    from types import SimpleNamespace
+
+    from safesvd_cli import folder
+
+    x, y = torch.randn(2, 2, 4, 4), torch.randn(2, 2, 4, 4)
+    model = FieldModel(structured_output)
+    batch = ({"u": x} if structured_input else x, {"velocity": y} if structured_output else y)
+    drawn = {}
+    monkeypatch.setattr(
+        folder.figures, "fields", lambda path, rows, *rest: drawn.update(rows=rows, title=rest[-1])
+    )
+    prepared = SimpleNamespace(
+        adapter=make_adapter("generic", None), test=[batch], model=model, config=SimpleNamespace(family=None)
+    )
+    folder._fields(
+        tmp_path / "fields.png", prepared, SimpleNamespace(result=SimpleNamespace(model=model)), "x"
+    )
+    given = [row[1] for row in drawn["rows"]]
+    if structured_input:  # the input column is left empty (a note says why), never the target
+        assert given == [None, None]
+    else:
+        assert all(torch.equal(torch.as_tensor(g), x[0, i]) for i, g in enumerate(given))
+    assert ("velocity" in drawn["title"]) == structured_output

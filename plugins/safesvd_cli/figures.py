@@ -244,7 +244,14 @@ def fields(
         for axis, (values, cmap, vmin, vmax), heading in zip(row, panels, columns):
             if values is None:
                 axis.axis("off")
-                axis.text(0.5, 0.5, "input not shown\n(another shape)", ha="center", va="center", fontsize=8)
+                axis.text(
+                    0.5,
+                    0.5,
+                    "input not shown\n(no input tensor\nof this shape)",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                )
                 continue
             image = axis.imshow(
                 values.T, origin="lower", extent=extent, cmap=cmap, vmin=vmin, vmax=vmax, aspect="equal"

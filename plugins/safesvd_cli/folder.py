@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from safesvd_core import ConfigError, read_manifest, registry, save_compressed
-from safesvd_core.plugin import LayerCandidate
+from safesvd_core.plugin import LayerCandidate, tensor_leaves
 
 from . import figures, report
-from .baseline import LABEL, CopyBaseline
+from .baseline import LABEL, CopyBaseline, copied_input
 from .config import RunConfig
 from .files import atomic_write
 from .pipeline import Prepared, Run, copy_input, rows_legend, test_sizes
@@ -204,23 +204,32 @@ def _model_figures(
     return [path for path in drawn if path is not None], []
 
 
-def _input(batch: Any, shape: torch.Size) -> torch.Tensor | None:
-    """The tensor of ``batch`` shaped like the prediction (the model's input field), if there is one."""
-    values = (
-        batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (tuple, list)) else (batch,)
-    )
-    return next((v for v in values if isinstance(v, torch.Tensor) and v.shape == shape), None)
+def _shown(prediction: Any) -> tuple[str, torch.Tensor] | None:
+    """The prediction's field to draw: the prediction, or a structure's first ``(B, C, H, W)`` tensor
+    with its place (``velocity``, ``surf_vars.2t``)."""
+    if isinstance(prediction, torch.Tensor):
+        return "", prediction
+    return next(((place, leaf) for place, leaf in tensor_leaves(prediction) if leaf.ndim == 4), None)
 
 
 def _fields(path: Path, prepared: Prepared, run: Run, label: str) -> Path | None:
-    """Input, predictions and difference for the first test sample (2-D fields only)."""
+    """Input, predictions and difference for the first test sample (2-D fields only). The input
+    column shows the batch's tensor shaped like the prediction other than the target (none for a
+    structured input: the column says so)."""
     adapter, batch = prepared.adapter, prepared.test[0]
     with torch.no_grad():
-        original = adapter.predict(prepared.model, batch).detach().float().cpu()
-        compressed = adapter.predict(run.result.model, batch).detach().float().cpu()
+        predictions = [adapter.predict(model, batch) for model in (prepared.model, run.result.model)]
+    shown = _shown(predictions[0])
+    if shown is None:
+        return None
+    place, original = shown
+    compressed = predictions[1] if not place else dict(tensor_leaves(predictions[1]))[place]
+    original, compressed = (t.detach().float().cpu() for t in (original, compressed))
     if original.ndim != 4:
         return None
-    given = _input(batch, original.shape)
+    reference = adapter.reference(batch)
+    reference = reference if not place else dict(tensor_leaves(reference)).get(place)
+    given = None if reference is None else copied_input(batch, reference)
     field = adapter.field(batch)
     names = (
         list(field.channels)
@@ -243,7 +252,11 @@ def _fields(path: Path, prepared: Prepared, run: Run, label: str) -> Path | None
     extent = (0.0, original.shape[2] * spacing[0], 0.0, original.shape[3] * spacing[1])
     axes = tuple(field.axes) if field is not None and field.dim == 2 else ("grid axis 0", "grid axis 1")
     return figures.fields(
-        path, rows, extent, axes, f"First test sample ({label}); axes in the data's length unit"
+        path,
+        rows,
+        extent,
+        axes,
+        f"First test sample ({label}{', ' + place if place else ''}); axes in the data's length unit",
     )
 
 
