@@ -120,3 +120,24 @@ def test_the_old_rollout_steps_key_still_reads_and_says_what_to_write():
         ConfigError, match=r"\[data\] gives both trajectory_steps and rollout_steps, its old name"
     ):
         RunConfig.from_dict(raw, base=Path.cwd())
+
+
+def test_refinement_items_the_model_cannot_run_are_refused_before_any_pass(tmp_path, monkeypatch, capsys):
+    def no_pass(*args, **kw):
+        raise AssertionError("a pass over the calibration data ran before the refusal")
+
+    monkeypatch.setattr("safesvd_core.run._engine.run_phases", no_pass)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        CONFIG.replace(
+            "options = { samples = 32, size = 32, seed = 7 }",
+            "options = { samples = 32, size = 16, seed = 7 }",
+        )
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["compress", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert not [w for w in caught if issubclass(w.category, RefineDataWarning)]  # the refusal alone
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "the model cannot run the first refinement item" in lines[0], lines
+    assert not (tmp_path / "out").exists()

@@ -157,6 +157,14 @@ def test_rollout_refinement_weights_one_step_and_the_k_step_mean():
         ({"refine_data": "one", "refine_steps": 5}, "needs at least 2 items"),
         ({"refine_data": "float64", "refine_steps": 5}, "refinement data are torch.float64"),
         ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"rollout_steps": 9}}, "hold 2 steps"),
+        (
+            {"refine_data": "small", "refine_steps": 5},
+            "the model cannot run the first refinement item .*\\(8, 2, 6, 6\\)",
+        ),
+        (
+            {"refine_data": "channels", "refine_steps": 5},
+            "the model cannot run the first refinement item .*\\(8, 3, 8, 8\\)",
+        ),
     ],
 )
 def test_bad_refinement_arguments_are_refused_before_any_pass(kwargs, message, monkeypatch):
@@ -165,6 +173,8 @@ def test_bad_refinement_arguments_are_refused_before_any_pass(kwargs, message, m
         "fresh": fresh(),
         "one": fresh(samples=8, batch=8),
         "float64": [(x.double(), t.double()) for x, t in fresh()],
+        "small": trajectories(samples=64, steps=2, size=6, seed=7, batch=8),  # the model takes 8 × 8
+        "channels": [(x.repeat(1, 2, 1, 1)[:, :3], t.repeat(1, 1, 2, 1, 1)[:, :, :3]) for x, t in fresh()],
     }
     if isinstance(kwargs.get("refine_data"), str):
         kwargs = {**kwargs, "refine_data": data[kwargs["refine_data"]]}

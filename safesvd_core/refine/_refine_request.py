@@ -16,9 +16,10 @@ from .._errors import ConfigError
 from ..io._fingerprint import config_fingerprint, fingerprint
 from ..kinds._interfaces import ModelAdapter
 from ..model._modules import evaluating
-from ..run._items import check_dtypes, check_finite, materialise, moved, tensors
+from ..run._items import check_dtypes, check_finite, check_runs, materialise, moved, tensors
 from ..run._job import CompressionJob
 from ..run._result import CompressionResult
+from ..run._rollout import one_step_batches
 from ._refine import (
     RECOMMENDED_INPUTS,
     RefineDataWarning,
@@ -48,12 +49,25 @@ class RefinementRequest:
     same_as_calibration: bool
 
     def checked(self, adapter: ModelAdapter, model: nn.Module, device: Any) -> RefinementRequest:
-        """Refuse what cannot run (dtype, trajectory lengths, too few items for the held-out split) and
-        warn about data that tends to overfit; the items moved to ``device``."""
+        """Refuse what cannot run (dtype, trajectory lengths, too few items for the held-out split, a
+        first item the model cannot run) and warn about data that tends to overfit; the items moved to
+        ``device``."""
         check_dtypes(self.items[0], model, "refinement")
         check_finite(self.items, "refinement")
         source_for(adapter, self.items, self.options.rollout_steps)
         split_items(self.items, self.options.held_out)
+        checked = (
+            self
+            if device is None
+            else attrs.evolve(
+                self,
+                items=[
+                    moved(adapter, item, device, index, "refinement") for index, item in enumerate(self.items)
+                ],
+            )
+        )
+        with evaluating(model):  # the original model on the first step of the first item
+            check_runs(adapter, model, one_step_batches(adapter, checked.items[:1])[0], "refinement")
         if self.same_as_calibration:
             warnings.warn(
                 "the refinement data is the calibration data: refinement then fits the calibration items "
@@ -70,14 +84,7 @@ class RefinementRequest:
                 RefineDataWarning,
                 stacklevel=3,
             )
-        if device is None:
-            return self
-        return attrs.evolve(
-            self,
-            items=[
-                moved(adapter, item, device, index, "refinement") for index, item in enumerate(self.items)
-            ],
-        )
+        return checked
 
     def run(
         self,
