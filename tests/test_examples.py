@@ -36,6 +36,7 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     "own_model/compress_api.py": ("own_model", {}, ()),
     "own_model/choose.py": ("own_model", {"RATIOS": "0.5"}, ()),
     "own_model/unet.py": ("own_model", {"TRAIN_STEPS": "20"}, ()),
+    "own_model/structured.py": ("own_model", {}, ()),
     "own_model/cli.sh": (
         ".",
         {},
