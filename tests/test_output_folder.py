@@ -3,6 +3,9 @@ sibling and moved into place; nothing of the user's replaced without --overwrite
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from safesvd_cli.output import OutputFolder, foreign_files
@@ -113,3 +116,49 @@ def test_compress_refuses_a_folder_with_the_users_files_before_any_compute(tmp_p
     )
     assert main(["compress", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o")]) == 2
     assert (tmp_path / "o" / "config.json").read_text() == "my own config"
+
+
+def _hold(out: OutputFolder) -> None:
+    with out.locked():
+        pytest.fail("the run went on past the refusal")
+
+
+def test_a_symbolic_link_to_an_earlier_output_is_refused_and_both_kept(tmp_path):
+    earlier = OutputFolder(tmp_path / "earlier")
+    with earlier.locked():
+        earlier.write(fill({"model.safetensors": "old"}))
+    (tmp_path / "link").symlink_to(tmp_path / "earlier")
+    with pytest.raises(ConfigError, match="--out .*link is a symbolic link .*give the folder it points to"):
+        _hold(OutputFolder(tmp_path / "link", overwrite=True))
+    assert (tmp_path / "link").is_symlink() and (
+        tmp_path / "earlier" / "model.safetensors"
+    ).read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier", "link"]
+
+
+@pytest.mark.parametrize("out", [".", ".."])
+def test_the_current_folder_or_one_holding_it_is_refused(tmp_path, monkeypatch, out):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(ConfigError, match=f"--out {out} is \\(or holds\\) the current folder"):
+        _hold(OutputFolder(Path(out), overwrite=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_parent_that_cannot_be_written_is_one_line(tmp_path):
+    (tmp_path / "locked").mkdir(mode=0o500)
+    try:
+        with pytest.raises(ConfigError, match="cannot write in .*locked \\(permission denied\\)"):
+            _hold(OutputFolder(tmp_path / "locked" / "out"))
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+
+
+def test_a_permission_error_on_the_lock_is_one_line(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".out.lock"))
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(ConfigError, match="--out .*out: cannot write in .*choose a folder you can write to"):
+        _hold(OutputFolder(tmp_path / "out"))

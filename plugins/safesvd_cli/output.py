@@ -7,6 +7,9 @@ folder or the whole new one, never a mix.
 - A folder that holds an earlier output is replaced only with ``--overwrite`` (so a 1-ratio run then
   a 2-ratio run can no longer leave a stale model beside new reports).
 - ``.<name>.lock`` beside the folder marks a run writing it; a second run is refused while it exists.
+- A symbolic link is refused (replacing it would replace the link, not the folder it points to), so
+  is the current folder or one holding it (it cannot be moved aside while in use), and a parent the
+  user cannot write to is one line naming it, all before any compute.
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ class OutputFolder:
 
     def check(self) -> None:
         """Refuse, before any compute, what the run could not write or must not replace."""
+        if self.path.is_symlink():
+            raise ConfigError(
+                f"--out {self.path} is a symbolic link (to {self.path.readlink()}); give the folder it "
+                "points to, or a new folder"
+            )
+        if Path.cwd().resolve().is_relative_to(self.path.resolve()):
+            raise ConfigError(
+                f"--out {self.path} is (or holds) the current folder, which cannot be replaced while in "
+                "use; give a new folder, e.g. --out compressed"
+            )
         if self.path.exists() and not self.path.is_dir():
             raise ConfigError(
                 f"--out {self.path} is a file; give a folder (new, or an earlier output with --overwrite)"
@@ -77,13 +90,18 @@ class OutputFolder:
     def locked(self) -> Iterator[OutputFolder]:
         """The run's hold on the folder: checked, and a lock file beside it, removed when the run ends."""
         self.check()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             raise ConfigError(
                 f"another safesvd run is writing {self.path} (its lock {self.lock} exists); wait for it, "
                 "or delete the lock file if no run is"
+            ) from None
+        except PermissionError:
+            raise ConfigError(
+                f"--out {self.path}: cannot write in {self.path.parent} (permission denied); choose a "
+                "folder you can write to"
             ) from None
         os.write(handle, str(os.getpid()).encode())
         os.close(handle)
