@@ -24,7 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 import torch
@@ -33,17 +33,16 @@ from tqdm.auto import tqdm
 
 from .._errors import ConfigError
 from ..kinds._interfaces import ModelAdapter
-from ..kinds._validators import non_negative_int, one_of, positive, positive_int, unit_interval
 from ..model._lowrank import LowRankLinear
 from ..run._rollout import RolloutSource, trajectory_length
 from ..run._seams import BatchSource, PairSource
 from ._refine_checkpoint import RefineCheckpoint
+from ._refine_options import RefineOptions
 
 #: The refinement-data study (docs/results/refine.md, the reference model at 0.4, 2000 steps) gave
 #: one step +2.8 % with 256 inputs, +1.0 % with 1,024, +0.6 % with 4,096: a smaller set than this
 #: is warned about.
 RECOMMENDED_INPUTS = 1024
-PARAMETER_CHOICES = ("all", "factors")
 
 
 class RefineDataWarning(UserWarning):
@@ -52,42 +51,6 @@ class RefineDataWarning(UserWarning):
 
 class RefineWarning(UserWarning):
     """Refinement stopped early (a non-finite loss); the best state seen was kept."""
-
-
-def _held_out_share(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    unit_interval(instance, attribute, value)
-    if value >= 1.0:
-        raise ConfigError(f"refine held_out must be below 1 (the rest is trained on), got {value!r}")
-
-
-@attrs.frozen(kw_only=True)
-class RefineOptions:
-    """How refinement trains. ``steps``: optimiser steps, one item (a batch) each; ``lr``: Adam's
-    peak learning rate; ``warmup``: linear warm-up steps (then cosine to 0); ``held_out``: the
-    share of items scored and never trained on (0: none, then nothing guards the closed form);
-    ``eval_every``: steps between held-out scores (and checkpoints); ``rollout_steps``: the
-    rollout length on trajectory items (``None``: all they hold; 1: one step only);
-    ``rollout_weight``: the weight of the K-step term against the one-step term;
-    ``parameters``: ``"all"`` or ``"factors"``; ``seed``: the item order."""
-
-    name: ClassVar[str] = "refine"
-
-    steps: int = attrs.field(validator=positive_int)
-    lr: float = attrs.field(default=3e-4, validator=positive)
-    warmup: int = attrs.field(default=50, validator=non_negative_int)
-    held_out: float = attrs.field(default=0.125, validator=_held_out_share)
-    eval_every: int = attrs.field(default=100, validator=positive_int)
-    rollout_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int))
-    rollout_weight: float = attrs.field(default=0.5, validator=unit_interval)
-    parameters: str = attrs.field(default="all", validator=one_of(PARAMETER_CHOICES))
-    seed: int = attrs.field(default=0, validator=non_negative_int)
-
-    def learning_rate(self, step: int) -> float:
-        """The learning rate of optimiser step ``step`` (0-based)."""
-        if step < self.warmup:
-            return self.lr * (step + 1) / self.warmup
-        span = max(1, self.steps - self.warmup)
-        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup) / span)))
 
 
 def relative_distance(prediction: Tensor, target: Tensor) -> Tensor:

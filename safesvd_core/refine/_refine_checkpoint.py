@@ -25,7 +25,7 @@ from .._errors import ConfigError
 from ..io._files import atomic_write
 
 if TYPE_CHECKING:
-    from ._refine import RefineOptions
+    from ._refine_options import RefineOptions
 
 FILE = "refine.safetensors"
 FORMAT = "safesvd.refine-checkpoint/1"

@@ -1,0 +1,49 @@
+"""``RefineOptions``: how refinement trains (its own module: the loop and its checkpoint both read it)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import attrs
+
+from .._errors import ConfigError
+from ..kinds._validators import non_negative_int, one_of, positive, positive_int, unit_interval
+
+PARAMETER_CHOICES = ("all", "factors")
+
+
+def _held_out_share(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    unit_interval(instance, attribute, value)
+    if value >= 1.0:
+        raise ConfigError(f"refine held_out must be below 1 (the rest is trained on), got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class RefineOptions:
+    """How refinement trains. ``steps``: optimiser steps, one item (a batch) each; ``lr``: Adam's
+    peak learning rate; ``warmup``: linear warm-up steps (then cosine to 0); ``held_out``: the
+    share of items scored and never trained on (0: none, then nothing guards the closed form);
+    ``eval_every``: steps between held-out scores (and checkpoints); ``rollout_steps``: the
+    rollout length on trajectory items (``None``: all they hold; 1: one step only);
+    ``rollout_weight``: the weight of the K-step term against the one-step term;
+    ``parameters``: ``"all"`` or ``"factors"``; ``seed``: the item order."""
+
+    name: ClassVar[str] = "refine"
+
+    steps: int = attrs.field(validator=positive_int)
+    lr: float = attrs.field(default=3e-4, validator=positive)
+    warmup: int = attrs.field(default=50, validator=non_negative_int)
+    held_out: float = attrs.field(default=0.125, validator=_held_out_share)
+    eval_every: int = attrs.field(default=100, validator=positive_int)
+    rollout_steps: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive_int))
+    rollout_weight: float = attrs.field(default=0.5, validator=unit_interval)
+    parameters: str = attrs.field(default="all", validator=one_of(PARAMETER_CHOICES))
+    seed: int = attrs.field(default=0, validator=non_negative_int)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (0-based)."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        span = max(1, self.steps - self.warmup)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup) / span)))
