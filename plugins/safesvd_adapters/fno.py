@@ -71,8 +71,8 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     ``SpectralConv`` layers (one weight per channel, no map between channels). Batches:
     ``(input, target[, domain])`` tuples or neuraloperator's ``{'x', 'y'}`` dicts, fields
     ``(B, C, *grid)``. Loss: ``relative-l2`` (neuraloperator's relative L2, averaged over the
-    batch). No blocks: one ``FNOBlocks`` module runs every layer by index, so the layers are not a
-    chain of modules.
+    batch). Blocks: the Fourier layers (one stage each; the channel MLPs and skips are stages of
+    their own).
 
     :meth:`prepare` swaps each ``Flattened1dConv`` skip for :class:`FlatSkip` (same ``conv``, same
     output), so that the compressed skip still runs, and each ``SpectralConv`` for a
@@ -112,6 +112,11 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
             elif isinstance(module, spectral) and not module.separable:
                 set_submodule(model, name, fourier_layer(module))
         return model
+
+    def blocks(self, model: nn.Module) -> list[str] | None:
+        """The Fourier layers: each one stage, its modes solved together from one run of the layer
+        (a stage per mode would rerun the model once for each of its hundreds of modes)."""
+        return [name for name, module in model.named_modules() if isinstance(module, FourierLayer)] or None
 
     def restore(self, model: nn.Module) -> nn.Module:
         """Each :class:`FourierLayer` back as a dense ``SpectralConv`` of its configuration."""

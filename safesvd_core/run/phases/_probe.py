@@ -92,12 +92,14 @@ class ProbePhase(Phase):
 
 
 def input_groups(order: list[str], first_inputs: dict[str, torch.Tensor]) -> dict[str, str]:
-    """Layer → the first layer in ``order`` whose first input is the same tensor (same storage,
-    offset, shape, strides and dtype)."""
+    """Layer → the first layer in ``order`` whose first input is a view of the same tensor (the same
+    storage and dtype): the same input (query, key and value), or parts of one tensor made before
+    any of them ran (the Fourier modes of one spectral layer), so no layer of a group reads
+    another's output."""
     groups: dict[str, str] = {}
     seen: dict[tuple, str] = {}
     for name in order:
         tensor = first_inputs[name]
-        key = (tensor.data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.stride(), tensor.dtype)
+        key = (tensor.untyped_storage().data_ptr(), tensor.device, tensor.dtype)
         groups[name] = seen.setdefault(key, name)
     return groups
