@@ -40,7 +40,7 @@ from .kinds._validators import (
     registered,
     unit_interval,
 )
-from .linalg._linalg import psd_root, singular_values, thin_svd
+from .linalg._linalg import precise_dtype, psd_root, singular_values, thin_svd
 from .model._latency import LatencyProfile, Timing, median_seconds
 from .model._layers import LinearMap, is_compressible, linear_map
 from .model._lowrank import LowRankLinear
@@ -161,6 +161,7 @@ __all__ = [
     "plugin_manager",
     "positive",
     "positive_int",
+    "precise_dtype",
     "psd_root",
     "ratio_value",
     "refine",

@@ -23,6 +23,7 @@ from safesvd_core.plugin import (
     Solver,
     one_of,
     positive,
+    precise_dtype,
     singular_values,
     whitened_factorization,
     whitened_spectrum,
@@ -30,8 +31,9 @@ from safesvd_core.plugin import (
 
 
 def _weight_spectrum(weight: Tensor) -> Tensor:
-    """Singular values of the raw ``weight`` (float64); a non-finite weight is a :class:`NumericalError`."""
-    w = weight.detach().to(torch.float64)
+    """Singular values of the raw ``weight`` (float64, complex128 for a Fourier mode); a non-finite
+    weight is a :class:`NumericalError`."""
+    w = weight.detach().to(precise_dtype(weight))
     if not torch.isfinite(w).all():
         raise NumericalError("weight contains NaN or Inf")
     return singular_values(w)
