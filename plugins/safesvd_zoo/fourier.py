@@ -1,0 +1,93 @@
+"""The zoo's Fourier neural operator: a neuraloperator ``FNO`` trained on 2-D incompressible NS.
+
+Width 32, 12 × 12 Fourier modes, 4 layers (96 % of its parameters are complex Fourier weights),
+mapping the velocity ``(u, v)`` on the periodic 32² grid to the velocity ``LEAD_TIME`` later.
+Trajectories come from the same solver as the reference model's (:mod:`safesvd_data.navier_stokes`):
+each starts from a random vorticity advanced by one time unit, and its frames are ``LEAD_TIME``
+apart. The one-step pairs are consecutive frames of such trajectories. ``benchmarks/train_fno.py``
+trains it (about a minute on one CPU thread) and writes ``weights/fno-ns.{safetensors,json}``.
+Needs the ``neuraloperator`` extra.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+from safesvd_core.plugin import ConfigError
+
+from .navier_stokes import NavierStokes2D
+from .reference import FIELD, GRID
+
+NAME = "fno-ns"
+LEAD_TIME = 0.25
+CONFIG = {"modes": 12, "width": 32, "layers": 4}
+#: Split → (trajectories, seed). A trajectory of ``steps`` frames gives ``steps`` one-step pairs.
+SPLITS = {"train": (128, 20), "calibration": (32, 21), "test": (32, 22)}
+#: Frames per trajectory: of the training split, and of the rollout splits (horizons up to 8).
+TRAIN_STEPS, ROLLOUT_STEPS = 8, 8
+
+__all__ = ["FIELD", "NAME", "build", "card", "load", "pairs", "trajectories"]
+
+
+def build() -> nn.Module:
+    """A randomly initialised FNO of :data:`CONFIG` (seed torch first for a reproducible one)."""
+    from safesvd_adapters.framework import require
+
+    models = require("neuralop.models", adapter="neuraloperator", extra="neuraloperator")
+    return models.FNO(
+        n_modes=(CONFIG["modes"], CONFIG["modes"]),
+        in_channels=2,
+        out_channels=2,
+        hidden_channels=CONFIG["width"],
+        n_layers=CONFIG["layers"],
+    )
+
+
+def trajectories(split: str, steps: int = ROLLOUT_STEPS) -> tuple[Tensor, Tensor]:
+    """``(start, frames)`` of ``split``: ``start`` ``(N, 2, 32, 32)`` and ``frames[:, s]`` the flow
+    ``(s + 1) · LEAD_TIME`` later, ``(N, steps, 2, 32, 32)``."""
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    samples, seed = SPLITS[split]
+    solver = NavierStokes2D(size=GRID)
+    state = solver.advance(solver.random_vorticity(samples, torch.Generator().manual_seed(seed)), 1.0)
+    start = solver.velocity(state).float()
+    frames = []
+    for _ in range(steps):
+        state = solver.advance(state, LEAD_TIME)
+        frames.append(solver.velocity(state).float())
+    return start, torch.stack(frames, dim=1)
+
+
+def pairs(split: str, steps: int = ROLLOUT_STEPS) -> tuple[Tensor, Tensor]:
+    """One-step ``(inputs, targets)`` of ``split``: every consecutive pair of frames of its trajectories."""
+    start, frames = trajectories(split, steps)
+    sequence = torch.cat([start[:, None], frames], dim=1)
+    return sequence[:, :-1].flatten(0, 1), sequence[:, 1:].flatten(0, 1)
+
+
+def _weights(name: str):
+    return resources.files("safesvd_zoo") / "weights" / name
+
+
+def card() -> dict[str, Any]:
+    """The JSON card of the shipped weights (configuration, data, training, test errors)."""
+    path = _weights(f"{NAME}.json")
+    if not path.is_file():
+        raise ConfigError(f"weights of {NAME!r} are missing ({path}); run benchmarks/train_fno.py")
+    return json.loads(path.read_text())
+
+
+def load() -> nn.Module:
+    """The trained FNO, in eval mode."""
+    card()
+    model = build()
+    with resources.as_file(_weights(f"{NAME}.safetensors")) as path:
+        model.load_state_dict(load_file(str(path)))
+    return model.eval()
