@@ -1,0 +1,261 @@
+"""Spectral benchmark: the zoo FNO compressed by SAFE-SVD and every spectral baseline.
+
+    python -m benchmarks.spectral [--ratios 0.8 0.6 0.4 0.2] [--refine-steps 300] [--out docs/results]
+
+The zoo's ``fno-ns`` (``safesvd_zoo.fourier``: 96 % of its parameters in Fourier weights) at each
+ratio, every method at the same parameter budget (``ratio ×`` the model's parameters):
+
+- ``safe-svd``, ``svd-llm``, ``svd``: the recipes through the ``neuraloperator`` adapter, which
+  makes every retained Fourier mode a compressible complex layer (per-mode low rank);
+- ``mode truncation`` and ``tucker`` (:mod:`benchmarks.spectral_baselines`);
+- ``safe-svd + refine`` and ``svd-llm + refine`` at 0.4: the same training pairs and steps.
+
+Calibration: the 256 one-step pairs of the calibration trajectories. Error: the relative L1 error
+against the solver, one step on the test split's 256 pairs and after h = 1, 3, 5, 8 autoregressive
+steps from its 32 trajectories; each reported as its % change against the uncompressed FNO.
+Times: compression (one thread, the same process, one after the other), and the forward pass of
+32 fields against the original's. Writes ``docs/results/spectral.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from benchmarks.spectral_baselines import fourier_parameters, truncate_modes, tucker_compress
+from benchmarks.train_fno import relative_l1
+from safesvd_core import compress, registry
+from safesvd_core.plugin import median_seconds
+from safesvd_zoo import fourier
+
+HORIZONS = (1, 3, 5, 8)
+RATIOS = (0.8, 0.6, 0.4, 0.2)
+RECIPES = ("safe-svd", "svd-llm", "svd")
+ADAPTER_OPTIONS = {
+    "channels": ("u", "v"),
+    "roles": ("velocity_x", "velocity_y"),
+    "periodic": True,
+    "spacing": fourier.FIELD.spacing,
+}
+
+
+def errors(model: nn.Module, pairs: tuple[Tensor, Tensor], rollouts: tuple[Tensor, Tensor]) -> list[float]:
+    """Relative L1 error one step ahead, then at each of :data:`HORIZONS`."""
+    with torch.no_grad():
+        values = [float(relative_l1(model(pairs[0]), pairs[1]))]
+        state, frames = rollouts
+        for step in range(max(HORIZONS)):
+            state = model(state)
+            if step + 1 in HORIZONS:
+                values.append(float(relative_l1(state, frames[:, step])))
+    return values
+
+
+def forward_seconds(model: nn.Module, inputs: Tensor) -> float:
+    """Median seconds of one forward pass on ``inputs``."""
+    with torch.no_grad():
+        return median_seconds(lambda: model(inputs), repeats=7)
+
+
+def _row(method: str, ratio: float, model: nn.Module, params: int, seconds: float | None, data: dict) -> dict:
+    return {
+        "method": method,
+        "ratio": ratio,
+        "params": params,
+        "errors": errors(model, data["pairs"], data["rollouts"]),
+        "seconds": seconds,
+        "forward": forward_seconds(model, data["pairs"][0][:32]),
+    }
+
+
+def measure(ratios: tuple[float, ...], refine_steps: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The original's errors and times, and one row per method and ratio."""
+    torch.set_num_threads(1)
+    model = fourier.load()
+    inputs, targets = fourier.pairs("calibration")
+    calibration = [(inputs[i : i + 32], targets[i : i + 32]) for i in range(0, len(inputs), 32)]
+    train_inputs, train_targets = fourier.pairs("train", fourier.TRAIN_STEPS)
+    refine_data = [(train_inputs[i : i + 16], train_targets[i : i + 16]) for i in range(0, 512, 16)]
+    data = {"pairs": fourier.pairs("test"), "rollouts": fourier.trajectories("test")}
+    adapter = registry("model_adapter").create("neuraloperator", **ADAPTER_OPTIONS)
+    prepared = adapter.prepare(copy.deepcopy(model))
+    total = sum(p.numel() for p in model.parameters())
+    original = {
+        "errors": errors(model, data["pairs"], data["rollouts"]),
+        "forward": forward_seconds(model, data["pairs"][0][:32]),
+        "params": total,
+        "fourier": fourier_parameters(prepared),
+    }
+    rows = []
+    for ratio in ratios:
+        budget = int(ratio * total)
+        for recipe in RECIPES:
+            options = {"family": "ns-incompressible"} if recipe == "safe-svd" else {}
+            start = time.perf_counter()
+            result = compress(model, calibration, ratio=ratio, adapter=adapter, recipe=recipe, **options)
+            seconds = time.perf_counter() - start
+            rows.append(_row(recipe, ratio, result.model, result.params_after, seconds, data))
+            print(rows[-1], flush=True)
+        start = time.perf_counter()
+        truncated = truncate_modes(prepared, budget)
+        rows.append(
+            _row(
+                "mode truncation",
+                ratio,
+                truncated,
+                sum(p.numel() for p in truncated.parameters()),
+                time.perf_counter() - start,
+                data,
+            )
+        )
+        print(rows[-1], flush=True)
+        start = time.perf_counter()
+        tucker_model, tucker_params = tucker_compress(prepared, budget)
+        rows.append(_row("tucker", ratio, tucker_model, tucker_params, time.perf_counter() - start, data))
+        print(rows[-1], flush=True)
+    if refine_steps and 0.4 in ratios:
+        for recipe in ("safe-svd", "svd-llm"):
+            options = {"family": "ns-incompressible"} if recipe == "safe-svd" else {}
+            start = time.perf_counter()
+            result = compress(
+                model,
+                calibration,
+                ratio=0.4,
+                adapter=adapter,
+                recipe=recipe,
+                refine_data=refine_data,
+                refine_steps=refine_steps,
+                **options,
+            )
+            seconds = time.perf_counter() - start
+            rows.append(_row(f"{recipe} + refine", 0.4, result.model, result.params_after, seconds, data))
+            print(rows[-1], flush=True)
+    return original, rows
+
+
+def change(value: float, reference: float) -> float:
+    """Signed % change of an error against the uncompressed model's."""
+    return 100.0 * (value - reference) / reference
+
+
+def render(original: dict[str, Any], rows: list[dict[str, Any]], refine_steps: int, command: str) -> str:
+    """docs/results/spectral.md."""
+    base = original["errors"]
+    lines = [
+        "# Spectral layers: the zoo FNO compressed by SAFE-SVD and the spectral baselines",
+        "",
+        f"Command: `{command}` (one thread; written by `benchmarks/spectral.py`).",
+        "",
+        f"Model: `fno-ns` (`safesvd_zoo.fourier`): neuraloperator `FNO`, width 32, 12 × 12 modes, 4 layers, "
+        f"{original['params']:,} parameters of which {original['fourier']:,} "
+        f"({100 * original['fourier'] / original['params']:.1f} %) are complex Fourier weights (a complex "
+        "weight counts as one parameter). Trained on 2-D incompressible NS (32², lead time 0.25). "
+        "Uncompressed relative L1 test error: "
+        + ", ".join(f"{label} {value:.4f}" for label, value in zip(_labels(), base, strict=True))
+        + ".",
+        "",
+        "Each cell: the % change of the relative L1 test error against the uncompressed FNO, one step / "
+        "h1 / h3 / h5 / h8. Every method at the same budget (`ratio ×` the parameters); calibration on 256 "
+        "one-step pairs; closed form unless `+ refine` "
+        f"({refine_steps} steps on 512 training pairs, the same for both).",
+        "",
+        "| method | ratio | parameters | one step / h1 / h3 / h5 / h8 (%) | compression (s) "
+        "| forward / original |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cells = " / ".join(f"{change(v, b):+.2f}" for v, b in zip(row["errors"], base, strict=True))
+        seconds = "" if row["seconds"] is None else f"{row['seconds']:.1f}"
+        lines.append(
+            f"| {row['method']} | {row['ratio']} | {row['params']:,} | {cells} | {seconds} | "
+            f"{row['forward'] / original['forward']:.2f}× |"
+        )
+    lines += ["", "## Targets", "", *targets(original, rows), "", *NOTES]
+    return "\n".join(lines) + "\n"
+
+
+#: What the tables do not say by themselves.
+NOTES = [
+    "## Notes",
+    "",
+    "- `svd-llm` and `svd` here are per mode with the recipes' uniform allocation: every mode keeps "
+    "the same share of its break-even rank (a 32 × 32 mode at 0.8 keeps rank 12 of 32). A variant "
+    "whose modes share one budget per Fourier layer is not built yet; it would be a stronger baseline.",
+    "- The 0.2 miss, a likely cause (not yet tested): the allocator's floor is rank 1 for every mode "
+    "(336 modes × 64 = 21,504 parameters, 30 % of the 0.2 budget). Dropping modes (rank 0, "
+    "`DroppedMode`) is not yet an allocator choice.",
+    "- The forward pass runs the modes one by one (one small matmul each), so fewer parameters do not "
+    "make it faster than neuralop's one einsum; batching the modes of equal rank is the next step.",
+    "- Compression time: safe-svd's exact stages (13 stage passes over the calibration data) against "
+    "svd-llm's single pass; the Fourier modes of a layer share one run (siblings).",
+    '- Without `family="ns-incompressible"` (the base loss alone) safe-svd changes the one-step error '
+    "by about +3.6 % at 0.4: the family's Sobolev term is what keeps the higher modes.",
+]
+
+
+def _labels() -> list[str]:
+    return ["one step"] + [f"h{h}" for h in HORIZONS]
+
+
+def targets(original: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's targets on the zoo FNO, each met or missed with its figure."""
+    base = original["errors"]
+    out = []
+    closed = [row for row in rows if "refine" not in row["method"]]
+    for ratio in sorted({row["ratio"] for row in closed}, reverse=True):
+        at = {row["method"]: row for row in closed if row["ratio"] == ratio}
+        if "safe-svd" not in at:
+            continue
+        ours = [abs(change(v, b)) for v, b in zip(at["safe-svd"]["errors"], base, strict=True)]
+        others = {
+            method: max(abs(change(v, b)) for v, b in zip(row["errors"], base, strict=True))
+            for method, row in at.items()
+            if method != "safe-svd"
+        }
+        best_method = min(others, key=others.get)
+        worst = max(ours)
+        share = worst / others[best_method] if others[best_method] > 0 else float("inf")
+        limit = {0.4: 1.0, 0.2: 10.0}.get(ratio)
+        if limit is not None:
+            verdict = "met" if worst <= limit else "missed"
+            out.append(
+                f"- {ratio}: safe-svd's largest |change| {worst:.2f} % (target ≤ {limit:g} %): **{verdict}**"
+            )
+        verdict = "met" if share <= 0.1 else "missed"
+        out.append(
+            f"- {ratio}: safe-svd's largest |change| is {share:.3f}× the best other method's "
+            f"({best_method}, {others[best_method]:.2f} %; target ≤ 0.1×): **{verdict}**"
+        )
+    timed = {(row["method"], row["ratio"]): row["seconds"] for row in closed}
+    for ratio in sorted({row["ratio"] for row in closed}, reverse=True):
+        if ("safe-svd", ratio) in timed and ("svd-llm", ratio) in timed:
+            factor = timed[("safe-svd", ratio)] / timed[("svd-llm", ratio)]
+            verdict = "met" if factor <= 3 else "missed"
+            out.append(f"- {ratio}: compression {factor:.2f}× svd-llm's time (target ≤ 3×): **{verdict}**")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
+    parser.add_argument("--refine-steps", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    args = parser.parse_args()
+    command = "python -m benchmarks.spectral" + (
+        "" if tuple(args.ratios) == RATIOS else " --ratios " + " ".join(map(str, args.ratios))
+    )
+    original, rows = measure(tuple(args.ratios), args.refine_steps)
+    page = render(original, rows, args.refine_steps, command)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "spectral.md").write_text(page)
+    print(page)
+
+
+if __name__ == "__main__":
+    main()
