@@ -21,8 +21,7 @@ from torch import Tensor, nn
 
 from safesvd_core.plugin import ConfigError
 
-from .navier_stokes import NavierStokes2D
-from .reference import FIELD, GRID
+from .reference import FIELD, GRID, velocity_frames
 
 NAME = "fno-ns"
 LEAD_TIME = 0.25
@@ -32,7 +31,7 @@ SPLITS = {"train": (128, 20), "calibration": (32, 21), "test": (32, 22)}
 #: Frames per trajectory: of the training split, and of the rollout splits (horizons up to 8).
 TRAIN_STEPS, ROLLOUT_STEPS = 8, 8
 
-__all__ = ["FIELD", "NAME", "build", "card", "load", "pairs", "trajectories"]
+__all__ = ["FIELD", "GRID", "NAME", "build", "card", "load", "pairs", "trajectories"]
 
 
 def build() -> nn.Module:
@@ -55,14 +54,7 @@ def trajectories(split: str, steps: int = ROLLOUT_STEPS) -> tuple[Tensor, Tensor
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     samples, seed = SPLITS[split]
-    solver = NavierStokes2D(size=GRID)
-    state = solver.advance(solver.random_vorticity(samples, torch.Generator().manual_seed(seed)), 1.0)
-    start = solver.velocity(state).float()
-    frames = []
-    for _ in range(steps):
-        state = solver.advance(state, LEAD_TIME)
-        frames.append(solver.velocity(state).float())
-    return start, torch.stack(frames, dim=1)
+    return velocity_frames(samples, steps, seed=seed, lead_time=LEAD_TIME)
 
 
 def pairs(split: str, steps: int = ROLLOUT_STEPS) -> tuple[Tensor, Tensor]:

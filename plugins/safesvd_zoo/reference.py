@@ -44,13 +44,19 @@ def trajectories(
     samples: int = 8, steps: int = 5, *, seed: int = TEST_TRAJECTORY_SEED
 ) -> tuple[Tensor, Tensor]:
     """``(input, trajectory)``: ``trajectory[:, s]`` is the flow ``(s + 1)`` lead times after the input."""
+    return velocity_frames(samples, steps, seed=seed, lead_time=LEAD_TIME)
+
+
+def velocity_frames(samples: int, steps: int, *, seed: int, lead_time: float) -> tuple[Tensor, Tensor]:
+    """``(start, frames)``: random vorticities advanced one time unit, their velocity, and the
+    velocity ``(s + 1) · lead_time`` later at ``frames[:, s]``, on the reference grid."""
     solver = NavierStokes2D(size=GRID)
     generator = torch.Generator().manual_seed(seed)
     state = solver.advance(solver.random_vorticity(samples, generator), 1.0)
     start = solver.velocity(state).float()
     frames = []
     for _ in range(steps):
-        state = solver.advance(state, LEAD_TIME)
+        state = solver.advance(state, lead_time)
         frames.append(solver.velocity(state).float())
     return start, torch.stack(frames, dim=1)
 
