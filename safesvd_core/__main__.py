@@ -4,13 +4,15 @@
 
 A user's mistake (a :class:`SafeSVDError`, or a file that cannot be read or written) prints one
 line, with no traceback; ``--debug`` shows the traceback. Ctrl-C prints one line and exits with
-130, the shell's status for an interrupt.
+130, the shell's status for an interrupt; once the command has ended, it is ignored while Python exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -49,6 +51,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (the process's own when ``None``) and return its exit status.
+
+    When it reads the process's own command line, Ctrl-C is ignored once the command has ended (its
+    files are whole by then): an interrupt during the interpreter's exit neither prints an ignored
+    ``KeyboardInterrupt`` from a cleanup callback nor changes the status. A caller passing ``argv``
+    keeps its own handler."""
+    try:
+        return _command(argv)
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _command(argv: Sequence[str] | None) -> int:
     parser = _Parser(prog="safesvd", description="Physics-aware low-rank compression (SAFE-SVD).")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
