@@ -22,7 +22,15 @@ from .kinds._plugins import registry
 from .refine._refine import RefineOptions
 from .refine._refine_request import refinement_request
 from .run._distributed import DistributedReducer, initialised
-from .run._items import check_dtypes, check_finite, check_finite_weights, materialise, model_device, moved
+from .run._items import (
+    check_dtypes,
+    check_finite,
+    check_finite_weights,
+    check_loaded,
+    materialise,
+    model_device,
+    moved,
+)
 from .run._job import CompressionJob, RunHook
 from .run._phase_progress import PhaseProgress
 from .run._recipe import Recipe
@@ -97,6 +105,7 @@ def compress(
         )
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_loaded(model)
     if (statistics_memory is None) != (spill_dir is None):
         raise ConfigError(
             "statistics_memory and spill_dir go together: the cap says how much stays in memory, "

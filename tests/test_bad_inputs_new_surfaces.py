@@ -6,6 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+import torch
+
+from safesvd_core import ConfigError, compress
+
+from test_compress import small_data, small_transformer
+
 _LATE_CTRL_C = """
 import atexit, os, signal, sys, time
 
@@ -25,3 +32,13 @@ def test_ctrl_c_after_the_command_ended_is_quiet_and_keeps_the_status():
     answer = subprocess.run([sys.executable, "-c", _LATE_CTRL_C], capture_output=True, text=True, timeout=300)
     assert answer.returncode == 0, answer.stderr
     assert "KeyboardInterrupt" not in answer.stderr and "Exception ignored" not in answer.stderr
+
+
+def test_a_model_on_the_meta_device_is_refused_at_entry():
+    with torch.device("meta"):
+        model = small_transformer()
+    with pytest.raises(
+        ConfigError,
+        match="weights are on the meta device \\(position has a shape but no values\\): load them first",
+    ):
+        compress(model, small_data(), ratio=0.5)

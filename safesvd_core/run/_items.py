@@ -192,6 +192,18 @@ def check_prediction(prediction: Any, reference: Any, target: str) -> None:
             )
 
 
+def check_loaded(model: nn.Module) -> None:
+    """Refuse a model whose parameters or buffers are on the meta device (shapes without values),
+    naming the first: checked at entry, before anything reads a weight."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_meta:
+            raise ConfigError(
+                f"the model's weights are on the meta device ({name} has a shape but no values): "
+                "load them first (model.load_state_dict(state, assign=True), or from_pretrained "
+                "without device_map='meta' or init_empty_weights), then compress"
+            )
+
+
 def check_finite_weights(model: nn.Module) -> None:
     """Refuse a model whose parameters or buffers hold NaN or Inf, naming the first such tensor."""
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
