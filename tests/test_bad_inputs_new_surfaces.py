@@ -8,8 +8,9 @@ import sys
 
 import pytest
 import torch
+from torch import nn
 
-from safesvd_core import ConfigError, compress
+from safesvd_core import ConfigError, compress, dense_model
 
 from test_compress import small_data, small_transformer
 
@@ -42,3 +43,19 @@ def test_a_model_on_the_meta_device_is_refused_at_entry():
         match="weights are on the meta device \\(position has a shape but no values\\): load them first",
     ):
         compress(model, small_data(), ratio=0.5)
+
+
+def _mlp(hidden: int) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(32, hidden), nn.GELU(), nn.Linear(hidden, 32))
+
+
+def test_a_wrong_original_for_dense_export_names_the_layer_and_both_shapes():
+    data = [(torch.randn(8, 32), torch.randn(8, 32)) for _ in range(2)]
+    result = compress(_mlp(16), data, ratio=0.5)
+    with pytest.raises(
+        ConfigError,
+        match="layer '0': original= holds a weight of shape \\[32, 32\\] \\(Linear\\), the compressed "
+        "layer maps 32 to 16 features \\(weight \\[16, 32\\]\\): pass the model this one was compressed",
+    ):
+        dense_model(result, _mlp(32))

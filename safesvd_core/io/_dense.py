@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -23,11 +24,26 @@ from ._files import atomic_write
 FORMAT = "safesvd.dense/1"
 
 
+def _check_fits(name: str, factored: LowRankLinear, dense: nn.Module) -> None:
+    """Refuse an ``original=`` whose module ``name`` cannot hold ``factored``'s weight, naming both shapes."""
+    weight = getattr(dense, "weight", None)
+    shape = tuple(weight.shape) if isinstance(weight, Tensor) else None
+    wanted = (factored.out_features, factored.in_features)
+    if shape is None or len(shape) < 2 or shape[0] != wanted[0] or math.prod(shape[1:]) != wanted[1]:
+        held = f"a weight of shape {list(shape)}" if shape is not None else "no weight"
+        raise ConfigError(
+            f"layer {name!r}: original= holds {held} ({type(dense).__name__}), the compressed layer "
+            f"maps {wanted[1]} to {wanted[0]} features (weight {list(wanted)}): pass the model this one "
+            "was compressed from"
+        )
+
+
 def _dense_module(name: str, factored: LowRankLinear, like: nn.Module | None) -> nn.Module:
     """The dense module computing what ``factored`` does: a copy of ``like``'s module of that name, or
     a new ``nn.Linear`` when there is no ``like`` (a replaced convolution needs one)."""
     if like is not None:
         dense = copy.deepcopy(get_submodule(like, name))
+        _check_fits(name, factored, dense)
     elif factored.channel_dim == -1:
         weight = factored.second.weight
         dense = nn.Linear(
