@@ -150,14 +150,68 @@ def save_pretrained(
     return Path(folder)
 
 
-def _entry(root: Path) -> dict[str, Any]:
-    """The checked ``safesvd`` entry of ``root/config.json``."""
+def _read_config(root: Path) -> Any:
+    """``root/config.json``, parsed."""
     try:
-        config = json.loads((root / "config.json").read_text())
+        return json.loads((root / "config.json").read_text())
     except FileNotFoundError:
         raise ConfigError(f"{root} has no config.json: not a Hugging Face model folder") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{root / 'config.json'} is not valid JSON ({error})") from None
+
+
+def _check_class(cls: type, root: Path, config: dict[str, Any]) -> None:
+    """Refuse a class whose config's ``model_type`` is not the folder's, naming both and the class
+    that wrote the folder (before HF loads, and re-initialises, mismatched weights)."""
+    folder_type = config.get("model_type")
+    cls_type = getattr(getattr(cls, "config_class", None), "model_type", None)
+    if folder_type and cls_type and folder_type != cls_type:
+        raise ConfigError(
+            f"{root} holds a {folder_type!r} model but {cls.__name__} loads {cls_type!r} ones: pass "
+            f"the class that wrote it ({_writers(config)})"
+        )
+
+
+def _writers(config: dict[str, Any]) -> str:
+    """The classes ``config.json`` says wrote the folder, for messages."""
+    names = config.get("architectures")
+    return ", ".join(map(str, names)) if isinstance(names, list) and names else "see its config.json"
+
+
+def _check_layers(
+    model: nn.Module, cls: type, ranks: dict[str, int], root: Path, config: dict[str, Any]
+) -> None:
+    """Every factored layer of the folder is a module of ``model`` (built by ``cls``); else the class
+    has another structure, named with the class that wrote the folder."""
+    modules = dict(model.named_modules())
+    missing = [name for name in ranks if name not in modules]
+    if missing:
+        raise ConfigError(
+            f"{root}: {cls.__name__} has no layer {missing[0]!r} ({len(missing)} of the folder's "
+            f"{len(ranks)} factored layers missing): another structure; pass the class that wrote "
+            f"it ({_writers(config)})"
+        )
+
+
+def _check_shards(root: Path) -> None:
+    """Every weight file a shard index of ``root`` lists is there; else one line naming the missing ones."""
+    for index in sorted(root.glob("*.index.json")):
+        try:
+            weight_map = json.loads(index.read_text()).get("weight_map")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+            raise ConfigError(f"{index} is not a shard index ({error}); copy the folder again") from None
+        files = sorted(set(weight_map.values())) if isinstance(weight_map, dict) else []
+        missing = [name for name in files if not (root / str(name)).is_file()]
+        if missing:
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise ConfigError(
+                f"{root}: {index.name} lists {len(files)} weight shards but {shown} "
+                f"{'is' if len(missing) == 1 else 'are'} missing: copy the folder again, every shard"
+            )
+
+
+def _entry(root: Path, config: Any) -> dict[str, Any]:
+    """The checked ``safesvd`` entry of ``root/config.json`` (``config``, parsed)."""
     entry = config.get(ENTRY) if isinstance(config, dict) else None
     if entry is None:
         raise ConfigError(
@@ -240,7 +294,9 @@ def from_pretrained(cls: type, folder: str | Path, **kwargs: Any) -> nn.Module:
             f"{root} is not a local folder; for a Hub repository call "
             "huggingface_hub.snapshot_download(repo_id) and pass the folder it returns"
         )
-    entry = _entry(root)
+    config = _read_config(root)
+    entry = _entry(root, config)
+    _check_class(cls, root, config)
     compressed = root / entry["folder"]
     if not compressed.is_dir():
         raise ConfigError(
@@ -255,7 +311,9 @@ def from_pretrained(cls: type, folder: str | Path, **kwargs: Any) -> nn.Module:
                 f"{root}: layer {name!r} has rank {entry['ranks'].get(name)} in config.json but "
                 f"{saved.get(name)} in {entry['folder']}/{MODEL}; the folder mixes two saves: write it again"
             )
+    _check_shards(root)
     model = _prepared(cls.from_pretrained(folder, **kwargs), header.get("adapter"), header["ranks"], shapes)
+    _check_layers(model, cls, saved, root, config)
     _check_dense(model, compressed / MODEL, saved, root)
     model = load_compressed(model, compressed)
     if ENTRY in getattr(model.config, "__dict__", {}):
