@@ -58,11 +58,15 @@ def largest_fitting(fits: Callable[[float], bool], high: float, *, steps: int = 
 
 
 def minimum_ranks(
-    layers: Sequence[LayerCandidate], min_rank: int, budget: int
+    layers: Sequence[LayerCandidate], min_rank: int, budget: int, *, drop: bool = False
 ) -> tuple[dict[str, int | None], int]:
-    """Every layer at its minimum: ``min_rank`` factors, or dense where factoring saves nothing."""
+    """Every layer at its minimum: ``min_rank`` factors, or dense where factoring saves nothing;
+    with ``drop``, rank 0 for the layers that may be dropped (``LayerCandidate.droppable``)."""
     ranks: dict[str, int | None] = {}
     for layer in layers:
+        if drop and layer.droppable:
+            ranks[layer.name] = 0
+            continue
         ranks[layer.name] = None if layer.break_even_rank <= min_rank else min_rank
     spent = total_cost(layers, ranks)
     if spent > budget:
@@ -83,13 +87,15 @@ def greedy_fill(
     tie_break: Callable[[LayerCandidate], float] = lambda layer: 0.0,
     admit: Callable[[LayerCandidate, int, int | None], bool] | None = None,
     multiple: int = 1,
+    min_rank: int = 1,
 ) -> dict[str, int | None]:
     """From ``ranks`` (``spent`` weights), add components by ``s_i² / step_cost(layer)`` while the
     weights fit ``budget`` (and ``admit(layer, rank, new_rank)`` agrees); a layer reaching its
     break-even rank goes dense. Ties by ``tie_break(layer)`` (smaller first), then layer order and
     component index: deterministic. With ``multiple`` q > 1 a step takes a layer to the next
     multiple of q (q components, fewer from a rank that is not a multiple or up to break-even),
-    scored by its components' mean ``s_i² / step_cost(layer)``."""
+    scored by its components' mean ``s_i² / step_cost(layer)``. A layer at rank 0 (dropped) comes
+    back in one step to ``min_rank``, scored the same way."""
     candidates = []
     for layer in layers:
         if ranks[layer.name] is None:
@@ -99,6 +105,8 @@ def greedy_fill(
         start = ranks[layer.name]
         while start < layer.break_even_rank:
             end = min((start // multiple + 1) * multiple, layer.break_even_rank)
+            if start == 0:
+                end = min(max(end, min_rank), layer.break_even_rank)
             candidates.append(
                 (-math.fsum(energy[start:end]) / (end - start), tie, layer.order, start, end, layer)
             )
@@ -187,7 +195,10 @@ def resolve_multiple(
 class GreedyAllocator(Allocator):
     """Global greedy: components by ``s_i² / (m + n)``; a layer at break-even rank goes dense.
 
-    Ties are broken by layer order then component index, so the result is deterministic.
+    Ties are broken by layer order then component index, so the result is deterministic. A layer
+    that may be dropped (``droppable``: a Fourier mode) starts at rank 0 instead of ``min_rank``: a
+    mode whose first components are worth less than others' stays dropped (mode truncation chosen
+    by the Fisher-weighted spectra).
 
     ``uniform_floor`` (beyond the paper, a stability-aware option): before the greedy, every layer
     gets ``uniform_floor`` × the parameter fraction a uniform allocation would give it, so that no
@@ -210,15 +221,17 @@ class GreedyAllocator(Allocator):
     rank_multiple: int | str | None = attrs.field(default=None, validator=rank_multiple_value)
 
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
-        ranks, spent = minimum_ranks(layers, self.min_rank, budget)
+        ranks, spent = minimum_ranks(layers, self.min_rank, budget, drop=True)
         if self.uniform_floor > 0:
             ranks, spent = self._floor(layers, ranks, budget)
-        ranks = greedy_fill(layers, ranks, spent, budget)
+        ranks = greedy_fill(layers, ranks, spent, budget, min_rank=self.min_rank)
         multiple = resolve_multiple(self.rank_multiple, layers, ranks)
         if multiple == 1:
             return ranks
         rounded = round_down(ranks, multiple, self.min_rank)
-        return greedy_fill(layers, rounded, total_cost(layers, rounded), budget, multiple=multiple)
+        return greedy_fill(
+            layers, rounded, total_cost(layers, rounded), budget, multiple=multiple, min_rank=self.min_rank
+        )
 
     def _floor(
         self, layers: Sequence[LayerCandidate], ranks: dict[str, int | None], budget: int

@@ -221,6 +221,8 @@ class LayerCandidate:
     calls: int = 1
     device: str = "cpu"
     dtype: str = "float32"
+    #: Whether the layer may get rank 0 (a Fourier mode: dropping it truncates the mode).
+    droppable: bool = False
 
     @property
     def dense_params(self) -> int:

@@ -28,6 +28,8 @@ def balanced(first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(
             f"factor shapes do not chain: first (B) {tuple(first.shape)}, second (A) {tuple(second.shape)}"
         )
+    if first.shape[0] == 0:  # rank 0: nothing to split
+        return first.detach().clone(), second.detach().clone()
     a, b = second.detach().to(precise_dtype(second)), first.detach().to(precise_dtype(first))
     q_a, r_a = torch.linalg.qr(a)  # m × k, k × k
     q_b, r_b = torch.linalg.qr(b.mH)  # n × k, k × k

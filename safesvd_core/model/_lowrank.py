@@ -14,7 +14,8 @@ class LowRankLinear(nn.Module):
     """Two factors and the original bias: ``first`` maps ``n → k`` (``B``), ``second`` ``k → m`` (``A``).
 
     ``channel_dim`` is the axis it maps: ``-1`` for a replaced ``nn.Linear``, ``1`` for a replaced
-    1×1 convolution (channels-first).
+    1×1 convolution (channels-first). ``rank=0`` keeps no weights and outputs the bias alone (zeros
+    without one): a Fourier mode the allocator dropped.
     """
 
     def __init__(
@@ -29,8 +30,8 @@ class LowRankLinear(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if not 1 <= rank <= min(in_features, out_features):
-            raise ConfigError(f"rank must lie in [1, {min(in_features, out_features)}], got {rank}")
+        if not 0 <= rank <= min(in_features, out_features):
+            raise ConfigError(f"rank must lie in [0, {min(in_features, out_features)}], got {rank}")
         self.in_features = in_features
         self.out_features = out_features
         self.rank = rank

@@ -4,8 +4,9 @@ A Fourier layer multiplies each retained Fourier mode ``k`` of its input by its 
 ``ŷ_k = W_k x̂_k``. The bank holds one complex ``nn.Linear`` (no bias) per mode, ``maps.0`` …
 ``maps.{M-1}``, so that every mode is a compressible layer of its own: statistics, Fisher, the
 whitened solve and the greedy allocation treat a mode like any ``nn.Linear``, and a factored mode
-becomes a complex :class:`~safesvd_core.LowRankLinear`. A mode whose map the allocator drops is a
-:class:`DroppedMode` (the mode is truncated: its output coefficients are zero, no weights kept).
+becomes a complex :class:`~safesvd_core.LowRankLinear`. The allocator may give a mode rank 0
+(:func:`in_mode_bank`): a ``LowRankLinear`` without weights, the mode truncated. :class:`DroppedMode`
+is the same for code that truncates modes itself (the mode-truncation baseline).
 """
 
 from __future__ import annotations
@@ -14,6 +15,19 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import ConfigError
+
+
+def in_mode_bank(model: nn.Module, name: str) -> bool:
+    """Whether layer ``name`` of ``model`` is a mode of a :class:`ModeBank` (``….maps.<k>``): the
+    allocator may drop it (rank 0)."""
+    maps, _, _ = name.rpartition(".")
+    bank, _, last = maps.rpartition(".")
+    if last != "maps" or not bank:
+        return False
+    try:
+        return isinstance(model.get_submodule(bank), ModeBank)
+    except AttributeError:
+        return False
 
 
 class DroppedMode(nn.Module):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from ...kinds._interfaces import LayerCandidate
+from ...model._modes import in_mode_bank
 from .._job import Phase, RunState
 from .._outputs import Allocation
 from .._seams import Shared
@@ -37,6 +38,7 @@ class AllocationPhase(Phase):
                 calls=state.probe.calls.get(name, 1),
                 device=str(state.maps[name].weight.device),
                 dtype=str(state.maps[name].weight.dtype).removeprefix("torch."),
+                droppable=in_mode_bank(state.job.model, name),
             )
             for index, name in enumerate(order)
         )

@@ -11,7 +11,7 @@ import attrs
 from tqdm.auto import tqdm
 
 from ..._errors import ConfigError
-from ...kinds._interfaces import SolveRecord
+from ...kinds._interfaces import Factorization, SolveRecord
 from ...model._lowrank import LowRankLinear
 from ...model._modules import set_submodule
 from .._job import Phase, RunState
@@ -105,7 +105,10 @@ def _solve(state: RunState, names: Sequence[str], statistics, shifted) -> None:
         layer_statistics = statistics.layer(name)
         layer_statistics.update(shifted.get(name, {}))
         start = time.perf_counter()
-        factors = state.plan.solver.solve(state.maps[name].weight, ranks[name], layer_statistics)
+        if ranks[name] == 0:  # a dropped Fourier mode: nothing to solve
+            factors = dropped(state.maps[name].weight)
+        else:
+            factors = state.plan.solver.solve(state.maps[name].weight, ranks[name], layer_statistics)
         record = attrs.evolve(factors.record, seconds=time.perf_counter() - start)
         return Shared(tensors={"first": factors.first, "second": factors.second}, meta=record.to_dict())
 
@@ -114,6 +117,15 @@ def _solve(state: RunState, names: Sequence[str], statistics, shifted) -> None:
         progress.records[name] = SolveRecord(**shared.meta)
         first, second = (shared.tensors[key].to(view.weight.device) for key in ("first", "second"))
         _replace(state, name, view.low_rank(first, second))
+
+
+def dropped(weight) -> Factorization:
+    """The rank-0 factors of ``weight`` (``m × n``): empty, the layer keeps its bias alone."""
+    out_features, in_features = weight.shape
+    record = SolveRecord(paths={"decomposition": "dropped"}, jitters={}, note="")
+    return Factorization(
+        first=weight.new_zeros(0, in_features), second=weight.new_zeros(out_features, 0), record=record
+    )
 
 
 def _replace(state: RunState, name: str, module: LowRankLinear) -> None:
