@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from safesvd_core import ConfigError, RefineDataWarning, read_manifest
 from safesvd_core.__main__ import main
@@ -142,3 +143,40 @@ def test_refinement_items_the_model_cannot_run_are_refused_before_any_pass(tmp_p
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "the model cannot run the first refinement item" in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def _refine_reads(source: str) -> dict:
+    """The config with ``[refine]`` reading the ``source`` table's data (its generator and options)."""
+    raw = _raw()
+    raw["refine"].update(generator=raw[source]["generator"], options=dict(raw[source]["options"]))
+    return raw
+
+
+def test_refine_reading_the_data_table_refines_on_its_calibration_share_only_and_says_so():
+    from safesvd_cli.config import RunConfig
+    from safesvd_cli.pipeline import prepare
+
+    raw = _refine_reads("data")
+    del raw["test"]  # the test split is then the last share of [data]
+    config = RunConfig.from_dict(raw, base=Path.cwd())
+    with pytest.warns(
+        RefineDataWarning,
+        match="\\[refine\\] reads the same data as \\[data\\] \\(generator 'navier_stokes', the same "
+        "options\\): it refines on the calibration share only",
+    ):
+        prepared = prepare(config)
+    # the same steps and batch size: exactly the calibration items, none of the test split
+    assert len(prepared.refine_items) == len(prepared.calibration)
+    for refine_item, calibration_item in zip(prepared.refine_items, prepared.calibration):
+        assert all(map(torch.equal, refine_item, calibration_item))
+
+
+def test_refine_reading_the_test_table_is_refused_when_the_config_is_read():
+    from safesvd_cli.config import RunConfig
+
+    with pytest.raises(
+        ConfigError,
+        match="\\[refine\\] reads the test data \\(\\[test\\] generator 'navier_stokes', the same options\\)"
+        ": the evaluation would score inputs the model was refined on",
+    ):
+        RunConfig.from_dict(_refine_reads("test"), base=Path.cwd())

@@ -175,6 +175,18 @@ class RunConfig:
         registry("model_adapter").get(self.adapter)
         if self.family is not None:
             registry("pde_family").get(self.family)
+        if self.refine is not None and self.test is not None and self.refine.data.source == self.test.source:
+            raise ConfigError(
+                f"[refine] reads the test data ([test] {self.test.label}, the same options): the "
+                "evaluation would score inputs the model was refined on; give [refine] other inputs "
+                "(another file, split, seed or arguments)"
+            )
+
+    @property
+    def refine_reads_data(self) -> bool:
+        """Whether ``[refine]`` reads ``[data]``'s source: it then refines on the calibration share
+        only (the test share, when ``[data]`` holds it, stays unseen), with a warning."""
+        return self.refine is not None and self.refine.data.source == self.data.source
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], *, base: Path, label: str = "config") -> RunConfig:

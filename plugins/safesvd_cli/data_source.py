@@ -5,6 +5,7 @@ calibration and a test share, as one-step batches or trajectories."""
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,18 @@ class DataSpec:
             "batch_size": self.batch_size,
             "import_from": self.import_from,
         }
+
+    @property
+    def source(self) -> tuple[str, str, str]:
+        """What the items are read from, for comparing two tables: the kind, the file (resolved) or
+        generator or function (with its folder), and the options (split, seed, arguments)."""
+        key = next(key for key in SOURCES if getattr(self, key) is not None)
+        where = str(getattr(self, key))
+        if key in ("pdebench", "the_well"):
+            where = str(Path(where).resolve())
+        elif key == "function":
+            where = f"{where} from {Path(self.import_from).resolve()}"
+        return key, where, json.dumps(dict(self.options), sort_keys=True, default=repr)
 
     @property
     def label(self) -> str:

@@ -4,13 +4,22 @@ loaded once (:func:`prepare`), then each ratio is compressed and evaluated (:fun
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 from torch import nn
 
-from safesvd_core import CompressionResult, EvaluationReport, FieldDescription, compress, evaluate, registry
+from safesvd_core import (
+    CompressionResult,
+    EvaluationReport,
+    FieldDescription,
+    RefineDataWarning,
+    compress,
+    evaluate,
+    registry,
+)
 from safesvd_core.plugin import ModelAdapter, check_finite, check_runs, make_adapter, one_step_batches
 
 from . import report
@@ -75,7 +84,7 @@ def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | N
     check_runs(adapter, model, test_batches[0], "test")
     if rollout is not None:
         check_finite(rollout, "test rollout")
-    refine_items = config.refine.load() if calibration and config.refine is not None else None
+    refine_items = _refine_items(config, calibrate) if calibration else None
     return Prepared(
         config=config,
         model=model,
@@ -87,6 +96,23 @@ def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | N
         lead_time=test.lead_time,
         refine_items=refine_items,
     )
+
+
+def _refine_items(config: RunConfig, calibrate: tuple[float, float]) -> list[Any] | None:
+    """The ``[refine]`` items: all of its source, or only the calibration share when it is ``[data]``'s
+    (never the test share), said in a :class:`RefineDataWarning`."""
+    if config.refine is None:
+        return None
+    if not config.refine_reads_data:
+        return config.refine.load()
+    warnings.warn(
+        f"[refine] reads the same data as [data] ({config.data.label}, the same options): it refines on "
+        "the calibration share only, so it fits the calibration items and tends to overfit; give "
+        "[refine] fresh inputs (another file, split, seed or arguments)",
+        RefineDataWarning,
+        stacklevel=3,
+    )
+    return config.refine.load(calibrate)
 
 
 def recipe_options(config: RunConfig, recipe: str | None = None) -> dict[str, Any]:
@@ -153,17 +179,22 @@ def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress
         if config.refine is None or prepared.refine_items is None
         else config.refine.compress_arguments(prepared.refine_items)
     )
-    result = compress(
-        prepared.model,
-        prepared.calibration,
-        ratio=ratio,
-        recipe=recipe or config.recipe,
-        adapter=config.adapter,
-        adapter_options=prepared.adapter_options,
-        progress=progress,
-        **refinement,
-        **recipe_options(config, recipe),
-    )
+    with warnings.catch_warnings():
+        if config.refine_reads_data:  # said once, by _refine_items, with its source
+            warnings.filterwarnings(
+                "ignore", "the refinement data is the calibration data", RefineDataWarning
+            )
+        result = compress(
+            prepared.model,
+            prepared.calibration,
+            ratio=ratio,
+            recipe=recipe or config.recipe,
+            adapter=config.adapter,
+            adapter_options=prepared.adapter_options,
+            progress=progress,
+            **refinement,
+            **recipe_options(config, recipe),
+        )
     seconds = time.perf_counter() - start
     return Run(ratio=ratio, result=result, report=evaluation(prepared, result.model), seconds=seconds)
 

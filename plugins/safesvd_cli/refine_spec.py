@@ -53,9 +53,10 @@ class RefineSpec:
             **{key: options[key] for key in OPTION_KEYS},
         }
 
-    def load(self) -> list[Any]:
-        """The refinement items: one-step batches, or trajectories of ``trajectory_steps`` steps."""
-        return self.data.load(self.trajectory_steps or None).items
+    def load(self, share: tuple[float, float] = (0.0, 1.0)) -> list[Any]:
+        """The refinement items of the fractions ``share`` of the source: one-step batches, or
+        trajectories of ``trajectory_steps`` steps."""
+        return self.data.load(self.trajectory_steps or None, share).items
 
     def compress_arguments(self, items: list[Any]) -> dict[str, Any]:
         """The keywords of ``compress`` that ask for this refinement on ``items``."""
