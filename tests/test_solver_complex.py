@@ -80,7 +80,9 @@ def test_a_dropped_mode_gives_exactly_zero_and_the_others_are_untouched(m, n, mo
     bank.maps[0] = DroppedMode(n, m)
     after = bank(coefficients)
     assert torch.equal(after[..., 0], torch.zeros_like(after[..., 0]))
-    assert torch.equal(after[..., 1:], before[..., 1:])
+    torch.testing.assert_close(
+        after[..., 1:], before[..., 1:], rtol=1e-6, atol=1e-6
+    )  # one product, other grouping
     assert torch.equal(bank.weight[0], torch.zeros(m, n, dtype=torch.complex64))
 
 

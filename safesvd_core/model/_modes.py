@@ -11,10 +11,14 @@ is the same for code that truncates modes itself (the mode-truncation baseline).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._errors import ConfigError
+from ._lowrank import LowRankLinear
 
 
 def in_mode_bank(model: nn.Module, name: str) -> bool:
@@ -42,6 +46,23 @@ class DroppedMode(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether ``module`` has forward hooks (a capture during calibration)."""
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def _kind(module: nn.Module) -> str:
+    """How a map computes: ``"dense"``, ``"factored"``, ``"dropped"``, or ``"own"`` (anything else,
+    e.g. a map with a bias: it runs itself)."""
+    if isinstance(module, DroppedMode):
+        return "dropped"
+    if isinstance(module, LowRankLinear) and module.bias is None and module.channel_dim == -1:
+        return "dropped" if module.rank == 0 else "factored"
+    if type(module) is nn.Linear and module.bias is None:
+        return "dense"
+    return "own"
 
 
 class ModeBank(nn.Module):
@@ -81,8 +102,37 @@ class ModeBank(nn.Module):
                 f"a mode bank of {self.in_features} input channels got coefficients of shape "
                 f"{tuple(coefficients.shape)} for {len(indices)} modes"
             )
-        outputs = [self.maps[index](coefficients[..., slot]) for slot, index in enumerate(indices)]
-        return torch.stack(outputs, dim=-1)
+        if any(_hooked(self.maps[index]) for index in indices):  # calibration: every map seen on its own
+            outputs = [self.maps[index](coefficients[..., slot]) for slot, index in enumerate(indices)]
+            return torch.stack(outputs, dim=-1)
+        return self._grouped(coefficients, indices)
+
+    def _grouped(self, coefficients: Tensor, indices: Sequence[int]) -> Tensor:
+        """The same output with the maps of one kind applied together: the dense ones in one batched
+        product, the factored ones in two (their factors zero-padded to the largest rank)."""
+        groups: dict[str, list[int]] = {}
+        for slot, index in enumerate(indices):
+            groups.setdefault(_kind(self.maps[index]), []).append(slot)
+        out = coefficients.new_zeros(*coefficients.shape[:-2], self.out_features, len(indices))
+        for kind, slots in groups.items():
+            maps = [self.maps[indices[slot]] for slot in slots]
+            if kind == "own":  # maps of other kinds: as each computes itself
+                for slot, layer in zip(slots, maps, strict=True):
+                    out[..., slot] = layer(coefficients[..., slot])
+                continue
+            if kind == "dropped":
+                continue
+            inputs = coefficients[..., slots]  # (..., in, G)
+            if kind == "dense":
+                weight = torch.stack([layer.weight for layer in maps])  # (G, out, in)
+                out[..., slots] = torch.einsum("goi,...ig->...og", weight, inputs)
+                continue
+            rank = max(layer.rank for layer in maps)
+            first = torch.stack([F.pad(layer.first.weight, (0, 0, 0, rank - layer.rank)) for layer in maps])
+            second = torch.stack([F.pad(layer.second.weight, (0, rank - layer.rank)) for layer in maps])
+            middle = torch.einsum("gki,...ig->...kg", first, inputs)  # (G, k, in) zero-padded
+            out[..., slots] = torch.einsum("gok,...kg->...og", second, middle)
+        return out
 
     @property
     def weight(self) -> Tensor:
