@@ -74,6 +74,37 @@ MANIFEST_EDITS = {
         r"layers\[\d+\].rank \('[\w.]+'\) is '5'",
     ),
     "a layer without its name": (lambda m: m["layers"][0].pop("name"), r"layers\[0\].name is missing"),
+    # issue 28: what the tensors or the file's header confirm, recomputed; the rest by its digest
+    "the ratio edited": (
+        lambda m: m.update(ratio=0.1),
+        r"'ratio' or 'budget' disagree: ratio 0.1 of [\d,]+ parameters is a budget of [\d,]+, not \d+",
+    ),
+    "params_after edited": (
+        lambda m: m.update(params_after=12),
+        r"'params_after' \(12\) is not 'params_before' \([\d,]+\) less the [\d,]+ parameters its factored",
+    ),
+    "both counts shifted alike": (
+        lambda m: m.update(params_before=m["params_before"] + 7, params_after=m["params_after"] + 7),
+        r"'ratio' or 'budget' disagree|'params_before' is \d+ but the model file says \d+",
+    ),
+    "a layer's parameters edited": (
+        lambda m: _factored(m).update(params_after=1),
+        r"layer '[\w.]+' params_after is 1 but its tensors give \d+",
+    ),
+    "met_budget flipped": (lambda m: m.update(met_budget=False), r"'met_budget' is False for [\d,]+ of a"),
+    "the recipe renamed": (
+        lambda m: m["recipe"].update(name="svd-llm"),
+        r"'recipe' is 'svd-llm' but the model file says 'safe-svd'",
+    ),
+    "a recipe option edited": (
+        lambda m: m["recipe"]["options"].update(alpha=0.123),
+        r"'recipe' differs from what was written; the manifest was edited after safesvd wrote it",
+    ),
+    "a kept energy edited": (
+        lambda m: _factored(m).update(kept_energy=0.5),
+        r"layers\['[\w.]+'\] differs from what was written",
+    ),
+    "a note added": (lambda m: m["notes"].append("verified"), r"'notes' differs from what was written"),
 }
 
 

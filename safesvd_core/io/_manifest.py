@@ -27,6 +27,7 @@ from ..model._layers import linear_map
 from ..model._lowrank import LowRankLinear
 from ..model._modules import get_submodule
 from ..run._result import CompressionResult
+from ._manifest_facts import check_facts
 
 FORMAT = "safesvd.manifest/1"
 MANIFEST = "manifest.json"
@@ -119,8 +120,19 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     _check_structure(manifest, file)
     model_file = file.parent / MODEL
     if model_file.is_file():
-        check_against_tensors(manifest, tensor_shapes(model_file), file)
+        shapes = tensor_shapes(model_file)
+        check_against_tensors(manifest, shapes, file)
+        check_facts(manifest, _lenient(header_text(model_file)), shapes, file)
     return manifest
+
+
+def _lenient(raw: str | None) -> dict[str, Any]:
+    """The parsed header, or ``{}`` when it is missing or damaged (loading the file names that)."""
+    try:
+        header = json.loads(raw) if raw is not None else {}
+    except json.JSONDecodeError:
+        return {}
+    return header if isinstance(header, dict) else {}
 
 
 #: Fields every manifest has, and those of each layer entry, with their JSON types.
@@ -164,6 +176,12 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise ConfigError(
             f"{path} is not a readable safetensors file (truncated, or another format): {error}"
         ) from None
+
+
+def header_text(path: Path) -> str | None:
+    """The ``safesvd`` header of the safetensors file at ``path`` as written (JSON text), if any."""
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get("safesvd")
 
 
 def ranks_in(shapes: dict[str, tuple[int, ...]]) -> dict[str, int]:

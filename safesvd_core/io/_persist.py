@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -29,7 +29,17 @@ from ..model._modules import get_submodule, set_submodule, tensor_state
 from ..run._result import CompressionResult
 from ._files import atomic_write, sha256_file
 from ._hf_route import route_saves
-from ._manifest import MANIFEST, MODEL, build_manifest, check_layers, ranks_in, read_manifest, tensor_shapes
+from ._manifest import (
+    MANIFEST,
+    MODEL,
+    build_manifest,
+    check_layers,
+    header_text,
+    ranks_in,
+    read_manifest,
+    tensor_shapes,
+)
+from ._manifest_facts import DIGESTS, fact_digests
 
 FORMAT = "safesvd.compressed/1"
 #: What tells two compressed models apart when an output already exists.
@@ -51,8 +61,7 @@ def _header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     shapes = tensor_shapes(path)
-    with safe_open(str(path), framework="pt") as handle:
-        raw = (handle.metadata() or {}).get("safesvd")
+    raw = header_text(path)
     if raw is None:
         raise ConfigError(f"{path} is not a safesvd compressed model (no 'safesvd' header)")
     try:
@@ -119,6 +128,8 @@ def save_compressed(result: CompressionResult, path: str | Path, *, overwrite: b
         "adapter": result.configs.get("adapter"),
         "factors": EXACT_FACTORS,
     }
+    manifest = build_manifest(result, "")  # its facts, kept in the header; the file's sha256 once written
+    header[DIGESTS] = fact_digests(manifest)
     if not overwrite and _clashes(path, header):
         raise ConfigError(
             f"{path} already holds another model; pass overwrite=True (safesvd: --overwrite) to replace it"
@@ -131,7 +142,7 @@ def save_compressed(result: CompressionResult, path: str | Path, *, overwrite: b
             file, lambda temporary: save_file(state, str(temporary), metadata={"safesvd": json.dumps(header)})
         )
         if _is_folder(path):
-            manifest = build_manifest(result, sha256_file(file))
+            manifest["model"]["sha256"] = sha256_file(file)
             atomic_write(
                 path / MANIFEST, lambda temporary: temporary.write_text(json.dumps(manifest, indent=1))
             )
