@@ -30,6 +30,7 @@ from .linalg._balance import balanced, is_balanced
 from .model._lowrank import LowRankLinear
 from .refine._refine import RefineDataWarning, RefineOptions, RefineWarning
 from .run._result import CompressionResult
+from .run.phases._allocate import IdleLayersWarning
 from .statistics._solve import Factors, solve_factors, solve_layer
 from .statistics._statistics import CalibrationStatistics
 
@@ -43,6 +44,7 @@ __all__ = [
     "EvaluationReport",
     "Factors",
     "FieldDescription",
+    "IdleLayersWarning",
     "LowRankLinear",
     "MetricChange",
     "NumericalError",

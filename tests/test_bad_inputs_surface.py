@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from safesvd_core import ConfigError, NumericalError, compress, evaluate
+from safesvd_core import ConfigError, IdleLayersWarning, NumericalError, compress, evaluate
 
 from test_compress import small_data, small_transformer
 
@@ -189,7 +189,8 @@ def test_a_layer_without_gradient_is_noted_and_kept_at_the_floor_rank():
     data = [
         (torch.randn(64, 16, generator=generator), torch.randn(64, 16, generator=generator)) for _ in range(3)
     ]
-    result = compress(WithIdleHead(), data, ratio=0.6)
+    with pytest.warns(IdleLayersWarning, match="1 of 3 compressible layers get no gradient.*: idle"):
+        result = compress(WithIdleHead(), data, ratio=0.6)
     assert result.ranks["idle"] == 1 and result.ranks["a"] > 1 and result.ranks["c"] > 1
     assert any(
         "get no gradient from the calibration loss" in note and note.endswith(": idle")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import ClassVar
 
 from ...kinds._interfaces import LayerCandidate
@@ -9,6 +10,10 @@ from ...model._modes import in_mode_bank
 from .._job import Phase, RunState
 from .._outputs import Allocation
 from .._seams import Shared
+
+
+class IdleLayersWarning(UserWarning):
+    """Compressible layers the calibration loss does not reach (zero Fisher): cut blind."""
 
 
 class AllocationPhase(Phase):
@@ -48,6 +53,15 @@ class AllocationPhase(Phase):
             state.log.notes.append(
                 f"{len(idle)} layer(s) get no gradient from the calibration loss (or no input): their "
                 f"spectra are zero, so they stay at the allocator's floor rank: {shown}"
+            )
+            warnings.warn(
+                f"{len(idle)} of {len(candidates)} compressible layers get no gradient from the "
+                "calibration loss (or no input): the output does not depend on them for these inputs "
+                "(a zero-initialised modulation such as adaLN-zero, a head the loss never reads, a "
+                "branch these inputs never take). They are cut to the allocator's floor, and this "
+                f"calibration cannot measure what that does: {shown}",
+                IdleLayersWarning,
+                stacklevel=2,
             )
         # one allocation for every process: an allocator that measures time may differ per process
         ranks = state.job.reducer.agreed(
