@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 from torch import nn
 
-from safesvd_core.plugin import ConfigError, count_parameters, is_compressible, linear_map
+from safesvd_core.plugin import ConfigError, count_parameters, in_mode_bank, is_compressible, linear_map
 
 
 def pattern_tuple(value: object) -> tuple[str, ...]:
@@ -126,16 +126,29 @@ def select(
 
 
 @attrs.frozen(kw_only=True)
+class Kept:
+    """Parameters outside the compressible weights, by the module that holds them: always kept."""
+
+    module: str
+    kind: str
+    params: int
+
+
+@attrs.frozen(kw_only=True)
 class Coverage:
     """How much of a model the adapter can compress.
 
     ``min_ratio`` is the smallest ratio ``compress`` can meet: everything outside the
-    compressible layers is kept, and each compressible layer costs at least ``min(m n, m + n)``.
+    compressible layers is kept, and each compressible layer costs at least ``min(m n, m + n)``
+    (a Fourier mode nothing: the greedy allocator may drop it). ``kept`` names every module that
+    holds parameters outside the compressible weights (raw ``Parameter``s, ``ParameterDict``s,
+    embeddings, norms, biases), largest first: what bounds ``min_ratio`` from below.
     """
 
     total_params: int
     compressible_params: int
     min_params: int
+    kept: tuple[Kept, ...] = ()
 
     @property
     def fraction(self) -> float:
@@ -146,14 +159,48 @@ class Coverage:
     def min_ratio(self) -> float:
         return self.min_params / self.total_params if self.total_params else 1.0
 
+    def kept_lines(self, limit: int | None = 20) -> list[str]:
+        """One line per module of :attr:`kept` (the ``limit`` largest): its parameters and share."""
+        shown = self.kept if limit is None else self.kept[:limit]
+        lines = [
+            f"{item.module or '(model)'} ({item.kind}): {item.params:,} parameters "
+            f"({100.0 * item.params / self.total_params:.2f} %)"
+            for item in shown
+        ]
+        if len(shown) < len(self.kept):
+            rest = sum(item.params for item in self.kept[len(shown) :])
+            lines.append(f"… {len(self.kept) - len(shown)} more modules, {rest:,} parameters")
+        return lines
+
 
 def coverage(model: nn.Module, names: Iterable[str]) -> Coverage:
     """The :class:`Coverage` of compressing the layers ``names`` of ``model``."""
     total = count_parameters(model)
     dense = floor = 0
+    weights = set()
     for name in names:
         view = linear_map(model, name)
         m, n = view.out_features, view.in_features
         dense += m * n
-        floor += min(m * n, m + n)
-    return Coverage(total_params=total, compressible_params=dense, min_params=total - dense + floor)
+        floor += 0 if in_mode_bank(model, name) else min(m * n, m + n)
+        weights.add(f"{name}.weight" if name else "weight")
+    return Coverage(
+        total_params=total,
+        compressible_params=dense,
+        min_params=total - dense + floor,
+        kept=kept_parameters(model, weights),
+    )
+
+
+def kept_parameters(model: nn.Module, compressible_weights: set[str]) -> tuple[Kept, ...]:
+    """The modules holding parameters other than ``compressible_weights``, largest first."""
+    counts: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        if name not in compressible_weights:
+            owner = name.rpartition(".")[0]
+            counts[owner] = counts.get(owner, 0) + parameter.numel()
+    kept = [
+        Kept(module=owner, kind=type(model.get_submodule(owner)).__name__, params=params)
+        for owner, params in counts.items()
+    ]
+    return tuple(sorted(kept, key=lambda item: (-item.params, item.module)))
