@@ -59,3 +59,16 @@ def test_a_wrong_original_for_dense_export_names_the_layer_and_both_shapes():
         "layer maps 32 to 16 features \\(weight \\[16, 32\\]\\): pass the model this one was compressed",
     ):
         dense_model(result, _mlp(32))
+
+
+def test_an_unstable_navier_stokes_solve_raises_naming_a_stable_time_step():
+    from safesvd_core import NumericalError
+    from safesvd_data import NavierStokesGenerator
+
+    with pytest.raises(
+        NumericalError, match="128² grid with dt = 0.02: the solution became unstable"
+    ) as caught:
+        NavierStokesGenerator(samples=8, size=128).generate()  # dt's default: NaN fields, before
+    stable = float(str(caught.value).rsplit("pass dt ≤ ", 1)[1])
+    fields = NavierStokesGenerator(samples=8, size=128, dt=stable).generate()
+    assert torch.isfinite(fields.inputs).all() and torch.isfinite(fields.targets).all()
