@@ -16,7 +16,7 @@ from safesvd_core.plugin import ConfigError, ModelAdapter, is_compressible, one_
 from . import attention, structured
 from .base_losses import BaseLoss
 from .framework import SelectingAdapter, TupleBatches, check_loss, resolve_loss
-from .selection import Selection, pattern_tuple, select
+from .selection import CONDITIONING, Selection, pattern_tuple, select
 
 _RAW_ATTENTION = (
     "projection of an nn.MultiheadAttention left as it is (separate kdim/vdim, add_bias_kv, "
@@ -63,6 +63,10 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     ``"single"`` (default) ``model(input)``, ``"args"`` ``model(*input)``, ``"kwargs"``
     ``model(**input)``. A loss name is summed over the target's floating tensor places, each
     weighted by ``leaf_weights`` (default 1); a callable ``loss`` takes the structures as they are.
+
+    Conditioning layers (adaptive-norm modulation, time and lead-time embeddings, by name:
+    :data:`~safesvd_adapters.selection.CONDITIONING`) are skipped, with that reason, unless
+    ``conditioning=True``.
     """
 
     name: ClassVar[str] = "generic"
@@ -77,6 +81,7 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     rewrite_attention: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     call: str = attrs.field(default="single", validator=one_of(structured.CALLS))
     leaf_weights: Mapping[str, float] | None = attrs.field(default=None, converter=_leaf_weights)
+    conditioning: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     @leaf_weights.validator
     def _weights_need_a_loss_name(self, attribute: attrs.Attribute, value: Any) -> None:
@@ -114,7 +119,8 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
             if isinstance(module, nn.MultiheadAttention)
             for child, _ in module.named_children()
         }
-        return select(model, (), include=self.include, exclude=self.exclude, extra=raw)
+        rules = () if self.conditioning else (CONDITIONING,)
+        return select(model, rules, include=self.include, exclude=self.exclude, extra=raw)
 
     def blocks(self, model: nn.Module) -> list[str] | None:
         if self.block_names is None:

@@ -55,6 +55,25 @@ POSITION_BIAS = SkipRule(
     reason="relative-position-bias MLP: it maps a fixed coordinate table, not the field",
     patterns=("*continuous_position_bias_mlp*", "*cpb_mlp*"),
 )
+#: Conditioning layers (the generic adapter skips them unless ``conditioning=True``): their inputs
+#: are a few scalars per sample (a date, a lead time, a noise level) that a calibration set barely
+#: varies, so a solve fits them to the calibration's values (Aurora: rank 1 from two timestamps).
+CONDITIONING = SkipRule(
+    reason="conditioning (adaptive-norm modulation, time or lead-time embedding): its input barely "
+    "varies over a calibration set, so its compression would fit the calibration's values; "
+    "conditioning=True compresses it",
+    patterns=(
+        "*modulation*",
+        "*adaLN*",
+        "*adaln*",
+        "*time_embed*",
+        "*timestep_embed*",
+        "*t_embedder*",
+        "*time_mlp*",
+        "*time_proj*",
+        "*lead_time*",
+    ),
+)
 NORMALISATION = SkipRule(
     reason="inside a normalisation layer (e.g. a conditional LayerNorm's scale/shift)",
     patterns=("*norm*.*",),

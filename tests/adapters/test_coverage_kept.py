@@ -41,3 +41,24 @@ def test_every_kept_parameter_is_named_with_its_share_largest_first():
         len(cover.kept_lines(limit=1)) == 2
         and "2 more modules, 48 parameters" in cover.kept_lines(limit=1)[1]
     )
+
+
+class Conditioned(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.time_embed = nn.Linear(8, 16)
+        self.block = nn.ModuleDict({"adaLN_modulation": nn.Linear(16, 32), "mlp": nn.Linear(16, 16)})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block["mlp"](x)
+
+
+def test_conditioning_layers_are_skipped_with_the_reason_unless_asked():
+    model = Conditioned()
+    adapter = registry("model_adapter").create("generic")
+    assert adapter.compressible_layers(model) == ["block.mlp"]
+    skipped = adapter.skipped_layers(model)
+    assert set(skipped) == {"time_embed", "block.adaLN_modulation"}
+    assert all("conditioning=True compresses it" in reason for reason in skipped.values())
+    asked = registry("model_adapter").create("generic", conditioning=True)
+    assert asked.compressible_layers(model) == ["time_embed", "block.adaLN_modulation", "block.mlp"]
