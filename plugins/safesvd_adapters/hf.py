@@ -11,6 +11,7 @@ it: its layers by class name, its loss from its config (:meth:`TransformersAdapt
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -96,8 +97,9 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
     output_key: str = "output"
     #: What a rollout item's ``time`` is: ``"step"``, the lead time of each step (fed to every step as it
     #: is), or ``"total"``, Poseidon's ``ar_steps`` convention: the lead time of the whole trajectory, each
-    #: of its K steps fed ``time / K``.
-    rollout_time: str = attrs.field(default="step", validator=one_of(("step", "total")))
+    #: of its K steps fed ``time / K``. Unset (None): ``"step"``, said in a warning at the first rollout
+    #: step of a ScOT model (:meth:`for_model` settles it for any other).
+    rollout_time: str | None = attrs.field(default=None, validator=one_of((None, "step", "total")))
 
     def __attrs_post_init__(self) -> None:
         require("transformers", adapter=self.name, extra="transformers")
@@ -116,6 +118,8 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
         """With a ScOT config (``model.config`` has ``channel_slice_list_normalized_loss``), the
         ``poseidon`` loss takes its groups and ``p``; ``channel_groups`` or ``p`` given here must agree
         with it. A config without groups (ScOT then trains with plain L1/MSE) gives ``l1``/``mse``."""
+        if self.rollout_time is None and config_loss(model) is None:  # not a ScOT: no convention to guess
+            return attrs.evolve(self, rollout_time="step").for_model(model)
         settings = config_loss(model) if self.loss == "poseidon" else None
         if settings is None:
             return self
@@ -212,6 +216,14 @@ class TransformersAdapter(FieldAdapter, ModelAdapter):
             raise ConfigError(f"rollout step {step} is beyond the trajectory's {steps} steps")
         batch = dict(sequence)
         batch["labels"] = sequence["labels"][:, step - 1]
+        if self.rollout_time is None and step == 1:
+            warnings.warn(
+                "a ScOT model's rollout with rollout_time unset: each item's time is read as every step's "
+                "lead time ('step'); Poseidon's own rollouts (ar_steps) read it as the whole trajectory's "
+                "('total'): set the adapter option rollout_time to the one your items follow",
+                UserWarning,
+                stacklevel=2,
+            )
         if self.rollout_time == "total" and sequence.get("time") is not None:
             batch["time"] = sequence["time"] / steps
         if state is not None:

@@ -176,3 +176,22 @@ def test_evaluate_and_compress_agree_across_the_two_conventions(model):
 def test_rollout_time_takes_step_or_total_only():
     with pytest.raises(ConfigError, match="rollout_time.*'step', 'total'"):
         registry("model_adapter").create("transformers", rollout_time="per-step")
+
+
+def test_a_scot_model_with_rollout_time_unset_is_warned_at_its_first_rollout_step(model):
+    import warnings
+
+    from safesvd_adapters.hf_models import small_vit
+
+    unset = registry("model_adapter").create("transformers").for_model(model)
+    with pytest.warns(
+        UserWarning, match="rollout_time unset: .*'total'\\): set the adapter option rollout_time"
+    ):
+        first = unset.rollout_step(item(), None, 1)
+    assert torch.equal(first["time"], adapter("step", model).rollout_step(item(), None, 1)["time"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once set, either way, no word
+        for kind in ("step", "total"):
+            adapter(kind, model).rollout_step(item(), None, 1)
+    # a model that is not a ScOT has no convention to guess: "step", settled by for_model
+    assert registry("model_adapter").create("transformers").for_model(small_vit()).rollout_time == "step"
