@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._errors import ConfigError, NumericalError
+from .._errors import ConfigError, NumericalError, SafeSVDError
 from .._structures import describe, map_structure, tensor_leaves, unreachable
 from ..kinds._interfaces import ModelAdapter
 
@@ -152,6 +152,8 @@ def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) ->
     try:
         with torch.no_grad():
             prediction = adapter.predict(model, item)
+    except SafeSVDError:  # the adapter's own line names the cause (e.g. a transformers version)
+        raise
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
         raise ConfigError(
             f"the model cannot run the first {what} item ({type(error).__name__}: {error}); check that "

@@ -253,6 +253,10 @@ def test_a_model_that_predicts_fewer_channels_than_it_reads_rolls_out_with_the_r
 
 def test_transformers_5_removing_get_head_mask_names_the_poseidon_extra():
     class NeedsHeadMask(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
         def forward(self, pixel_values, time=None):
             return self.get_head_mask(None, 4)  # what ScOT calls; transformers 5 removed it
 
@@ -261,3 +265,11 @@ def test_transformers_5_removing_get_head_mask_names_the_poseidon_extra():
         ad.predict(
             NeedsHeadMask(), {"pixel_values": torch.zeros(1, 2, 4, 4), "labels": torch.zeros(1, 2, 4, 4)}
         )
+    # through compress: the cause alone, not inside "cannot run the first calibration item … check the
+    # input shape and layout", which points at the wrong one
+    item = {"pixel_values": torch.zeros(1, 2, 4, 4), "labels": torch.zeros(1, 2, 4, 4)}
+    with pytest.raises(
+        ConfigError, match="^NeedsHeadMask calls get_head_mask, which transformers 5 removed"
+    ) as caught:
+        compress(NeedsHeadMask(), [item], ratio=0.5, adapter="transformers")
+    assert "first calibration item" not in str(caught.value)

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from ..._errors import ConfigError
+from ..._errors import ConfigError, SafeSVDError
 from ...model._capture import BlockRecorder, LayerRecorder
 from .._items import check_prediction, describe_shapes
 from .._job import Phase, RunState
@@ -31,6 +31,8 @@ class ProbePhase(Phase):
         with torch.no_grad(), layers.attached(), block_recorder.attached():
             try:
                 calls = state.source.run(job.adapter, job.original, item)
+            except SafeSVDError:  # the adapter's own line names the cause (e.g. a transformers version)
+                raise
             except (RuntimeError, ValueError, IndexError, TypeError) as error:
                 raise ConfigError(
                     f"the model cannot run the first calibration item ({type(error).__name__}: {error}). "
