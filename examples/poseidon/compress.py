@@ -20,6 +20,7 @@ calibration = [batch for _, batch in zip(range(16), loader)]   # 16 dicts: pixel
 
 result = compress(model, calibration, ratio=0.4, adapter="transformers", adapter_options=FIELDS,
                   family="ns-incompressible")
+factored = sum(rank is not None for rank in result.ranks.values())   # the rest stay dense
 print(f"{result.params_after:,} of {result.params_before:,} parameters, budget met: {result.met_budget}, "
-      f"{len(result.ranks)} layers, {result.passes['stages']} stages")
+      f"{factored} of {len(result.ranks)} compressible layers factored, {result.passes['stages']} stages")
 save_compressed(result, "poseidon-t-0.4")   # a folder: model.safetensors + manifest.json
