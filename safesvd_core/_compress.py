@@ -35,7 +35,7 @@ from .run._job import CompressionJob, RunHook
 from .run._phase_progress import PhaseProgress
 from .run._recipe import Recipe
 from .run._result import CompressionResult
-from .run._rollout import one_step_batches
+from .run._rollout import check_steps, one_step_batches
 from .run._seams import LocalReducer, StatisticsReducer
 from .statistics._spill import SpillPolicy
 from .statistics._statistics import CalibrationStatistics
@@ -127,6 +127,7 @@ def compress(
     check_dtypes(everything[0], model)
     check_finite_weights(model)
     check_finite(everything)
+    check_steps(adapter_obj, everything, "calibration")
     refinement = refinement_request(refine_data, refine_steps, refine_options, everything, reducer.world)
     batches = everything[reducer.rank :: reducer.world]
     if not batches:

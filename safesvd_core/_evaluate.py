@@ -19,6 +19,7 @@ from .kinds._interfaces import ModelAdapter
 from .kinds._plugins import registry
 from .physics._family import Metric
 from .run._items import check_finite, check_runs, materialise
+from .run._rollout import check_steps
 
 BASE = "base loss"
 
@@ -141,6 +142,7 @@ def evaluate(
             raise ConfigError("horizons were given without rollout data")
         sequences = materialise(rollout, "rollout evaluation")
         check_finite(sequences, "rollout evaluation")
+        check_steps(adapter_obj, sequences, "rollout evaluation")
         per_model = {
             label: _rollout(model, sequences, adapter_obj, table, horizons)
             for label, model in (("original", original), ("compressed", compressed))

@@ -72,3 +72,32 @@ def test_an_unstable_navier_stokes_solve_raises_naming_a_stable_time_step():
     stable = float(str(caught.value).rsplit("pass dt ≤ ", 1)[1])
     fields = NavierStokesGenerator(samples=8, size=128, dt=stable).generate()
     assert torch.isfinite(fields.inputs).all() and torch.isfinite(fields.targets).all()
+
+
+def _trajectories(steps: int, count: int = 1) -> list:
+    generator = torch.Generator().manual_seed(steps)
+    return [
+        (torch.randn(4, 2, 8, 8, generator=generator), torch.randn(4, steps, 2, 8, 8, generator=generator))
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("recipe", ["safe-svd", "svd-llm"])
+def test_trajectories_of_no_step_are_named_before_any_pass(recipe):
+    message = "the calibration items are trajectories of 0 steps \\(an empty step axis\\).*give K ≥ 1"
+    with pytest.raises(ConfigError, match=message):  # svd-llm: a raw IndexError, before
+        compress(small_transformer(), _trajectories(0), ratio=0.5, recipe=recipe)
+
+
+def test_rollout_evaluation_trajectories_of_no_step_are_named():
+    from safesvd_core import evaluate
+
+    model = small_transformer()
+    with pytest.raises(ConfigError, match="the rollout evaluation items are trajectories of 0 steps"):
+        evaluate(model, model, small_data(), rollout=_trajectories(0), horizons=(1,))
+
+
+def test_refinement_trajectories_of_mixed_length_are_called_refinement_items():
+    mixed = (_trajectories(3) + _trajectories(2)) * 4
+    with pytest.raises(ConfigError, match="^the refinement items mix lengths \\(2 steps, 3 steps\\)"):
+        compress(small_transformer(), small_data(), ratio=0.5, refine_data=mixed, refine_steps=2)

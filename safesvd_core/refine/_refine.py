@@ -93,7 +93,7 @@ class Distiller:
 
 def source_for(adapter: ModelAdapter, items: Sequence[Any], rollout_steps: int | None) -> BatchSource:
     """One-step items distil one step; trajectories roll out ``rollout_steps`` (default: all they hold)."""
-    available = trajectory_length(adapter, items)
+    available = trajectory_length(adapter, items, "refinement")
     if available is None:
         if rollout_steps not in (None, 1):
             raise ConfigError(

@@ -73,16 +73,27 @@ def one_step_batches(adapter: ModelAdapter, items: Sequence[Any]) -> list[Any]:
     return batches
 
 
-def trajectory_length(adapter: ModelAdapter, items: Sequence[Any]) -> int | None:
+def trajectory_length(adapter: ModelAdapter, items: Sequence[Any], what: str = "calibration") -> int | None:
     """The ``K`` every item holds when the items are trajectories, ``None`` when they are one-step
-    batches; a mixture, or trajectories of different lengths, is a :class:`ConfigError`."""
+    batches; a mixture, trajectories of different lengths or of no step is a :class:`ConfigError`
+    (``what``: the items' name in it)."""
     lengths = {adapter.trajectory_steps(item) for item in items}
     if len(lengths) > 1:
         shown = ", ".join(
             "one-step" if k is None else f"{k} steps" for k in sorted(lengths, key=lambda k: k or 0)
         )
         raise ConfigError(
-            f"the calibration items mix lengths ({shown}); give all one-step batches or all trajectories "
+            f"the {what} items mix lengths ({shown}); give all one-step batches or all trajectories "
             "of the same length"
         )
+    check_steps(adapter, items, what)
     return lengths.pop() if lengths else None
+
+
+def check_steps(adapter: ModelAdapter, items: Sequence[Any], what: str) -> None:
+    """Refuse trajectories of 0 steps (an empty step axis) among ``items``, named ``what``."""
+    if any(adapter.trajectory_steps(item) == 0 for item in items):
+        raise ConfigError(
+            f"the {what} items are trajectories of 0 steps (an empty step axis): a trajectory holds "
+            "K ≥ 1 states after its input; give K ≥ 1, or one-step (input, target) batches"
+        )
