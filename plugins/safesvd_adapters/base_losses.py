@@ -46,6 +46,28 @@ def relative_mse(prediction: Tensor, target: Tensor) -> Tensor:
     return torch.mean(squared_error / target.flatten(1).pow(2).sum(1).clamp_min(_TINY))
 
 
+def _h1_weights(grid: Sequence[int], device: torch.device) -> Tensor:
+    """``1 + |k|²`` on the real-FFT grid of ``grid`` (integer wavenumbers: a domain of length 2π)."""
+    axes = [torch.fft.fftfreq(n, 1.0 / n, device=device) for n in grid[:-1]]
+    axes.append(torch.fft.rfftfreq(grid[-1], 1.0 / grid[-1], device=device))
+    return 1.0 + sum(axis.pow(2) for axis in torch.meshgrid(*axes, indexing="ij"))
+
+
+def relative_h1(prediction: Tensor, target: Tensor) -> Tensor:
+    """Per-sample ``‖p − t‖_{H¹} / ‖t‖_{H¹}``, averaged: the Sobolev norm of the fields
+    ``(batch, channels, *grid)`` from their Fourier coefficients, weights ``1 + |k|²`` (neuraloperator's
+    usual training loss for Fourier operators; periodic grids, where the spectral derivative is exact)."""
+    dims = tuple(range(2, target.ndim))
+    if not dims:
+        raise ConfigError(
+            f"relative-h1 needs fields (batch, channels, *grid), got shape {tuple(target.shape)}"
+        )
+    weights = _h1_weights(target.shape[2:], target.device)
+    error = (torch.fft.rfftn(prediction - target, dim=dims).abs().pow(2) * weights).flatten(1).sum(1)
+    norm = (torch.fft.rfftn(target, dim=dims).abs().pow(2) * weights).flatten(1).sum(1)
+    return (error / norm.clamp_min(_TINY)).sqrt().mean()
+
+
 def channel_nmse(prediction: Tensor, target: Tensor) -> Tensor:
     """MSE over the grid divided by ``mean(target²) + 1e-7``, per sample and channel, averaged
     (MPP's / The Well's normalised MSE). Fields are ``(batch, channels, *grid)``."""
@@ -77,5 +99,6 @@ BASE_LOSSES: dict[str, BaseLoss] = {
     "relative-l1": relative_l1,
     "relative-l2": relative_l2,
     "relative-mse": relative_mse,
+    "relative-h1": relative_h1,
     "nmse": channel_nmse,
 }

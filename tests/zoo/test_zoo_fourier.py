@@ -1,6 +1,6 @@
-"""The zoo FNO (``fno-ns``): its shipped weights reproduce its card, and it compresses at 0.4 with
-its Fourier modes factored and its test error within 1 % of the uncompressed model's (with the NS
-family, as docs/results/spectral.md measures it)."""
+"""The zoo FNO (``fno-ns``): its shipped weights reproduce its card, and ``compress(model, pairs,
+ratio=0.4, adapter="neuraloperator")`` factors its Fourier modes and changes its output by ≤ 1 % one
+step and ≤ 2 % over 8 autoregressive steps (the issue's bar on an FNO)."""
 
 from __future__ import annotations
 
@@ -33,23 +33,34 @@ def test_the_shipped_weights_reproduce_the_card(model):
     assert card["fourier_parameters"] / card["parameters"] > 0.95
 
 
-def test_compressed_at_0_4_with_its_modes_factored_within_1_percent(model):
-    inputs, targets = fourier.pairs("calibration")  # 256 pairs (with 64 the change is about 5 %)
+def _change(
+    compressed: torch.nn.Module, original: torch.nn.Module, inputs: torch.Tensor, steps: int
+) -> list[float]:
+    """‖compressed(x) − original(x)‖ / ‖original(x)‖ one step, then after each autoregressive step."""
+    changes = []
+    with torch.no_grad():
+        a = b = inputs
+        for _ in range(steps):
+            a, b = compressed(a), original(b)
+            changes.append(float((a - b).norm() / b.norm()))
+    return changes
+
+
+def test_compressed_at_0_4_by_the_default_call_within_1_percent_then_2(model):
+    """The bar's call: ``compress(model, pairs, ratio=0.4, adapter="neuraloperator")``, no family."""
+    inputs, targets = fourier.pairs("calibration")
     calibration = [(inputs[i : i + 32], targets[i : i + 32]) for i in range(0, len(inputs), 32)]
-    field = {"channels": ("u", "v"), "roles": ("velocity_x", "velocity_y"), "periodic": True}
-    result = compress(
-        model,
-        calibration,
-        ratio=0.4,
-        adapter="neuraloperator",
-        adapter_options={**field, "spacing": fourier.FIELD.spacing},
-        family="ns-incompressible",  # without the family's Sobolev term the change is about 4 %
-    )
+    result = compress(model, calibration, ratio=0.4, adapter="neuraloperator")
     assert result.params_after <= 0.4 * result.params_before
     modes = {name: rank for name, rank in result.ranks.items() if ".bank.maps." in name}
     assert len(modes) == 4 * 12 * 7 and any(rank is not None for rank in modes.values())
+    start, _ = fourier.trajectories("test", steps=1)
+    one_step = _change(result.model, model, fourier.pairs("test", steps=2)[0], 1)[0]
+    rollout = _change(result.model, model, start, 8)
+    assert one_step <= 0.01, one_step
+    assert max(rollout) <= 0.02, rollout
     test_inputs, test_targets = fourier.pairs("test", steps=2)
     with torch.no_grad():
         before = _relative_l1(model(test_inputs), test_targets)
         after = _relative_l1(result.model(test_inputs), test_targets)
-    assert abs(after - before) <= 0.01 * before
+    assert abs(after - before) <= 0.01 * before  # the test error moves by less than 1 %
