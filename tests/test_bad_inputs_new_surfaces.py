@@ -101,3 +101,40 @@ def test_refinement_trajectories_of_mixed_length_are_called_refinement_items():
     mixed = (_trajectories(3) + _trajectories(2)) * 4
     with pytest.raises(ConfigError, match="^the refinement items mix lengths \\(2 steps, 3 steps\\)"):
         compress(small_transformer(), small_data(), ratio=0.5, refine_data=mixed, refine_steps=2)
+
+
+def test_no_compressible_layer_names_the_fix():
+    data = [(torch.randn(8, 32), torch.randn(8, 32))]
+    with pytest.raises(
+        ConfigError,
+        match="the model \\(Sequential\\) has no compressible layer \\(nn.Linear or 1×1 convolution\\).*"
+        "choose the adapter for this kind of model",
+    ):
+        compress(nn.Sequential(nn.GELU()), data, ratio=0.5)
+    with pytest.raises(
+        ConfigError,
+        match="selected none of the 2 linear layers of the model \\(Sequential\\) "
+        "\\(include \\['nothing.\\*'\\], exclude \\[\\]\\): widen its include globs",
+    ):
+        compress(_mlp(16), data, ratio=0.5, adapter_options={"include": ["nothing.*"]})
+
+
+class _Tied(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(32, 32), nn.Linear(32, 32)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_tied_weights_are_named_not_a_budget_error_at_every_ratio():
+    data = [(torch.randn(8, 32), torch.randn(8, 32))]
+    with pytest.raises(
+        ConfigError,
+        match="layer 'a' shares its weight with b.weight \\(tied: one tensor under 2 names\\).*"
+        "exclude \\['a', 'b'\\] with the adapter's exclude globs",
+    ):
+        compress(_Tied(), data, ratio=0.9)
+
