@@ -138,3 +138,18 @@ def test_tied_weights_are_named_not_a_budget_error_at_every_ratio():
     ):
         compress(_Tied(), data, ratio=0.9)
 
+
+@pytest.mark.parametrize("where", ["folder", "model.safetensors"])
+def test_loading_onto_another_architecture_names_the_class_and_the_expected_layers(tmp_path, where):
+    from safesvd_core import load_compressed, save_compressed
+
+    data = [(torch.randn(8, 32), torch.randn(8, 32)) for _ in range(2)]
+    saved = save_compressed(compress(_mlp(16), data, ratio=0.5), tmp_path / where)
+    other = nn.Sequential(nn.Linear(32, 16))  # "no submodule '2'", before: the class and structure unnamed
+    expected = (
+        "it expects the linear layers 0 \\(32 → 16\\), 2 \\(16 → 32\\)"
+        if where == "folder"
+        else "it factors 0, 2"
+    )
+    with pytest.raises(ConfigError, match=f"this model \\(Sequential; another architecture.*{expected}"):
+        load_compressed(other, saved)

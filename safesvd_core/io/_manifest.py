@@ -219,7 +219,8 @@ def check_against_tensors(manifest: dict[str, Any], shapes: dict[str, tuple[int,
 
 def check_layers(manifest: dict[str, Any], model: nn.Module, label: str) -> None:
     """Every layer of ``manifest`` is a linear map of ``model`` with the recorded shape (or was already
-    replaced by a low-rank one of that shape); else a :class:`ConfigError` that names the first few."""
+    replaced by a low-rank one of that shape); else a :class:`ConfigError` that names the model's class,
+    the first few mismatches and the layers the manifest expects."""
     problems = []
     for layer in manifest["layers"]:
         name, want = layer["name"], (layer["out_features"], layer["in_features"])
@@ -231,13 +232,19 @@ def check_layers(manifest: dict[str, Any], model: nn.Module, label: str) -> None
                 else (linear_map(model, name).out_features, linear_map(model, name).in_features)
             )
         except ConfigError as error:
-            problems.append(f"{name}: {error}")
+            problems.append(f"no layer {name!r}" if "no submodule" in str(error) else f"{name}: {error}")
             continue
         if got != want:
             problems.append(f"{name}: the manifest has {want[1]} → {want[0]}, the model {got[1]} → {got[0]}")
     if problems:
+        expected = [
+            f"{layer['name']} ({layer['in_features']} → {layer['out_features']})"
+            for layer in manifest["layers"]
+        ]
         raise ConfigError(
-            f"{label} does not match this model (another architecture, size or depth?): "
+            f"{label} does not match this model ({type(model).__name__}; another architecture, size or "
+            "depth?): "
             f"{'; '.join(problems[:3])}{f' (and {len(problems) - 3} more)' if len(problems) > 3 else ''}; "
-            "the model was not changed"
+            f"it expects the linear layers {', '.join(expected[:4])}{', …' if len(expected) > 4 else ''} "
+            "(pass the architecture it was compressed from); the model was not changed"
         )

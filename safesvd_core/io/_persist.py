@@ -223,7 +223,15 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
     model = _prepared(model, header.get("adapter"), header["ranks"], shapes)
     if manifest is not None:
         check_layers(manifest, model, f"{path / MANIFEST}")
-    expected, replaced = _expected(model, header["ranks"])
+    try:
+        expected, replaced = _expected(model, header["ranks"])
+    except ConfigError as error:  # a factored layer the model lacks, or that is no linear map
+        factored = [name for name, rank in header["ranks"].items() if rank is not None]
+        raise ConfigError(
+            f"{path} does not fit this model ({type(model).__name__}; another architecture?): {error}; "
+            f"it factors {', '.join(factored[:4])}{', …' if len(factored) > 4 else ''} (pass the "
+            "architecture it was compressed from); the model was not changed"
+        ) from None
     wrong = sorted(key for key in expected.keys() & shapes.keys() if expected[key] != shapes[key])
     missing, unexpected = sorted(expected.keys() - shapes.keys()), sorted(shapes.keys() - expected.keys())
     if wrong or (strict and (missing or unexpected)):
@@ -240,7 +248,8 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
             if part
         )
         raise ConfigError(
-            f"{path} does not fit this model (another architecture, size or depth?): {details}; "
+            f"{path} does not fit this model ({type(model).__name__}; another architecture, size or depth?): "
+            f"{details}; "
             "the model was not changed"
         )
     if missing or unexpected:
