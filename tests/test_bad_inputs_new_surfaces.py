@@ -153,3 +153,45 @@ def test_loading_onto_another_architecture_names_the_class_and_the_expected_laye
     )
     with pytest.raises(ConfigError, match=f"this model \\(Sequential; another architecture.*{expected}"):
         load_compressed(other, saved)
+
+
+def _cfd_file(path, dtype="float32"):
+    """A tiny PDEBench 2D_CFD file (docs/data.md's layout) of ``dtype``."""
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    n, steps, size = 2, 4, 8
+    values = np.random.default_rng(0).random((n, steps, size, size))
+    with h5py.File(path, "w") as file:
+        for name in ("density", "pressure", "Vx", "Vy"):
+            file[name] = (values + 1j * values if dtype.startswith("complex") else values).astype(dtype)
+        file["x-coordinate"] = file["y-coordinate"] = (np.arange(size, dtype=np.float32) + 0.5) / size
+        file["t-coordinate"] = np.arange(steps + 1, dtype=np.float32) * 0.05
+    return path
+
+
+def test_a_complex_hdf5_file_is_refused_not_cast_to_its_real_part(tmp_path):
+    from safesvd_data import PDEBenchCFD
+
+    path = _cfd_file(tmp_path / "cfd_periodic.hdf5", "complex64")
+    with pytest.raises(
+        ConfigError, match="'cfd_periodic': the file's fields are complex \\(complex64\\); safesvd reads real"
+    ):
+        PDEBenchCFD(path=path).read()  # before: numpy's ComplexWarning, the imaginary part dropped
+    assert len(PDEBenchCFD(path=_cfd_file(tmp_path / "real_periodic.hdf5")).read()) > 0
+
+
+def test_an_empty_hdf5_file_says_so(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from safesvd_cli.data_source import DataSpec
+    from safesvd_data import PDEBenchCFD
+
+    path = tmp_path / "empty.hdf5"
+    h5py.File(path, "w").close()
+    message = (
+        "is an empty HDF5 file \\(no dataset or group: an interrupted download or write\\?\\); give the file"
+    )
+    with pytest.raises(ConfigError, match=message):  # before: "cannot tell the layout of empty.hdf5"
+        DataSpec(pdebench=str(path)).load()
+    with pytest.raises(ConfigError, match=message):  # with the layout given
+        PDEBenchCFD(path=path).read()

@@ -216,6 +216,11 @@ def detect_layout(path: Path) -> str:
         )
     try:
         with h5py.File(path, "r") as file:
+            if not len(file):
+                raise ConfigError(
+                    f"[data] pdebench: {path} is an empty HDF5 file (no dataset or group: an interrupted "
+                    "download or write?); give the file again"
+                )
             if "velocity" in file:
                 return "incompressible-ns"
             if "density" in file:

@@ -17,6 +17,11 @@ def member(group: Any, name: str, *, layout: str) -> Any:
     """``group[name]``, or a :class:`ConfigError` naming what the ``layout`` expected and what the group
     holds."""
     if name not in group:
+        if group.name == "/" and not len(group):
+            raise ConfigError(
+                f"{layout}: {group.file.filename} is an empty HDF5 file (no dataset or group: an interrupted "
+                "download or write?); give the file again"
+            )
         held = ", ".join(sorted(group.keys())) or "nothing"
         raise ConfigError(f"{layout}: expected {name!r} in {_where(group)}, which holds {held}")
     return group[name]

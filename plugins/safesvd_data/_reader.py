@@ -37,6 +37,15 @@ class Trajectories:
     domain: str
     dt: float = float("nan")
 
+    def __attrs_post_init__(self) -> None:
+        """Real numbers only: a cast to float32 would drop an imaginary part without a word."""
+        if self.data.dtype.kind not in "fiub":
+            what = "complex" if self.data.dtype.kind == "c" else "not numbers"
+            raise ConfigError(
+                f"{self.domain!r}: the file's fields are {what} ({self.data.dtype}); safesvd reads real "
+                "fields: write the real and imaginary parts (or the magnitude) as channels of their own"
+            )
+
 
 @attrs.frozen(kw_only=True)
 class Reader(abc.ABC):
