@@ -195,3 +195,22 @@ def test_an_empty_hdf5_file_says_so(tmp_path):
         DataSpec(pdebench=str(path)).load()
     with pytest.raises(ConfigError, match=message):  # with the layout given
         PDEBenchCFD(path=path).read()
+
+
+def test_horizons_with_a_pairs_function_name_the_horizons_not_trajectory_steps(tmp_path, capsys):
+    from safesvd_core.__main__ import main
+
+    (tmp_path / "pairs_only.py").write_text(
+        "import torch\n\ndef load(samples=10):\n"
+        "    return [(torch.zeros(1, 2, 8, 8), torch.zeros(1, 2, 8, 8)) for _ in range(samples)]\n"
+    )
+    config = tmp_path / "c.toml"
+    config.write_text('[model]\nzoo = "ns2d-transformer"\n\n[data]\nfunction = "pairs_only:load"\n')
+    arguments = ["compress", str(config), "--out", str(tmp_path / "o"), "--horizons", "2"]
+    assert main(arguments) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "trajectory_steps" not in lines[0], lines
+    assert (
+        "horizons = [2] ([evaluate] or --horizons) asks data function 'pairs_only:load' for 2-step "
+        "trajectories, but it takes no 'steps' argument" in lines[0]
+    ) and lines[0].endswith("or leave out horizons (run with --debug for the traceback)"), lines

@@ -133,17 +133,22 @@ class DataSpec:
         key = next(key for key in SOURCES if getattr(self, key) is not None)
         return f"{key} {getattr(self, key)!r}"
 
-    def _dataset(self, steps: int | None) -> Any:
+    def _dataset(self, steps: int | None, asked_by: str | None) -> Any:
         """A PairSet (``steps`` None) or RolloutSet from a reader or generator; else the function's value."""
         import safesvd_data
 
         if self.function is not None:
             function = import_object(self.function, "data function", (Path(self.import_from), Path.cwd()))
             if steps is not None and not _takes(function, "steps"):
+                asker, fallback = (
+                    (f"trajectory_steps = {steps}", "trajectory_steps = 0 (one-step pairs)")
+                    if asked_by is None
+                    else (asked_by, f"leave out {asked_by.split(' = ')[0]}")
+                )
                 raise ConfigError(
-                    f"trajectory_steps = {steps} asks data function {self.function!r} for {steps}-step "
-                    "trajectories, but it takes no 'steps' argument: give a function that returns "
-                    "(input, trajectory) items for steps=K, or trajectory_steps = 0 (one-step pairs)"
+                    f"{asker} asks data function {self.function!r} for {steps}-step trajectories, but it "
+                    "takes no 'steps' argument: give a function that returns (input, trajectory) items "
+                    f"for steps=K, or {fallback}"
                 )
             return call_user(
                 function,
@@ -165,11 +170,18 @@ class DataSpec:
             reader = getattr(safesvd_data, PDEBENCH_LAYOUTS[layout])(path=self.pdebench, **self.options)
         return reader.read() if steps is None else reader.read_rollouts(steps)
 
-    def load(self, steps: int | None = None, share: tuple[float, float] = (0.0, 1.0)) -> Loaded:
+    def load(
+        self,
+        steps: int | None = None,
+        share: tuple[float, float] = (0.0, 1.0),
+        *,
+        asked_by: str | None = None,
+    ) -> Loaded:
         """One-step batches (``steps`` None) or ``steps``-step trajectories of the samples in the
-        fractions ``share = (start, stop)`` (for a function's items: of its items)."""
+        fractions ``share = (start, stop)`` (for a function's items: of its items). ``asked_by``: the
+        setting that asks for the trajectories, for messages (default: ``trajectory_steps``)."""
         try:
-            dataset = self._dataset(steps)
+            dataset = self._dataset(steps, asked_by)
         except TypeError as error:  # a reader or generator given an option it does not take
             raise ConfigError(f"{self.label}: {error} (check its options)") from None
         if hasattr(dataset, "batches") and hasattr(dataset, "field"):

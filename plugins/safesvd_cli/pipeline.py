@@ -78,7 +78,15 @@ def prepare(config: RunConfig, *, calibration: bool = True, model: nn.Module | N
     if config.adapter == "generic" and "field_description" not in options and field is not None:
         options["field_description"] = field
     adapter = make_adapter(config.adapter, options).for_model(model)
-    rollout = test_source.load(max(config.horizons), held).items if config.horizons else None
+    rollout = (
+        test_source.load(
+            max(config.horizons),
+            held,
+            asked_by=f"horizons = {list(config.horizons)} ([evaluate] or --horizons)",
+        ).items
+        if config.horizons
+        else None
+    )
     test_batches = one_step_batches(adapter, test.items)
     check_finite(test_batches, "test")  # before any compute: not found after the whole compression
     check_runs(adapter, model, test_batches[0], "test")
