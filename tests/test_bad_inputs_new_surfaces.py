@@ -214,3 +214,18 @@ def test_horizons_with_a_pairs_function_name_the_horizons_not_trajectory_steps(t
         "horizons = [2] ([evaluate] or --horizons) asks data function 'pairs_only:load' for 2-step "
         "trajectories, but it takes no 'steps' argument" in lines[0]
     ) and lines[0].endswith("or leave out horizons (run with --debug for the traceback)"), lines
+
+
+def test_dense_export_under_a_file_names_the_file_before_any_load(tmp_path):
+    from safesvd_cli.export import export
+
+    (tmp_path / "afile").write_text("notes")
+    for given in ("afile/x", "afile/x.safetensors"):
+        with pytest.raises(
+            ConfigError, match="afile is a file, not a folder; .* \\(e.g. --dense .*x.safetensors\\)"
+        ):
+            export(None, tmp_path / "run", tmp_path / given)  # checked first: no config, model or folder read
+    with pytest.raises(
+        ConfigError, match="expected a file name ending in .safetensors \\(e.g. --dense .*dense"
+    ):
+        export(None, tmp_path / "run", tmp_path / "dense")

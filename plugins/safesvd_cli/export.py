@@ -17,8 +17,17 @@ from .config import RunConfig
 
 def export(config: RunConfig, folder: Path, out: Path, *, overwrite: bool = False) -> Path:
     """Write the dense weights of ``folder``'s compressed model to ``out`` (safetensors), atomically."""
+    blocker = next((parent for parent in out.parents if parent.is_file()), None)
+    if blocker is not None:
+        raise ConfigError(
+            f"--dense {out}: {blocker} is a file, not a folder; give a file name ending in .safetensors in "
+            f"a folder (e.g. --dense {blocker.with_name(out.with_suffix('.safetensors').name)})"
+        )
     if out.suffix != ".safetensors":
-        raise ConfigError(f"--dense {out}: expected a .safetensors file name")
+        raise ConfigError(
+            f"--dense {out}: expected a file name ending in .safetensors (e.g. --dense "
+            f"{out.with_suffix('.safetensors')})"
+        )
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
     adapter = make_adapter(config.adapter, config.adapter_options)
