@@ -58,10 +58,14 @@ def test_the_users_own_files_are_named_and_kept_unless_overwrite(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["model.safetensors"]
 
 
+#: The first line of a safesvd manifest: what marks a folder as an earlier output.
+MANIFEST = '{"format": "safesvd.manifest/1"}'
+
+
 def test_an_earlier_output_is_replaced_whole_only_with_overwrite(tmp_path):
     out = tmp_path / "out"
     with OutputFolder(out).locked() as target:  # a one-ratio run
-        target.write(fill({"model.safetensors": "old", "manifest.json": "{}", "config.json": "{}"}))
+        target.write(fill({"model.safetensors": "old", "manifest.json": MANIFEST, "config.json": "{}"}))
     with pytest.raises(ConfigError, match="holds an earlier output; pass --overwrite"):
         OutputFolder(out).check()
     with OutputFolder(
@@ -235,7 +239,7 @@ def test_a_run_killed_while_writing_leaves_nothing_a_later_run_does_not_clean(tm
 def test_a_run_killed_mid_swap_leaves_the_earlier_output_restored(tmp_path, capsys):
     out = tmp_path / "out"
     with OutputFolder(out).locked() as target:
-        target.write(fill({"model.safetensors": "old", "manifest.json": "{}"}))
+        target.write(fill({"model.safetensors": "old", "manifest.json": MANIFEST}))
     pid = _killed_run(out, "swap")
     assert not out.exists()  # the earlier output aside, the new one not yet in place
     with pytest.raises(ConfigError, match="holds an earlier output"), OutputFolder(out).locked():
@@ -353,7 +357,7 @@ def test_a_file_added_to_out_during_the_run_is_kept_and_the_new_output_too(tmp_p
 def test_an_earlier_output_changed_during_the_run_is_not_replaced(tmp_path):
     out = tmp_path / "out"
     with OutputFolder(out).locked() as target:
-        target.write(fill({"model.safetensors": "old", "manifest.json": "{}"}))
+        target.write(fill({"model.safetensors": "old", "manifest.json": MANIFEST}))
     (tmp_path / "out.new").mkdir()  # taken: the next free name is used
 
     def user_edits(folder):
@@ -481,3 +485,19 @@ def test_two_compress_runs_racing_for_one_folder_never_both_exit_0(tmp_path, mon
     assert sorted(codes.values()) == [0, 2], codes
     assert "is writing" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "o"]
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"config.json": "{}", "model.safetensors": "mine"},  # a checkpoint folder: safesvd's file names
+        {"report.json": "{}", "manifest.json": '{"format": "someone-else"}'},
+    ],
+)
+def test_a_folder_of_the_users_own_files_is_not_called_an_earlier_output(tmp_path, files):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    with pytest.raises(ConfigError, match="holds no safesvd output .no manifest.json of one."):
+        OutputFolder(out).check()

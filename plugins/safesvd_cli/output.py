@@ -58,6 +58,17 @@ def _ours(relative: Path) -> bool:
     return len(parts) == 2 and parts[0] == "figures" and parts[1].endswith(".png")
 
 
+def _has_manifest(folder: Path) -> bool:
+    """Whether ``folder`` holds a safesvd manifest, at its top or in a ``ratio-*`` folder."""
+    for path in (folder / "manifest.json", *folder.glob("ratio-*/manifest.json")):
+        try:
+            if json.loads(path.read_text()).get("format", "").startswith("safesvd."):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
 def foreign_files(folder: Path) -> list[str]:
     """The files under ``folder`` that safesvd does not write, relative, sorted."""
     return sorted(
@@ -181,6 +192,11 @@ class OutputFolder:
             raise ConfigError(
                 f"--out {self.path} holds files safesvd did not write ({_shown(foreign)}); choose another "
                 "folder, or pass --overwrite to replace the whole folder"
+            )
+        if not _has_manifest(self.path):
+            raise ConfigError(
+                f"--out {self.path} is not empty and holds no safesvd output (no manifest.json of one); "
+                "choose another folder, or pass --overwrite to replace the whole folder"
             )
         raise ConfigError(
             f"--out {self.path} holds an earlier output; pass --overwrite to replace it (whole), or "
