@@ -229,3 +229,13 @@ def test_dense_export_under_a_file_names_the_file_before_any_load(tmp_path):
         ConfigError, match="expected a file name ending in .safetensors \\(e.g. --dense .*dense"
     ):
         export(None, tmp_path / "run", tmp_path / "dense")
+
+
+def test_trajectories_given_as_evaluation_data_point_to_rollout():
+    from safesvd_core import evaluate
+    from safesvd_zoo import reference
+
+    model = reference.load()
+    items = reference.trajectory_batches(samples=4, steps=3, batch_size=4)
+    with pytest.raises(ConfigError, match="trajectories of 3 steps: pass them as rollout= with horizons="):
+        evaluate(model, model, items)

@@ -169,9 +169,18 @@ def check_prediction(prediction: Any, reference: Any, target: str) -> None:
     prediction may hold more)."""
     if isinstance(prediction, Tensor) and isinstance(reference, Tensor):
         if tuple(prediction.shape) != tuple(reference.shape):
+            trajectory = reference.ndim == prediction.ndim + 1 and (
+                tuple(reference.shape[:1] + reference.shape[2:]) == tuple(prediction.shape)
+            )
+            hint = (
+                f" (it looks like trajectories of {reference.shape[1]} steps: pass them as rollout= with "
+                "horizons=, or rollout calibration items, not as one-step data)"
+                if trajectory
+                else ""
+            )
             raise ConfigError(
                 f"the model predicts shape {tuple(prediction.shape)} but {target} has "
-                f"shape {tuple(reference.shape)}: give targets shaped like the predictions"
+                f"shape {tuple(reference.shape)}: give targets shaped like the predictions{hint}"
             )
         return
     predicted = dict(tensor_leaves(prediction))
