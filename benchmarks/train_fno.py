@@ -10,7 +10,6 @@ relative L1 error and that of copying the input. Writes plugins/safesvd_zoo/weig
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 
@@ -18,7 +17,7 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
-from benchmarks.train_zoo import OPTIMIZER, OUT, fit
+from benchmarks.train_zoo import OPTIMIZER, OUT, fit, training_arguments
 
 
 def relative_l1(prediction: Tensor, target: Tensor) -> Tensor:
@@ -36,12 +35,7 @@ def relative_l2(prediction: Tensor, target: Tensor) -> Tensor:
 def main() -> None:
     from safesvd_zoo import fourier
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = training_arguments(__doc__, steps=2000, batch=16, lr=3e-3)
     torch.set_num_threads(1)
     inputs, targets = fourier.pairs("train", fourier.TRAIN_STEPS)
     torch.manual_seed(args.seed)

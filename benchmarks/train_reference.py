@@ -9,7 +9,6 @@ plugins/safesvd_zoo/weights/ns2d-transformer.{safetensors,json}.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,16 +18,11 @@ from safesvd_zoo import reference
 from safesvd_zoo.operator import FieldTransformer, OperatorConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_zoo import fit, save
+from train_zoo import fit, save, training_arguments
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = training_arguments(__doc__, steps=3000, batch=32, lr=3e-3)
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)

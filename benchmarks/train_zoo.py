@@ -27,6 +27,16 @@ TRAINING = {"scot-ns": (1000, 16, 2e-3), "avit-multiphysics": (3000, 16, 1e-3), 
 OPTIMIZER = "AdamW(wd=1e-4) + OneCycle"
 
 
+def training_arguments(description: str, *, steps: int, batch: int, lr: float) -> argparse.Namespace:
+    """``--steps``, ``--batch``, ``--lr`` and ``--seed`` (default 0) from the command line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
 def fit(
     model: nn.Module,
     loss: Callable[[Tensor], Tensor],
