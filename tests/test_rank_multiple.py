@@ -271,3 +271,22 @@ def test_greedy_fill_in_steps_starts_from_any_rank():
     layer = LayerCandidate(name="a", out_features=64, in_features=64, spectrum=torch.ones(64), order=0)
     assert greedy_fill([layer], {"a": 5}, 5 * 128, 8 * 128, multiple=4) == {"a": 8}
     assert greedy_fill([layer], {"a": 5}, 5 * 128, 8 * 128 - 1, multiple=4) == {"a": 5}
+
+
+def test_a_later_step_sorted_first_by_rounding_is_still_taken():
+    """layer2's step 9 → 16 (mean of 7 equal components) and 16 → dense (one) score the same up to
+    rounding; the later one sorted first was skipped once and never taken (found by hypothesis)."""
+
+    def candidate(name, order, m, n, ones, value):
+        spectrum = torch.tensor([value] * ones + [0.0] * (min(m, n) - ones), dtype=torch.float64)
+        return LayerCandidate(name=name, out_features=m, in_features=n, spectrum=spectrum, order=order)
+
+    layers = [
+        candidate("layer0", 0, 51, 74, 20, 2.0),
+        candidate("layer1", 1, 25, 93, 11, 2.0),
+        candidate("layer2", 2, 32, 40, 17, 1.0),
+        candidate("layer3", 3, 68, 94, 18, 2.0),
+    ]
+    ranks = registry("allocator").create("greedy", min_rank=2, rank_multiple=16).allocate(layers, 7362)
+    assert ranks["layer2"] is None  # dense: the step fits (7,170 ≤ 7,362)
+    assert allocation_cost(layers, ranks) <= 7362

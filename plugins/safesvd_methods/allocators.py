@@ -112,15 +112,21 @@ def greedy_fill(
             )
             start = end
     candidates.sort(key=lambda item: item[:4])
-    for _, _, _, start, end, layer in candidates:
-        rank = ranks[layer.name]
-        if rank is None or rank != start:
-            continue
-        new_rank: int | None = None if end >= layer.break_even_rank else end
-        extra = layer_cost(layer, new_rank) - layer_cost(layer, rank)
-        if spent + extra <= budget and (admit is None or admit(layer, rank, new_rank)):
-            ranks[layer.name] = new_rank
-            spent += extra
+    # a layer's later step can sort before its earlier one (equal scores, rounded means of several
+    # components): it is skipped then, so the list is walked again while a step was taken
+    taken = True
+    while taken:
+        taken = False
+        for _, _, _, start, end, layer in candidates:
+            rank = ranks[layer.name]
+            if rank is None or rank != start:
+                continue
+            new_rank: int | None = None if end >= layer.break_even_rank else end
+            extra = layer_cost(layer, new_rank) - layer_cost(layer, rank)
+            if spent + extra <= budget and (admit is None or admit(layer, rank, new_rank)):
+                ranks[layer.name] = new_rank
+                spent += extra
+                taken = True
     return ranks
 
 
