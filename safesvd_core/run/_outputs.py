@@ -47,6 +47,9 @@ class Probe:
     #: Layer → the first layer (in call order) whose first call read the same input tensor (e.g. a
     #: query, key and value projection read one normalised input): siblings.
     input_groups: Mapping[str, str] = attrs.field(factory=dict)
+    #: Layer outside every block → the block whose input it reads, the very tensor, as often (e.g. an
+    #: FNO's skip convolution and its Fourier layer): it can share that block's stage.
+    block_readers: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def chained_blocks(self) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 
@@ -11,6 +12,7 @@ from ...model._capture import BlockRecorder, LayerRecorder
 from .._items import check_prediction, describe_shapes
 from .._job import Phase, RunState
 from .._outputs import Probe
+from ._original_inputs import owning_block
 
 
 class ProbePhase(Phase):
@@ -77,6 +79,12 @@ class ProbePhase(Phase):
             input_groups=input_groups(
                 layers.order, {name: calls[0] for name, calls in layers.inputs.items()}
             ),
+            block_readers=block_readers(
+                layers.inputs,
+                block_recorder.calls,
+                blocks,
+                {name: state.maps[name].channel_dim for name in layers.inputs},
+            ),
         )
         family = state.plan.family
         if family is not None:
@@ -91,6 +99,53 @@ class ProbePhase(Phase):
                     f"family {family.name!r} needs a prediction tensor (its physics terms take one field), "
                     f"but the model predicts a {type(calls[0][0]).__name__}: compress without a family"
                 )
+
+
+def _same_rows(layer_input: torch.Tensor, block_input: Any, channel_dim: int) -> bool:
+    """Whether a layer's input holds the block input's data with the same rows: the very tensor, or
+    for a layer over axis 1 (a 1×1 convolution) a contiguous view with the same batch and channel
+    axes (``x.view(B, C, -1)`` of ``x``: an FNO's skip convolution)."""
+    if not isinstance(block_input, torch.Tensor):
+        return False
+    same = (layer_input.data_ptr(), layer_input.storage_offset(), layer_input.dtype) == (
+        block_input.data_ptr(),
+        block_input.storage_offset(),
+        block_input.dtype,
+    )
+    if not same:
+        return False
+    if (tuple(layer_input.shape), layer_input.stride()) == (tuple(block_input.shape), block_input.stride()):
+        return True
+    return (
+        channel_dim == 1
+        and layer_input.is_contiguous()
+        and block_input.is_contiguous()
+        and layer_input.numel() == block_input.numel()
+        and tuple(layer_input.shape[:2]) == tuple(block_input.shape[:2])
+    )
+
+
+def block_readers(
+    layer_inputs: Mapping[str, list[torch.Tensor]],
+    block_calls: Mapping[str, list],
+    blocks: Sequence[str],
+    channel_dims: Mapping[str, int],
+) -> dict[str, str]:
+    """Layer outside every block → the block whose first positional input it reads at every call,
+    with the same rows (:func:`_same_rows`: the block's recorded inputs then give the layer's)."""
+    readers = {}
+    for name, inputs in layer_inputs.items():
+        if owning_block(name, blocks) is not None:
+            continue
+        for block in blocks:
+            calls = block_calls.get(block) or []
+            if len(calls) == len(inputs) and all(
+                args and _same_rows(tensor, args[0], channel_dims[name])
+                for tensor, (args, _) in zip(inputs, calls, strict=True)
+            ):
+                readers[name] = block
+                break
+    return readers
 
 
 def input_groups(order: list[str], first_inputs: dict[str, torch.Tensor]) -> dict[str, str]:

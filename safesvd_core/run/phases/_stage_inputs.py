@@ -66,12 +66,17 @@ class StageInputs:
                     with shift_rec.attached():
                         run_until_stopped(source.run, job.adapter, job.model, item)
                 else:
+                    inside = [name for name in names if owning_block(name, self.blocks) == stage.block]
                     for model, recorder, inputs in (
                         (job.original, clean_rec, self.clean_inputs),
                         (job.model, shift_rec, self.shift_inputs),
                     ):
-                        with recorder.attached():
-                            _run_block(model.get_submodule(stage.block), inputs[index])
+                        if inside:
+                            with recorder.attached():
+                                _run_block(model.get_submodule(stage.block), inputs[index])
+                        for name in names:  # a layer reading the block's input: the block's calls
+                            if name not in inside:
+                                recorder.inputs[name] = [args[0] for args, _ in inputs[index]]
                     clean_inputs = clean_rec.inputs
                 domain = job.adapter.domain(source.first_batch(job.adapter, item))
                 for name in names:

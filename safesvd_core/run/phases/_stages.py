@@ -50,7 +50,9 @@ class StagesPhase(Phase):
             plan.stage_mode if plan.stage_mode != "auto" else ("layer" if probe.chained_blocks else "exact")
         )
         progress = state.progress if state.progress is not None else Progress()
-        progress.stages = plan_stages(probe.order, self._blocks(state), mode, probe.input_groups)
+        progress.stages = plan_stages(
+            probe.order, self._blocks(state), mode, probe.input_groups, probe.block_readers
+        )
         done = {name for stage in progress.stages[: progress.stage_index] for name in stage.layers}
         if not set(progress.factors) <= done:
             raise ConfigError(
@@ -150,15 +152,24 @@ def plan_stages(
     blocks: Sequence[str] | None,
     mode: str,
     input_groups: Mapping[str, str] | None = None,
+    block_readers: Mapping[str, str] | None = None,
 ) -> list[Stage]:
     """Layers in forward order, grouped into one stage per block (``mode`` "auto", "block" or
     "layer" with blocks), or one stage per layer; with ``input_groups`` (layer → the first layer
     reading the same input), consecutive layers outside block stages that read one input share a
-    stage (siblings: e.g. query, key and value)."""
+    stage (siblings: e.g. query, key and value). With ``block_readers`` (layer outside the blocks →
+    the block whose input it reads), such a layer right before or after that block's layers joins
+    the block's stage: its inputs are the block's (an FNO's skip convolution and its Fourier layer)."""
     use_blocks = bool(blocks) and mode != "exact"
     stages: list[Stage] = []
-    for name in order:
+    for position, name in enumerate(order):
         block = owning_block(name, blocks) if use_blocks else None
+        if block is None and use_blocks and block_readers and name in block_readers:
+            following = order[position + 1] if position + 1 < len(order) else None
+            reader_of = block_readers[name]
+            before = following is not None and owning_block(following, blocks) == reader_of
+            if before or (stages and stages[-1].block == reader_of):  # right before or after it
+                block = reader_of
         if block is not None and stages and stages[-1].block == block:
             stages[-1] = Stage((*stages[-1].layers, name), block)
             continue
