@@ -197,8 +197,9 @@ NOTES = [
     "every call), and the factored 1×1 convolutions run as two matrix products; at 0.4 the compressed "
     "FNO took 1.5× the original's time (interleaved in one process, batches of 32). The forward "
     "column is one median of 7 calls per model, on a machine shared with other work.",
-    "- Compression time: safe-svd's exact stages (9 to 13 stage passes over the calibration data) "
-    "against svd-llm's single pass; the Fourier modes of a layer share one run (siblings).",
+    "- Compression time: safe-svd's stages against svd-llm's single pass. A Fourier layer's modes "
+    "share one run (siblings) and its skip convolution shares its stage (it reads the layer's input); "
+    "at 0.4 that is 5 stage passes and 4 prefix passes, and the clean pass adds the Fisher's backward.",
 ]
 
 
