@@ -164,12 +164,11 @@ class StageInputs:
             return
         following = order[position + 1]
         job = state.job
-        new_clean, new_shift = (
-            self._carried(model.get_submodule(stage.block), cached)
-            for model, cached in ((job.original, self.clean_inputs), (job.model, self.shift_inputs))
-        )
+        original_block = job.original.get_submodule(stage.block)
+        # the first item decides whether ``following`` is fed by this block: the rest is carried only then
+        first = self._carried(original_block, self.clean_inputs[:1])
         expected = probe.block_inputs.get(following)
-        got = new_clean[0][0][0][0] if new_clean else None
+        got = first[0][0][0][0] if first else None
         if (
             expected is None
             or got is None
@@ -180,6 +179,8 @@ class StageInputs:
             # inputs are taken afresh by a prefix pass when its stage starts (counted in ``passes``)
             self.cache_block = None
             return
+        new_clean = first + self._carried(original_block, self.clean_inputs[1:])
+        new_shift = self._carried(job.model.get_submodule(stage.block), self.shift_inputs)
         self.clean_inputs, self.shift_inputs = new_clean, new_shift
         self.cache_block = following
 
