@@ -7,7 +7,7 @@ parameter, as ``numel`` counts it):
 
 - **mode truncation** keeps, in every Fourier layer, the modes of lowest ``|k|`` (the usual way to
   shrink an FNO: fewer ``n_modes``), adding modes in order of ``|k|`` while the budget allows; a
-  dropped mode is a ``DroppedMode`` (zero output, no weights);
+  dropped mode is a rank-0 ``LowRankLinear`` (zero output, no weights), as the allocator drops one;
 - **Tucker** decomposes each layer's weight ``(in, out, *modes)`` by a truncated higher-order SVD
   refined by a few HOOI sweeps (what a TFNO user would reach for), the ranks chosen by a small
   search that keeps the closest approximation of the weights within the budget. The reconstructed weight
@@ -22,7 +22,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from safesvd_core.plugin import DroppedMode, ModeBank
+from safesvd_core import LowRankLinear
+from safesvd_core.plugin import ModeBank
 
 #: HOOI sweeps after the truncated HOSVD.
 HOOI_SWEEPS = 3
@@ -78,8 +79,16 @@ def truncate_modes(model: nn.Module, budget: int) -> nn.Module:
         bank = layer.bank
         for index in range(bank.modes):
             if index not in keep[name]:
-                bank.maps[index] = DroppedMode(bank.in_features, bank.out_features)
+                bank.maps[index] = dropped_map(bank.maps[index].weight)
     return model
+
+
+def dropped_map(weight: Tensor) -> LowRankLinear:
+    """A rank-0 map of ``weight``'s shape, dtype and device: a truncated mode."""
+    out_features, in_features = weight.shape
+    return LowRankLinear.from_factors(
+        weight.new_zeros(0, in_features), weight.new_zeros(out_features, 0), None
+    )
 
 
 def _unfold(tensor: Tensor, mode: int) -> Tensor:

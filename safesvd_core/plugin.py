@@ -44,7 +44,7 @@ from .linalg._linalg import precise_dtype, psd_root, singular_values, thin_svd
 from .model._latency import LatencyProfile, Timing, median_seconds
 from .model._layers import LinearMap, is_compressible, linear_map
 from .model._lowrank import LowRankLinear
-from .model._modes import DroppedMode, ModeBank, in_mode_bank
+from .model._modes import ModeBank, in_mode_bank
 from .model._modules import count_parameters, evaluating, set_submodule
 from .physics._family import Metric, PDEFamily
 from .physics._objective import FISHER_MODES, LAM_MODES, CalibrationObjective, ObjectiveSpec
@@ -90,7 +90,6 @@ __all__ = [
     "DEFAULTS",
     "DEFAULT_PHASES",
     "DistributedReducer",
-    "DroppedMode",
     "Estimator",
     "FISHER_MODES",
     "Factorization",

@@ -7,7 +7,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safesvd_core.plugin import DroppedMode, ModeBank, RunningMoment, whitened_factorization
+from safesvd_core import LowRankLinear
+from safesvd_core.plugin import ModeBank, RunningMoment, whitened_factorization
 
 
 def _complex(generator: torch.Generator, *shape: int) -> torch.Tensor:
@@ -77,7 +78,9 @@ def test_a_dropped_mode_gives_exactly_zero_and_the_others_are_untouched(m, n, mo
     bank = ModeBank(weights)
     coefficients = _complex(generator, 3, n, modes).to(torch.complex64)
     before = bank(coefficients)
-    bank.maps[0] = DroppedMode(n, m)
+    bank.maps[0] = LowRankLinear.from_factors(
+        weights.new_zeros(0, n), weights.new_zeros(m, 0), None
+    )  # rank 0
     after = bank(coefficients)
     assert torch.equal(after[..., 0], torch.zeros_like(after[..., 0]))
     torch.testing.assert_close(

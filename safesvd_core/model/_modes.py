@@ -5,8 +5,7 @@ A Fourier layer multiplies each retained Fourier mode ``k`` of its input by its 
 ``maps.{M-1}``, so that every mode is a compressible layer of its own: statistics, Fisher, the
 whitened solve and the greedy allocation treat a mode like any ``nn.Linear``, and a factored mode
 becomes a complex :class:`~safesvd_core.LowRankLinear`. The allocator may give a mode rank 0
-(:func:`in_mode_bank`): a ``LowRankLinear`` without weights, the mode truncated. :class:`DroppedMode`
-is the same for code that truncates modes itself (the mode-truncation baseline).
+(:func:`in_mode_bank`): a ``LowRankLinear`` without weights, the mode truncated.
 """
 
 from __future__ import annotations
@@ -34,20 +33,6 @@ def in_mode_bank(model: nn.Module, name: str) -> bool:
         return False
 
 
-class DroppedMode(nn.Module):
-    """A truncated mode: maps ``in_features`` coefficients to ``out_features`` zeros, no weights."""
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.new_zeros(*x.shape[:-1], self.out_features)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"
-
-
 def _hooked(module: nn.Module) -> bool:
     """Whether ``module`` has forward hooks (a capture during calibration)."""
     return bool(module._forward_hooks or module._forward_pre_hooks)
@@ -56,8 +41,6 @@ def _hooked(module: nn.Module) -> bool:
 def _kind(module: nn.Module) -> str:
     """How a map computes: ``"dense"``, ``"factored"``, ``"dropped"``, or ``"own"`` (anything else,
     e.g. a map with a bias: it runs itself)."""
-    if isinstance(module, DroppedMode):
-        return "dropped"
     if isinstance(module, LowRankLinear) and module.bias is None and module.channel_dim == -1:
         return "dropped" if module.rank == 0 else "factored"
     if type(module) is nn.Linear and module.bias is None:
@@ -80,8 +63,6 @@ class ModeBank(nn.Module):
             )
         out_features, in_features = int(weights.shape[1]), int(weights.shape[2])
         self.in_features, self.out_features = in_features, out_features
-        # the bank's dtype and device, whatever its maps become (moved by ``.to`` with them)
-        self.register_buffer("_like", weights.new_zeros(0), persistent=False)
         self.maps = nn.ModuleList()
         for weight in weights:
             layer = nn.Linear(in_features, out_features, bias=False, device=weight.device, dtype=weight.dtype)
@@ -137,10 +118,4 @@ class ModeBank(nn.Module):
     @property
     def weight(self) -> Tensor:
         """The maps' weights stacked as ``(M, out, in)`` (a dropped mode: zeros)."""
-        stacked = []
-        for layer in self.maps:
-            if isinstance(layer, DroppedMode):
-                stacked.append(self._like.new_zeros(self.out_features, self.in_features))
-            else:
-                stacked.append(layer.weight)
-        return torch.stack(stacked)
+        return torch.stack([layer.weight for layer in self.maps])
