@@ -40,13 +40,19 @@ class FourierLayer(nn.Module):
         self.bank = ModeBank(modes.detach().clone())
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
 
+    def _output_sizes(self, sizes: list[int], output_shape: Any) -> list[int]:
+        """The grid the layer outputs for an input grid ``sizes``: ``output_shape`` when given, else
+        ``sizes`` scaled by ``resolution_scaling_factor`` (as ``SpectralConv``)."""
+        if output_shape is not None:
+            return list(output_shape)
+        if self.resolution_scaling_factor is None:
+            return sizes
+        return [round(s * r) for s, r in zip(sizes, self.resolution_scaling_factor, strict=True)]
+
     def transform(self, x: Tensor, output_shape: Any = None) -> Tensor:
         """The skip path's resampling, as ``SpectralConv.transform``."""
         sizes = list(x.shape[2:])
-        if self.resolution_scaling_factor is not None and output_shape is None:
-            target = [round(s * r) for s, r in zip(sizes, self.resolution_scaling_factor, strict=True)]
-        else:
-            target = sizes if output_shape is None else list(output_shape)
+        target = self._output_sizes(sizes, output_shape)
         if target == sizes:
             return x
         from neuralop.layers.resample import resample  # the adapter requires neuralop
@@ -72,10 +78,7 @@ class FourierLayer(nn.Module):
         mapped = self.bank(block.reshape(batch, self.in_channels, -1), kept.reshape(-1))
         out = torch.zeros(batch, self.out_channels, *fft_size, device=x.device, dtype=mapped.dtype)
         out[(slice(None), slice(None), *input_slices)] = mapped.reshape(batch, self.out_channels, *kept.shape)
-        if self.resolution_scaling_factor is not None and output_shape is None:
-            sizes = [round(s * r) for s, r in zip(sizes, self.resolution_scaling_factor, strict=True)]
-        if output_shape is not None:
-            sizes = list(output_shape)
+        sizes = self._output_sizes(sizes, output_shape)
         if self.order > 1:
             out = torch.fft.fftshift(out, dim=dims[:-1])
         if self.complex_data:
