@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from benchmarks.spectral_baselines import fourier_parameters, truncate_modes, tucker_compress
-from benchmarks.train_fno import relative_l1
+from safesvd_adapters.base_losses import relative_l1
 from safesvd_core import compress, registry
 from safesvd_core.plugin import median_seconds
 from safesvd_zoo import fourier

@@ -43,6 +43,11 @@ def fourier_parameters(model: nn.Module) -> int:
     return sum(p.numel() for layer in fourier_layers(model).values() for p in layer.bank.parameters())
 
 
+def kept_outside(model: nn.Module) -> int:
+    """Parameters outside the Fourier banks: kept dense by both baselines."""
+    return sum(p.numel() for p in model.parameters()) - fourier_parameters(model)
+
+
 def _frequency_order(shape: tuple[int, ...], real_last_axis: bool) -> Tensor:
     """``|k|`` of every mode of a ``SpectralConv`` grid (flattened row-major): centred axes after
     ``fftshift``, the last axis from 0 up for real data."""
@@ -61,7 +66,7 @@ def truncate_modes(model: nn.Module, budget: int) -> nn.Module:
     ``budget`` parameters of the whole model."""
     model = copy.deepcopy(model)
     layers = fourier_layers(model)
-    fixed = sum(p.numel() for p in model.parameters()) - fourier_parameters(model)
+    fixed = kept_outside(model)
     keep: dict[str, set[int]] = {name: set() for name in layers}
     candidates = []
     for name, layer in layers.items():
@@ -147,7 +152,7 @@ def tucker_compress(model: nn.Module, budget: int) -> tuple[nn.Module, int]:
     approximations are closest to the weights (total squared relative error) is kept."""
     model = copy.deepcopy(model)
     layers = fourier_layers(model)
-    fixed = sum(p.numel() for p in model.parameters()) - fourier_parameters(model)
+    fixed = kept_outside(model)
     weights = {name: layer.weight.detach() for name, layer in layers.items()}
     shapes = {name: tuple(weight.shape) for name, weight in weights.items()}
 

@@ -18,18 +18,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from benchmarks.train_zoo import OPTIMIZER, OUT, fit, training_arguments
-
-
-def relative_l1(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean over samples of ``‖prediction − target‖₁ / ‖target‖₁``."""
-    dims = tuple(range(1, target.ndim))
-    return ((prediction - target).abs().sum(dims) / target.abs().sum(dims)).mean()
-
-
-def relative_l2(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean over samples of ``‖prediction − target‖₂ / ‖target‖₂``."""
-    dims = tuple(range(1, target.ndim))
-    return ((prediction - target).pow(2).sum(dims).sqrt() / target.pow(2).sum(dims).sqrt()).mean()
+from safesvd_adapters.base_losses import relative_l1, relative_l2
 
 
 def main() -> None:
