@@ -38,10 +38,10 @@ def _batch(seed: int, steps: int = 1, *, trajectory: bool = False) -> aurora.Bat
     )
 
 
-@pytest.fixture(scope="module")
-def model() -> torch.nn.Module:
+def _small_aurora() -> torch.nn.Module:
+    """A small Aurora (two Swin levels, width 32, one history step), as Aurora initialises it."""
     torch.manual_seed(0)
-    net = aurora.Aurora(
+    return aurora.Aurora(
         encoder_depths=(1, 1),
         encoder_num_heads=(2, 4),
         decoder_depths=(1, 1),
@@ -52,6 +52,11 @@ def model() -> torch.nn.Module:
         max_history_size=1,
         window_size=(1, 2, 4),
     )
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    net = _small_aurora()
     with torch.no_grad():  # off the adaLN-zero initialisation, so that every layer reaches the output
         for parameter in net.parameters():
             parameter.normal_(0.0, 0.05)
@@ -84,18 +89,7 @@ def test_aurora_batches_compress_evaluate_and_roll_out_without_a_wrapper(model):
 
 
 def test_aurora_s_zero_initialised_modulation_is_warned_about():
-    torch.manual_seed(0)
-    net = aurora.Aurora(
-        encoder_depths=(1, 1),
-        encoder_num_heads=(2, 4),
-        decoder_depths=(1, 1),
-        decoder_num_heads=(4, 2),
-        embed_dim=32,
-        num_heads=2,
-        use_lora=False,
-        max_history_size=1,
-        window_size=(1, 2, 4),
-    ).eval()
+    net = _small_aurora().eval()
     with torch.no_grad():
         items = [(_batch(seed), net(_batch(seed))) for seed in range(2)]
     with pytest.warns(IdleLayersWarning, match="get no gradient from the calibration loss"):
