@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .._errors import NumericalError
+from ..linalg._linalg import precise_dtype
 
 
 class RunningMoment:
@@ -91,6 +92,5 @@ class RunningMoment:
             raise NumericalError(
                 f"stored moment has shape {tuple(total.shape)}, expected {tuple(self.total.shape)}"
             )
-        dtype = torch.complex128 if total.is_complex() else torch.float64
-        self.total = total.to(self.total.device, dtype).clone()
+        self.total = total.to(self.total.device, precise_dtype(total)).clone()
         self.count = int(state[f"{prefix}count"])

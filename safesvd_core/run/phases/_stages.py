@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import attrs
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..._errors import ConfigError
@@ -121,7 +122,7 @@ def _solve(state: RunState, names: Sequence[str], statistics, shifted) -> None:
         _replace(state, name, view.low_rank(first, second))
 
 
-def dropped(weight) -> Factorization:
+def dropped(weight: Tensor) -> Factorization:
     """The rank-0 factors of ``weight`` (``m × n``): empty, the layer keeps its bias alone."""
     out_features, in_features = weight.shape
     record = SolveRecord(paths={"decomposition": "dropped"}, jitters={}, note="")
