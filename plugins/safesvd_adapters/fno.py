@@ -2,7 +2,7 @@
 
 Most of an FNO's weights are the complex Fourier weights of its ``SpectralConv`` layers: one
 complex ``in × out`` map per retained Fourier mode. :meth:`NeuralOperatorAdapter.prepare` rewrites
-each ``SpectralConv`` into a :class:`~plugins.safesvd_adapters.fourier.FourierLayer` whose modes are
+each ``SpectralConv`` into a :class:`~safesvd_adapters.fourier.FourierLayer` whose modes are
 compressible layers (``….bank.maps.<k>``), beside the channel MLPs and the 1×1 skip convolutions.
 ``neuralop`` is imported when the adapter is created (extra ``safesvd[neuraloperator]``).
 """
@@ -74,7 +74,8 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     training loss for FNOs; its Fisher weighs the higher modes by ``1 + |k|²``, which keeps
     rollouts close: on the zoo FNO at 0.4 the output changes by 0.16 % one step and 1.0 % after 8
     steps, against 0.57 % and 3.7 % with ``relative-l2``). Blocks: the Fourier layers (one stage
-    each; the channel MLPs and skips are stages of their own).
+    each, shared with the skip convolution that reads the same input; the channel MLPs are stages
+    of their own).
 
     :meth:`prepare` swaps each ``Flattened1dConv`` skip for :class:`FlatSkip` (same ``conv``, same
     output), so that the compressed skip still runs, and each ``SpectralConv`` for a
