@@ -228,18 +228,21 @@ def _busy_and_cheap() -> list[LayerCandidate]:
 
 
 def test_under_the_parameter_budget_latency_breaks_the_ties():
+    """Per row the two layers' gains tie (per input the busy one's 64 rows would win them)."""
     layers = _busy_and_cheap()
-    assert registry("allocator").create("greedy").allocate(layers, 600) == {
+    assert registry("allocator").create("greedy", gains="per-row").allocate(layers, 600) == {
         "busy": 5,
         "cheap": 4,
     }  # by layer order
-    latency = registry("allocator").create("latency", timing=_rows_times_parameters)
+    latency = registry("allocator").create("latency", timing=_rows_times_parameters, gains="per-row")
     assert latency.allocate(layers, 600) == {"busy": 4, "cheap": 5}  # the faster layer first
 
 
 def test_under_a_latency_budget_the_slow_layer_gives_up_its_components():
     layers = _busy_and_cheap()
-    latency = registry("allocator").create("latency", timing=_rows_times_parameters, latency_ratio=0.2)
+    latency = registry("allocator").create(
+        "latency", timing=_rows_times_parameters, latency_ratio=0.2, gains="per-row"
+    )
     ranks = latency.allocate(layers, 600)
     assert ranks == {"busy": 1, "cheap": 8}
     spent = sum(latency.seconds(_rows_times_parameters, layer, ranks[layer.name]) for layer in layers)

@@ -16,6 +16,7 @@ from safesvd_core.plugin import (
     LatencyProfile,
     LayerCandidate,
     Timing,
+    one_of,
     unit_interval,
 )
 
@@ -25,6 +26,8 @@ RANK_MULTIPLES = (1, 8, 16, 32, 64)
 AUTO_TOLERANCE = 0.05
 #: ``"auto"`` measures the (at most) this many shapes that hold the most factored weights.
 AUTO_SHAPES = 3
+#: How the greedy weighs a layer's gains: by the rows one calibration input gives it, or not at all.
+GAIN_SCALES = ("per-input", "per-row")
 
 
 def layer_cost(layer: LayerCandidate, rank: int | None) -> int:
@@ -57,6 +60,29 @@ def largest_fitting(fits: Callable[[float], bool], high: float, *, steps: int = 
     return low
 
 
+def rows_per_input(layers: Sequence[LayerCandidate]) -> Callable[[LayerCandidate], float]:
+    """Each layer's gain weight for ``gains="per-input"``: the rows one calibration input gives it
+    (``rows × calls``, relative to the largest). The statistics are means over rows, while the loss
+    sums over them: a Fourier mode sees one row per input, a 1×1 convolution on 32² sees 1,024.
+    Candidates that all lack ``rows`` (0) weigh 1 each; some lacking them is an error."""
+    sizes = {layer.name: layer.rows * layer.calls for layer in layers}
+    if not any(sizes.values()):
+        return lambda layer: 1.0
+    missing = [name for name, size in sizes.items() if size <= 0]
+    if missing:
+        raise ConfigError(
+            f'gains="per-input" needs every candidate\'s rows; {len(missing)} have none (e.g. '
+            f'{missing[0]!r}): give LayerCandidate.rows, or use gains="per-row"'
+        )
+    largest = max(sizes.values())
+    return lambda layer: sizes[layer.name] / largest
+
+
+def gain_weight(gains: str, layers: Sequence[LayerCandidate]) -> Callable[[LayerCandidate], float]:
+    """The greedy's weight of each layer's gains for ``gains`` (one of :data:`GAIN_SCALES`)."""
+    return rows_per_input(layers) if gains == "per-input" else (lambda layer: 1.0)
+
+
 def minimum_ranks(
     layers: Sequence[LayerCandidate], min_rank: int, budget: int, *, drop: bool = False
 ) -> tuple[dict[str, int | None], int]:
@@ -84,23 +110,24 @@ def greedy_fill(
     budget: int,
     *,
     step_cost: Callable[[LayerCandidate], float] = lambda layer: layer.params_per_rank,
+    gain_weight: Callable[[LayerCandidate], float] = lambda layer: 1.0,
     tie_break: Callable[[LayerCandidate], float] = lambda layer: 0.0,
     admit: Callable[[LayerCandidate, int, int | None], bool] | None = None,
     multiple: int = 1,
     min_rank: int = 1,
 ) -> dict[str, int | None]:
-    """From ``ranks`` (``spent`` weights), add components by ``s_i² / step_cost(layer)`` while the
-    weights fit ``budget`` (and ``admit(layer, rank, new_rank)`` agrees); a layer reaching its
-    break-even rank goes dense. Ties by ``tie_break(layer)`` (smaller first), then layer order and
-    component index: deterministic. With ``multiple`` q > 1 a step takes a layer to the next
-    multiple of q (q components, fewer from a rank that is not a multiple or up to break-even),
-    scored by its components' mean ``s_i² / step_cost(layer)``. A layer at rank 0 (dropped) comes
-    back in one step to ``min_rank``, scored the same way."""
+    """From ``ranks`` (``spent`` weights), add components by ``gain_weight(layer) · s_i² /
+    step_cost(layer)`` while the weights fit ``budget`` (and ``admit(layer, rank, new_rank)``
+    agrees); a layer reaching its break-even rank goes dense. Ties by ``tie_break(layer)`` (smaller
+    first), then layer order and component index: deterministic. With ``multiple`` q > 1 a step
+    takes a layer to the next multiple of q (q components, fewer from a rank that is not a multiple
+    or up to break-even), scored by its components' mean. A layer at rank 0 (dropped) comes back in
+    one step to ``min_rank``, scored the same way."""
     candidates = []
     for layer in layers:
         if ranks[layer.name] is None:
             continue
-        energy = (layer.spectrum.double() ** 2 / step_cost(layer)).tolist()
+        energy = (layer.spectrum.double() ** 2 * (gain_weight(layer) / step_cost(layer))).tolist()
         tie = tie_break(layer)
         start = ranks[layer.name]
         while start < layer.break_even_rank:
@@ -219,24 +246,38 @@ class GreedyAllocator(Allocator):
     step is taken, else it stays as it is: the one exception to "every factored rank a multiple of
     q". ``"auto"``: q measured on the layers' device (:func:`measured_multiple`, cached by
     :class:`LatencyProfile`). Rounded ranks may fall below the ``uniform_floor`` by less than q.
+
+    ``gains`` (beyond the paper): the statistics are means over a layer's rows, but the loss sums
+    over them, so ``"per-input"`` (default) weighs each layer's gains by the rows one calibration
+    input gives it (:func:`rows_per_input`). Where every layer sees the same rows (a plain
+    transformer) this changes nothing; a Fourier mode (one row per input) against a 1×1
+    convolution on the grid (one per grid point) it does. ``"per-row"``: the paper's unweighted gains.
     """
 
     name: ClassVar[str] = "greedy"
 
     uniform_floor: float = attrs.field(default=0.0, validator=unit_interval)
     rank_multiple: int | str | None = attrs.field(default=None, validator=rank_multiple_value)
+    gains: str = attrs.field(default="per-input", validator=one_of(GAIN_SCALES))
 
     def allocate(self, layers: Sequence[LayerCandidate], budget: int) -> dict[str, int | None]:
         ranks, spent = minimum_ranks(layers, self.min_rank, budget, drop=True)
         if self.uniform_floor > 0:
             ranks, spent = self._floor(layers, ranks, budget)
-        ranks = greedy_fill(layers, ranks, spent, budget, min_rank=self.min_rank)
+        weight = gain_weight(self.gains, layers)
+        ranks = greedy_fill(layers, ranks, spent, budget, gain_weight=weight, min_rank=self.min_rank)
         multiple = resolve_multiple(self.rank_multiple, layers, ranks)
         if multiple == 1:
             return ranks
         rounded = round_down(ranks, multiple, self.min_rank)
         return greedy_fill(
-            layers, rounded, total_cost(layers, rounded), budget, multiple=multiple, min_rank=self.min_rank
+            layers,
+            rounded,
+            total_cost(layers, rounded),
+            budget,
+            gain_weight=weight,
+            multiple=multiple,
+            min_rank=self.min_rank,
         )
 
     def _floor(

@@ -34,11 +34,14 @@ from safesvd_core.plugin import (
     LatencyProfile,
     LayerCandidate,
     Timing,
+    one_of,
     positive,
     positive_int,
 )
 
 from .allocators import (
+    GAIN_SCALES,
+    gain_weight,
     greedy_fill,
     minimum_ranks,
     rank_multiple_value,
@@ -62,6 +65,8 @@ class LatencyAllocator(Allocator):
     repeats: int = attrs.field(default=DEFAULTS.repeats, validator=positive_int)
     timing: Timing | None = attrs.field(default=None, eq=False, repr=False)
     rank_multiple: int | str | None = attrs.field(default=None, validator=rank_multiple_value)
+    #: How each layer's gains are weighed, as :class:`~safesvd_methods.allocators.GreedyAllocator`'s.
+    gains: str = attrs.field(default="per-input", validator=one_of(GAIN_SCALES))
 
     def _timing(self, layers: Sequence[LayerCandidate]) -> Timing:
         if self.timing is not None:
@@ -88,10 +93,11 @@ class LatencyAllocator(Allocator):
         timing = self._timing(layers)
         ranks, spent = minimum_ranks(layers, self.min_rank, budget)
         steps = {layer.name: self.step_seconds(timing, layer) for layer in layers}
+        weight = gain_weight(self.gains, layers)
         if self.latency_ratio is None:
             tie = lambda layer: steps[layer.name] / layer.params_per_rank  # noqa: E731
-            ranks = greedy_fill(layers, ranks, spent, budget, tie_break=tie)
-            return self._rounded(timing, layers, ranks, budget, None, tie_break=tie)
+            ranks = greedy_fill(layers, ranks, spent, budget, gain_weight=weight, tie_break=tie)
+            return self._rounded(timing, layers, ranks, budget, None, gain_weight=weight, tie_break=tie)
         limit = self.latency_ratio * sum(self.seconds(timing, layer, None) for layer in layers)
         used = sum(self.seconds(timing, layer, ranks[layer.name]) for layer in layers)
         if used > limit:
@@ -103,8 +109,8 @@ class LatencyAllocator(Allocator):
         free_params, free_seconds = max(budget - spent, 1), max(limit - used, 1e-300)
         cost = lambda layer: layer.params_per_rank / free_params + steps[layer.name] / free_seconds  # noqa: E731
         admit = self._admit(timing, layers, ranks, limit)
-        ranks = greedy_fill(layers, ranks, spent, budget, admit=admit, step_cost=cost)
-        return self._rounded(timing, layers, ranks, budget, limit, step_cost=cost)
+        ranks = greedy_fill(layers, ranks, spent, budget, gain_weight=weight, admit=admit, step_cost=cost)
+        return self._rounded(timing, layers, ranks, budget, limit, gain_weight=weight, step_cost=cost)
 
     def _rounded(
         self,
