@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from safesvd_core import ConfigError, NumericalError, solve_factors
-from safesvd_core.plugin import psd_root, singular_values, thin_svd, whitened_factorization
+from safesvd_core.plugin import (
+    psd_root,
+    singular_values,
+    thin_svd,
+    whitened_factorization,
+    whitened_spectrum,
+)
 from safesvd_core.testing.strategies import layer_problems, second_moment
 
 
@@ -125,6 +131,21 @@ def test_zero_statistics_use_identity_and_say_so():
     assert result.record.paths["input"] == "identity" and result.record.fell_back
     u, s, vh = torch.linalg.svd(weight)
     torch.testing.assert_close(result.second @ result.first, (u[:, :2] * s[:2]) @ vh[:2])
+
+
+@pytest.mark.parametrize("decomposition", ["svd", "gram"])
+@pytest.mark.parametrize("shape", [(4, 6), (6, 4)])
+@pytest.mark.parametrize("with_fisher", [False, True])
+def test_a_layer_that_sees_no_input_has_a_zero_spectrum(decomposition, shape, with_fisher):
+    """Zero input statistics: the solve falls back to the plain SVD (above), but the allocation must
+    not read that as gain: no component of a layer without input is worth a rank."""
+    weight = torch.randn(*shape, dtype=torch.float64)
+    fisher = torch.eye(shape[0], dtype=torch.float64) if with_fisher else None
+    sigma = torch.zeros(shape[1], shape[1], dtype=torch.float64)
+    spectrum = whitened_spectrum(weight, sigma, fisher=fisher, decomposition=decomposition)
+    assert spectrum.shape == (min(shape),) and not spectrum.any()
+    busy = whitened_spectrum(weight, torch.eye(shape[1], dtype=torch.float64), fisher=fisher)
+    assert busy.min() > 0
 
 
 @pytest.mark.parametrize(

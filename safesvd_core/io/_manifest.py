@@ -135,6 +135,12 @@ def _lenient(raw: str | None) -> dict[str, Any]:
     return header if isinstance(header, dict) else {}
 
 
+def is_rank(value: Any) -> bool:
+    """Whether ``value`` is a layer's recorded rank: an integer ≥ 0 (0: a dropped Fourier mode) or
+    ``None`` (dense)."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
 #: Fields every manifest has, and those of each layer entry, with their JSON types.
 _REQUIRED = {"model": dict, "layers": list, "ratio": (int, float), "params_before": int, "params_after": int}
 _LAYER = {"name": str, "in_features": int, "out_features": int}
@@ -163,8 +169,8 @@ def _check_structure(manifest: dict[str, Any], file: Path) -> None:
             if not isinstance(layer.get(key), kind) or isinstance(layer.get(key), bool):
                 refuse(f"{where}.{key}", "is missing or of the wrong type")
         rank = layer.get("rank")
-        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-            refuse(f"{where}.rank ({layer['name']!r})", f"is {rank!r}, not an integer ≥ 1 or null")
+        if not is_rank(rank):
+            refuse(f"{where}.rank ({layer['name']!r})", f"is {rank!r}, not an integer ≥ 0 or null")
 
 
 def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:

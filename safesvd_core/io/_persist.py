@@ -35,6 +35,7 @@ from ._manifest import (
     build_manifest,
     check_layers,
     header_text,
+    is_rank,
     ranks_in,
     read_manifest,
     tensor_shapes,
@@ -74,12 +75,9 @@ def _header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
         found = header.get("format") if isinstance(header, dict) else type(header).__name__
         raise ConfigError(f"{path} has format {found!r}; this safesvd reads {FORMAT!r}")
     ranks = header.get("ranks")
-    if not isinstance(ranks, dict) or any(
-        rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1)
-        for rank in ranks.values()
-    ):
+    if not isinstance(ranks, dict) or not all(is_rank(rank) for rank in ranks.values()):
         raise ConfigError(
-            f"{path}: its header's 'ranks' is missing or not a map of layer → integer ≥ 1 or null; "
+            f"{path}: its header's 'ranks' is missing or not a map of layer → integer ≥ 0 or null; "
             "the file was edited or damaged"
         )
     factored = {name: rank for name, rank in ranks.items() if rank is not None}

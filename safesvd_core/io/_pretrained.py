@@ -27,7 +27,7 @@ from ..model._modules import count_parameters
 from ..run._result import CompressionResult
 from ._dense import dense_state
 from ._hf_route import is_hf_model, provenance_of, register_writer
-from ._manifest import MODEL
+from ._manifest import MODEL, is_rank
 from ._persist import _header, _prepared, load_compressed, save_compressed
 
 FORMAT = "safesvd.pretrained/1"
@@ -228,11 +228,9 @@ def _entry(root: Path, config: Any) -> dict[str, Any]:
         raise ConfigError(
             f"{root / 'config.json'}: the 'safesvd' entry's folder {name!r} is not a folder name"
         )
-    if not isinstance(ranks, dict) or any(
-        isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in ranks.values()
-    ):
+    if not isinstance(ranks, dict) or not all(rank is not None and is_rank(rank) for rank in ranks.values()):
         raise ConfigError(
-            f"{root / 'config.json'}: the 'safesvd' entry's ranks are not a map of layer → integer ≥ 1"
+            f"{root / 'config.json'}: the 'safesvd' entry's ranks are not a map of layer → integer ≥ 0"
         )
     return entry
 

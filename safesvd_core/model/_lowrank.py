@@ -98,6 +98,17 @@ class LowRankLinear(nn.Module):
         """The kept bias of the original layer."""
         return self.second.bias
 
+    @property
+    def in_channels(self) -> int:
+        """``in_features`` under a convolution's name: code that reads a replaced 1×1 convolution's
+        ``in_channels`` (e.g. neuraloperator's skip connections) keeps working."""
+        return self.in_features
+
+    @property
+    def out_channels(self) -> int:
+        """``out_features`` under a convolution's name (see :attr:`in_channels`)."""
+        return self.out_features
+
     def forward(self, x: Tensor) -> Tensor:
         """Two matrix products, the bias fused into the second; no copy of the input: on the last
         axis two ``linear`` calls (an ``addmm`` for 2-D input), on a channel axis (1×1 convolutions,

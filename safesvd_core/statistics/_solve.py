@@ -181,16 +181,18 @@ def whitened_spectrum(
     decomposition: str = "svd",
 ) -> Tensor:
     """Proxy spectrum for allocation: singular values of ``S W L_c`` with ``Σ = L_c L_cᵀ``; all zero when
-    the Fisher is (the layer gets no gradient: ``S = 0``, not the identity fallback of a singular ``F``).
+    the Fisher is (the layer gets no gradient: ``S = 0``, not the identity fallback of a singular ``F``)
+    or when ``Σ`` is (no input reaches the layer: ``L_c = 0``, not the identity fallback of a singular
+    ``Σ``; e.g. a Fourier mode the calibration inputs do not contain).
     ``decomposition="gram"`` takes them from the eigenvalues of the smaller Gram matrix (for
     ``m ≤ n`` without a root of ``Σ``); values below ``√ε₆₄`` of the largest are then rounding."""
     out_features, in_features = _check_weight(weight)
     _check_square(sigma, in_features, "sigma")
     w = weight.detach().to(precise_dtype(weight))
-    if fisher is not None and not bool(
-        (fisher != 0).any()
-    ):  # no gradient reaches the layer: its output does not
-        _check_square(fisher, out_features, "fisher")  # move the loss, so no direction of it is worth a rank
+    if fisher is not None:
+        _check_square(fisher, out_features, "fisher")
+    idle = fisher is not None and not bool((fisher != 0).any())  # the output does not move the loss
+    if idle or not bool((sigma != 0).any()):  # ... or the layer never sees an input
         return torch.zeros(min(out_features, in_features), dtype=torch.float64, device=w.device)
     check_decomposition(decomposition)
     fisher_jitter = fisher_jitter if fisher_jitter is not None else jitter
