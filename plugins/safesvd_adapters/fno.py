@@ -15,29 +15,14 @@ from typing import Any, ClassVar
 import attrs
 from torch import Tensor, nn
 
-from safesvd_core.plugin import ModelAdapter, count_parameters, set_submodule
+from safesvd_core.plugin import ModelAdapter, count_parameters
 
-from .fourier import FourierLayer, fourier_layer, spectral_conv
 from .framework import FieldAdapter, TupleBatches, require, tuple_parts
 from .selection import NORMALISATION, TIME_CONDITIONING, embedding, recovery
+from .spectral import restore_spectral, rewrite_spectral, spectral_blocks
 
 _SPECTRAL = "neuralop.layers.base_spectral_conv"
-_SKIPS = "neuralop.layers.skip_connections"
 _SPECTRAL_CONV = "neuralop.layers.spectral_convolution"
-
-
-class FlatSkip(nn.Module):
-    """Output-identical stand-in for neuraloperator's ``Flattened1dConv`` skip, whose forward reads
-    ``self.conv.out_channels`` (which a low-rank replacement of the 1×1 conv does not have)."""
-
-    def __init__(self, conv: nn.Module) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: Tensor) -> Tensor:
-        size = list(x.shape)
-        out = self.conv(x.view(*size[:2], -1))
-        return out.view(size[0], -1, *size[2:])
 
 
 def small_fno(
@@ -77,10 +62,10 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     each, shared with the skip convolution that reads the same input; the channel MLPs are stages
     of their own).
 
-    :meth:`prepare` swaps each ``Flattened1dConv`` skip for :class:`FlatSkip` (same ``conv``, same
-    output), so that the compressed skip still runs, and each ``SpectralConv`` for a
-    :class:`FourierLayer` (same output; a factorized TFNO weight is multiplied out);
-    :meth:`restore` writes the Fourier layers back as dense ``SpectralConv`` layers.
+    :meth:`prepare` swaps each ``SpectralConv`` for a
+    :class:`~safesvd_adapters.fourier.FourierLayer` (same output; a factorized TFNO weight is
+    multiplied out); :meth:`restore` writes the Fourier layers back as dense ``SpectralConv`` layers
+    (:mod:`safesvd_adapters.spectral`, which the ``generic`` adapter shares).
     """
 
     name: ClassVar[str] = "neuraloperator"
@@ -105,29 +90,17 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         return tuple_parts(batch, self.name)
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Replace each ``Flattened1dConv`` skip by :class:`FlatSkip` and each non-separable
-        ``SpectralConv`` by a :class:`FourierLayer` (same outputs)."""
-        flattened = require(_SKIPS, adapter=self.name, extra="neuraloperator").Flattened1dConv
-        spectral = require(_SPECTRAL_CONV, adapter=self.name, extra="neuraloperator").SpectralConv
-        for name, module in list(model.named_modules()):
-            if isinstance(module, flattened):
-                set_submodule(model, name, FlatSkip(module.conv))
-            elif isinstance(module, spectral) and not module.separable:
-                set_submodule(model, name, fourier_layer(module))
-        return model
+        """Each non-separable ``SpectralConv`` replaced by a ``FourierLayer`` (same outputs)."""
+        require(_SPECTRAL_CONV, adapter=self.name, extra="neuraloperator")
+        return rewrite_spectral(model)
 
     def blocks(self, model: nn.Module) -> list[str] | None:
-        """The Fourier layers: each one stage, its modes solved together from one run of the layer
-        (a stage per mode would rerun the model once for each of its hundreds of modes)."""
-        return [name for name, module in model.named_modules() if isinstance(module, FourierLayer)] or None
+        """The Fourier layers: each one stage, its modes solved together from one run of the layer."""
+        return spectral_blocks(model) or None
 
     def restore(self, model: nn.Module) -> nn.Module:
-        """Each :class:`FourierLayer` back as a dense ``SpectralConv`` of its configuration."""
-        spectral = require(_SPECTRAL_CONV, adapter=self.name, extra="neuraloperator").SpectralConv
-        for name, module in list(model.named_modules()):
-            if isinstance(module, FourierLayer):
-                set_submodule(model, name, spectral_conv(module, spectral))
-        return model
+        """Each ``FourierLayer`` back as a dense ``SpectralConv`` of its configuration."""
+        return restore_spectral(model)
 
     def extra_skips(self, model: nn.Module) -> dict[str, str]:
         spectral = require(_SPECTRAL, adapter=self.name, extra="neuraloperator").BaseSpectralConv

@@ -17,6 +17,7 @@ from . import attention, structured
 from .base_losses import BaseLoss
 from .framework import SelectingAdapter, TupleBatches, check_loss, resolve_loss
 from .selection import CONDITIONING, Selection, pattern_tuple, select
+from .spectral import restore_spectral, rewrite_spectral, spectral_blocks
 
 _RAW_ATTENTION = (
     "projection of an nn.MultiheadAttention left as it is (separate kdim/vdim, add_bias_kv, "
@@ -56,7 +57,10 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
 
     With ``rewrite_attention`` (default), packed ``nn.MultiheadAttention`` modules are rewritten
     (on private copies) into :class:`~safesvd_adapters.attention.ExplicitMultiheadAttention`, so
-    that their ``in_proj`` (``d → 3d``) and ``out_proj`` are compressible.
+    that their ``in_proj`` (``d → 3d``) and ``out_proj`` are compressible. With
+    ``rewrite_spectral`` (default), the spectral layers of neuraloperator and torch-harmonics become
+    banks of per-mode maps (:mod:`safesvd_adapters.spectral`), each mode a compressible layer, and
+    without ``block_names`` each spectral layer is one stage.
 
     Inputs and targets may be structures of tensors (dicts, dataclasses, namedtuples, tuples,
     objects holding tensors; metadata passes through). ``call`` says how the input is passed:
@@ -79,6 +83,7 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
     )
     field_description: FieldDescription | None = attrs.field(default=None, converter=_field_description)
     rewrite_attention: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
+    rewrite_spectral: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
     call: str = attrs.field(default="single", validator=one_of(structured.CALLS))
     leaf_weights: Mapping[str, float] | None = attrs.field(default=None, converter=_leaf_weights)
     conditioning: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
@@ -90,12 +95,16 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
 
     @property
     def rewrites_modules(self) -> bool:
-        return self.rewrite_attention
+        return self.rewrite_attention or self.rewrite_spectral
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        return attention.rewrite_attention(model) if self.rewrite_attention else model
+        if self.rewrite_attention:
+            model = attention.rewrite_attention(model)
+        return rewrite_spectral(model) if self.rewrite_spectral else model
 
     def restore(self, model: nn.Module) -> nn.Module:
+        if self.rewrite_spectral:
+            model = restore_spectral(model)
         return attention.restore_attention(model) if self.rewrite_attention else model
 
     def predict(self, model: nn.Module, batch: Any) -> Any:
@@ -124,7 +133,7 @@ class GenericAdapter(TupleBatches, SelectingAdapter, ModelAdapter):
 
     def blocks(self, model: nn.Module) -> list[str] | None:
         if self.block_names is None:
-            return None
+            return spectral_blocks(model) or None
         for name in self.block_names:
             try:
                 module = model.get_submodule(name)

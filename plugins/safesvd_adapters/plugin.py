@@ -11,6 +11,7 @@ from safesvd_core.plugin import hookimpl
 
 from .fno import NeuralOperatorAdapter
 from .generic import GenericAdapter
+from .harmonics import HarmonicsAdapter
 from .hf import TransformersAdapter
 from .timm_vit import TimmAdapter
 from .well_avit import WellAdapter
@@ -18,4 +19,11 @@ from .well_avit import WellAdapter
 
 @hookimpl
 def safesvd_model_adapters():
-    return [GenericAdapter, NeuralOperatorAdapter, TimmAdapter, TransformersAdapter, WellAdapter]
+    return [
+        GenericAdapter,
+        HarmonicsAdapter,
+        NeuralOperatorAdapter,
+        TimmAdapter,
+        TransformersAdapter,
+        WellAdapter,
+    ]

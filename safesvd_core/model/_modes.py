@@ -74,6 +74,13 @@ class ModeBank(nn.Module):
     def modes(self) -> int:
         return len(self.maps)
 
+    @property
+    def hooked(self) -> bool:
+        """Whether a map has forward hooks (calibration captures it): a layer that feeds each mode
+        only its own rows (:class:`ModeBank` calls each map on what it is given) then calls the maps
+        one by one."""
+        return any(_hooked(layer) for layer in self.maps)
+
     def forward(self, coefficients: Tensor, modes: Tensor | None = None) -> Tensor:
         """``coefficients`` ``(batch, in, M')`` of the modes ``modes`` (indices into the bank; default
         all ``M``) → ``(batch, out, M')``."""

@@ -65,6 +65,64 @@ def test_fourier_modes_compress_save_load_and_export(case, tmp_path):
         torch.testing.assert_close(plain(data[0][0]), output, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_the_default_adapter_compresses_the_fourier_modes(dims, tmp_path):
+    """``compress(model, pairs, ratio=0.4)`` with no adapter named: the generic adapter rewrites the
+    ``SpectralConv`` layers as the neuraloperator adapter does (a 1-D FNO's ``Flattened1dConv`` skip
+    reads its compressed convolution's ``out_channels``)."""
+    torch.manual_seed(0)
+    model = small_fno(dims=dims, modes=8, width=48)
+    shape = (4, 3, 32) if dims == 1 else (4, 3, 16, 16)
+    data = fields(shape)
+    result = compress(model, data, ratio=0.4)
+    factored = [name for name, rank in result.ranks.items() if ".bank.maps." in name and rank is not None]
+    assert factored, "no Fourier mode was factored"
+    with torch.no_grad():
+        output = result.model(data[0][0])
+    assert_compressed(result, output, shape, ratio=0.4)
+    save_compressed(result, tmp_path / "compressed")
+    loaded = load_compressed(copy.deepcopy(model), tmp_path / "compressed")
+    with torch.no_grad():
+        assert torch.equal(loaded(data[0][0]), output)
+    plain = copy.deepcopy(model)
+    plain.load_state_dict(dense_model(result, model).state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(plain(data[0][0]), output, rtol=1e-4, atol=1e-5)
+
+
+def test_dropped_modes_save_load_and_export(tmp_path):
+    """Constant fields (through the pointwise lifting, without a grid embedding, still constant)
+    leave every mode but k = 0 without input: the greedy drops them (rank 0), and the model saves,
+    loads and exports with them dropped."""
+    torch.manual_seed(0)
+    model = (
+        optional("neuralop.models")
+        .FNO(
+            n_modes=(16,),
+            in_channels=3,
+            out_channels=3,
+            hidden_channels=32,
+            n_layers=2,
+            positional_embedding=None,
+        )
+        .eval()
+    )
+    inputs = torch.randn(24, 3, 1).expand(24, 3, 32).contiguous()
+    data = [(inputs[i : i + 4], torch.randn(4, 3, 32)) for i in range(0, 24, 4)]
+    result = compress(model, data, ratio=0.75)
+    dropped = [name for name, rank in result.ranks.items() if rank == 0]
+    assert dropped, "no mode was dropped"
+    folder = tmp_path / "compressed"
+    save_compressed(result, folder)
+    loaded = load_compressed(copy.deepcopy(model), folder)
+    with torch.no_grad():
+        output = result.model(inputs[:4])
+        assert torch.equal(loaded(inputs[:4]), output)
+        plain = copy.deepcopy(model)
+        plain.load_state_dict(dense_model(result, model).state_dict())
+        torch.testing.assert_close(plain(inputs[:4]), output, rtol=1e-4, atol=1e-5)
+
+
 def test_a_coarse_grid_uses_the_central_modes_as_spectral_conv_does():
     torch.manual_seed(0)
     model = small_fno(modes=12)

@@ -120,7 +120,7 @@ def test_unrewritable_attention_is_skipped_with_a_reason():
     skipped = adapter.skipped_layers(model)
     assert "attn.out_proj" in skipped and "kdim" in skipped["attn.out_proj"]
     assert adapter.compressible_layers(model) == ["0"]
-    plain = registry("model_adapter").create("generic", rewrite_attention=False)
+    plain = registry("model_adapter").create("generic", rewrite_attention=False, rewrite_spectral=False)
     assert not plain.rewrites_modules and "self_attn.out_proj" in plain.skipped_layers(
         nn.TransformerEncoderLayer(16, 2)
     )

@@ -219,6 +219,31 @@ class TestNeuralOperator(NeedsFramework):
         return round(1.0 - adapter.coverage(model).fraction / 2, 3)
 
 
+# -- torch-harmonics (its wheel asks for torch 2.14: the CI environment with torchvision has it) ---
+
+
+class TestHarmonics(NeedsFramework):
+    framework: ClassVar[str] = "torch_harmonics.examples.models"
+    plugin_name: ClassVar[str] = "torch-harmonics"
+
+    def make_model(self) -> nn.Module:
+        from torch_harmonics.examples.models import SphericalFourierNeuralOperator
+
+        return SphericalFourierNeuralOperator(
+            img_size=(8, 16), in_chans=3, out_chans=3, embed_dim=8, num_layers=2, scale_factor=1
+        )
+
+    def make_batches(self) -> list[Any]:
+        return fields((2, 3, 8, 16))
+
+    def make_trajectories(self) -> list[Any]:
+        return trajectories(self.make_batches())
+
+    def compression_ratio(self, adapter: ModelAdapter, model: nn.Module) -> float:
+        """Half of the compressible share (as for the FNO: most of an SFNO's weights are spectral)."""
+        return round(1.0 - adapter.coverage(model).fraction / 2, 3)
+
+
 # -- timm and the_well (a separate CI environment has their frameworks) ---------------------------
 
 
