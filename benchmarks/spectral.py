@@ -1,30 +1,39 @@
-"""Spectral benchmark: the zoo FNO compressed by SAFE-SVD and every spectral baseline.
+"""Spectral benchmark: the zoo's Fourier and spherical operators compressed by SAFE-SVD and every
+spectral baseline.
 
-    python -m benchmarks.spectral [--ratios 0.8 0.6 0.4 0.2] [--refine-steps 300] [--out docs/results]
+    python -m benchmarks.spectral --model fno [--ratios 0.8 0.6 0.4 0.2] [--refine-steps 300]
+    python -m benchmarks.spectral --model sfno [--ratios 0.8 0.6 0.4]
 
-The zoo's ``fno-ns`` (``safesvd_zoo.fourier``: 96 % of its parameters in Fourier weights) at each
-ratio, every method at the same parameter budget (``ratio ×`` the model's parameters):
+``fno``: the zoo's ``fno-ns`` (``safesvd_zoo.fourier``, neuraloperator, 96 % of its parameters in
+Fourier weights); ``sfno``: the zoo's ``sfno-swe`` (``safesvd_zoo.spherical``, torch-harmonics,
+89 % in spherical spectral weights). At each ratio, every method at the same parameter budget
+(``ratio ×`` the model's parameters):
 
-- ``safe-svd``, ``svd-llm``, ``svd``: the recipes through the ``neuraloperator`` adapter, which
-  makes every retained Fourier mode a compressible complex layer (per-mode low rank);
+- ``safe-svd``, ``svd-llm``, ``svd``: the recipes through the model's framework adapter, which makes
+  every retained mode (degree) a compressible complex layer (per-mode low rank);
 - ``mode truncation`` and ``tucker`` (:mod:`benchmarks.spectral_baselines`);
 - ``safe-svd + refine`` and ``svd-llm + refine`` at 0.4: the same training pairs and steps.
 
-Calibration: the 256 one-step pairs of the calibration trajectories. Error: the relative L1 error
-against the solver, one step on the test split's 256 pairs and after h = 1, 3, 5, 8 autoregressive
-steps from its 32 trajectories; each reported as its % change against the uncompressed FNO.
+Calibration: the one-step pairs of the calibration trajectories. Error: the relative L1 error
+against the solver, one step on the test split's pairs and after h = 1, 3, 5, 8 autoregressive
+steps from its trajectories; each reported as its % change against the uncompressed model.
 Times: compression (one thread, the same process, one after the other), and the forward pass of
-32 fields against the original's. Writes ``docs/results/spectral.md``.
+32 fields against the original's. Writes ``docs/results/spectral-<model>.json`` and renders
+``docs/results/spectral.md`` from every model's JSON present.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import attrs
 import torch
 from torch import Tensor, nn
 
@@ -32,10 +41,9 @@ from benchmarks.spectral_baselines import fourier_parameters, truncate_modes, tu
 from safesvd_adapters.base_losses import relative_l1
 from safesvd_core import compress, registry
 from safesvd_core.plugin import median_seconds
-from safesvd_zoo import fourier
+from safesvd_zoo import fourier, spherical
 
 HORIZONS = (1, 3, 5, 8)
-RATIOS = (0.8, 0.6, 0.4, 0.2)
 #: Label → (recipe, its options). ``svd-llm + greedy``: SVD-LLM's whitening with one global greedy
 #: allocation over all modes and layers (the published recipe gives every layer the same share).
 RECIPES = {
@@ -46,12 +54,23 @@ RECIPES = {
 }
 #: The spectral baselines the targets name (the other rows are reported beside them).
 NAMED_BASELINES = ("svd-llm", "svd", "mode truncation", "tucker")
-ADAPTER_OPTIONS = {
-    "channels": ("u", "v"),
-    "roles": ("velocity_x", "velocity_y"),
-    "periodic": True,
-    "spacing": fourier.FIELD.spacing,
-}
+#: The ratio at which both recipes are also refined.
+REFINE_RATIO = 0.4
+
+
+@attrs.frozen
+class Subject:
+    """One zoo model of the benchmark: its module (``load``, ``pairs``, ``trajectories``,
+    ``TRAIN_STEPS``), adapter, ratios, the page's description and notes, and its targets."""
+
+    title: str
+    zoo: ModuleType
+    adapter: str
+    options: dict[str, Any]
+    ratios: tuple[float, ...]
+    describe: Callable[[dict[str, Any]], str]
+    notes: tuple[str, ...]
+    targets: Callable[[dict[str, Any], list[dict[str, Any]]], list[str]]
 
 
 def errors(model: nn.Module, pairs: tuple[Tensor, Tensor], rollouts: tuple[Tensor, Tensor]) -> list[float]:
@@ -83,23 +102,27 @@ def _row(method: str, ratio: float, model: nn.Module, params: int, seconds: floa
     }
 
 
-def measure(ratios: tuple[float, ...], refine_steps: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def measure(
+    subject: Subject, ratios: tuple[float, ...], refine_steps: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The original's errors and times, and one row per method and ratio."""
     torch.set_num_threads(1)
-    model = fourier.load()
-    inputs, targets = fourier.pairs("calibration")
+    zoo = subject.zoo
+    model = zoo.load()
+    inputs, targets = zoo.pairs("calibration")
     calibration = [(inputs[i : i + 32], targets[i : i + 32]) for i in range(0, len(inputs), 32)]
-    train_inputs, train_targets = fourier.pairs("train", fourier.TRAIN_STEPS)
+    train_inputs, train_targets = zoo.pairs("train", zoo.TRAIN_STEPS)
     refine_data = [(train_inputs[i : i + 16], train_targets[i : i + 16]) for i in range(0, 512, 16)]
-    data = {"pairs": fourier.pairs("test"), "rollouts": fourier.trajectories("test")}
-    adapter = registry("model_adapter").create("neuraloperator", **ADAPTER_OPTIONS)
+    data = {"pairs": zoo.pairs("test"), "rollouts": zoo.trajectories("test")}
+    adapter = registry("model_adapter").create(subject.adapter, **subject.options)
     prepared = adapter.prepare(copy.deepcopy(model))
     total = sum(p.numel() for p in model.parameters())
     original = {
         "errors": errors(model, data["pairs"], data["rollouts"]),
         "forward": forward_seconds(model, data["pairs"][0][:32]),
         "params": total,
-        "fourier": fourier_parameters(prepared),
+        "spectral": fourier_parameters(prepared),
+        "calibration_pairs": len(inputs),
     }
     rows = []
     for ratio in ratios:
@@ -112,35 +135,29 @@ def measure(ratios: tuple[float, ...], refine_steps: int) -> tuple[dict[str, Any
             print(rows[-1], flush=True)
         start = time.perf_counter()
         truncated = truncate_modes(prepared, budget)
-        rows.append(
-            _row(
-                "mode truncation",
-                ratio,
-                truncated,
-                sum(p.numel() for p in truncated.parameters()),
-                time.perf_counter() - start,
-                data,
-            )
-        )
+        params = sum(p.numel() for p in truncated.parameters())
+        rows.append(_row("mode truncation", ratio, truncated, params, time.perf_counter() - start, data))
         print(rows[-1], flush=True)
         start = time.perf_counter()
         tucker_model, tucker_params = tucker_compress(prepared, budget)
         rows.append(_row("tucker", ratio, tucker_model, tucker_params, time.perf_counter() - start, data))
         print(rows[-1], flush=True)
-    if refine_steps and 0.4 in ratios:
+    if refine_steps and REFINE_RATIO in ratios:
         for recipe in ("safe-svd", "svd-llm"):
             start = time.perf_counter()
             result = compress(
                 model,
                 calibration,
-                ratio=0.4,
+                ratio=REFINE_RATIO,
                 adapter=adapter,
                 recipe=recipe,
                 refine_data=refine_data,
                 refine_steps=refine_steps,
             )
             seconds = time.perf_counter() - start
-            rows.append(_row(f"{recipe} + refine", 0.4, result.model, result.params_after, seconds, data))
+            rows.append(
+                _row(f"{recipe} + refine", REFINE_RATIO, result.model, result.params_after, seconds, data)
+            )
             print(rows[-1], flush=True)
     return original, rows
 
@@ -150,25 +167,23 @@ def change(value: float, reference: float) -> float:
     return 100.0 * (value - reference) / reference
 
 
-def render(original: dict[str, Any], rows: list[dict[str, Any]], refine_steps: int, command: str) -> str:
-    """docs/results/spectral.md."""
+def section(subject: Subject, measured: dict[str, Any]) -> list[str]:
+    """One model's part of the page: its description, table, targets and notes."""
+    original, rows, refine_steps = measured["original"], measured["rows"], measured["refine_steps"]
     base = original["errors"]
     lines = [
-        "# Spectral layers: the zoo FNO compressed by SAFE-SVD and the spectral baselines",
+        f"## {subject.title}",
         "",
-        f"Command: `{command}` (one thread; written by `benchmarks/spectral.py`).",
+        f"Command: `{measured['command']}` (one thread).",
         "",
-        f"Model: `fno-ns` (`safesvd_zoo.fourier`): neuraloperator `FNO`, width 32, 12 × 12 modes, 4 layers, "
-        f"{original['params']:,} parameters of which {original['fourier']:,} "
-        f"({100 * original['fourier'] / original['params']:.1f} %) are complex Fourier weights (a complex "
-        "weight counts as one parameter). Trained on 2-D incompressible NS (32², lead time 0.25). "
-        "Uncompressed relative L1 test error: "
+        subject.describe(original)
+        + " Uncompressed relative L1 test error: "
         + ", ".join(f"{label} {value:.4f}" for label, value in zip(_labels(), base, strict=True))
         + ".",
         "",
-        "Each cell: the % change of the relative L1 test error against the uncompressed FNO, one step / "
-        "h1 / h3 / h5 / h8. Every method at the same budget (`ratio ×` the parameters); calibration on 256 "
-        "one-step pairs; closed form unless `+ refine` "
+        "Each cell: the % change of the relative L1 test error against the uncompressed model, one "
+        "step / h1 / h3 / h5 / h8. Every method at the same budget (`ratio ×` the parameters); "
+        f"calibration on {original['calibration_pairs']} one-step pairs; closed form unless `+ refine` "
         f"({refine_steps} steps on 512 training pairs, the same for both).",
         "",
         "| method | ratio | parameters | one step / h1 / h3 / h5 / h8 (%) | compression (s) "
@@ -182,14 +197,31 @@ def render(original: dict[str, Any], rows: list[dict[str, Any]], refine_steps: i
             f"| {row['method']} | {row['ratio']} | {row['params']:,} | {cells} | {seconds} | "
             f"{row['forward'] / original['forward']:.2f}× |"
         )
-    lines += ["", "## Targets", "", *targets(original, rows), "", *NOTES]
-    return "\n".join(lines) + "\n"
+    targets = subject.targets(original, rows) + timing_targets(rows)
+    lines += ["", "### Targets", "", *targets, "", "### Notes", "", *subject.notes, ""]
+    return lines
 
 
-#: What the tables do not say by themselves.
-NOTES = [
-    "## Notes",
-    "",
+def render(sections: list[list[str]]) -> str:
+    """docs/results/spectral.md from every model's section."""
+    lines = [
+        "# Spectral layers: the zoo's Fourier and spherical operators compressed by SAFE-SVD and the "
+        "spectral baselines",
+        "",
+        "Written by `benchmarks/spectral.py` from `spectral-<model>.json` (one run per model).",
+        "",
+    ]
+    for part in sections:
+        lines += part
+    return "\n".join(lines).rstrip() + "\n"
+
+
+SFNO_NOTES = [
+    "- Every recipe runs through the `torch-harmonics` adapter's defaults: the base loss `relative-l2`, "
+    "no PDE family. Each degree `l` of a spectral layer is one complex map shared by its orders "
+    "`m ≤ l`; mode truncation keeps the lowest degrees of every layer.",
+]
+FNO_NOTES = [
     "- Every recipe runs through the `neuraloperator` adapter's defaults: the base loss `relative-h1` "
     "(the relative Sobolev H¹ norm; with `relative-l2` safe-svd's output changes by 0.57 % one step "
     "and 3.7 % after 8 steps at 0.4, against 0.16 % and 1.0 %), no PDE family.",
@@ -218,7 +250,11 @@ def _labels() -> list[str]:
     return ["one step"] + [f"h{h}" for h in HORIZONS]
 
 
-def targets(original: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def _changes(row: dict[str, Any], base: list[float]) -> list[float]:
+    return [abs(change(value, reference)) for value, reference in zip(row["errors"], base, strict=True)]
+
+
+def fno_targets(original: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """The issue's targets on the zoo FNO, each met or missed with its figure."""
     base = original["errors"]
     out = []
@@ -227,13 +263,8 @@ def targets(original: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
         at = {row["method"]: row for row in closed if row["ratio"] == ratio}
         if "safe-svd" not in at:
             continue
-        ours = [abs(change(v, b)) for v, b in zip(at["safe-svd"]["errors"], base, strict=True)]
-        others = {
-            method: max(abs(change(v, b)) for v, b in zip(row["errors"], base, strict=True))
-            for method, row in at.items()
-            if method != "safe-svd"
-        }
-        worst = max(ours)
+        worst = max(_changes(at["safe-svd"], base))
+        others = {method: max(_changes(row, base)) for method, row in at.items() if method != "safe-svd"}
         limit = {0.4: 1.0, 0.2: 10.0}.get(ratio)
         if limit is not None:
             verdict = "met" if worst <= limit else "missed"
@@ -249,8 +280,41 @@ def targets(original: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
                 f"- {ratio}: safe-svd's largest |change| is {share:.3f}× the best of {what} "
                 f"({best_method}, {compared[best_method]:.2f} %; target ≤ 0.1×): **{verdict}**"
             )
-    timed = {(row["method"], row["ratio"]): row["seconds"] for row in closed}
-    for ratio in sorted({row["ratio"] for row in closed}, reverse=True):
+    return out
+
+
+def sfno_targets(original: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """The issue's targets on the zoo SFNO: at 0.4, at every horizon ≤ ½ of the best other method's
+    change there; one step ≤ 2 % with refinement."""
+    base = original["errors"]
+    at = {row["method"]: row for row in rows if row["ratio"] == REFINE_RATIO}
+    out = []
+    if "safe-svd" in at:
+        ours = _changes(at["safe-svd"], base)
+        closed = {m: _changes(r, base) for m, r in at.items() if m != "safe-svd" and "refine" not in m}
+        for index, label in enumerate(_labels()):
+            best = min(closed, key=lambda method: closed[method][index])
+            share = ours[index] / closed[best][index] if closed[best][index] > 0 else float("inf")
+            verdict = "met" if share <= 0.5 else "missed"
+            out.append(
+                f"- {REFINE_RATIO}, {label}: safe-svd's |change| {ours[index]:.2f} % is {share:.3f}× the "
+                f"best other method's ({best}, {closed[best][index]:.2f} %; target ≤ 0.5×): **{verdict}**"
+            )
+    if "safe-svd + refine" in at:
+        one_step = _changes(at["safe-svd + refine"], base)[0]
+        verdict = "met" if one_step <= 2.0 else "missed"
+        out.append(
+            f"- {REFINE_RATIO} with refinement: one step |change| {one_step:.2f} % (target ≤ 2 %): "
+            f"**{verdict}**"
+        )
+    return out
+
+
+def timing_targets(rows: list[dict[str, Any]]) -> list[str]:
+    """Compression time against svd-llm's at each ratio (target ≤ 3×)."""
+    timed = {(row["method"], row["ratio"]): row["seconds"] for row in rows if "refine" not in row["method"]}
+    out = []
+    for ratio in sorted({ratio for _, ratio in timed}, reverse=True):
         if ("safe-svd", ratio) in timed and ("svd-llm", ratio) in timed:
             factor = timed[("safe-svd", ratio)] / timed[("svd-llm", ratio)]
             verdict = "met" if factor <= 3 else "missed"
@@ -258,18 +322,76 @@ def targets(original: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _describe_fno(original: dict[str, Any]) -> str:
+    return (
+        "Model: `fno-ns` (`safesvd_zoo.fourier`): neuraloperator `FNO`, width 32, 12 × 12 modes, 4 "
+        f"layers, {original['params']:,} parameters of which {original['spectral']:,} "
+        f"({100 * original['spectral'] / original['params']:.1f} %) are complex Fourier weights (a "
+        "complex weight counts as one parameter). Trained on 2-D incompressible NS (32², lead time 0.25)."
+    )
+
+
+def _describe_sfno(original: dict[str, Any]) -> str:
+    return (
+        "Model: `sfno-swe` (`safesvd_zoo.spherical`): torch-harmonics `SFNO`, embedding 32, 4 "
+        f"blocks, degrees up to 32, {original['params']:,} parameters of which "
+        f"{original['spectral']:,} ({100 * original['spectral'] / original['params']:.1f} %) are "
+        "complex spherical spectral weights. Trained on the shallow-water equations on the sphere "
+        "(torch-harmonics' solver, 32 × 64 equiangular grid, lead time 1 hour)."
+    )
+
+
+SUBJECTS = {
+    "fno": Subject(
+        title="FNO on 2-D Navier–Stokes (`fno-ns`)",
+        zoo=fourier,
+        adapter="neuraloperator",
+        options={
+            "channels": ("u", "v"),
+            "roles": ("velocity_x", "velocity_y"),
+            "periodic": True,
+            "spacing": fourier.FIELD.spacing,
+        },
+        ratios=(0.8, 0.6, 0.4, 0.2),
+        describe=_describe_fno,
+        notes=tuple(FNO_NOTES),
+        targets=fno_targets,
+    ),
+    "sfno": Subject(
+        title="SFNO on the shallow-water equations (`sfno-swe`)",
+        zoo=spherical,
+        adapter="torch-harmonics",
+        options={},
+        ratios=(0.8, 0.6, 0.4),
+        describe=_describe_sfno,
+        notes=tuple(SFNO_NOTES),
+        targets=sfno_targets,
+    ),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
+    parser.add_argument("--model", choices=sorted(SUBJECTS), required=True)
+    parser.add_argument("--ratios", type=float, nargs="+")
     parser.add_argument("--refine-steps", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     args = parser.parse_args()
-    command = "python -m benchmarks.spectral" + (
-        "" if tuple(args.ratios) == RATIOS else " --ratios " + " ".join(map(str, args.ratios))
+    subject = SUBJECTS[args.model]
+    ratios = tuple(args.ratios) if args.ratios else subject.ratios
+    command = f"python -m benchmarks.spectral --model {args.model}" + (
+        "" if ratios == subject.ratios else " --ratios " + " ".join(map(str, ratios))
     )
-    original, rows = measure(tuple(args.ratios), args.refine_steps)
-    page = render(original, rows, args.refine_steps, command)
+    original, rows = measure(subject, ratios, args.refine_steps)
     args.out.mkdir(parents=True, exist_ok=True)
+    measured = {"command": command, "refine_steps": args.refine_steps, "original": original, "rows": rows}
+    (args.out / f"spectral-{args.model}.json").write_text(json.dumps(measured, indent=1) + "\n")
+    sections = [
+        section(SUBJECTS[name], json.loads((args.out / f"spectral-{name}.json").read_text()))
+        for name in SUBJECTS
+        if (args.out / f"spectral-{name}.json").is_file()
+    ]
+    page = render(sections)
     (args.out / "spectral.md").write_text(page)
     print(page)
 

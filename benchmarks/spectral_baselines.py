@@ -1,14 +1,17 @@
 """The two spectral baselines that are not per-mode low rank: mode truncation and Tucker.
 
-Both act on a model prepared by the ``neuraloperator`` adapter (its ``SpectralConv`` layers are
-``FourierLayer`` modules holding a ``ModeBank``), leave every other layer dense, and fill the same
-parameter budget as the compressed models they are compared with (a complex weight counts as one
-parameter, as ``numel`` counts it):
+Both act on a model prepared by its framework adapter (neuraloperator's ``SpectralConv`` layers
+are ``FourierLayer`` modules, torch-harmonics' ``SpectralConvS2`` layers ``SphericalLayer`` modules,
+each holding a ``ModeBank``), leave every other layer dense, and fill the same parameter budget as
+the compressed models they are compared with (a complex weight counts as one parameter, as
+``numel`` counts it):
 
-- **mode truncation** keeps, in every Fourier layer, the modes of lowest ``|k|`` (the usual way to
-  shrink an FNO: fewer ``n_modes``), adding modes in order of ``|k|`` while the budget allows; a
-  dropped mode is a rank-0 ``LowRankLinear`` (zero output, no weights), as the allocator drops one;
-- **Tucker** decomposes each layer's weight ``(in, out, *modes)`` by a truncated higher-order SVD
+- **mode truncation** keeps, in every spectral layer, the modes of lowest ``|k|`` (the usual way
+  to shrink an FNO: fewer ``n_modes``; for an SFNO the lowest degrees ``l``), adding modes in that
+  order while the budget allows; a dropped mode is a rank-0 ``LowRankLinear`` (zero output, no
+  weights), as the allocator drops one;
+- **Tucker** decomposes each layer's weight (``(in, out, *modes)`` for an FNO, ``(out, in,
+  *modes)`` for an SFNO) by a truncated higher-order SVD
   refined by a few HOOI sweeps (what a TFNO user would reach for), the ranks chosen by a small
   search that keeps the closest approximation of the weights within the budget. The reconstructed weight
   is written back dense; its parameter count is the core plus the factors.
@@ -22,6 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from safesvd_adapters.spherical import SphericalLayer
 from safesvd_core import LowRankLinear
 from safesvd_core.plugin import ModeBank
 
@@ -61,8 +65,23 @@ def _frequency_order(shape: tuple[int, ...], real_last_axis: bool) -> Tensor:
     return torch.stack(grids).pow(2).sum(0).sqrt().reshape(-1)
 
 
+def _mode_order(layer: nn.Module) -> Tensor:
+    """Each mode's frequency: ``|k|`` for a Fourier layer, the degree ``l`` for a spherical one."""
+    if isinstance(layer, SphericalLayer):
+        degrees = torch.arange(layer.mode_shape[0], dtype=torch.float64)
+        return degrees if len(layer.mode_shape) == 1 else degrees.repeat_interleave(layer.mode_shape[1])
+    return _frequency_order(layer.mode_shape, not layer.complex_data)
+
+
+def _bank_weights(layer: nn.Module, weight: Tensor) -> Tensor:
+    """``weight`` in the layer's own layout as the bank's ``(modes, out, in)``."""
+    if isinstance(layer, SphericalLayer):
+        return weight.reshape(layer.out_channels, layer.in_channels, -1).permute(2, 0, 1)
+    return weight.reshape(layer.in_channels, layer.out_channels, -1).permute(2, 1, 0)
+
+
 def truncate_modes(model: nn.Module, budget: int) -> nn.Module:
-    """A copy of prepared ``model`` keeping the lowest-``|k|`` modes of every Fourier layer within
+    """A copy of prepared ``model`` keeping the lowest modes of every spectral layer within
     ``budget`` parameters of the whole model."""
     model = copy.deepcopy(model)
     layers = fourier_layers(model)
@@ -70,7 +89,7 @@ def truncate_modes(model: nn.Module, budget: int) -> nn.Module:
     keep: dict[str, set[int]] = {name: set() for name in layers}
     candidates = []
     for name, layer in layers.items():
-        order = _frequency_order(layer.mode_shape, not layer.complex_data)
+        order = _mode_order(layer)
         candidates += [(float(order[index]), name, index) for index in range(layer.bank.modes)]
     spent = fixed
     for _, name, index in sorted(candidates):
@@ -176,7 +195,7 @@ def tucker_compress(model: nn.Module, budget: int) -> tuple[nn.Module, int]:
     if best is None:
         raise ValueError(f"no Tucker form fits {budget:,} parameters")
     for name, layer in layers.items():
-        modes = best[1][name].reshape(layer.in_channels, layer.out_channels, -1).permute(2, 1, 0)
+        modes = _bank_weights(layer, best[1][name])
         with torch.no_grad():
             for index, weight in enumerate(modes):
                 layer.bank.maps[index].weight.copy_(weight)
