@@ -64,3 +64,16 @@ def test_compressed_at_0_4_by_the_default_call_within_1_percent_then_2(model):
         before = _error(model(test_inputs), test_targets)
         after = _error(result.model(test_inputs), test_targets)
     assert abs(after - before) <= 0.01 * before  # the test error moves by less than 1 %
+
+
+def test_compressed_at_0_4_with_no_adapter_named_within_1_percent_then_2(model):
+    """``compress(model, pairs, ratio=0.4)``: the generic adapter rewrites the ``SpectralConv`` layers
+    too (its loss is ``mse``, not the neuraloperator adapter's ``relative-h1``)."""
+    inputs, targets = fourier.pairs("calibration")
+    calibration = [(inputs[i : i + 32], targets[i : i + 32]) for i in range(0, len(inputs), 32)]
+    result = compress(model, calibration, ratio=0.4)
+    assert result.params_after <= 0.4 * result.params_before
+    assert any(".bank.maps." in name and rank is not None for name, rank in result.ranks.items())
+    start, _ = fourier.trajectories("test", steps=1)
+    assert _change(result.model, model, fourier.pairs("test", steps=2)[0], 1)[0] <= 0.01
+    assert max(_change(result.model, model, start, 8)) <= 0.02
