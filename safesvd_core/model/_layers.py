@@ -48,6 +48,11 @@ class LinearMap:
             tensor = tensor.movedim(self.channel_dim, -1)
         return tensor.reshape(-1, tensor.shape[-1])
 
+    def row_count(self, tensor: Tensor) -> int:
+        """How many rows :meth:`rows` gives for ``tensor``, without flattening it (a copy when the
+        tensor is a strided view, e.g. one mode's slice of a Fourier layer's coefficients)."""
+        return tensor.numel() // tensor.shape[self.channel_dim] if tensor.numel() else 0
+
     def low_rank(self, first: Tensor, second: Tensor, *, balance: bool = True) -> LowRankLinear:
         """The replacement module with factors ``first`` = ``B`` (``k × n``) and ``second`` = ``A``
         (``m × k``), balanced unless ``balance=False`` (factors that already are, e.g. read back from a

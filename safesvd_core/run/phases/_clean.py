@@ -170,7 +170,7 @@ def clean_pass(
                     for name in names:
                         counted = rows.setdefault(group, {}).setdefault(name, 0)
                         rows[group][name] = counted + sum(
-                            views[name].rows(recorder.inputs[name][i]).shape[0] for i in spans[name]
+                            views[name].row_count(recorder.inputs[name][i]) for i in spans[name]
                         )
     return {name: max(by_layer.get(name, 0) for by_layer in rows.values()) for name in names}
 

@@ -73,9 +73,7 @@ class ProbePhase(Phase):
                 name: calls[0][0][0] for name, calls in block_recorder.calls.items() if calls and calls[0][0]
             },
             block_calls={name: len(calls) for name, calls in block_recorder.calls.items() if calls},
-            rows={
-                name: int(state.maps[name].rows(inputs[0]).shape[0]) for name, inputs in layers.inputs.items()
-            },
+            rows={name: state.maps[name].row_count(inputs[0]) for name, inputs in layers.inputs.items()},
             input_groups=input_groups(
                 layers.order, {name: calls[0] for name, calls in layers.inputs.items()}
             ),
