@@ -191,7 +191,12 @@ class PluginManager:
         allow = _allowlist()
         only_builtin = os.environ.get(DISABLE_AUTOLOAD_ENV, "").strip() not in ("", "0")
         providers: dict[str, str] = {}
-        for dist in importlib.metadata.distributions():
+        # safesvd's own plugins first: a third-party plugin may build on a built-in at import
+        found = sorted(
+            importlib.metadata.distributions(),
+            key=lambda d: _normalise(d.metadata["Name"] or "") != DISTRIBUTION,
+        )
+        for dist in found:
             dist_name = dist.metadata["Name"] or "?"
             if only_builtin and _normalise(dist_name) != DISTRIBUTION:
                 continue
@@ -273,15 +278,27 @@ def _allowlist() -> set[str] | None:
 
 
 _default: PluginManager | None = None
-_lock = threading.Lock()
+#: Re-entrant: a plugin module that calls :func:`registry` at import runs inside the load below.
+_lock = threading.RLock()
 
 
 def plugin_manager() -> PluginManager:
-    """The process-wide plugin manager, created (and entry points loaded) on first use."""
+    """The process-wide plugin manager, created (and entry points loaded) on first use.
+
+    The manager is published before its entry points load, so that a plugin module calling
+    :func:`registry` at import (to subclass a built-in, say) gets it, with what has loaded so far:
+    safesvd's own plugins load first. Other threads wait for the load to finish. A load that raises
+    leaves no manager behind."""
     global _default
     with _lock:
         if _default is None:
-            _default = PluginManager()
+            _default = PluginManager(autoload=False)
+            try:
+                _default.load_entry_points()
+                _default._pm.check_pending()
+            except BaseException:
+                _default = None
+                raise
         return _default
 
 
