@@ -68,7 +68,7 @@ def test_compressed_at_0_4_by_the_default_call_within_1_percent_then_2(model):
 
 def test_compressed_at_0_4_with_no_adapter_named_within_1_percent_then_2(model):
     """``compress(model, pairs, ratio=0.4)``: the generic adapter rewrites the ``SpectralConv`` layers
-    too (its loss is ``mse``, not the neuraloperator adapter's ``relative-h1``)."""
+    too (its loss is ``mse``, not the neuraloperator adapter's ``relative-l2``)."""
     inputs, targets = fourier.pairs("calibration")
     calibration = [(inputs[i : i + 32], targets[i : i + 32]) for i in range(0, len(inputs), 32)]
     result = compress(model, calibration, ratio=0.4)
