@@ -9,7 +9,7 @@ import attrs
 
 @attrs.frozen
 class Defaults:
-    """The shared defaults (METHOD.md names the paper's sections)."""
+    """The shared defaults (docs/method.md names the paper's sections)."""
 
     #: λ, the physics weight: ``"auto"`` balances it on the calibration set (§E.2), or a number.
     lam: float | str = "auto"

@@ -10,7 +10,7 @@ from safesvd_core.testing.solvers import SolverConformance
 
 class TestWhitened(SolverConformance):
     plugin_name: ClassVar[str] = "whitened"
-    #: With α > 0 and shifted inputs the optimum is W (Σ_target + εI)(C + εI)⁻¹, not W (METHOD.md, eq. 9).
+    #: With α > 0 and shifted inputs the optimum is W (Σ_target + εI)(C + εI)⁻¹, not W (method.md, eq. 9).
     exact_at_full_rank: ClassVar[bool] = False
 
 

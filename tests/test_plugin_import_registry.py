@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-PLUGIN = '''
+PLUGIN = """
 from typing import ClassVar
 
 import attrs
@@ -30,7 +30,7 @@ class Derived(BASE):
 @hookimpl
 def safesvd_recipes():
     return [Derived]
-'''
+"""
 
 CHECK = """
 import sys

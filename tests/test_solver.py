@@ -25,7 +25,7 @@ def moments(problem):
 
 
 def objective(weight, candidate, x, xs, fisher, alpha):
-    """J(W') of METHOD.md eq. 4, evaluated directly on the rows with S = chol(F)ᵀ."""
+    """J(W') of docs/method.md (the paper's eq. 4), evaluated directly on the rows with S = chol(F)ᵀ."""
     s = torch.linalg.cholesky(fisher + 1e-9 * torch.eye(fisher.shape[0], dtype=fisher.dtype)).mT
     clean = ((s @ (weight - candidate) @ x.mT) ** 2).sum(0).mean()
     shifted = ((s @ (weight @ x.mT - candidate @ xs.mT)) ** 2).sum(0).mean()

@@ -116,7 +116,8 @@ BALANCE_KEYS = ("domain", "group")
 
 
 class EnergyBalanced(Estimator):
-    """Per-label copies of inner estimators, combined with trace weights (METHOD.md, App. D).
+    """Per-label copies of inner estimators, combined with trace weights (docs/method.md,
+    "Energy-balanced multi-domain statistics"; the paper's App. D).
 
     The label of a row is its physical domain (``by=("domain",)``, the paper's "Ours*"), its
     statistics group (``by=("group",)``: one-step against rollout rows, to balance horizons), or

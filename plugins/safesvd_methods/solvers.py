@@ -1,4 +1,5 @@
-"""The whitened truncated-SVD solver (METHOD.md): closed form with α and the Fisher factor S."""
+"""The whitened truncated-SVD solver (docs/method.md, "The layer solution"): closed form with α and
+the Fisher factor S."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The calibration loss ``L = L_base + λ · Σ physics`` and the "auto" choice of λ (METHOD.md)."""
+"""The calibration loss ``L = L_base + λ · Σ physics`` and the "auto" choice of λ (docs/method.md,
+"Calibration loss and λ")."""
 
 from __future__ import annotations
 

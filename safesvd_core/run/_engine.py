@@ -1,6 +1,6 @@
 """The run loop shared by the recipes: a :class:`RunState` passed through a tuple of phases.
 
-The default phases (METHOD.md, "Sequential compression"), each a module of its own:
+The default phases (docs/method.md, "Pipeline" and "Stages"), each a module of its own:
 
 1. probe (:mod:`._probe`): one forward pass on the first item: layer order, calls, block inputs;
 2. λ (:mod:`._lambda`): the physics weight (one no-grad pass with ``lam="auto"``) and the objective;

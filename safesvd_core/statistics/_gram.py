@@ -1,6 +1,6 @@
 """The Gram route of the whitened solve: the top components of the whitened weight
-``M = S W T' L⁻ᵀ`` (METHOD.md, eqs. 4–9) from one symmetric eigendecomposition of ``M Mᵀ`` or
-``Mᵀ M``, whichever is smaller, instead of an SVD of ``M``.
+``M = S W T' L⁻ᵀ`` (docs/method.md, "The layer solution"; the paper's eqs. 4–9) from one symmetric
+eigendecomposition of ``M Mᵀ`` or ``Mᵀ M``, whichever is smaller, instead of an SVD of ``M``.
 
 For the clean objective alone (``α = 0``, or no shifted statistics) ``T' = L Lᵀ`` and the output
 side needs no root of the input covariance at all: ``M Mᵀ = S W C̃ Wᵀ Sᵀ`` with ``C̃ = C + εI``
