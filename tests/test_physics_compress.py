@@ -99,7 +99,7 @@ def test_family_missing_roles_is_a_clear_error(ns):
             family="ns-incompressible",
             adapter_options={**options, "field_description": scalar},
         )
-    with pytest.raises(ConfigError, match="needs a field description"):
+    with pytest.raises(ConfigError, match="needs a field description.*field_description"):
         compress(
             model,
             calibration,

@@ -89,7 +89,9 @@ class ProbePhase(Phase):
             field = job.adapter.field(state.source.first_batch(job.adapter, item))
             if field is None:
                 raise ConfigError(
-                    f"family {family.name!r} needs a field description from the adapter; none was given"
+                    f"family {family.name!r} needs a field description from the adapter; none was given: "
+                    "pass adapter_options={'field_description': FieldDescription(...)} to the generic "
+                    "adapter, or a framework adapter's channels=/roles= (docs/physics.md)"
                 )
             family.check(field)
             if not isinstance(calls[0][0], torch.Tensor):
