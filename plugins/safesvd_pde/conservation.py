@@ -9,7 +9,6 @@ closed domains); elsewhere read the value as a comparison of totals, not a conse
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, ClassVar
 
 import attrs
@@ -25,7 +24,7 @@ from safesvd_core.plugin import (
     Role,
 )
 
-from .validation import check_pair, finite
+from .validation import check_pair, finite, is_finite_non_negative
 
 #: Quantity → the channel roles whose totals are conserved.
 QUANTITIES: dict[str, tuple[Role, ...]] = {
@@ -55,12 +54,7 @@ def _quantities(value: Any) -> tuple[str, ...]:
 
 
 def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_finite_non_negative(value):
         raise ConfigError(f"conservation {attribute.name}: expected a finite number ≥ 0, got {value!r}")
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -13,7 +11,7 @@ from torch import Tensor
 from safesvd_core.plugin import ConfigError, FieldDescription, PhysicsLoss, one_of
 
 from .finite_difference import derivative, multi_indices
-from .validation import check_pair, finite
+from .validation import check_pair, finite, is_finite_non_negative
 
 #: A weight key: a derivative order ``|β|`` (applies to all its multi-indices) or one multi-index ``β``.
 WeightKey = int | tuple[int, ...]
@@ -41,12 +39,7 @@ def _weights(
             raise ConfigError(
                 f"sobolev weights: expected keys that are an order ≥ 0 or a multi-index, got {key!r}"
             )
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, numbers.Real)
-            or not math.isfinite(weight)
-            or weight < 0
-        ):
+        if not is_finite_non_negative(weight):
             raise ConfigError(f"sobolev weights[{key!r}]: expected a finite number ≥ 0, got {weight!r}")
         pairs.append((key, float(weight)))
     return tuple(sorted(pairs, key=lambda pair: (isinstance(pair[0], tuple), str(pair[0]))))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -30,3 +34,13 @@ def finite(value: Tensor, name: str) -> Tensor:
             "the prediction or reference holds NaN/Inf or overflows this dtype"
         )
     return value
+
+
+def is_finite_non_negative(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool), finite and ≥ 0: a weight or an epsilon."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and value >= 0
+    )
