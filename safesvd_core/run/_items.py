@@ -3,8 +3,9 @@ the model's dtype, moved to its device."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -146,13 +147,13 @@ def check_finite(items: Iterable[Any], what: str = "calibration") -> None:
                 )
 
 
-def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) -> None:
-    """``model`` runs on the one-step batch ``item`` and predicts the target's shape; else a
-    :class:`ConfigError` naming the item's shapes (checked before the work that needs it)."""
+@contextlib.contextmanager
+def running_first(item: Any, what: str) -> Iterator[None]:
+    """Turn the model failing on the first ``what`` item into a :class:`ConfigError` naming the
+    item's shapes (the adapter's own :class:`SafeSVDError` passes: it names its cause)."""
     try:
-        with torch.no_grad():
-            prediction = adapter.predict(model, item)
-    except SafeSVDError:  # the adapter's own line names the cause (e.g. a transformers version)
+        yield
+    except SafeSVDError:
         raise
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
         raise ConfigError(
@@ -160,6 +161,13 @@ def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) ->
             f"the items have the model's input shape and layout (e.g. channels first); the item holds "
             f"{describe_shapes(item)}"
         ) from error
+
+
+def check_runs(adapter: ModelAdapter, model: nn.Module, item: Any, what: str) -> None:
+    """``model`` runs on the one-step batch ``item`` and predicts the target's shape; else a
+    :class:`ConfigError` naming the item's shapes (checked before the work that needs it)."""
+    with running_first(item, what), torch.no_grad():
+        prediction = adapter.predict(model, item)
     check_prediction(prediction, adapter.reference(item), f"the first {what} item's target")
 
 

@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..._errors import ConfigError, SafeSVDError
+from ..._errors import ConfigError
 from ...model._capture import BlockRecorder, LayerRecorder
-from .._items import check_prediction, describe_shapes
+from .._items import check_prediction, running_first
 from .._job import Phase, RunState
 from .._outputs import Probe
 from ._original_inputs import owning_block
@@ -30,17 +30,13 @@ class ProbePhase(Phase):
         blocks = job.adapter.blocks(job.model) or []
         layers = LayerRecorder(job.original, state.layers)
         block_recorder = BlockRecorder(job.original, blocks)
-        with torch.no_grad(), layers.attached(), block_recorder.attached():
-            try:
-                calls = state.source.run(job.adapter, job.original, item)
-            except SafeSVDError:  # the adapter's own line names the cause (e.g. a transformers version)
-                raise
-            except (RuntimeError, ValueError, IndexError, TypeError) as error:
-                raise ConfigError(
-                    f"the model cannot run the first calibration item ({type(error).__name__}: {error}). "
-                    f"Check that the items have the model's input shape and layout (e.g. channels first); "
-                    f"the item holds {describe_shapes(item)}"
-                ) from error
+        with (
+            torch.no_grad(),
+            layers.attached(),
+            block_recorder.attached(),
+            running_first(item, "calibration"),
+        ):
+            calls = state.source.run(job.adapter, job.original, item)
         for prediction, batch in calls:
             check_prediction(prediction, job.adapter.reference(batch), "the calibration target")
         missing = [name for name in state.layers if not layers.inputs[name]]
