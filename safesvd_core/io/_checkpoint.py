@@ -27,7 +27,7 @@ from ..kinds._interfaces import SolveRecord
 from ..run._job import Phase, RunHook, RunState
 from ..run._outputs import Progress, Stage
 from ..statistics._statistics import CalibrationStatistics
-from ._files import atomic_write, sha256_file
+from ._files import atomic_write, check_format, sha256_file
 
 FORMAT = "safesvd.checkpoint/1"
 MANIFEST = "checkpoint.json"
@@ -108,9 +108,7 @@ class Checkpoint(RunHook):
             raise ConfigError(
                 f"{path} cannot be read ({error}); delete the directory to start over"
             ) from None
-        if not isinstance(saved, dict) or saved.get("format") != FORMAT:
-            found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
-            raise ConfigError(f"{path} has format {found!r}; this safesvd resumes {FORMAT!r}")
+        saved = check_format(saved, path, FORMAT, "resumes")
         _check_manifest(saved, path)
         changed = [part for part in PARTS if saved["fingerprints"].get(part) != self.fingerprints[part]]
         if changed:

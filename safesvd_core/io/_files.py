@@ -6,6 +6,9 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from .._errors import ConfigError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -27,3 +30,12 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             hasher.update(chunk)
     return hasher.hexdigest()
+
+
+def check_format(document: Any, path: Path, expected: str, reads: str) -> dict[str, Any]:
+    """``document`` (parsed JSON) as a dict of format ``expected``; else a :class:`ConfigError` naming
+    the format found and what this safesvd ``reads`` (e.g. "reads", "resumes")."""
+    if not isinstance(document, dict) or document.get("format") != expected:
+        found = document.get("format") if isinstance(document, dict) else type(document).__name__
+        raise ConfigError(f"{path} has format {found!r}; this safesvd {reads} {expected!r}")
+    return document

@@ -27,7 +27,7 @@ from ..linalg._balance import is_balanced
 from ..model._layers import linear_map
 from ..model._modules import get_submodule, set_submodule, tensor_state
 from ..run._result import CompressionResult
-from ._files import atomic_write, sha256_file
+from ._files import atomic_write, check_format, sha256_file
 from ._hf_route import route_saves
 from ._manifest import (
     MANIFEST,
@@ -71,9 +71,7 @@ def _header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
         raise ConfigError(
             f"{path}: its 'safesvd' header is not JSON; the file was edited or damaged"
         ) from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        found = header.get("format") if isinstance(header, dict) else type(header).__name__
-        raise ConfigError(f"{path} has format {found!r}; this safesvd reads {FORMAT!r}")
+    header = check_format(header, path, FORMAT, "reads")
     ranks = header.get("ranks")
     if not isinstance(ranks, dict) or not all(is_rank(rank) for rank in ranks.values()):
         raise ConfigError(
