@@ -1,4 +1,4 @@
-"""Files written whole or not at all, and their sha256."""
+"""Files written whole or not at all, their sha256, and the format check of a JSON document read back."""
 
 from __future__ import annotations
 
