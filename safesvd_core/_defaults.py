@@ -32,6 +32,8 @@ class Defaults:
     min_rank: int = 1
     #: Timed calls per latency measurement (their median is kept).
     repeats: int = 7
+    #: Adam's peak learning rate of refinement (``RefineOptions.lr``, the recipes' ``refine_lr``).
+    refine_lr: float = 3e-4
 
 
 #: The one instance: ``DEFAULTS.lam_ratio``, ``DEFAULTS.jitter``, ...

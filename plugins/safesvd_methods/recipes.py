@@ -160,7 +160,7 @@ class SafeSVD(Recipe):
     balance_horizons: bool = True
     held_out: float = attrs.field(default=0.25, validator=unit_interval)
     refine_epochs: int = attrs.field(default=0, validator=non_negative_int)
-    refine_lr: float = attrs.field(default=1e-4, validator=positive)
+    refine_lr: float = attrs.field(default=DEFAULTS.refine_lr, validator=positive)
     merge_slow: bool = False
     block_correction: bool = False
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 import attrs
 
 from safesvd_core.plugin import (
+    DEFAULTS,
     Phase,
     RefineDataWarning,
     RefineOptions,
@@ -33,7 +34,7 @@ class RefinePhase(Phase):
     reads: ClassVar[tuple[str, ...]] = ("progress",)  # the solved model
 
     epochs: int = attrs.field(validator=positive_int)
-    lr: float = attrs.field(default=1e-4, validator=positive)
+    lr: float = attrs.field(default=DEFAULTS.refine_lr, validator=positive)
 
     def run(self, state: RunState) -> None:
         job = state.job

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import attrs
 
+from .._defaults import DEFAULTS
 from .._errors import ConfigError
 from ..kinds._validators import non_negative_int, one_of, positive, positive_int, unit_interval
 
@@ -32,7 +33,7 @@ class RefineOptions:
     name: ClassVar[str] = "refine"
 
     steps: int = attrs.field(validator=positive_int)
-    lr: float = attrs.field(default=3e-4, validator=positive)
+    lr: float = attrs.field(default=DEFAULTS.refine_lr, validator=positive)
     warmup: int = attrs.field(default=50, validator=non_negative_int)
     held_out: float = attrs.field(default=0.125, validator=_held_out_share)
     eval_every: int = attrs.field(default=100, validator=positive_int)
