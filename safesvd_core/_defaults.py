@@ -26,6 +26,10 @@ class Defaults:
     alpha: float = 0.5
     #: Relative jitter of a positive-definite root: ``ε = jitter · mean(diag(M))`` (App. E.3).
     jitter: float = 1e-6
+    #: How the whitened weight is decomposed by the safe-svd solver: ``"gram"`` (one eigendecomposition
+    #: of its smaller Gram matrix, checked, with a full-SVD fallback) or ``"svd"``; the baselines
+    #: and the bare ``whitened_factorization`` use ``"svd"``, as SVD-LLM publishes it.
+    decomposition: str = "gram"
     #: How layers are grouped into stages: ``"auto"`` (see ``STAGE_MODES``).
     stage_mode: str = "auto"
     #: The least rank a factored layer keeps (every allocator's ``min_rank``).

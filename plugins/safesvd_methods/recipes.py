@@ -151,7 +151,7 @@ class SafeSVD(Recipe):
     lam_cap: float = attrs.field(default=DEFAULTS.lam_cap, validator=positive)
     jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
     fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
-    decomposition: str = attrs.field(default="gram", validator=one_of(DECOMPOSITIONS))
+    decomposition: str = attrs.field(default=DEFAULTS.decomposition, validator=one_of(DECOMPOSITIONS))
     min_rank: int = DEFAULTS.min_rank
     fisher: str = attrs.field(default="sampled", validator=one_of(FISHER_MODES))
     seed: int = 0

@@ -39,7 +39,7 @@ class WhitenedSolver(Solver):
     sensitivity: bool = True
     jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
     fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
-    decomposition: str = attrs.field(default="gram", validator=one_of(DECOMPOSITIONS))
+    decomposition: str = attrs.field(default=DEFAULTS.decomposition, validator=one_of(DECOMPOSITIONS))
 
     @property
     def requires(self) -> frozenset[str]:
