@@ -9,17 +9,16 @@ compressible layers (``….bank.maps.<k>``), beside the channel MLPs and the 1×
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
-from torch import Tensor, nn
+from torch import nn
 
-from safesvd_core.plugin import ModelAdapter, count_parameters
+from safesvd_core.plugin import count_parameters
 
-from .framework import FieldAdapter, TupleBatches, require, tuple_parts
+from .framework import require
 from .selection import NORMALISATION, TIME_CONDITIONING, embedding, recovery
-from .spectral import restore_spectral, rewrite_spectral, spectral_blocks
+from .spectral_adapter import SpectralAdapter
 
 _SPECTRAL = "neuralop.layers.base_spectral_conv"
 _SPECTRAL_CONV = "neuralop.layers.spectral_convolution"
@@ -48,7 +47,7 @@ def small_fno(
 
 
 @attrs.frozen(kw_only=True)
-class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
+class NeuralOperatorAdapter(SpectralAdapter):
     """FNO-family operators: compresses the Fourier modes of every ``SpectralConv`` (one complex map
     per retained mode), ``fno_blocks.channel_mlp.*.fcs.*`` and the 1×1 ``fno_skips``.
 
@@ -69,6 +68,8 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     """
 
     name: ClassVar[str] = "neuraloperator"
+    framework: ClassVar[str] = _SPECTRAL_CONV
+    extra: ClassVar[str] = "neuraloperator"
     skip_rules: ClassVar = (
         TIME_CONDITIONING,
         embedding("lifting.*", "*.lifting.*"),
@@ -76,31 +77,7 @@ class NeuralOperatorAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         NORMALISATION,
     )
 
-    rewrites_modules: ClassVar[bool] = True
-
     loss: Any = "relative-l2"
-
-    def __attrs_post_init__(self) -> None:
-        require(_SPECTRAL, adapter=self.name, extra="neuraloperator")
-        super().__attrs_post_init__()
-
-    def _parts(self, batch: Any) -> tuple[Any, Tensor, str | None]:
-        if isinstance(batch, Mapping) and "x" in batch and "y" in batch:
-            return batch["x"], batch["y"], batch.get("domain")
-        return tuple_parts(batch, self.name)
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """Each non-separable ``SpectralConv`` replaced by a ``FourierLayer`` (same outputs)."""
-        require(_SPECTRAL_CONV, adapter=self.name, extra="neuraloperator")
-        return rewrite_spectral(model)
-
-    def blocks(self, model: nn.Module) -> list[str] | None:
-        """The Fourier layers: each one stage, its modes solved together from one run of the layer."""
-        return spectral_blocks(model) or None
-
-    def restore(self, model: nn.Module) -> nn.Module:
-        """Each ``FourierLayer`` back as a dense ``SpectralConv`` of its configuration."""
-        return restore_spectral(model)
 
     def extra_skips(self, model: nn.Module) -> dict[str, str]:
         spectral = require(_SPECTRAL, adapter=self.name, extra="neuraloperator").BaseSpectralConv

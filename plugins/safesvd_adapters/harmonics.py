@@ -10,23 +10,16 @@ the adapter is created (extra ``safesvd[torch-harmonics]``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
-from torch import Tensor, nn
 
-from safesvd_core.plugin import ModelAdapter
-
-from .framework import FieldAdapter, TupleBatches, require, tuple_parts
 from .selection import NORMALISATION, TIME_CONDITIONING, embedding, recovery
-from .spectral import restore_spectral, rewrite_spectral, spectral_blocks
-
-_LAYERS = "torch_harmonics.examples.models._layers"
+from .spectral_adapter import SpectralAdapter
 
 
 @attrs.frozen(kw_only=True)
-class HarmonicsAdapter(TupleBatches, FieldAdapter, ModelAdapter):
+class HarmonicsAdapter(SpectralAdapter):
     """SFNO-family operators: compresses the degree maps of every ``SpectralConvS2`` and the blocks'
     1×1 MLP convolutions.
 
@@ -43,6 +36,8 @@ class HarmonicsAdapter(TupleBatches, FieldAdapter, ModelAdapter):
     """
 
     name: ClassVar[str] = "torch-harmonics"
+    framework: ClassVar[str] = "torch_harmonics.examples.models._layers"
+    extra: ClassVar[str] = "torch-harmonics"
     skip_rules: ClassVar = (
         TIME_CONDITIONING,
         embedding("encoder.*", "*.encoder.*"),
@@ -50,28 +45,4 @@ class HarmonicsAdapter(TupleBatches, FieldAdapter, ModelAdapter):
         NORMALISATION,
     )
 
-    rewrites_modules: ClassVar[bool] = True
-
     loss: Any = "relative-l2"
-
-    def __attrs_post_init__(self) -> None:
-        require(_LAYERS, adapter=self.name, extra="torch-harmonics")
-        super().__attrs_post_init__()
-
-    def _parts(self, batch: Any) -> tuple[Any, Tensor, str | None]:
-        if isinstance(batch, Mapping) and "x" in batch and "y" in batch:
-            return batch["x"], batch["y"], batch.get("domain")
-        return tuple_parts(batch, self.name)
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        """Each ``SpectralConvS2`` replaced by a ``SphericalLayer`` (same outputs)."""
-        require(_LAYERS, adapter=self.name, extra="torch-harmonics")
-        return rewrite_spectral(model)
-
-    def blocks(self, model: nn.Module) -> list[str] | None:
-        """The spherical layers: each one stage, its degrees solved together from one run."""
-        return spectral_blocks(model) or None
-
-    def restore(self, model: nn.Module) -> nn.Module:
-        """Each ``SphericalLayer`` back as a dense ``SpectralConvS2`` of its configuration."""
-        return restore_spectral(model)

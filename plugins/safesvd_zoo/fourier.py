@@ -11,17 +11,15 @@ Needs the ``neuraloperator`` extra.
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from safesvd_core.plugin import ConfigError
 
 from .reference import FIELD, GRID, velocity_frames
+from .shipped import load_weights, read_card
 
 NAME = "fno-ns"
 LEAD_TIME = 0.25
@@ -64,22 +62,12 @@ def pairs(split: str, steps: int = ROLLOUT_STEPS) -> tuple[Tensor, Tensor]:
     return sequence[:, :-1].flatten(0, 1), sequence[:, 1:].flatten(0, 1)
 
 
-def _weights(name: str):
-    return resources.files("safesvd_zoo") / "weights" / name
-
-
 def card() -> dict[str, Any]:
     """The JSON card of the shipped weights (configuration, data, training, test errors)."""
-    path = _weights(f"{NAME}.json")
-    if not path.is_file():
-        raise ConfigError(f"weights of {NAME!r} are missing ({path}); run benchmarks/train_fno.py")
-    return json.loads(path.read_text())
+    return read_card(NAME, "benchmarks/train_fno.py")
 
 
 def load() -> nn.Module:
-    """The trained FNO, in eval mode."""
+    """The trained model, in eval mode."""
     card()
-    model = build()
-    with resources.as_file(_weights(f"{NAME}.safetensors")) as path:
-        model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    return load_weights(build(), NAME)

@@ -16,18 +16,17 @@ input and target, and the loss ignores them (``Split.mask``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
-from importlib import resources
 from typing import Any
 
 import attrs
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from safesvd_core.plugin import ConfigError, ModelAdapter
 from safesvd_data import GENERATORS
+
+from .shipped import load_weights, read_card
 
 #: Split name → seed offset; a family's seed is ``offset + 100 × family index``.
 SEEDS = {"train": 0, "calibration": 1, "test": 2}
@@ -267,20 +266,13 @@ def spec(name: str) -> ZooModel:
     return MODELS[name]
 
 
-def _weights(name: str):
-    return resources.files("safesvd_zoo") / "weights" / name
-
-
 def card(name: str) -> dict[str, Any]:
     """The JSON card of model ``name``'s shipped weights (``ns2d-transformer`` included)."""
     from . import reference
 
     if name == reference.NAME:
         return reference.card()
-    path = _weights(f"{spec(name).name}.json")
-    if not path.is_file():
-        raise ConfigError(f"weights of {name!r} are missing ({path}); run benchmarks/train_zoo.py {name}")
-    return json.loads(path.read_text())
+    return read_card(spec(name).name, f"benchmarks/train_zoo.py {name}")
 
 
 def load(name: str) -> nn.Module:
@@ -291,10 +283,7 @@ def load(name: str) -> nn.Module:
         return reference.load()
     entry = spec(name)
     card(name)
-    model = entry.build()
-    with resources.as_file(_weights(f"{name}.safetensors")) as path:
-        model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    return load_weights(entry.build(), name)
 
 
 def test_split(name: str) -> Split:

@@ -7,12 +7,9 @@ on the fly from fixed seeds (a few seconds), so nothing is ever downloaded.
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
 from safesvd_core import FieldDescription
@@ -20,6 +17,7 @@ from safesvd_core.plugin import ConfigError
 
 from .navier_stokes import NavierStokes2D, velocity_pairs
 from .operator import FieldTransformer, OperatorConfig
+from .shipped import load_weights, read_card
 
 NAME = "ns2d-transformer"
 SPLITS = {"train": (512, 0), "calibration": (32, 1), "test": (64, 2)}
@@ -96,24 +94,14 @@ def batches(name: str, batch_size: int = 16) -> list[tuple[Tensor, Tensor]]:
     ]
 
 
-def _weights_dir():
-    return resources.files("safesvd_zoo") / "weights"
-
-
 def card() -> dict[str, Any]:
     """The JSON card of the shipped weights (configuration, seeds, recorded losses)."""
-    path = _weights_dir() / f"{NAME}.json"
-    if not path.is_file():
-        raise ConfigError(f"reference weights are missing ({path}); run benchmarks/train_reference.py")
-    return json.loads(path.read_text())
+    return read_card(NAME, "benchmarks/train_reference.py")
 
 
 def load() -> FieldTransformer:
     """The trained reference model, in eval mode."""
-    model = FieldTransformer(OperatorConfig(**card()["config"]))
-    with resources.as_file(_weights_dir() / f"{NAME}.safetensors") as path:
-        model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    return load_weights(FieldTransformer(OperatorConfig(**card()["config"])), NAME)
 
 
 def block_names(model: FieldTransformer) -> list[str]:

@@ -14,16 +14,15 @@ on one CPU thread) and writes ``weights/sfno-swe.{safetensors,json}``. Needs tor
 from __future__ import annotations
 
 import functools
-import json
 import math
-from importlib import resources
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from safesvd_core.plugin import ConfigError
+
+from .shipped import load_weights, read_card
 
 NAME = "sfno-swe"
 GRID = (32, 64)
@@ -112,22 +111,12 @@ def pairs(split: str, steps: int = ROLLOUT_STEPS) -> tuple[Tensor, Tensor]:
     return states[:, :-1].flatten(0, 1).clone(), states[:, 1:].flatten(0, 1).clone()
 
 
-def _weights(name: str):
-    return resources.files("safesvd_zoo") / "weights" / name
-
-
 def card() -> dict[str, Any]:
     """The JSON card of the shipped weights (configuration, data, training, test errors)."""
-    path = _weights(f"{NAME}.json")
-    if not path.is_file():
-        raise ConfigError(f"weights of {NAME!r} are missing ({path}); run benchmarks/train_sfno.py")
-    return json.loads(path.read_text())
+    return read_card(NAME, "benchmarks/train_sfno.py")
 
 
 def load() -> nn.Module:
-    """The trained SFNO, in eval mode."""
+    """The trained model, in eval mode."""
     card()
-    model = build()
-    with resources.as_file(_weights(f"{NAME}.safetensors")) as path:
-        model.load_state_dict(load_file(str(path)))
-    return model.eval()
+    return load_weights(build(), NAME)
