@@ -18,13 +18,14 @@ from safesvd_adapters.framework import MissingExtraError, require
 from safesvd_adapters.selection import TIME_CONDITIONING, SkipRule, coverage, select
 from safesvd_core import ConfigError, registry
 
-ADAPTERS = {"generic", "transformers", "timm", "the_well", "neuraloperator"}
+ADAPTERS = {"generic", "transformers", "timm", "the_well", "neuraloperator", "torch-harmonics"}
 #: adapter → (the module it imports, the pip extra that installs it; pyproject's spelling)
 EXTRAS = {
     "transformers": ("transformers", "transformers"),
     "timm": ("timm", "timm"),
     "the_well": ("the_well.benchmark.models.avit", "the-well"),
-    "neuraloperator": ("neuralop.layers.base_spectral_conv", "neuraloperator"),
+    "neuraloperator": ("neuralop.layers.spectral_convolution", "neuraloperator"),
+    "torch-harmonics": ("torch_harmonics.examples.models._layers", "torch-harmonics"),
 }
 
 
@@ -33,7 +34,7 @@ def test_every_adapter_is_registered_and_listing_imports_no_framework():
     code = (
         "import sys, safesvd_core\n"
         "names = safesvd_core.available('model_adapter')\n"
-        "frameworks = ('transformers', 'timm', 'the_well', 'neuralop', 'torchvision')\n"
+        "frameworks = ('transformers', 'timm', 'the_well', 'neuralop', 'torch_harmonics', 'torchvision')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in frameworks))"
     )
     out = subprocess.run(
