@@ -133,7 +133,9 @@ def test_the_source_follows_the_items():
 
 
 def test_rollout_refinement_weights_one_step_and_the_k_step_mean():
-    distiller = refine_module.Distiller(None, None, RolloutSource(steps=3), rollout_weight=0.25)
+    distiller = refine_module.Distiller(
+        None, None, RolloutSource(steps=3), rollout_weight=0.25, cache_bytes=0
+    )
     terms = [torch.tensor(1.0), torch.tensor(2.0), torch.tensor(6.0)]
     assert float(distiller.loss(terms)) == pytest.approx(0.75 * 1.0 + 0.25 * 3.0)
     assert float(distiller.loss(terms[:1])) == 1.0
@@ -273,3 +275,31 @@ def test_refinement_same_on_cuda():
     assert next(on_gpu.model.parameters()).device.type == "cuda" and on_gpu.ranks == on_cpu.ranks
     cpu, gpu = (result.reports["refine"]["held_out_refined"] for result in (on_cpu, on_gpu))
     assert gpu == pytest.approx(cpu, rel=0.05)
+
+
+@pytest.mark.parametrize("cap", [0, 40_000])
+def test_the_teacher_cache_holds_at_most_its_cap_and_changes_nothing(cap):
+    """The teacher's predictions beyond ``teacher_cache_bytes`` are computed again at every use: the
+    memory they hold stays under the cap whatever the number of items, and the refined model is
+    the one a whole cache gives."""
+    model, calibration = small_transformer(), trajectories(steps=2)
+    settings = {"lr": 1e-3, "eval_every": 10, "warmup": 2, "held_out": 0.0}
+    runs = {
+        bytes_: quiet_compress(
+            model,
+            calibration,
+            ratio=0.4,
+            adapter_options=options(model),
+            refine_data=fresh(samples=96, batch=8),
+            refine_steps=30,
+            refine_options={**settings, "teacher_cache_bytes": bytes_},
+        )
+        for bytes_ in (cap, 2**30)
+    }
+    teacher = runs[cap].reports["refine"]["teacher"]
+    assert teacher["cap_bytes"] == cap and teacher["cached_bytes"] <= cap
+    assert teacher["recomputed"] > 0 and teacher["cached_items"] < 12
+    whole = runs[2**30].reports["refine"]["teacher"]
+    assert whole["recomputed"] == 0 and whole["cached_items"] == 12
+    for key, value in runs[2**30].model.state_dict().items():
+        assert torch.equal(runs[cap].model.state_dict()[key], value), key

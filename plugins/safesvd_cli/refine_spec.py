@@ -16,7 +16,17 @@ from safesvd_core.plugin import ConfigError
 from .data_source import DataSpec, trajectory_steps
 
 #: The keys of ``[refine]`` that are refinement options (the rest describe the data).
-OPTION_KEYS = ("steps", "lr", "warmup", "held_out", "eval_every", "rollout_weight", "parameters", "seed")
+OPTION_KEYS = (
+    "steps",
+    "lr",
+    "warmup",
+    "held_out",
+    "eval_every",
+    "rollout_weight",
+    "parameters",
+    "seed",
+    "teacher_cache_bytes",
+)
 
 
 @attrs.frozen(kw_only=True)

@@ -63,19 +63,39 @@ def relative_distance(prediction: Tensor, target: Tensor) -> Tensor:
 
 @attrs.define
 class Distiller:
-    """The distillation loss of one item: the student's calls against the teacher's (cached) predictions."""
+    """The distillation loss of one item: the student's calls against the teacher's predictions,
+    kept in memory up to ``cache_bytes`` (the items beyond it computed again at every use)."""
 
     adapter: ModelAdapter
     teacher: nn.Module
     source: BatchSource
     rollout_weight: float
+    cache_bytes: int
     cache: dict[int, list[Tensor]] = attrs.field(factory=dict)
+    cached_bytes: int = 0
+    recomputed: int = 0
 
     def targets(self, index: int, item: Any) -> list[Tensor]:
-        if index not in self.cache:
-            with torch.no_grad():
-                self.cache[index] = [p.detach() for p, _ in self.source.run(self.adapter, self.teacher, item)]
-        return self.cache[index]
+        if index in self.cache:
+            return self.cache[index]
+        with torch.no_grad():
+            targets = [p.detach() for p, _ in self.source.run(self.adapter, self.teacher, item)]
+        size = sum(t.numel() * t.element_size() for t in targets)
+        if self.cached_bytes + size <= self.cache_bytes:
+            self.cache[index] = targets
+            self.cached_bytes += size
+        else:
+            self.recomputed += 1
+        return targets
+
+    def report(self) -> dict[str, int]:
+        """The teacher cache: its cap, what it holds, and how many predictions were computed again."""
+        return {
+            "cap_bytes": self.cache_bytes,
+            "cached_items": len(self.cache),
+            "cached_bytes": self.cached_bytes,
+            "recomputed": self.recomputed,
+        }
 
     def terms(self, student: nn.Module, index: int, item: Any) -> list[Tensor]:
         """The relative distance at each horizon ``1 … K``."""
@@ -161,7 +181,7 @@ def refine(
     """Distil ``model`` (in place) towards ``original`` on ``items`` (see the module); return the report."""
     start = time.perf_counter()
     source = source_for(adapter, items, options.rollout_steps)
-    distiller = Distiller(adapter, original, source, options.rollout_weight)
+    distiller = Distiller(adapter, original, source, options.rollout_weight, options.teacher_cache_bytes)
     fit, held_out = split_items(items, options.held_out)
     parameters = _trainable(model, options.parameters)
     if not parameters:
@@ -240,6 +260,7 @@ def refine(
         "kept": kept,
         "history": history,
         "stopped": stopped,
+        "teacher": distiller.report(),
         "seconds": time.perf_counter() - start,
     }
     return report

@@ -20,6 +20,10 @@ def _held_out_share(instance: Any, attribute: attrs.Attribute, value: Any) -> No
         raise ConfigError(f"refine held_out must be below 1 (the rest is trained on), got {value!r}")
 
 
+#: The default cap of the teacher's cached predictions (bytes).
+TEACHER_CACHE_BYTES = 2**30
+
+
 @attrs.frozen(kw_only=True)
 class RefineOptions:
     """How refinement trains. ``steps``: optimiser steps, one item (a batch) each; ``lr``: Adam's
@@ -28,7 +32,10 @@ class RefineOptions:
     ``eval_every``: steps between held-out scores (and checkpoints); ``rollout_steps``: the
     rollout length on trajectory items (``None``: all they hold; 1: one step only);
     ``rollout_weight``: the weight of the K-step term against the one-step term;
-    ``parameters``: ``"all"`` or ``"factors"``; ``seed``: the item order."""
+    ``parameters``: ``"all"`` or ``"factors"``; ``seed``: the item order; ``teacher_cache_bytes``:
+    the teacher's predictions are kept in memory up to this many bytes (default 1 GiB), those of
+    the items beyond it computed again at every use (0: always computed; the result is the same,
+    the teacher being deterministic in eval mode)."""
 
     name: ClassVar[str] = "refine"
 
@@ -41,6 +48,7 @@ class RefineOptions:
     rollout_weight: float = attrs.field(default=0.5, validator=unit_interval)
     parameters: str = attrs.field(default="all", validator=one_of(PARAMETER_CHOICES))
     seed: int = attrs.field(default=0, validator=non_negative_int)
+    teacher_cache_bytes: int = attrs.field(default=TEACHER_CACHE_BYTES, validator=non_negative_int)
 
     def learning_rate(self, step: int) -> float:
         """The learning rate of optimiser step ``step`` (0-based)."""
