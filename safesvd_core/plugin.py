@@ -46,6 +46,7 @@ from .model._layers import LinearMap, is_compressible, linear_map
 from .model._lowrank import LowRankLinear
 from .model._modes import ModeBank, in_mode_bank
 from .model._modules import count_parameters, evaluating, set_submodule
+from .physics._checks import check_pair, finite
 from .physics._family import Metric, PDEFamily
 from .physics._objective import FISHER_MODES, LAM_MODES, CalibrationObjective, ObjectiveSpec
 from .refine._refine import RefineDataWarning, RefineOptions, refine
@@ -138,12 +139,14 @@ __all__ = [
     "Timing",
     "VELOCITY_ROLES",
     "check_finite",
+    "check_pair",
     "check_rank",
     "check_runs",
     "clean_statistics",
     "count_parameters",
     "evaluating",
     "factor_budget",
+    "finite",
     "hookimpl",
     "in_mode_bank",
     "insert_phase",

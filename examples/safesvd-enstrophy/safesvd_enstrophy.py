@@ -6,7 +6,7 @@ import attrs
 
 from safesvd_core.plugin import PhysicsLoss, hookimpl
 from safesvd_pde.finite_difference import vorticity
-from safesvd_pde.validation import check_pair, finite
+from safesvd_core.plugin import check_pair, finite
 
 
 @attrs.frozen(kw_only=True)

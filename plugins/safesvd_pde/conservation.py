@@ -22,9 +22,11 @@ from safesvd_core.plugin import (
     FieldDescription,
     PhysicsLoss,
     Role,
+    check_pair,
+    finite,
 )
 
-from .validation import check_pair, finite, is_finite_non_negative
+from .validation import is_finite_non_negative
 
 #: Quantity → the channel roles whose totals are conserved.
 QUANTITIES: dict[str, tuple[Role, ...]] = {

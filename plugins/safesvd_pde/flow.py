@@ -7,10 +7,9 @@ from typing import ClassVar
 import attrs
 from torch import Tensor
 
-from safesvd_core.plugin import FieldDescription, PhysicsLoss
+from safesvd_core.plugin import FieldDescription, PhysicsLoss, check_pair, finite
 
 from .finite_difference import divergence, vorticity
-from .validation import check_pair, finite
 
 
 @attrs.frozen(kw_only=True)

@@ -8,10 +8,10 @@ from typing import ClassVar
 import attrs
 from torch import Tensor
 
-from safesvd_core.plugin import ConfigError, FieldDescription, PhysicsLoss, one_of
+from safesvd_core.plugin import ConfigError, FieldDescription, PhysicsLoss, check_pair, finite, one_of
 
 from .finite_difference import derivative, multi_indices
-from .validation import check_pair, finite, is_finite_non_negative
+from .validation import is_finite_non_negative
 
 #: A weight key: a derivative order ``|β|`` (applies to all its multi-indices) or one multi-index ``β``.
 WeightKey = int | tuple[int, ...]
