@@ -32,10 +32,10 @@ def sha256_file(path: Path) -> str:
     return hasher.hexdigest()
 
 
-def check_format(document: Any, path: Path, expected: str, reads: str) -> dict[str, Any]:
+def check_format(document: Any, where: Path | str, expected: str, reads: str) -> dict[str, Any]:
     """``document`` (parsed JSON) as a dict of format ``expected``; else a :class:`ConfigError` naming
-    the format found and what this safesvd ``reads`` (e.g. "reads", "resumes")."""
+    ``where`` it was read, the format found and what this safesvd ``reads`` ("reads", "resumes")."""
     if not isinstance(document, dict) or document.get("format") != expected:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
-        raise ConfigError(f"{path} has format {found!r}; this safesvd {reads} {expected!r}")
+        raise ConfigError(f"{where} has format {found!r}; this safesvd {reads} {expected!r}")
     return document

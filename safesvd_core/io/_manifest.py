@@ -27,6 +27,7 @@ from ..model._layers import linear_map
 from ..model._lowrank import LowRankLinear
 from ..model._modules import get_submodule
 from ..run._result import CompressionResult
+from ._files import check_format
 from ._manifest_facts import check_facts
 
 FORMAT = "safesvd.manifest/1"
@@ -114,9 +115,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{file} is not valid JSON ({error}): the folder is damaged") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise ConfigError(f"{file} has format {found!r}; this safesvd reads {FORMAT!r}")
+    manifest = check_format(manifest, file, FORMAT, "reads")
     _check_structure(manifest, file)
     model_file = file.parent / MODEL
     if model_file.is_file():

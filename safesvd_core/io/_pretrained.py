@@ -26,6 +26,7 @@ from ..model._lowrank import LowRankLinear
 from ..model._modules import count_parameters
 from ..run._result import CompressionResult
 from ._dense import dense_state
+from ._files import check_format
 from ._hf_route import is_hf_model, provenance_of, register_writer
 from ._manifest import MODEL, is_rank
 from ._persist import _header, _prepared, load_compressed, save_compressed
@@ -218,11 +219,7 @@ def _entry(root: Path, config: Any) -> dict[str, Any]:
             f"{root} holds no compressed model (its config.json has no 'safesvd' entry): it was not "
             "written by safesvd_core.save_pretrained; a dense model loads with cls.from_pretrained"
         )
-    if not isinstance(entry, dict) or entry.get("format") != FORMAT:
-        found = entry.get("format") if isinstance(entry, dict) else type(entry).__name__
-        raise ConfigError(
-            f"{root / 'config.json'}: its 'safesvd' entry has format {found!r}; this safesvd reads {FORMAT!r}"
-        )
+    entry = check_format(entry, f"{root / 'config.json'}: its 'safesvd' entry", FORMAT, "reads")
     name, ranks = entry.get("folder"), entry.get("ranks")
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
         raise ConfigError(
