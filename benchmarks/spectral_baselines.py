@@ -73,13 +73,6 @@ def _mode_order(layer: nn.Module) -> Tensor:
     return _frequency_order(layer.mode_shape, not layer.complex_data)
 
 
-def _bank_weights(layer: nn.Module, weight: Tensor) -> Tensor:
-    """``weight`` in the layer's own layout as the bank's ``(modes, out, in)``."""
-    if isinstance(layer, SphericalLayer):
-        return weight.reshape(layer.out_channels, layer.in_channels, -1).permute(2, 0, 1)
-    return weight.reshape(layer.in_channels, layer.out_channels, -1).permute(2, 1, 0)
-
-
 def truncate_modes(model: nn.Module, budget: int) -> nn.Module:
     """A copy of prepared ``model`` keeping the lowest modes of every spectral layer within
     ``budget`` parameters of the whole model."""
@@ -195,7 +188,7 @@ def tucker_compress(model: nn.Module, budget: int) -> tuple[nn.Module, int]:
     if best is None:
         raise ValueError(f"no Tucker form fits {budget:,} parameters")
     for name, layer in layers.items():
-        modes = _bank_weights(layer, best[1][name])
+        modes = layer.as_modes(best[1][name])
         with torch.no_grad():
             for index, weight in enumerate(modes):
                 layer.bank.maps[index].weight.copy_(weight)

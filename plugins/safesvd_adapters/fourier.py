@@ -36,9 +36,12 @@ class FourierLayer(nn.Module):
         self.complex_data = bool(conv.complex_data)
         self.fft_norm = conv.fft_norm
         self.resolution_scaling_factor = conv.resolution_scaling_factor
-        modes = weight.reshape(self.in_channels, self.out_channels, -1).permute(2, 1, 0)
-        self.bank = ModeBank(modes.detach().clone())
+        self.bank = ModeBank(self.as_modes(weight).detach().clone())
         self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach().clone())
+
+    def as_modes(self, weight: Tensor) -> Tensor:
+        """A weight in ``SpectralConv``'s layout ``(in, out, *modes)`` as the bank's ``(M, out, in)``."""
+        return weight.reshape(self.in_channels, self.out_channels, -1).permute(2, 1, 0)
 
     def _output_sizes(self, sizes: list[int], output_shape: Any) -> list[int]:
         """The grid the layer outputs for an input grid ``sizes``: ``output_shape`` when given, else

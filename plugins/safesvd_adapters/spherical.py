@@ -42,9 +42,12 @@ class SphericalLayer(nn.Module):
         self.forward_transform = conv.forward_transform
         self.inverse_transform = conv.inverse_transform
         self.scale_residual = bool(conv.scale_residual)
-        modes = weight.reshape(self.out_channels, self.in_channels, -1).permute(2, 0, 1)
-        self.bank = ModeBank(modes.clone())
+        self.bank = ModeBank(self.as_modes(weight).clone())
         self.bias = None if getattr(conv, "bias", None) is None else nn.Parameter(conv.bias.detach().clone())
+
+    def as_modes(self, weight: Tensor) -> Tensor:
+        """A weight in ``SpectralConvS2``'s layout ``(out, in, *modes)`` as the bank's ``(M, out, in)``."""
+        return weight.reshape(self.out_channels, self.in_channels, -1).permute(2, 0, 1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         dtype = x.dtype
