@@ -29,19 +29,8 @@ from torch import Tensor, nn
 from benchmarks.spectral import SUBJECTS, _labels, change, errors
 from benchmarks.spectral_baselines import fourier_layers
 from safesvd_core import compress, registry
+from safesvd_core.plugin import psd_root
 from safesvd_zoo import fourier
-
-#: Relative jitter of the whitening roots (as the solver's default: 1e-6 of the mean diagonal).
-JITTER = 1e-6
-
-
-def _root(matrix: Tensor) -> Tensor:
-    """The Hermitian square root of a PSD ``matrix`` (jittered relative to its mean diagonal)."""
-    scale = float(matrix.diagonal().real.mean()) or 1.0
-    values, vectors = torch.linalg.eigh(
-        matrix + JITTER * scale * torch.eye(matrix.shape[0], dtype=matrix.dtype)
-    )
-    return (vectors * values.clamp_min(0).sqrt()) @ vectors.mH
 
 
 def _objective(weights: Tensor, approx: Tensor, left: Tensor, right: Tensor) -> float:
@@ -61,8 +50,9 @@ def _cores(weights: Tensor, left: Tensor, right: Tensor, u: Tensor, v: Tensor) -
 
 
 def shared_basis(weights: Tensor, left: Tensor, right: Tensor, rank: int, sweeps: int) -> Tensor:
-    """ALS fit of ``W_k ≈ U G_k Vᴴ`` (``weights`` ``(M, out, in)``; ``left`` the ``A_k = F_k^½``,
-    ``right`` the ``B_k = Σ_k^½``); returns the approximations ``(M, out, in)``."""
+    """ALS fit of ``W_k ≈ U G_k Vᴴ`` (``weights`` ``(M, out, in)``; ``left`` the ``A_k`` with
+    ``A_kᴴ A_k = F_k``, ``right`` the ``B_k`` with ``B_k B_kᴴ = Σ_k``); returns the approximations
+    ``(M, out, in)``."""
     whitened = torch.stack([a @ w @ b for w, a, b in zip(weights, left, right, strict=True)])
     u = torch.linalg.svd(torch.cat(list(whitened), dim=1), full_matrices=False)[0][:, :rank]
     v = torch.linalg.svd(torch.cat(list(whitened), dim=0), full_matrices=False)[2][:rank].mH
@@ -108,8 +98,9 @@ def compare(ratio: float, sweeps: int) -> tuple[list[dict], list[float], list[fl
         maps = [f"{name}.bank.maps.{index}" for index in range(layer.bank.modes)]
         weights = layer.bank.weight.detach().to(torch.complex128)
         stats = [per_mode.statistics.layer(m) for m in maps]
-        left = torch.stack([_root(s["fisher"].to(torch.complex128)) for s in stats])
-        right = torch.stack([_root(s["sigma"].to(torch.complex128)) for s in stats])
+        # F = R Rᴴ and Σ = L Lᴴ: ‖F^½ ΔW Σ^½‖ = ‖Rᴴ ΔW L‖ (the solver's roots, jitter included)
+        left = torch.stack([psd_root(s["fisher"], what="Fisher F").factor.mH for s in stats])
+        right = torch.stack([psd_root(s["sigma"], what="clean covariance").factor for s in stats])
         out_features, in_features = weights.shape[1:]
         spent = sum(
             out_features * in_features
