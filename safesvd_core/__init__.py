@@ -29,15 +29,23 @@ from .kinds._plugins import available, registry
 from .linalg._balance import balanced, is_balanced
 from .model._lowrank import LowRankLinear
 from .refine._refine import RefineDataWarning, RefineOptions, RefineWarning
+from .run._phase_list import recipe_phases
+from .run._phase_order import insert_phase
 from .run._result import CompressionResult
-from .run.phases._allocate import IdleLayersWarning
+from .run.phases._allocate import AllocationPhase, IdleLayersWarning
+from .run.phases._clean import CleanStatisticsPhase
+from .run.phases._lambda import LambdaPhase
+from .run.phases._probe import ProbePhase
+from .run.phases._stages import StagesPhase
 from .statistics._solve import Factors, solve_factors, solve_layer
 from .statistics._statistics import CalibrationStatistics
 
 __all__ = [
+    "AllocationPhase",
     "BudgetError",
     "CalibrationStatistics",
     "CheckpointWarning",
+    "CleanStatisticsPhase",
     "CompressionResult",
     "ConfigError",
     "DuplicatePluginError",
@@ -45,15 +53,18 @@ __all__ = [
     "Factors",
     "FieldDescription",
     "IdleLayersWarning",
+    "LambdaPhase",
     "LowRankLinear",
     "MetricChange",
     "NumericalError",
     "PartialLoadWarning",
+    "ProbePhase",
     "RefineDataWarning",
     "RefineOptions",
     "RefineWarning",
     "Role",
     "SafeSVDError",
+    "StagesPhase",
     "UnknownPluginError",
     "available",
     "balanced",
@@ -64,9 +75,11 @@ __all__ = [
     "evaluate",
     "export_dense",
     "from_pretrained",
+    "insert_phase",
     "is_balanced",
     "load_compressed",
     "read_manifest",
+    "recipe_phases",
     "register_structure",
     "registry",
     "results_json",

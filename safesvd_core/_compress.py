@@ -12,7 +12,7 @@ import attrs
 import torch.distributed as dist
 from torch import nn
 
-from ._errors import ConfigError
+from ._errors import ConfigError, SafeSVDError
 from .io._checkpoint import Checkpoint
 from .io._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
 from .io._hf_route import route_saves
@@ -20,6 +20,7 @@ from .kinds._config import config_to_dict
 from .kinds._interfaces import ModelAdapter
 from .kinds._plugins import registry
 from .refine._refine import RefineOptions
+from .refine._refine_phase import RefinementPhase
 from .refine._refine_request import refinement_request
 from .run._distributed import DistributedReducer, initialised
 from .run._items import (
@@ -31,7 +32,8 @@ from .run._items import (
     model_device,
     moved,
 )
-from .run._job import CompressionJob, RunHook
+from .run._job import CompressionJob, Phase, RunHook, RunSeams
+from .run._phase_list import PhaseList
 from .run._phase_progress import PhaseProgress
 from .run._recipe import Recipe
 from .run._result import CompressionResult
@@ -46,7 +48,7 @@ def compress(
     calibration: Iterable[Any],
     *,
     ratio: float,
-    recipe: str | Recipe = "safe-svd",
+    recipe: str | Recipe | Sequence[Phase] = "safe-svd",
     adapter: str | ModelAdapter = "generic",
     adapter_options: Mapping[str, Any] | None = None,
     inplace: bool = False,
@@ -67,7 +69,8 @@ def compress(
 
     ``calibration`` is any re-iterable of batches (a list, a DataLoader); the adapter says what a
     batch is (``generic``: ``(input, target)`` tuples, MSE). ``recipe`` is a registered recipe
-    name (options passed as keywords) or a recipe object. ``statistics`` resumes from clean
+    name (options passed as keywords), a list of configured phases (``recipe_phases(name, ...)``
+    gives a named recipe's, to edit) or a recipe object. ``statistics`` resumes from clean
     statistics saved by an earlier run (``result.statistics.save``). The original model is left
     untouched unless ``inplace=True``. ``progress``: a line per phase on the standard error (recipe,
     ratio, phase, its time) and progress bars with the time left for the loops over items and stages.
@@ -158,6 +161,11 @@ def compress(
     if adapter_obj.rewrites_modules:
         original = adapter_obj.prepare(original if inplace else copy.deepcopy(model))
         work = adapter_obj.prepare(work)
+    closing = ()
+    if refinement is not None:
+        closing = (
+            RefinementPhase(request=refinement, fingerprints=fingerprints, checkpoint_dir=checkpoint_dir),
+        )
     job = CompressionJob(
         original=original,
         model=work,
@@ -167,23 +175,24 @@ def compress(
         recipe=recipe_obj.name,
         options=_describe(recipe_obj),
         statistics=statistics,
-        progress=progress and reducer.rank == 0,
-        spill=spill,
-        reducer=reducer,
-        hooks=hooks,
+        seams=RunSeams(reducer=reducer, hooks=hooks, spill=spill, progress=progress and reducer.rank == 0),
+        closing_phases=closing,
     )
     result = recipe_obj.compress(job)
-    if refinement is not None:
-        refinement.run(job, result, fingerprints, checkpoint_dir)
-    result.fingerprints = fingerprints
-    result.configs = {"recipe": _config(recipe_obj), "adapter": _config(adapter_obj)}
+    if closing and "refine" not in result.reports:
+        raise SafeSVDError(
+            f"recipe {recipe_obj.name!r} did not run the job's closing phases (the refinement): its "
+            "compress must run the job through run_plan or run_phase_list"
+        )
+    configs = {"recipe": _config(recipe_obj), "adapter": _config(adapter_obj)}
+    result = attrs.evolve(result, fingerprints=fingerprints, configs=configs)
     route_saves(
         result.model,
         {
             "recipe": result.recipe,
             "ratio": result.ratio,
             "fingerprints": fingerprints,
-            "adapter": result.configs["adapter"],
+            "adapter": configs["adapter"],
         },
     )  # a HF model's own save_pretrained
     return result
@@ -275,8 +284,15 @@ def _agree_on_data(reducer: StatisticsReducer, count: int, calibration: str) -> 
         )
 
 
-def make_recipe(recipe: str | Recipe, options: Mapping[str, Any]) -> Recipe:
-    """A recipe object from a name plus options (or the object itself, with no options)."""
+def make_recipe(recipe: str | Recipe | Sequence[Phase], options: Mapping[str, Any]) -> Recipe:
+    """A recipe object from a name plus options, from a list of configured phases, or the object
+    itself (the last two with no options)."""
+    if not isinstance(recipe, (str, Recipe)):
+        if options:
+            raise ConfigError(
+                f"options {sorted(options)} were given beside a list of phases; set them on the phases"
+            )
+        return PhaseList(recipe)
     if isinstance(recipe, Recipe):
         if options:
             raise ConfigError(

@@ -49,21 +49,27 @@ from .model._modules import count_parameters, evaluating, set_submodule
 from .physics._checks import check_pair, finite
 from .physics._family import Metric, PDEFamily
 from .physics._objective import FISHER_MODES, LAM_MODES, CalibrationObjective, ObjectiveSpec
+from .physics._specs import PhysicsSpec, as_specs
 from .refine._refine import RefineDataWarning, RefineOptions, refine
+from .refine._refine_phase import RefinementPhase
+from .refine._refine_request import RefinementRequest
 from .run._distributed import DistributedReducer
+from .run._draft import assemble, draft_plan
 from .run._engine import DEFAULT_PHASES, clean_statistics, run_plan
 from .run._items import check_finite, check_runs, plain_item
 from .run._job import STAGE_MODES, CompressionJob, Phase, Plan, RunHook, RunState
 from .run._outputs import Allocation, Budget, CleanStatistics, Probe, Progress, RunLog, Stage
+from .run._phase_list import run_phase_list
 from .run._phase_order import insert_phase
+from .run._plan_draft import AUTO, PlanDraft
 from .run._recipe import Recipe
 from .run._result import CompressionResult
 from .run._rollout import RolloutSource, one_step_batches, trajectory_length
 from .run._seams import BatchSource, LocalReducer, PairSource, Shared, StatisticsReducer
 from .run._start import factor_budget
 from .run.phases._allocate import AllocationPhase
-from .run.phases._clean import CleanStatisticsPhase
-from .run.phases._lambda import LambdaPhase
+from .run.phases._clean import CleanStatisticsPhase, steps_value
+from .run.phases._lambda import LambdaPhase, auto_or, lam_value
 from .run.phases._probe import ProbePhase
 from .run.phases._stages import StagesPhase
 from .statistics._moments import RunningMoment
@@ -71,6 +77,7 @@ from .statistics._solve import DECOMPOSITIONS, check_rank, whitened_factorizatio
 from .statistics._statistics import CalibrationStatistics
 
 __all__ = [
+    "AUTO",
     "AXES",
     "Allocation",
     "AllocationPhase",
@@ -113,7 +120,9 @@ __all__ = [
     "PairSource",
     "Phase",
     "PhysicsLoss",
+    "PhysicsSpec",
     "Plan",
+    "PlanDraft",
     "PluginLoadWarning",
     "PluginManager",
     "Probe",
@@ -123,6 +132,8 @@ __all__ = [
     "Reduction",
     "RefineDataWarning",
     "RefineOptions",
+    "RefinementPhase",
+    "RefinementRequest",
     "Role",
     "RolloutSource",
     "RunHook",
@@ -138,12 +149,16 @@ __all__ = [
     "StatisticsReducer",
     "Timing",
     "VELOCITY_ROLES",
+    "as_specs",
+    "assemble",
+    "auto_or",
     "check_finite",
     "check_pair",
     "check_rank",
     "check_runs",
     "clean_statistics",
     "count_parameters",
+    "draft_plan",
     "evaluating",
     "factor_budget",
     "finite",
@@ -151,6 +166,7 @@ __all__ = [
     "in_mode_bank",
     "insert_phase",
     "is_compressible",
+    "lam_value",
     "linear_map",
     "make_adapter",
     "map_structure",
@@ -170,9 +186,11 @@ __all__ = [
     "refine",
     "registered",
     "registry",
+    "run_phase_list",
     "run_plan",
     "set_submodule",
     "singular_values",
+    "steps_value",
     "tensor_leaves",
     "thin_svd",
     "trajectory_length",

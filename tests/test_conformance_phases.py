@@ -16,9 +16,13 @@ from safesvd_core.plugin import (
     Phase,
     Plan,
     ProbePhase,
+    RefinementPhase,
+    RefinementRequest,
+    RefineOptions,
     StagesPhase,
     registry,
 )
+from safesvd_core.testing._runs import tiny_items
 from safesvd_core.testing.phases import PhaseConformance
 from safesvd_methods.baselines.asvd import ASVDSensitivityPhase
 from safesvd_methods.baselines.dobi import DobiTrainingPhase
@@ -82,6 +86,19 @@ class TestBlockCorrection(PhaseConformance):
         return BlockCorrectionPhase()
 
 
+class TestRefinement(PhaseConformance):
+    """Refinement with fresh data (``compress(..., refine_data=)``), the run's last phase."""
+
+    implementation: ClassVar[type[Phase]] = RefinementPhase
+
+    def make_phase(self) -> Phase:
+        options = RefineOptions(steps=4, held_out=0.5, eval_every=2, warmup=0)
+        request = RefinementRequest(
+            items=tiny_items(count=4, seed=9), options=options, same_as_calibration=False
+        )
+        return RefinementPhase(request=request)
+
+
 class TestRefine(PhaseConformance):
     implementation: ClassVar[type[Phase]] = RefinePhase
 
@@ -125,7 +142,8 @@ class TestTuning(PhaseConformance):
     implementation: ClassVar[type[Phase]] = TuningPhase
 
     def make_phase(self) -> Phase:
-        return TuningPhase(registry("recipe").create("safe-svd", alpha="auto"))
+        tuning, *_ = registry("recipe").create("safe-svd", alpha="auto").phases()
+        return tuning
 
     def placed(self, phase: Phase) -> tuple[Phase, ...]:
         return (phase, *DEFAULT_PHASES)

@@ -17,7 +17,7 @@ import attrs
 import pytest
 import torch
 
-from safesvd_core import ConfigError, FieldDescription, SafeSVDError, compress, registry
+from safesvd_core import ConfigError, FieldDescription, SafeSVDError, compress, recipe_phases, registry
 from safesvd_core.plugin import (
     DEFAULT_PHASES,
     Checkpoint,
@@ -194,17 +194,18 @@ def test_recipe_phases_live_on_the_base_class():
 
 
 @pytest.fixture
-def example(fresh_plugin_manager, capsys):
-    """The documented example's namespace (it registers its recipe and runs it once)."""
+def example(capsys):
+    """The documented example's namespace (it runs its list of phases once)."""
     path = str(ROOT / "examples" / "architecture" / "phase.py")
     namespace = runpy.run_path(path)  # security-lint: allow: the repository's own example
     assert "layers stay dense" in capsys.readouterr().out
     return namespace
 
 
-def test_the_documented_phase_keeps_every_option_of_the_recipe_it_extends(example):
-    recipe = example["SafeSVDWithReport"]
-    assert _names(recipe(merge_slow=True, block_correction=True, refine_epochs=1).phases()) == [
+def test_the_documented_phase_runs_in_a_list_with_every_option_of_the_recipe(example):
+    phases = recipe_phases("safe-svd", merge_slow=True, block_correction=True, refine_epochs=1)
+    phases.insert(phases.index(next(p for p in phases if p.name == "stages")), example["RankReport"]())
+    assert _names(phases) == [
         *DEFAULT_NAMES[:4],
         "merge-slow",
         "rank-report",
@@ -217,17 +218,34 @@ def test_the_documented_phase_keeps_every_option_of_the_recipe_it_extends(exampl
         (torch.randn(4, 2, 8, 8, generator=generator), torch.randn(4, 2, 2, 8, 8, generator=generator))
         for _ in range(3)
     ]
-    result = compress(
-        small_transformer(),
-        trajectories,
-        ratio=0.5,
-        recipe="safe-svd-report",
-        alpha="auto",
-        adapter_options=OPTIONS,
-    )
+    tuned = recipe_phases("safe-svd", alpha="auto")
+    tuned.insert(-1, example["RankReport"]())
+    result = compress(small_transformer(), trajectories, ratio=0.5, recipe=tuned, adapter_options=OPTIONS)
     assert "RolloutSource(steps=2" in result.objective["source"]  # calibrated on rollouts
     assert result.tuning["chosen"]["alpha"] in {row["alpha"] for row in result.tuning["candidates"]}  # "auto"
     assert "rank-report" in result.timings and any("layers stay dense" in note for note in result.notes)
+
+
+def test_a_recipe_subclass_keeps_every_option_of_the_recipe_it_extends(fresh_plugin_manager):
+    """Registration stays possible (to name the recipe in the CLI): a subclass inserts the phase."""
+
+    class Mark(Declaring):
+        name: ClassVar[str] = "mark"
+
+    @attrs.frozen(kw_only=True)
+    class WithMark(registry("recipe").get("safe-svd")):
+        name: ClassVar[str] = "safe-svd-marked"
+
+        def phases(self):
+            return insert_phase(super().phases(), Mark(), before="stages")
+
+    assert _names(WithMark(merge_slow=True, refine_epochs=1).phases()) == [
+        *DEFAULT_NAMES[:4],
+        "merge-slow",
+        "mark",
+        "stages",
+        "refine",
+    ]
 
 
 # -- typed outputs --------------------------------------------------------------------------------

@@ -14,88 +14,41 @@ from typing import Any, ClassVar
 import attrs
 
 from safesvd_core.plugin import (
-    DECOMPOSITIONS,
+    AUTO,
     DEFAULTS,
-    FISHER_MODES,
-    LAM_MODES,
-    STAGE_MODES,
+    AllocationPhase,
+    CleanStatisticsPhase,
     CompressionJob,
     CompressionResult,
     ConfigError,
+    LambdaPhase,
     Phase,
-    PhysicsLoss,
+    PhysicsSpec,
     Plan,
+    ProbePhase,
     Recipe,
-    RolloutSource,
+    StagesPhase,
+    draft_plan,
     insert_phase,
     non_negative_int,
-    one_of,
-    one_step_batches,
     positive,
-    positive_int,
     registered,
-    registry,
-    run_plan,
-    trajectory_length,
+    run_phase_list,
     unit_interval,
 )
 
 from .block_correction import BlockCorrectionPhase
 from .merge import MergeSlowPhase
 from .refine import RefinePhase
-from .tuning import AUTO, TuningPhase
-
-PhysicsSpec = str | Mapping[str, Any] | PhysicsLoss
-#: What the run's plan holds for an ``"auto"`` option until the tuning phase chooses it (for
-#: ``rollout_steps``: every step the trajectories hold).
-AUTO_STAND_INS = {"alpha": DEFAULTS.alpha, "lam_ratio": DEFAULTS.lam_ratio}
+from .tuning import TuningPhase
 
 
-def build_physics(specs: tuple[PhysicsSpec, ...]) -> tuple[PhysicsLoss, ...]:
-    """Physics losses from names, ``{"name": ..., **options}`` dicts or ready instances."""
-    losses = []
-    for spec in specs:
-        if isinstance(spec, PhysicsLoss):
-            losses.append(spec)
-        elif isinstance(spec, str):
-            losses.append(registry("physics_loss").create(spec))
-        elif isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
-            options = {key: value for key, value in spec.items() if key != "name"}
-            losses.append(registry("physics_loss").create(spec["name"], **options))
-        else:
-            raise ConfigError(
-                "physics entries are loss names, {'name': ..., **options} dicts or PhysicsLoss objects, "
-                f"got {spec!r}"
-            )
-    return tuple(losses)
-
-
-def _lam(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value == "auto":
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"lam must be 'auto' or a number ≥ 0, got {value!r}")
-
-
-def _auto_or(check):
-    """A validator: ``"auto"`` (chosen on a held-out split) or what ``check`` accepts."""
-
-    def validate(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value != AUTO:
-            check(instance, attribute, value)
-
-    return validate
-
-
-def _steps(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None and value != AUTO:
-        positive_int(instance, attribute, value)
-
-
-def _tuple(value: Any) -> tuple:
-    if isinstance(value, (str, Mapping, PhysicsLoss)):
-        return (value,)
-    return tuple(value)
+def option(phase: type[Phase], name: str) -> Any:
+    """A recipe option that is ``phase``'s option ``name``, with its default and converter."""
+    field = attrs.fields_dict(phase)[name]
+    if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+        return attrs.field(factory=field.default.factory, converter=field.converter)
+    return attrs.field(default=field.default, converter=field.converter)
 
 
 @attrs.frozen(kw_only=True)
@@ -130,54 +83,90 @@ class SafeSVD(Recipe):
     balanced: ClassVar[bool] = False
     handles_trajectories: ClassVar[bool] = True
     distributed: ClassVar[bool] = True
+    configured: ClassVar[bool] = True
 
-    alpha: float | str = attrs.field(default=DEFAULTS.alpha, validator=_auto_or(unit_interval))
-    sensitivity: bool = True
+    # the phases' options (validated by the phases, built at construction), then the recipe's own
+    alpha: float | str = option(StagesPhase, "alpha")
+    sensitivity: bool = option(CleanStatisticsPhase, "sensitivity")
     allocator: str = attrs.field(default="greedy", validator=registered("allocator"))
-    allocator_options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
-    sequential: bool = True
-    stage_mode: str = attrs.field(default=DEFAULTS.stage_mode, validator=one_of(STAGE_MODES))
-    physics: tuple[PhysicsSpec, ...] = attrs.field(default=(), converter=_tuple)
+    allocator_options: Mapping[str, Any] = option(AllocationPhase, "allocator_options")
+    sequential: bool = option(StagesPhase, "sequential")
+    stage_mode: str = option(StagesPhase, "stage_mode")
+    physics: tuple[PhysicsSpec, ...] = option(LambdaPhase, "physics")
     family: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(registered("pde_family"))
     )
-    sobolev_order: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(one_of((0, 1, 2)))
-    )
-    sobolev_p: int = attrs.field(default=1, validator=one_of((1, 2)))
-    lam: float | str = attrs.field(default=DEFAULTS.lam, validator=_lam)
-    lam_ratio: float | str = attrs.field(default=DEFAULTS.lam_ratio, validator=_auto_or(positive))
-    lam_mode: str = attrs.field(default=DEFAULTS.lam_mode, validator=one_of(LAM_MODES))
-    lam_cap: float = attrs.field(default=DEFAULTS.lam_cap, validator=positive)
-    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
-    fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
-    decomposition: str = attrs.field(default=DEFAULTS.decomposition, validator=one_of(DECOMPOSITIONS))
-    min_rank: int = DEFAULTS.min_rank
-    fisher: str = attrs.field(default="sampled", validator=one_of(FISHER_MODES))
-    seed: int = 0
-    rollout: bool = True
-    rollout_steps: int | str | None = attrs.field(default=None, validator=_steps)
-    balance_horizons: bool = True
+    sobolev_order: int | None = option(LambdaPhase, "sobolev_order")
+    sobolev_p: int = option(LambdaPhase, "sobolev_p")
+    lam: float | str = option(LambdaPhase, "lam")
+    lam_ratio: float | str = option(LambdaPhase, "lam_ratio")
+    lam_mode: str = option(LambdaPhase, "lam_mode")
+    lam_cap: float = option(LambdaPhase, "lam_cap")
+    jitter: float = option(StagesPhase, "jitter")
+    fisher_jitter: float = option(StagesPhase, "fisher_jitter")
+    decomposition: str = option(StagesPhase, "decomposition")
+    min_rank: int = option(AllocationPhase, "min_rank")
+    fisher: str = option(CleanStatisticsPhase, "fisher")
+    seed: int = option(CleanStatisticsPhase, "seed")
+    rollout: bool = option(CleanStatisticsPhase, "rollout")
+    rollout_steps: int | str | None = option(CleanStatisticsPhase, "rollout_steps")
+    balance_horizons: bool = option(CleanStatisticsPhase, "balance_horizons")
     held_out: float = attrs.field(default=0.25, validator=unit_interval)
     refine_epochs: int = attrs.field(default=0, validator=non_negative_int)
     refine_lr: float = attrs.field(default=DEFAULTS.refine_lr, validator=positive)
     merge_slow: bool = False
     block_correction: bool = False
 
+    def __attrs_post_init__(self) -> None:
+        self.phases()  # every phase validates its options: a bad one is refused at construction
+
     def phases(self) -> tuple[Phase, ...]:
-        """The engine's default phases; with an ``"auto"`` option the tuning phase first, with
-        ``merge_slow`` the merge-slow phase before the stages, with ``block_correction`` the
-        block-output correction after them, with ``refine_epochs`` the refine phase at the end. A
-        subclass adds its own with ``insert_phase(super().phases(), ...)``."""
-        phases = super().phases()
-        if AUTO in (self.alpha, self.lam_ratio, self.rollout_steps):
-            phases = insert_phase(phases, TuningPhase(self), before=phases[0].name)
+        """The recipe as a list of configured phases: the engine's default phases with these options;
+        with an ``"auto"`` option the tuning phase first, with ``merge_slow`` the merge-slow phase
+        before the stages, with ``block_correction`` the block-output correction after them, with
+        ``refine_epochs`` the refine phase at the end. A subclass adds its own with
+        ``insert_phase(super().phases(), ...)``."""
+        phases: tuple[Phase, ...] = (
+            ProbePhase(),
+            LambdaPhase(
+                physics=self.physics,
+                family=self.family,
+                sobolev_order=self.sobolev_order,
+                sobolev_p=self.sobolev_p,
+                lam=self.lam,
+                lam_ratio=self.lam_ratio,
+                lam_mode=self.lam_mode,
+                lam_cap=self.lam_cap,
+            ),
+            CleanStatisticsPhase(
+                sensitivity=self.sensitivity,
+                fisher=self.fisher,
+                seed=self.seed,
+                rollout=self.rollout,
+                rollout_steps=self.rollout_steps,
+                balance_horizons=self.balance_horizons,
+                balance_domains=self.balanced,
+            ),
+            AllocationPhase(
+                allocator=self.allocator, allocator_options=self.allocator_options, min_rank=self.min_rank
+            ),
+            StagesPhase(
+                alpha=self.alpha,
+                sequential=self.sequential,
+                stage_mode=self.stage_mode,
+                jitter=self.jitter,
+                fisher_jitter=self.fisher_jitter,
+                decomposition=self.decomposition,
+            ),
+        )
         if self.merge_slow:
             phases = insert_phase(phases, MergeSlowPhase(), before="stages")
         if self.block_correction:
             phases = insert_phase(phases, BlockCorrectionPhase(), after="stages")
         if self.refine_epochs:
             phases = (*phases, RefinePhase(epochs=self.refine_epochs, lr=self.refine_lr))
+        if AUTO in (self.alpha, self.lam_ratio, self.rollout_steps):
+            phases = (TuningPhase(phases=phases, held_out=self.held_out), *phases)
         return phases
 
     def plan(
@@ -185,46 +174,12 @@ class SafeSVD(Recipe):
     ) -> Plan:
         """The engine plan these options describe, for one-step batches (``steps=None``) or
         ``steps``-step rollouts; ``alpha`` and ``lam_ratio`` resolve an ``"auto"`` option."""
-        alpha = self._resolved("alpha", alpha)
-        lam_ratio = self._resolved("lam_ratio", lam_ratio)
-        clean: tuple[str, ...] = ("clean-covariance",) + (("output-fisher",) if self.sensitivity else ())
-        by = (("domain",) if self.balanced else ()) + (("group",) if self._horizon_groups(steps) else ())
-        estimator_options: dict[str, dict[str, Any]] = {}
-        if by:
-            estimator_options["energy-balanced"] = {"inner": clean, "by": by}
-            clean = ("energy-balanced",)
-        solver = registry("solver").create(
-            "whitened",
-            alpha=alpha if self.sequential else 0.0,
-            sensitivity=self.sensitivity,
-            jitter=self.jitter,
-            fisher_jitter=self.fisher_jitter,
-            decomposition=self.decomposition,
-        )
-        extra = (
-            {}
-            if steps is None
-            else {"source": RolloutSource(steps=steps, one_step_group=self._horizon_groups(steps))}
-        )
-        return Plan(
-            clean_estimators=clean,
-            shifted_estimators=("shifted-covariance",) if self.sequential and alpha > 0 else (),
-            solver=solver,
-            allocator=registry("allocator").create(
-                self.allocator, min_rank=self.min_rank, **self.allocator_options
-            ),
-            physics=self._physics(),
-            lam=self.lam,
-            lam_ratio=lam_ratio,
-            lam_mode=self.lam_mode,
-            lam_cap=self.lam_cap,
-            family=registry("pde_family").create(self.family) if self.family else None,
-            stage_mode=self.stage_mode,  # type: ignore[arg-type]
-            estimator_options=estimator_options,
-            fisher=self.fisher,
-            seed=self.seed,
-            **extra,
-        )
+        chosen = {
+            "alpha": self._resolved("alpha", alpha),
+            "lam_ratio": self._resolved("lam_ratio", lam_ratio),
+        }
+        recipe = attrs.evolve(self, rollout=steps is not None, rollout_steps=steps, **chosen)
+        return draft_plan(recipe.phases())
 
     def _resolved(self, option: str, value: float | None) -> float:
         if value is not None:
@@ -236,54 +191,8 @@ class SafeSVD(Recipe):
             )
         return chosen
 
-    def _horizon_groups(self, steps: int | None) -> bool:
-        return self.balance_horizons and steps is not None and steps > 1
-
-    def steps(self, job: CompressionJob) -> int | None:
-        """The rollout length for ``job``'s items: ``None`` for one-step batches (or ``rollout`` off)."""
-        available = trajectory_length(job.adapter, job.batches)
-        if available is None or not self.rollout:
-            return None
-        if isinstance(self.rollout_steps, int):
-            if self.rollout_steps > available:
-                raise ConfigError(
-                    f"rollout_steps={self.rollout_steps}, but the trajectories hold {available} steps"
-                )
-            return self.rollout_steps
-        return available
-
-    def _physics(self) -> tuple[PhysicsLoss, ...]:
-        """Explicit ``physics`` wins; else the family's Sobolev loss (order and p overridable)."""
-        if self.physics:
-            if self.sobolev_order is not None:
-                raise ConfigError(
-                    "sobolev_order applies to the family's Sobolev loss; with explicit physics, set it there"
-                )
-            return build_physics(self.physics)
-        if self.family is None:
-            if self.sobolev_order is not None:
-                raise ConfigError(
-                    "sobolev_order needs a family (or an explicit physics=[{'name': 'sobolev', ...}])"
-                )
-            return ()
-        family = registry("pde_family").get(self.family)
-        order = family.sobolev_order if self.sobolev_order is None else self.sobolev_order
-        return (registry("physics_loss").create("sobolev", order=order, p=self.sobolev_p),)
-
     def compress(self, job: CompressionJob) -> CompressionResult:
-        if self.refine_epochs and job.reducer.world > 1:
-            raise ConfigError(
-                "refine_epochs does not run distributed yet (its training steps are not synchronised); "
-                "refine in one process"
-            )
-        steps = self.steps(job)
-        if steps is None:  # one-step calibration: trajectories become teacher-forced one-step batches
-            job = attrs.evolve(job, batches=one_step_batches(job.adapter, job.batches))
-        # an "auto" option stands at its default until the tuning phase, the first, chooses it
-        stand_ins = {
-            option: value for option, value in AUTO_STAND_INS.items() if getattr(self, option) == AUTO
-        }
-        return run_plan(job, self.plan(steps, **stand_ins), self.phases())
+        return run_phase_list(job, self.phases())
 
 
 @attrs.frozen(kw_only=True)

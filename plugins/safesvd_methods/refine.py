@@ -15,6 +15,7 @@ import attrs
 
 from safesvd_core.plugin import (
     DEFAULTS,
+    ConfigError,
     Phase,
     RefineDataWarning,
     RefineOptions,
@@ -35,6 +36,13 @@ class RefinePhase(Phase):
 
     epochs: int = attrs.field(validator=positive_int)
     lr: float = attrs.field(default=DEFAULTS.refine_lr, validator=positive)
+
+    def check(self, state: RunState) -> None:
+        if state.job.reducer.world > 1:
+            raise ConfigError(
+                "refine_epochs does not run distributed yet (its training steps are not synchronised); "
+                "refine in one process"
+            )
 
     def run(self, state: RunState) -> None:
         job = state.job

@@ -24,18 +24,22 @@ import torch
 from torch import nn
 
 from safesvd_core.plugin import (
+    AUTO,
+    DEFAULTS,
     CompressionJob,
     ConfigError,
     LocalReducer,
     ModelAdapter,
     Phase,
+    PlanDraft,
     RunState,
     StatisticsReducer,
+    assemble,
     evaluating,
-    run_plan,
+    run_phase_list,
+    unit_interval,
 )
 
-AUTO = "auto"
 ALPHA_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 LAM_RATIO_GRID = (1.0, 10.0, 100.0)
 
@@ -68,16 +72,37 @@ class Tuning:
         )
 
 
-def grids(recipe: Any, steps: int | None) -> dict[str, tuple[Any, ...]]:
-    """Option → candidate values, for the recipe's ``"auto"`` options."""
+#: A grid's key → the phase option it sets.
+TUNED = {"alpha": "alpha", "lam_ratio": "lam_ratio", "steps": "rollout_steps"}
+
+
+def grids(phases: Sequence[Phase], steps: int | None) -> dict[str, tuple[Any, ...]]:
+    """Option → candidate values, for the phases' ``"auto"`` options."""
+    auto = {key for phase in phases for key, option in TUNED.items() if getattr(phase, option, None) == AUTO}
     out: dict[str, tuple[Any, ...]] = {}
-    if recipe.alpha == AUTO:
+    if "alpha" in auto:
         out["alpha"] = ALPHA_GRID
-    if recipe.lam_ratio == AUTO:
+    if "lam_ratio" in auto:
         out["lam_ratio"] = LAM_RATIO_GRID
-    if recipe.rollout_steps == AUTO and steps is not None:
+    if "steps" in auto and steps is not None:
         out["steps"] = tuple(sorted({1, (steps + 1) // 2, steps}))
     return out
+
+
+def with_values(phases: Sequence[Phase], values: Mapping[str, Any], steps: int | None) -> tuple[Phase, ...]:
+    """``phases`` with each ``"auto"`` option set to its value in ``values`` (a grid's key → value);
+    an ``"auto"`` option with none stands at ``steps`` (``rollout_steps``) or its default."""
+    chosen = {TUNED[key]: value for key, value in values.items()}
+    stand_ins = {"alpha": DEFAULTS.alpha, "lam_ratio": DEFAULTS.lam_ratio, "rollout_steps": steps}
+    out = []
+    for phase in phases:
+        autos = {option for option in TUNED.values() if getattr(phase, option, None) == AUTO}
+        out.append(
+            attrs.evolve(phase, **{option: chosen.get(option, stand_ins[option]) for option in autos})
+            if autos
+            else phase
+        )
+    return tuple(out)
 
 
 def held_out_losses(
@@ -105,38 +130,36 @@ def held_out_losses(
 
 
 def held_out_search(
-    recipe: Any, job: CompressionJob, steps: int | None, phases: Sequence[Phase] | None = None
+    phases: Sequence[Phase], job: CompressionJob, steps: int | None, held_out: float = 0.25
 ) -> Tuning:
-    """Choose the recipe's ``"auto"`` options (see the module); an empty :class:`Tuning` when there are
-    none. Each candidate runs through ``phases`` (default: the recipe's, without the tuning phase)."""
-    grid = grids(recipe, steps)
+    """Choose the ``"auto"`` options of ``phases`` (see the module) on a ``held_out`` share of the
+    job's items; an empty :class:`Tuning` when there are none. Each candidate runs through ``phases``."""
+    grid = grids(phases, steps)
     if not grid:
         return Tuning()
     count = len(job.batches)
-    held = max(1, round(recipe.held_out * count))
+    held = max(1, round(held_out * count))
     if count - held < 1:
         raise ConfigError(
             f"choosing {', '.join(grid)} on a held-out split needs at least 2 calibration items, got {count}"
         )
-    fit, held_out = list(job.batches[: count - held]), list(job.batches[count - held :])
-    if phases is None:
-        phases = [phase for phase in recipe.phases() if phase.name != TuningPhase.name]
-    reference = held_out_losses(job.adapter, job.original, held_out, steps, job.reducer)
+    fit, held_out_items = list(job.batches[: count - held]), list(job.batches[count - held :])
+    reference = held_out_losses(job.adapter, job.original, held_out_items, steps, job.reducer)
     rows, passes = [], 0
     for values in itertools.product(*grid.values()):
         options = dict(zip(grid, values))
         trial = attrs.evolve(
-            job, batches=fit, model=copy.deepcopy(job.original), statistics=None, hooks=(), progress=False
+            job,
+            batches=fit,
+            model=copy.deepcopy(job.original),
+            statistics=None,
+            hooks=(),
+            progress=False,
+            closing_phases=(),
         )
-        result = run_plan(
-            trial,
-            recipe.plan(
-                options.get("steps", steps), alpha=options.get("alpha"), lam_ratio=options.get("lam_ratio")
-            ),
-            phases,
-        )
+        result = run_phase_list(trial, with_values(phases, options, steps))
         passes += sum(result.passes.values())
-        losses = held_out_losses(job.adapter, result.model, held_out, steps, job.reducer)
+        losses = held_out_losses(job.adapter, result.model, held_out_items, steps, job.reducer)
         rows.append({**options, "score": statistics.fmean(c / o for c, o in zip(losses, reference))})
     best = min(rows, key=lambda row: row["score"])  # the first of equal scores, in grid order
     return Tuning(
@@ -144,31 +167,33 @@ def held_out_search(
     )
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class TuningPhase(Phase):
-    """The held-out choice of ``recipe``'s ``"auto"`` options (a ``safe-svd`` recipe), the first phase
-    of the run: until it runs, the plan holds the options' defaults in their place (what the other
-    phases' checks saw). It compresses every candidate (:func:`held_out_search`, through the recipe's
-    other phases), sets ``state.plan`` to the chosen options' plan, which every later phase checks
-    again, and records the choice: ``log.reports["tuning"]`` (``result.tuning``), a note, and the
-    candidates' passes. With nothing to choose (``rollout_steps="auto"`` on one-step items) it does
-    nothing."""
+    """The held-out choice of the ``"auto"`` options of ``phases`` (the rest of the list, which it
+    tunes), the first phase of the run: until it runs, the plan holds the options' defaults in their
+    place (what the other phases' checks saw). It compresses every candidate (:func:`held_out_search`
+    on a ``held_out`` share of the calibration items), sets ``state.plan`` to the chosen options'
+    plan, which every later phase checks again, and records the choice: ``log.reports["tuning"]``
+    (``result.tuning``), a note, and the candidates' passes. With nothing to choose
+    (``rollout_steps="auto"`` on one-step items) it does nothing."""
 
     name: ClassVar[str] = "tuning"
     writes: ClassVar[tuple[str, ...]] = ("plan",)
 
-    recipe: Any
+    phases: tuple[Phase, ...] = attrs.field(converter=tuple)
+    held_out: float = attrs.field(default=0.25, validator=unit_interval)
+
+    def configure(self, draft: PlanDraft) -> None:
+        draft.tuned = True
 
     def run(self, state: RunState) -> None:
-        steps = self.recipe.steps(state.job)
-        later = [phase for phase in self.recipe.phases() if phase.name != self.name]
-        tuning = held_out_search(self.recipe, state.job, steps, later)
+        steps = getattr(state.plan.source, "steps", None)
+        tuning = held_out_search(self.phases, state.job, steps, self.held_out)
         if not tuning.candidates:
             return
-        chosen = tuning.chosen
-        steps = chosen.get("steps", steps)
-        state.plan = self.recipe.plan(steps, alpha=chosen.get("alpha"), lam_ratio=chosen.get("lam_ratio"))
-        for phase in later:
+        chosen = with_values(self.phases, tuning.chosen, tuning.chosen.get("steps", steps))
+        _, state.plan = assemble(state.job, chosen)
+        for phase in self.phases:
             phase.check(state)
         state.count(self.name, tuning.passes)
         state.log.reports[self.name] = tuning.to_dict()

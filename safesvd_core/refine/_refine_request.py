@@ -1,33 +1,27 @@
 """What ``compress(..., refine_data=, refine_steps=, refine_options=)`` asks for: checked before any
-pass over the calibration data, run on the recipe's result (:func:`~._refine.refine`)."""
+pass over the calibration data, run by the refinement phase (:mod:`._refine_phase`)."""
 
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import attrs
 from torch import nn
 
 from .._errors import ConfigError
-from ..io._fingerprint import config_fingerprint, fingerprint
+from ..io._fingerprint import fingerprint
 from ..kinds._interfaces import ModelAdapter
 from ..model._modules import evaluating
 from ..run._items import check_dtypes, check_finite, check_runs, materialise, moved, tensors
-from ..run._job import CompressionJob
-from ..run._result import CompressionResult
 from ..run._rollout import one_step_batches
 from ._refine import (
     RECOMMENDED_INPUTS,
     RefineDataWarning,
     RefineOptions,
-    refine,
     source_for,
     split_items,
-    summary,
 )
 
 
@@ -85,35 +79,6 @@ class RefinementRequest:
                 stacklevel=3,
             )
         return checked
-
-    def run(
-        self,
-        job: CompressionJob,
-        result: CompressionResult,
-        fingerprints: Mapping[str, str],
-        checkpoint_dir: str | Path | None,
-    ) -> None:
-        """Refine ``result.model`` in place; the report goes to ``result.reports["refine"]``."""
-        start = time.perf_counter()
-        key = config_fingerprint(
-            {**fingerprints, "refine": fingerprint(self.items), "options": attrs.asdict(self.options)}
-        )
-        with evaluating(job.original), evaluating(result.model):
-            report = refine(
-                job.original,
-                result.model,
-                job.adapter,
-                self.items,
-                self.options,
-                progress=job.progress,
-                checkpoint_dir=checkpoint_dir,
-                fingerprint=key,
-            )
-        result.reports["refine"] = report
-        result.notes.append(summary(report))
-        seconds = time.perf_counter() - start
-        result.timings["refine"] = seconds
-        result.timings["total"] = result.timings.get("total", 0.0) + seconds
 
 
 def refinement_request(

@@ -18,11 +18,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from .._errors import BudgetError
+import attrs
+
+from .._errors import BudgetError, ConfigError
 from ..model._modules import count_parameters, evaluating
 from ..statistics._statistics import CalibrationStatistics
 from ._job import CompressionJob, Phase, Plan, RunState
 from ._phase_order import check_phases, check_written
+from ._plan_draft import PlanDraft
 from ._result import CompressionResult
 from ._start import start_state
 from .phases._allocate import AllocationPhase
@@ -41,10 +44,37 @@ DEFAULT_PHASES: tuple[Phase, ...] = (
 
 
 def run_plan(job: CompressionJob, plan: Plan, phases: Sequence[Phase] = DEFAULT_PHASES) -> CompressionResult:
-    """Compress ``job.model`` in place following ``plan`` through ``phases``; the original stays untouched."""
+    """Compress ``job.model`` in place following ``plan`` through ``phases``; the original stays
+    untouched. The plan is given, so a phase whose options would configure one
+    (:func:`run_phase_list`) must keep its defaults: they would be ignored."""
+    ignored = [phase.name for phase in phases if _configured(phase, job)]
+    if ignored:
+        raise ConfigError(
+            f"the phases {', '.join(map(repr, ignored))} were given options, but run_plan takes its plan "
+            "as given and would ignore them; run the list with run_phase_list (or compress(recipe=[...]))"
+        )
+    return execute(job, plan, phases)
+
+
+def _configured(phase: Phase, job: CompressionJob) -> bool:
+    """Whether ``phase`` would set parts of a plan, from options other than its defaults."""
+    if type(phase).configure is Phase.configure or not attrs.has(type(phase)):
+        return False
+    draft = PlanDraft(job)
+    phase.configure(draft)
+    if not draft.parts:
+        return False
+    try:
+        return phase != type(phase)()
+    except TypeError:  # options with no default: configured by construction
+        return True
+
+
+def execute(job: CompressionJob, plan: Plan, phases: Sequence[Phase]) -> CompressionResult:
+    """:func:`run_plan` without its check of the phases' options (the plan was assembled from them)."""
     start = time.perf_counter()
     state = start_state(job, plan)
-    run_phases(state, phases)
+    run_phases(state, (*phases, *job.closing_phases))
     state.log.timings["total"] = time.perf_counter() - start
     return finish(state)
 

@@ -8,7 +8,7 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 from torch import nn
@@ -26,14 +26,35 @@ from ..statistics._statistics import CalibrationStatistics
 from ._outputs import MOVED, Allocation, Budget, CleanStatistics, Probe, Progress, RunLog, Stage, moved
 from ._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
 
+if TYPE_CHECKING:
+    from ._plan_draft import PlanDraft
+
 StageMode = Literal["auto", "block", "layer", "exact"]
 STAGE_MODES = ("auto", "block", "layer", "exact")
 
 
-@attrs.define(kw_only=True)
+@attrs.frozen(kw_only=True)
+class RunSeams:
+    """How a run shares its work and reports: the ``reducer`` (processes and their statistics), the
+    run ``hooks``, the ``spill`` policy of statistics that do not fit in memory, and whether to show
+    ``progress`` bars."""
+
+    reducer: StatisticsReducer = attrs.field(factory=LocalReducer)
+    hooks: tuple[RunHook, ...] = ()
+    spill: SpillPolicy | None = None
+    progress: bool = False
+
+
+#: The job's former fields now held by its :class:`RunSeams` (still accepted and read on the job).
+SEAM_FIELDS = tuple(field.name for field in attrs.fields(RunSeams))
+
+
+@attrs.define(kw_only=True, init=False)
 class CompressionJob:
-    """Everything a recipe needs: the untouched original, the model to compress, the data, and
-    the job-level seams (how work and statistics are shared across processes; the run hooks)."""
+    """Everything a recipe needs: the untouched original, the model to compress, the data, the
+    job-level seams (:class:`RunSeams`: processes, hooks, spill, progress; also read and given flat,
+    ``job.reducer``, ``CompressionJob(..., hooks=...)``) and the phases ``compress`` runs after the
+    recipe's own (``closing_phases``: the refinement with data)."""
 
     original: nn.Module
     model: nn.Module
@@ -43,15 +64,36 @@ class CompressionJob:
     recipe: str
     options: dict[str, Any]
     statistics: CalibrationStatistics | None = None
-    progress: bool = False
-    spill: SpillPolicy | None = None
-    reducer: StatisticsReducer = attrs.field(factory=LocalReducer)
-    hooks: tuple[RunHook, ...] = ()
+    seams: RunSeams = attrs.field(factory=RunSeams)
+    closing_phases: tuple[Phase, ...] = ()
+
+    def __init__(self, **fields: Any) -> None:
+        """The fields as keywords; the seams' fields may be given flat (they override ``seams=``)."""
+        flat = {key: fields.pop(key) for key in SEAM_FIELDS if key in fields}
+        seams = fields.pop("seams", None) or RunSeams()
+        self.__attrs_init__(seams=attrs.evolve(seams, **flat), **fields)
+
+    @property
+    def reducer(self) -> StatisticsReducer:
+        return self.seams.reducer
+
+    @property
+    def hooks(self) -> tuple[RunHook, ...]:
+        return self.seams.hooks
+
+    @property
+    def spill(self) -> SpillPolicy | None:
+        return self.seams.spill
+
+    @property
+    def progress(self) -> bool:
+        return self.seams.progress
 
 
-def _provided(
+def provided_statistics(
     clean: Sequence[str], shifted: Sequence[str], options: Mapping[str, Mapping[str, Any]]
 ) -> frozenset[str]:
+    """The statistics the named clean and shifted estimators provide, with their options."""
     estimators = registry("estimator")
     return frozenset().union(
         *(estimators.get(name).provided(**options.get(name, {})) for name in (*clean, *shifted))
@@ -110,7 +152,7 @@ class Plan:
             raise ConfigError(
                 f"stage_mode must be one of {', '.join(map(repr, STAGE_MODES))}, got {self.stage_mode!r}"
             )
-        provided = _provided(self.clean_estimators, self.shifted_estimators, self.estimator_options)
+        provided = provided_statistics(self.clean_estimators, self.shifted_estimators, self.estimator_options)
         missing = sorted(set(self.solver.requires) - provided)
         if missing:
             raise ConfigError(
@@ -238,6 +280,10 @@ class Phase(ABC):
     reads: ClassVar[tuple[str, ...]] = ()
     #: Parts of the state this phase writes, e.g. ``("allocation",)``.
     writes: ClassVar[tuple[str, ...]] = ()
+
+    def configure(self, draft: PlanDraft) -> None:  # noqa: B027 - optional: most phases own no option
+        """In a recipe given as a list of phases, before the run: set the parts of the plan this
+        phase's options own (``draft.set(self, solver=...)``). Default: nothing."""
 
     def check(self, state: RunState) -> None:  # noqa: B027 - optional: most phases check nothing
         """Refuse what cannot work before any phase makes a pass over the data; change nothing and

@@ -6,6 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from .._errors import ConfigError
 from ._engine import DEFAULT_PHASES
 from ._job import CompressionJob, Phase
 from ._result import CompressionResult
@@ -18,7 +19,8 @@ class Recipe(ABC):
     :func:`safesvd_core.compress`. A recipe that sets ``handles_trajectories`` receives trajectory
     items as they are (see ``ModelAdapter.trajectory_steps``); any other recipe receives them as
     teacher-forced one-step batches (``one_step_batches``). A recipe that sets ``distributed``
-    may run on a shard of the items per process.
+    may run on a shard of the items per process. A recipe that sets ``configured`` is a list of
+    configured phases (:meth:`phases`; ``recipe_phases(name)`` gives it to edit).
     """
 
     name: ClassVar[str]
@@ -26,12 +28,24 @@ class Recipe(ABC):
     #: Whether the recipe runs distributed: only through ``run_plan``/``clean_statistics``, whose
     #: passes are sharded and reduced (a calibration loop of its own would not be).
     distributed: ClassVar[bool] = False
+    #: Whether :meth:`phases` is the whole recipe: configured phases that assemble the plan
+    #: (``run_phase_list``); otherwise the recipe gives its plan itself and the phases keep their defaults.
+    configured: ClassVar[bool] = False
 
     def phases(self) -> tuple[Phase, ...]:
-        """The phases the recipe runs ``run_plan`` through: the engine's default ones. A recipe (or
-        a subclass of one) adds its own by name and keeps the rest, e.g.
+        """The phases the recipe runs through: the engine's default ones. A recipe (or a subclass of
+        one) adds its own by name and keeps the rest, e.g.
         ``return insert_phase(super().phases(), MyPhase(), before="stages")``."""
         return DEFAULT_PHASES
+
+    def phase_list(self) -> tuple[Phase, ...]:
+        """The recipe as a list of configured phases, to edit and pass to ``compress(recipe=[...])``."""
+        if not self.configured:
+            raise ConfigError(
+                f"recipe {self.name!r} gives its own plan (its phases keep their defaults), so it has no "
+                "list of configured phases"
+            )
+        return tuple(self.phases())
 
     @abstractmethod
     def compress(self, job: CompressionJob) -> CompressionResult:

@@ -5,55 +5,50 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from torch import Tensor, nn
+from torch import nn
 
 from ..kinds._interfaces import SolveRecord
 from ..statistics._statistics import CalibrationStatistics
+from ._outputs import RunLog
+from ._result_parts import FLAT, GROUPS, ParameterCount, RankChoice, RunSetting, flat_property
 
 
-@attrs.define(kw_only=True)
+@attrs.frozen(kw_only=True, init=False)
 class CompressionResult:
-    """The compressed model and everything needed to judge and reproduce it.
+    """The compressed model and everything needed to judge and reproduce it; frozen once built.
 
-    ``ranks`` maps each compressible layer to its kept rank, or ``None`` where it stays dense.
-    ``records`` says per solved layer which factorisation path each matrix took; ``fallbacks``
-    keeps the ones that left the Cholesky path. ``objective`` describes the calibration loss
-    (physics terms, λ mode, family). ``passes`` counts passes over the calibration
-    set by phase; ``timings`` are wall seconds by phase.
+    Grouped: ``setting`` (:class:`RunSetting`: recipe, options, ratio, objective, configs,
+    fingerprints), ``parameters`` (:class:`ParameterCount`), ``choice`` (:class:`RankChoice`: ranks,
+    spectra, layer order, stages, λ), ``log`` (timings and passes by phase, notes, each phase's
+    ``reports``), ``records`` (per solved layer, which factorisation path each matrix took;
+    ``fallbacks`` keeps the ones that left the Cholesky path) and the clean ``statistics``. Every
+    grouped field is also read flat (``result.ranks``) and may be given flat to the constructor.
     """
 
     model: nn.Module
-    recipe: str
-    options: dict[str, Any]
-    ratio: float
-    ranks: dict[str, int | None]
-    params_before: int
-    params_after: int
-    budget: int
+    setting: RunSetting
+    parameters: ParameterCount
+    choice: RankChoice = attrs.field(factory=RankChoice)
+    log: RunLog = attrs.field(factory=RunLog)
     records: dict[str, SolveRecord] = attrs.field(factory=dict)
-    timings: dict[str, float] = attrs.field(factory=dict)
-    passes: dict[str, int] = attrs.field(factory=dict)
-    lam: float | None = None
-    objective: dict[str, Any] = attrs.field(factory=dict)
-    layer_order: list[str] = attrs.field(factory=list)
-    stages: list[list[str]] = attrs.field(factory=list)
     statistics: CalibrationStatistics | None = None
-    notes: list[str] = attrs.field(factory=list)
-    #: Options chosen on a held-out split (``"auto"``), with every candidate's score: the report of the
-    #: run's ``tuning`` phase; empty otherwise.
-    tuning: dict[str, Any] = attrs.field(factory=dict)
-    #: sha256 of the original weights, the calibration data and the config (set by ``compress``).
-    fingerprints: dict[str, str] = attrs.field(factory=dict)
-    #: Layer → the proxy spectrum the allocator ranked by (float64, descending): for ``safe-svd`` the
-    #: singular values of the whitened, sensitivity-weighted weight. Empty for recipes that allocate
-    #: themselves.
-    spectra: dict[str, Tensor] = attrs.field(factory=dict)
-    #: ``{"recipe": ..., "adapter": ...}`` as :func:`~safesvd_core.config_to_dict` gives them (``None`` for an
-    #: object with no dict form, e.g. an adapter given a loss function), set by ``compress``.
-    configs: dict[str, Any] = attrs.field(factory=dict)
-    #: Phase name → what an optional phase reports (JSON-ready), e.g. ``"merge-slow"``: the layers
-    #: merged back to dense with their measured times.
-    reports: dict[str, Any] = attrs.field(factory=dict)
+
+    def __init__(self, **fields: Any) -> None:
+        """The fields as keywords; every grouped field may be given flat (overriding its group's)."""
+        flat: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
+        for name in [name for name in fields if name in FLAT]:
+            flat[FLAT[name]][name] = fields.pop(name)
+        fields.pop("tuning", None)  # read from the log's reports (``reports["tuning"]``)
+        for group, (_, kind) in GROUPS.items():
+            given = fields.pop(group, None)
+            fields[group] = kind(**flat[group]) if given is None else attrs.evolve(given, **flat[group])
+        self.__attrs_init__(**fields)
+
+    @property
+    def tuning(self) -> dict[str, Any]:
+        """Options chosen on a held-out split (``"auto"``), with every candidate's score: the report of
+        the run's ``tuning`` phase; empty otherwise."""
+        return self.log.reports.get("tuning", {})
 
     @property
     def fallbacks(self) -> dict[str, SolveRecord]:
@@ -96,3 +91,7 @@ class CompressionResult:
             f"{'met' if self.met_budget else 'MISSED'})"
         )
         return "\n".join(lines)
+
+
+for _name, _group in FLAT.items():  # every grouped field, read flat: result.ranks, result.timings, ...
+    setattr(CompressionResult, _name, flat_property(_group, _name))

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
+import attrs
+
+from ..._defaults import DEFAULTS
 from ...kinds._interfaces import LayerCandidate
+from ...kinds._plugins import registry
 from ...model._modes import in_mode_bank
 from .._job import Phase, RunState
 from .._outputs import Allocation
+from .._plan_draft import PlanDraft
 from .._seams import Shared
 
 
@@ -16,14 +22,33 @@ class IdleLayersWarning(UserWarning):
     """Compressible layers the calibration loss does not reach (zero Fisher): cut blind."""
 
 
+@attrs.frozen(kw_only=True)
 class AllocationPhase(Phase):
     """Writes ``state.allocation``: each layer's proxy spectrum (split across the job's processes,
     reading one layer's statistics at a time: they may be spilled to disk), the candidates the
-    allocator saw, and the ranks (layer → rank, ``None`` = dense) within the factor budget."""
+    allocator saw, and the ranks (layer → rank, ``None`` = dense) within the factor budget.
+
+    Options (in a list of phases; they set the plan's allocator): ``allocator`` (any registered
+    allocator) with ``allocator_options``, and ``min_rank``.
+    """
 
     name: ClassVar[str] = "allocate"
     reads: ClassVar[tuple[str, ...]] = ("probe", "statistics")
     writes: ClassVar[tuple[str, ...]] = ("allocation",)
+
+    #: A registered allocator's name (looked up when the list is assembled: constructing a phase loads
+    #: no plugin).
+    allocator: str = attrs.field(default="greedy", validator=attrs.validators.instance_of(str))
+    allocator_options: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    min_rank: int = DEFAULTS.min_rank
+
+    def configure(self, draft: PlanDraft) -> None:
+        draft.set(
+            self,
+            allocator=registry("allocator").create(
+                self.allocator, min_rank=self.min_rank, **self.allocator_options
+            ),
+        )
 
     def run(self, state: RunState) -> None:
         order, statistics, plan = state.probe.order, state.statistics.clean, state.plan

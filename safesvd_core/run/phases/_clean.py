@@ -5,34 +5,95 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import attrs
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..._errors import ConfigError
 from ...kinds._interfaces import LayerSignals
+from ...kinds._validators import one_of, positive_int
 from ...model._capture import LayerRecorder
 from ...model._layers import linear_map
-from ...physics._objective import LAM_RECORD, CalibrationObjective
+from ...physics._objective import FISHER_MODES, LAM_RECORD, CalibrationObjective
 from ...statistics._spill import layer_groups
 from ...statistics._statistics import CalibrationStatistics, EstimatorFactory
 from .._job import Phase, RunState
 from .._memory import check_fits, estimate
 from .._outputs import CleanStatistics
+from .._plan_draft import AUTO, PlanDraft
+from .._rollout import RolloutSource, trajectory_length
 
 
+def steps_value(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A validator: a rollout length (an int ≥ 1), ``None`` (every step) or ``"auto"``."""
+    if value is not None and value != AUTO:
+        positive_int(instance, attribute, value)
+
+
+@attrs.frozen(kw_only=True)
 class CleanStatisticsPhase(Phase):
     """Writes ``state.statistics``: ``job.statistics`` when given (resume), else the clean pass.
 
     Each group's statistics go through the job's reducer, then (with a memory cap) to the spill
     directory, which is reopened once every group is there. The statistics record the λ of the
     objective they were gathered with (``LAM_RECORD``), so that a resume from them keeps it.
+
+    Options (in a list of phases; they set the plan's clean estimators and batch source):
+    ``sensitivity`` (estimate the output Fisher ``S``), ``fisher`` (``"sampled"``: at residuals drawn
+    at the observed scale, the model Fisher; ``"empirical"``: at the model's residuals, the paper's),
+    ``seed`` (of those draws). Given trajectories: ``rollout`` (calibrate on rollouts, else on their
+    teacher-forced one-step batches), ``rollout_steps`` (``None``: every step they hold; a number up
+    to that; ``"auto"`` with a tuning phase), ``balance_horizons`` (energy-balance the one-step and
+    the rollout statistics); ``balance_domains`` (energy-balance the domains: ``safe-svd-balanced``).
     """
 
     name: ClassVar[str] = "clean"
     reads: ClassVar[tuple[str, ...]] = ("objective",)
     writes: ClassVar[tuple[str, ...]] = ("statistics",)
+
+    sensitivity: bool = True
+    fisher: str = attrs.field(default="sampled", validator=one_of(FISHER_MODES))
+    seed: int = 0
+    rollout: bool = True
+    rollout_steps: int | str | None = attrs.field(default=None, validator=steps_value)
+    balance_horizons: bool = True
+    balance_domains: bool = False
+
+    def configure(self, draft: PlanDraft) -> None:
+        steps = draft.auto(self, "rollout_steps", self.rollout_steps, None)
+        if draft.job is not None:
+            steps = self.steps(draft.job.adapter, draft.job.batches, steps)
+        clean: tuple[str, ...] = ("clean-covariance",) + (("output-fisher",) if self.sensitivity else ())
+        groups = self.balance_horizons and steps is not None and steps > 1
+        by = (("domain",) if self.balance_domains else ()) + (("group",) if groups else ())
+        options: dict[str, dict[str, Any]] = {}
+        if by:
+            options["energy-balanced"] = {"inner": clean, "by": by}
+            clean = ("energy-balanced",)
+        source = {} if steps is None else {"source": RolloutSource(steps=steps, one_step_group=groups)}
+        draft.set(
+            self,
+            clean_estimators=clean,
+            estimator_options=options,
+            fisher=self.fisher,
+            seed=self.seed,
+            **source,
+        )
+
+    def steps(self, adapter: Any, items: Sequence[Any], steps: int | None) -> int | None:
+        """The rollout length for ``items``: ``None`` for one-step batches (or ``rollout`` off), else
+        ``steps`` (checked against what the trajectories hold) or every step they hold."""
+        available = trajectory_length(adapter, items)
+        if available is None or not self.rollout:
+            return None
+        if steps is None:
+            return available
+        if steps > available:
+            raise ConfigError(f"rollout_steps={steps}, but the trajectories hold {available} steps")
+        return steps
 
     def check(self, state: RunState) -> None:
         # the grouping and the memory can fail: find out before any pass over the data, from this

@@ -2,20 +2,78 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import attrs
 import torch
 
-from ...physics._objective import LAM_RECORD, balanced_lambda, loss_totals
+from ..._defaults import DEFAULTS
+from ..._errors import ConfigError
+from ...kinds._plugins import registry
+from ...kinds._validators import one_of, positive
+from ...physics._objective import LAM_MODES, LAM_RECORD, balanced_lambda, loss_totals
+from ...physics._specs import PhysicsSpec, as_specs, physics_terms
 from .._job import Phase, RunState
+from .._plan_draft import AUTO, PlanDraft
 
 
+def lam_value(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """A validator: ``"auto"`` (balanced on the calibration set) or a number ≥ 0."""
+    if value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"lam must be 'auto' or a number ≥ 0, got {value!r}")
+
+
+def auto_or(check):
+    """A validator: ``"auto"`` (chosen on a held-out split by a tuning phase) or what ``check`` accepts."""
+
+    def validate(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value != AUTO:
+            check(instance, attribute, value)
+
+    return validate
+
+
+@attrs.frozen(kw_only=True)
 class LambdaPhase(Phase):
     """Writes ``state.objective``, the calibration loss with its λ (global mode: the λ resumed
-    statistics were gathered with, balanced with ``lam="auto"`` by one no-grad pass, or the plan's number)."""
+    statistics were gathered with, balanced with ``lam="auto"`` by one no-grad pass, or the plan's number).
+
+    Options (in a list of phases; they set the plan's objective): ``physics`` (loss names,
+    ``{"name": ..., **options}`` dicts or losses), else ``family``'s Sobolev loss of order
+    ``sobolev_order`` (the family's by default) and exponent ``sobolev_p``; ``lam`` (``"auto"`` or a
+    number), ``lam_ratio`` (the 10 of λ = 10·L_base/L_phys; ``"auto"`` with a tuning phase),
+    ``lam_mode`` (``"global"`` or ``"per-order"``, capped at ``lam_cap``).
+    """
 
     name: ClassVar[str] = "lambda"
     writes: ClassVar[tuple[str, ...]] = ("objective",)
+
+    physics: tuple[PhysicsSpec, ...] = attrs.field(default=(), converter=as_specs)
+    #: A registered PDE family's name (looked up when the list is assembled).
+    family: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
+    )
+    sobolev_order: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(one_of((0, 1, 2)))
+    )
+    sobolev_p: int = attrs.field(default=1, validator=one_of((1, 2)))
+    lam: float | str = attrs.field(default=DEFAULTS.lam, validator=lam_value)
+    lam_ratio: float | str = attrs.field(default=DEFAULTS.lam_ratio, validator=auto_or(positive))
+    lam_mode: str = attrs.field(default=DEFAULTS.lam_mode, validator=one_of(LAM_MODES))
+    lam_cap: float = attrs.field(default=DEFAULTS.lam_cap, validator=positive)
+
+    def configure(self, draft: PlanDraft) -> None:
+        draft.set(
+            self,
+            physics=physics_terms(self.physics, self.family, self.sobolev_order, self.sobolev_p),
+            lam=self.lam,
+            lam_ratio=draft.auto(self, "lam_ratio", self.lam_ratio, DEFAULTS.lam_ratio),
+            lam_mode=self.lam_mode,
+            lam_cap=self.lam_cap,
+            family=registry("pde_family").create(self.family) if self.family else None,
+        )
 
     def run(self, state: RunState) -> None:
         job, spec = state.job, state.plan.objective

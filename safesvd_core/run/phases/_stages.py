@@ -5,23 +5,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..._defaults import DEFAULTS
 from ..._errors import ConfigError
 from ...kinds._interfaces import Factorization, SolveRecord
+from ...kinds._plugins import registry
+from ...kinds._validators import one_of, positive, unit_interval
 from ...model._lowrank import LowRankLinear
 from ...model._modules import set_submodule
-from .._job import Phase, RunState
+from ...statistics._solve import DECOMPOSITIONS
+from .._job import STAGE_MODES, Phase, RunState, provided_statistics
 from .._outputs import Progress, Stage
+from .._plan_draft import AUTO, PlanDraft
 from .._seams import Shared
 from ._original_inputs import owning_block
 from ._stage_inputs import StageInputs
 
 
+def _alpha(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value != AUTO:
+        unit_interval(instance, attribute, value)
+
+
+@attrs.frozen(kw_only=True)
 class StagesPhase(Phase):
     """Writes ``state.progress``: plans the stages, then solves each stage's layers at their ranks
     and replaces them in ``job.model``, counting ``progress.stage_index`` up, each solved layer's
@@ -31,11 +42,44 @@ class StagesPhase(Phase):
     ``stage_mode="auto"`` gives the exact mode's result at the lowest cost: ``"layer"`` stages when
     every block runs once per calibration item (then cached block inputs are exact), ``"exact"``
     ones when blocks run several times (a rollout: a block's later calls depend on its own
-    compression through the earlier steps, which cached inputs would miss)."""
+    compression through the earlier steps, which cached inputs would miss).
+
+    Options (in a list of phases; they set the plan's solver, shifted estimators and stage mode):
+    ``alpha`` (the clean/shifted balance; ``"auto"`` with a tuning phase), ``sequential`` (shifted
+    statistics on/off), ``stage_mode``, ``jitter`` and ``fisher_jitter`` (relative), ``decomposition``
+    (``"gram"``: one eigendecomposition per layer, checked, falling back to ``"svd"``). The solver
+    weighs by the output Fisher when the clean statistics estimate one.
+    """
 
     name: ClassVar[str] = "stages"
     reads: ClassVar[tuple[str, ...]] = ("probe", "statistics", "allocation")
     writes: ClassVar[tuple[str, ...]] = ("progress",)
+
+    alpha: float | str = attrs.field(default=DEFAULTS.alpha, validator=_alpha)
+    sequential: bool = True
+    stage_mode: str = attrs.field(default=DEFAULTS.stage_mode, validator=one_of(STAGE_MODES))
+    jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    fisher_jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
+    decomposition: str = attrs.field(default=DEFAULTS.decomposition, validator=one_of(DECOMPOSITIONS))
+
+    def configure(self, draft: PlanDraft) -> None:
+        alpha = draft.auto(self, "alpha", self.alpha, DEFAULTS.alpha)
+        clean = draft.parts.get("clean_estimators", ())
+        sensitivity = "fisher" in provided_statistics(clean, (), draft.parts.get("estimator_options", {}))
+        solver = registry("solver").create(
+            "whitened",
+            alpha=alpha if self.sequential else 0.0,
+            sensitivity=sensitivity,
+            jitter=self.jitter,
+            fisher_jitter=self.fisher_jitter,
+            decomposition=self.decomposition,
+        )
+        draft.set(
+            self,
+            solver=solver,
+            shifted_estimators=("shifted-covariance",) if self.sequential and alpha > 0 else (),
+            stage_mode=self.stage_mode,
+        )
 
     def check(self, state: RunState) -> None:
         if state.plan.stage_mode in ("block", "layer") and not self._blocks(state):

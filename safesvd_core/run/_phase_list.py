@@ -1,0 +1,73 @@
+"""A recipe given as a list of configured phases (``compress(recipe=[...])``), and a named recipe's
+list to edit (:func:`recipe_phases`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+from .._errors import ConfigError
+from ..kinds._plugins import registry
+from ._draft import assemble
+from ._engine import execute
+from ._job import CompressionJob, Phase
+from ._recipe import Recipe
+from ._result import CompressionResult
+
+
+def _phases(value: Sequence[Phase]) -> tuple[Phase, ...]:
+    if isinstance(value, (str, Phase)) or not isinstance(value, Sequence):
+        raise ConfigError(
+            f"a recipe list is a list or tuple of phases, got {type(value).__name__}: "
+            "recipe=[phase, ...], e.g. recipe_phases('safe-svd')"
+        )
+    for index, phase in enumerate(value):
+        if not isinstance(phase, Phase):
+            raise ConfigError(
+                f"recipe[{index}] is a {type(phase).__name__}, not a Phase (safesvd_core.plugin.Phase)"
+            )
+    return tuple(value)
+
+
+def run_phase_list(job: CompressionJob, phases: Sequence[Phase]) -> CompressionResult:
+    """Compress ``job.model`` in place through ``phases``, a recipe given as a list of configured
+    phases: the plan is assembled from their options (:meth:`Phase.configure`)."""
+    job, plan = assemble(job, phases)
+    return execute(job, plan, phases)
+
+
+@attrs.frozen
+class PhaseList(Recipe):
+    """A recipe that is a list of configured phases; its plan is assembled from their options."""
+
+    name: ClassVar[str] = "phases"
+    handles_trajectories: ClassVar[bool] = True
+    distributed: ClassVar[bool] = True
+    configured: ClassVar[bool] = True
+
+    steps: tuple[Phase, ...] = attrs.field(converter=_phases)
+
+    def phases(self) -> tuple[Phase, ...]:
+        return self.steps
+
+    def compress(self, job: CompressionJob) -> CompressionResult:
+        return run_phase_list(job, self.steps)
+
+
+def recipe_phases(name: str, **options: Any) -> list[Phase]:
+    """The named recipe with ``options`` as a list of configured phases, to edit and give to
+    ``compress(recipe=[...])``; the same list ``compress(recipe=name, **options)`` runs."""
+    recipe = registry("recipe").create(name, **options)
+    if not recipe.configured:
+        listed = sorted(
+            each
+            for each in registry("recipe").names()
+            if getattr(registry("recipe").get(each), "configured", False)
+        )
+        raise ConfigError(
+            f"recipe {name!r} gives its own plan, so it has no list of configured phases; the recipes "
+            f"that have one: {', '.join(listed) or 'none'}"
+        )
+    return list(recipe.phase_list())
