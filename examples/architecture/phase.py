@@ -1,13 +1,10 @@
 # examples/architecture/phase.py
-"""A phase of your own in a recipe built on safe-svd: one class, and one line that inserts it by name."""
+"""A phase of your own: one class, and one entry in a recipe's list of phases."""
 
-import sys
 from typing import ClassVar
 
-import attrs
-
-from safesvd_core import compress, registry
-from safesvd_core.plugin import Phase, RunState, hookimpl, insert_phase, plugin_manager
+from safesvd_core import compress, recipe_phases
+from safesvd_core.plugin import Phase, RunState
 from safesvd_zoo import reference
 
 
@@ -23,21 +20,10 @@ class RankReport(Phase):
         state.log.notes.append(f"{dense} of {len(ranks)} layers stay dense")
 
 
-@attrs.frozen(kw_only=True)
-class SafeSVDWithReport(registry("recipe").get("safe-svd")):
-    name: ClassVar[str] = "safe-svd-report"
-
-    def phases(self):                                    # every option of safe-svd keeps working
-        return insert_phase(super().phases(), RankReport(), before="stages")
-
-
-@hookimpl
-def safesvd_recipes():
-    return [SafeSVDWithReport]
-
-
-plugin_manager().register(sys.modules[__name__])         # a plugin package declares an entry point instead
+phases = recipe_phases("safe-svd", alpha=0.7)            # the same list recipe="safe-svd", alpha=0.7 runs
+phases.insert(-1, RankReport())                          # one entry: right before the stages
 model = reference.load()
-result = compress(model, reference.batches("calibration"), ratio=0.5, recipe="safe-svd-report",
+result = compress(model, reference.batches("calibration"), ratio=0.5, recipe=phases,
                   adapter_options={"include": ["blocks.*"], "block_names": reference.block_names(model)})
+print([phase.name for phase in phases])                  # ['probe', 'lambda', 'clean', 'allocate', 'rank-report', 'stages']
 print(result.notes)                                      # ['0 of 24 layers stay dense']
