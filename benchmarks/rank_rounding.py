@@ -28,8 +28,7 @@ from pathlib import Path
 import torch
 
 from safesvd_core import LowRankLinear
-from safesvd_core.plugin import LatencyProfile, LayerCandidate, median_seconds
-from safesvd_methods.allocators import measured_multiple
+from safesvd_core.plugin import LatencyProfile, LayerCandidate, measured_multiple, median_seconds
 
 from .report import header
 

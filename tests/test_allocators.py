@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from safesvd_core import BudgetError, registry
+from safesvd_core.methods._allocators import layer_cost
 from safesvd_core.plugin import LayerCandidate
-from safesvd_methods.allocators import layer_cost
 
 ALLOCATORS = ["greedy", "uniform"]
 

@@ -7,9 +7,9 @@ from typing import ClassVar
 
 import torch
 
+from safesvd_core.methods._allocators import rank_at_fraction
 from safesvd_core.plugin import Allocator, LayerCandidate
 from safesvd_core.testing.allocators import AllocatorConformance, allocation_cost
-from safesvd_methods.allocators import rank_at_fraction
 from safesvd_methods.baselines.grouped import GroupedAllocator
 
 

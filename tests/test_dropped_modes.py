@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from safesvd_core import LowRankLinear, registry
+from safesvd_core.methods._allocators import total_cost
 from safesvd_core.plugin import LayerCandidate
-from safesvd_methods.allocators import total_cost
 
 
 def _candidate(name: str, order: int, spectrum: list[float], *, droppable: bool) -> LayerCandidate:

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from safesvd_core import CalibrationStatistics, ConfigError, registry
+from safesvd_core.methods._estimators import balance
 from safesvd_core.plugin import LayerSignals
 from safesvd_core.testing.strategies import second_moment
-from safesvd_methods.estimators import balance
 
 
 @st.composite

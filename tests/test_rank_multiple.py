@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safesvd_core import registry
+from safesvd_core.methods import _allocators as allocators
+from safesvd_core.methods._allocators import greedy_fill, layer_cost, measured_multiple, minimum_ranks
 from safesvd_core.plugin import ConfigError, LayerCandidate
 from safesvd_core.testing.allocators import AllocatorConformance, allocation_cost, dense_cost, minimum_cost
-from safesvd_methods import allocators
-from safesvd_methods.allocators import greedy_fill, layer_cost, measured_multiple, minimum_ranks
 
 MULTIPLES = st.sampled_from([2, 3, 4, 8, 16])
 

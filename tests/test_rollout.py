@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from safesvd_core import ConfigError, RefineDataWarning, compress, registry
+from safesvd_core.methods._allocators import GreedyAllocator, UniformAllocator, rank_at_fraction
 from safesvd_core.plugin import (
     CompressionJob,
     RolloutSource,
@@ -18,7 +19,6 @@ from safesvd_core.plugin import (
     one_step_batches,
     trajectory_length,
 )
-from safesvd_methods.allocators import GreedyAllocator, UniformAllocator, rank_at_fraction
 from safesvd_methods.tuning import ALPHA_GRID, held_out_losses
 from safesvd_zoo import reference
 

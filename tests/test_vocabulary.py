@@ -62,8 +62,10 @@ def test_every_lam_mode_is_accepted(mode):
 
 def test_the_objective_refuses_an_unknown_mode_and_fisher_too():
     adapter = registry("model_adapter").create("generic")
-    with pytest.raises(ConfigError, match="mode must be one of 'global', 'per-order', got 'globl'"):
-        CalibrationObjective(adapter=adapter, mode="globl")
+    with pytest.raises(ConfigError, match="lam_mode must be one of 'global', 'per-order', got 'globl'"):
+        CalibrationObjective(adapter=adapter, lam_mode="globl")
+    with pytest.warns(DeprecationWarning, match="lam_mode"):
+        assert CalibrationObjective(adapter=adapter, mode="per-order").lam_mode == "per-order"
     with pytest.raises(ConfigError, match="fisher must be one of 'empirical', 'sampled', got 'observed'"):
         CalibrationObjective(adapter=adapter, fisher="observed")
 
@@ -220,7 +222,7 @@ def test_every_shared_default_is_read_from_one_place():
     assert (
         recipe["lam_mode"].default
         == plan.objective.lam_mode
-        == objective["mode"].default
+        == objective["lam_mode"].default
         == DEFAULTS.lam_mode
     )
     assert (

@@ -29,21 +29,18 @@ import attrs
 
 from safesvd_core.plugin import (
     DEFAULTS,
+    GAIN_SCALES,
     Allocator,
     BudgetError,
     LatencyProfile,
     LayerCandidate,
     Timing,
-    one_of,
-    positive,
-    positive_int,
-)
-
-from .allocators import (
-    GAIN_SCALES,
     gain_weight,
     greedy_fill,
     minimum_ranks,
+    one_of,
+    positive,
+    positive_int,
     rank_multiple_value,
     resolve_multiple,
     round_down,
@@ -65,7 +62,7 @@ class LatencyAllocator(Allocator):
     repeats: int = attrs.field(default=DEFAULTS.repeats, validator=positive_int)
     timing: Timing | None = attrs.field(default=None, eq=False, repr=False)
     rank_multiple: int | str | None = attrs.field(default=None, validator=rank_multiple_value)
-    #: How each layer's gains are weighed, as :class:`~safesvd_methods.allocators.GreedyAllocator`'s.
+    #: How each layer's gains are weighed, as :class:`~safesvd_core.plugin.GreedyAllocator`'s.
     gains: str = attrs.field(default="per-input", validator=one_of(GAIN_SCALES))
 
     def _timing(self, layers: Sequence[LayerCandidate]) -> Timing:

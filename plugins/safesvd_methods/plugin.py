@@ -1,10 +1,19 @@
-"""Entry point of the built-in methods: estimators, solvers, allocators and recipes."""
+"""Entry point of the built-in methods: the default algorithm's estimators, solver and allocators
+(defined in the core, registered here as a third-party plugin would), the baselines and the recipes."""
 
 from __future__ import annotations
 
-from safesvd_core.plugin import hookimpl
+from safesvd_core.plugin import (
+    CleanCovariance,
+    EnergyBalanced,
+    GreedyAllocator,
+    OutputFisher,
+    ShiftedCovariance,
+    UniformAllocator,
+    WhitenedSolver,
+    hookimpl,
+)
 
-from .allocators import GreedyAllocator, UniformAllocator
 from .baselines.aces import ACESSolver
 from .baselines.asvd import ASVD
 from .baselines.asvd_search import ASVDAllocator
@@ -15,10 +24,8 @@ from .baselines.grouped import GroupedAllocator
 from .baselines.projection import OutputProjection
 from .baselines.recipes import FWSVD, SAESSVD, SVDLLM, SVDLLMV2, PlainSVD
 from .baselines.scaled import ScaledSolver, TruncatedSVD
-from .estimators import CleanCovariance, EnergyBalanced, OutputFisher, ShiftedCovariance
 from .latency import LatencyAllocator
 from .recipes import SafeSVD, SafeSVDBalanced
-from .solvers import WhitenedSolver
 
 
 @hookimpl

@@ -48,7 +48,7 @@ class CalibrationObjective:
     adapter: ModelAdapter
     physics: tuple[PhysicsLoss, ...] = ()
     lam: float = 0.0
-    mode: str = attrs.field(default=DEFAULTS.lam_mode, validator=one_of(LAM_MODES))
+    lam_mode: str = attrs.field(default=DEFAULTS.lam_mode, validator=one_of(LAM_MODES))
     lam_ratio: float = DEFAULTS.lam_ratio
     lam_cap: float = DEFAULTS.lam_cap
     fisher: str = attrs.field(default=DEFAULTS.fisher, validator=one_of(FISHER_MODES))
@@ -57,10 +57,17 @@ class CalibrationObjective:
 
     def __init__(self, **options: Any) -> None:
         """The fields as keywords; ``residual=`` (``"observed"``/``"sampled"``) is the deprecated spelling
-        of ``fisher=``."""
+        of ``fisher=``, ``mode=`` that of ``lam_mode=`` (the plan's name for it)."""
+        options = renamed_option(options, "CalibrationObjective", "mode", "lam_mode")
         self.__attrs_init__(
             **renamed_option(options, "CalibrationObjective", "residual", "fisher", RESIDUAL_NAMES)
         )
+
+    @property
+    def mode(self) -> str:
+        """Deprecated: ``lam_mode``."""
+        renamed("CalibrationObjective.mode", "CalibrationObjective.lam_mode", stacklevel=3)
+        return self.lam_mode
 
     @property
     def residual(self) -> str:
@@ -72,7 +79,7 @@ class CalibrationObjective:
     def global_lam(self) -> float | None:
         """The one λ that weights the physics terms (``CompressionResult.lam``); ``None`` without
         physics or in ``"per-order"`` mode, where no single λ is used."""
-        return self.lam if self.physics and self.mode == "global" else None
+        return self.lam if self.physics and self.lam_mode == "global" else None
 
     def for_item(self, index: int) -> CalibrationObjective:
         """The objective for calibration item ``index``: with the sampled Fisher, its own noise
@@ -128,7 +135,7 @@ class CalibrationObjective:
         if self.fisher == "sampled":
             prediction = self._sampled(prediction, batch)
         value = self.adapter.base_loss(prediction, batch)
-        if self.physics and self.mode == "per-order":
+        if self.physics and self.lam_mode == "per-order":
             base = value.detach()
             for term in self.order_terms(prediction, batch):
                 weight = torch.clamp(self.lam_ratio * base / term.detach().clamp_min(1e-30), max=self.lam_cap)
@@ -200,7 +207,7 @@ class ObjectiveSpec:
             adapter=adapter,
             physics=self.physics,
             lam=lam or 0.0,
-            mode=self.lam_mode,
+            lam_mode=self.lam_mode,
             lam_ratio=self.lam_ratio,
             lam_cap=self.lam_cap,
             fisher=self.fisher,

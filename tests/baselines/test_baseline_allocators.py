@@ -11,9 +11,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from safesvd_core import BudgetError
+from safesvd_core.methods._allocators import rank_at_fraction, total_cost
 from safesvd_core.plugin import LayerCandidate
 from safesvd_core.testing.strategies import layer_candidates
-from safesvd_methods.allocators import rank_at_fraction, total_cost
 from safesvd_methods.baselines.asvd_search import ASVD_RATIOS, ASVDAllocator
 from safesvd_methods.baselines.dobi import ranks_within_budget
 from safesvd_methods.baselines.grouped import GroupedAllocator

@@ -32,12 +32,12 @@ from safesvd_core.plugin import (
     one_of,
     positive,
     positive_int,
+    rank_at_fraction,
     registered,
     registry,
     set_submodule,
 )
 
-from ..allocators import rank_at_fraction
 from .asvd_search import ASVD_RATIOS, ASVDAllocator, _ratios
 from .evaluation import mean_loss
 from .recipes import BaselineRecipe

@@ -21,9 +21,14 @@ from typing import ClassVar
 import attrs
 import torch
 
-from safesvd_core.plugin import Allocator, BudgetError, ConfigError, LayerCandidate
-
-from ..allocators import rank_at_fraction, total_cost
+from safesvd_core.plugin import (
+    Allocator,
+    BudgetError,
+    ConfigError,
+    LayerCandidate,
+    rank_at_fraction,
+    total_cost,
+)
 
 #: ASVD's candidate parameter ratios.
 ASVD_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

@@ -48,15 +48,17 @@ from safesvd_core.plugin import (
     Recipe,
     RunState,
     insert_phase,
+    largest_fitting,
+    minimum_ranks,
     positive,
     positive_int,
     registered,
     registry,
     run_plan,
     set_submodule,
+    total_cost,
 )
 
-from ..allocators import largest_fitting, minimum_ranks, total_cost
 from .evaluation import mean_loss
 from .projection import OutputBasis, output_basis
 

@@ -8,9 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import LayerSignals, RunningMoment
-
-from ..estimators import CleanCovariance, MomentEstimator
+from safesvd_core.plugin import CleanCovariance, LayerSignals, MomentEstimator, RunningMoment
 
 
 class _VectorMean(MomentEstimator):

@@ -23,9 +23,15 @@ from typing import ClassVar
 import attrs
 import torch
 
-from safesvd_core.plugin import Allocator, LayerCandidate
-
-from ..allocators import UniformAllocator, largest_fitting, minimum_ranks, rank_at_fraction, total_cost
+from safesvd_core.plugin import (
+    Allocator,
+    LayerCandidate,
+    UniformAllocator,
+    largest_fitting,
+    minimum_ranks,
+    rank_at_fraction,
+    total_cost,
+)
 
 
 def layer_type(name: str) -> str:

@@ -9,16 +9,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from safesvd_core.plugin import (
-    Allocator,
-    BudgetError,
-    ConfigError,
-    LatencyProfile,
-    LayerCandidate,
-    Timing,
-    one_of,
-    unit_interval,
-)
+from .._errors import BudgetError, ConfigError
+from ..kinds._interfaces import Allocator, LayerCandidate
+from ..kinds._validators import one_of, unit_interval
+from ..model._latency import LatencyProfile, Timing
 
 #: The multiples ``rank_multiple="auto"`` chooses from, smallest first.
 RANK_MULTIPLES = (1, 8, 16, 32, 64)

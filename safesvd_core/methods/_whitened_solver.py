@@ -9,17 +9,10 @@ from typing import ClassVar
 import attrs
 from torch import Tensor
 
-from safesvd_core.plugin import (
-    DECOMPOSITIONS,
-    DEFAULTS,
-    Factorization,
-    Solver,
-    one_of,
-    positive,
-    unit_interval,
-    whitened_factorization,
-    whitened_spectrum,
-)
+from .._defaults import DEFAULTS
+from ..kinds._interfaces import Factorization, Solver
+from ..kinds._validators import one_of, positive, unit_interval
+from ..statistics._solve import DECOMPOSITIONS, whitened_factorization, whitened_spectrum
 
 
 @attrs.frozen(kw_only=True)

@@ -8,15 +8,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from safesvd_core.plugin import (
-    ConfigError,
-    Estimator,
-    LayerSignals,
-    NumericalError,
-    Reduction,
-    RunningMoment,
-    registry,
-)
+from .._errors import ConfigError, NumericalError
+from ..kinds._interfaces import Estimator, LayerSignals, Reduction
+from ..kinds._plugins import registry
+from ..statistics._moments import RunningMoment
 
 
 class MomentEstimator(Estimator):
