@@ -19,9 +19,12 @@ class Defaults:
     lam_mode: str = "global"
     #: The cap of a per-order weight.
     lam_cap: float = 1000.0
-    #: The engine's Fisher mode (a :class:`~safesvd_core.plugin.Plan`'s): ``"empirical"``, the paper's
-    #: (see ``FISHER_MODES``). The ``safe-svd`` recipe chooses ``"sampled"`` as its own default.
+    #: The engine's Fisher mode (a :class:`~safesvd_core.plugin.Plan`'s given by hand): ``"empirical"``,
+    #: the paper's (see ``FISHER_MODES``).
     fisher: str = "empirical"
+    #: The Fisher mode of the clean-statistics phase, hence of ``safe-svd``: ``"sampled"``, the model
+    #: Fisher (docs/method.md, "Sampled Fisher", says why it is the default).
+    phase_fisher: str = "sampled"
     #: The clean/shifted balance ``α`` of the layer solve (the ablation's balanced setting).
     alpha: float = 0.5
     #: Relative jitter of a positive-definite root: ``ε = jitter · mean(diag(M))`` (App. E.3).

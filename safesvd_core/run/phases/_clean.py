@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..._defaults import DEFAULTS
 from ..._errors import ConfigError
 from ...kinds._interfaces import LayerSignals
 from ...kinds._validators import one_of, positive_int
@@ -55,7 +56,7 @@ class CleanStatisticsPhase(Phase):
     writes: ClassVar[tuple[str, ...]] = ("statistics",)
 
     sensitivity: bool = True
-    fisher: str = attrs.field(default="sampled", validator=one_of(FISHER_MODES))
+    fisher: str = attrs.field(default=DEFAULTS.phase_fisher, validator=one_of(FISHER_MODES))
     seed: int = 0
     rollout: bool = True
     rollout_steps: int | str | None = attrs.field(default=None, validator=steps_value)
