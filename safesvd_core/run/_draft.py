@@ -20,7 +20,7 @@ REQUIRED_PARTS = {"clean_estimators": "clean", "allocator": "allocate", "solver"
 def assemble(job: CompressionJob, phases: Sequence[Phase]) -> tuple[CompressionJob, Plan]:
     """The plan ``phases`` configure for ``job``, and the job as the plan takes it (trajectories
     become one-step batches unless a phase sets a rollout ``source``)."""
-    draft = _configured(PlanDraft(job), phases)
+    draft = _drafted(PlanDraft(job), phases)
     if "source" not in draft.parts:
         job = attrs.evolve(job, batches=one_step_batches(job.adapter, job.batches))
     return job, Plan(**draft.parts)
@@ -29,10 +29,10 @@ def assemble(job: CompressionJob, phases: Sequence[Phase]) -> tuple[CompressionJ
 def draft_plan(phases: Sequence[Phase]) -> Plan:
     """The plan ``phases`` configure with no data at hand: the rollout length is the phases' own
     ``rollout_steps`` (none: one-step batches)."""
-    return Plan(**_configured(PlanDraft(None), phases).parts)
+    return Plan(**_drafted(PlanDraft(None), phases).parts)
 
 
-def _configured(draft: PlanDraft, phases: Sequence[Phase]) -> PlanDraft:
+def _drafted(draft: PlanDraft, phases: Sequence[Phase]) -> PlanDraft:
     for phase in phases:
         phase.configure(draft)
     missing = [part for part in REQUIRED_PARTS if part not in draft.parts]

@@ -57,17 +57,18 @@ def run_plan(job: CompressionJob, plan: Plan, phases: Sequence[Phase] = DEFAULT_
 
 
 def _configured(phase: Phase, job: CompressionJob) -> bool:
-    """Whether ``phase`` would set parts of a plan, from options other than its defaults."""
+    """Whether ``phase`` would set parts of a plan, from options other than its defaults (a phase at
+    its defaults, the common case, is not configured: nothing else is asked of it)."""
     if type(phase).configure is Phase.configure or not attrs.has(type(phase)):
         return False
+    try:
+        if phase == type(phase)():
+            return False
+    except TypeError:  # options with no default: configured by construction
+        pass
     draft = PlanDraft(job)
     phase.configure(draft)
-    if not draft.parts:
-        return False
-    try:
-        return phase != type(phase)()
-    except TypeError:  # options with no default: configured by construction
-        return True
+    return bool(draft.parts)
 
 
 def execute(job: CompressionJob, plan: Plan, phases: Sequence[Phase]) -> CompressionResult:

@@ -47,13 +47,13 @@ class PhaseList(Recipe):
     distributed: ClassVar[bool] = True
     configured: ClassVar[bool] = True
 
-    steps: tuple[Phase, ...] = attrs.field(converter=_phases)
+    entries: tuple[Phase, ...] = attrs.field(converter=_phases)
 
     def phases(self) -> tuple[Phase, ...]:
-        return self.steps
+        return self.entries
 
     def compress(self, job: CompressionJob) -> CompressionResult:
-        return run_phase_list(job, self.steps)
+        return run_phase_list(job, self.entries)
 
 
 def recipe_phases(name: str, **options: Any) -> list[Phase]:
@@ -70,4 +70,4 @@ def recipe_phases(name: str, **options: Any) -> list[Phase]:
             f"recipe {name!r} gives its own plan, so it has no list of configured phases; the recipes "
             f"that have one: {', '.join(listed) or 'none'}"
         )
-    return list(recipe.phase_list())
+    return list(recipe.phases())

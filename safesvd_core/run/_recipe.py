@@ -6,7 +6,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from .._errors import ConfigError
 from ._engine import DEFAULT_PHASES
 from ._job import CompressionJob, Phase
 from ._result import CompressionResult
@@ -37,15 +36,6 @@ class Recipe(ABC):
         one) adds its own by name and keeps the rest, e.g.
         ``return insert_phase(super().phases(), MyPhase(), before="stages")``."""
         return DEFAULT_PHASES
-
-    def phase_list(self) -> tuple[Phase, ...]:
-        """The recipe as a list of configured phases, to edit and pass to ``compress(recipe=[...])``."""
-        if not self.configured:
-            raise ConfigError(
-                f"recipe {self.name!r} gives its own plan (its phases keep their defaults), so it has no "
-                "list of configured phases"
-            )
-        return tuple(self.phases())
 
     @abstractmethod
     def compress(self, job: CompressionJob) -> CompressionResult:
