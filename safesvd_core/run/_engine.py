@@ -129,7 +129,6 @@ def finish(state: RunState) -> CompressionResult:
         stages=[list(stage.layers) for stage in progress.stages] if progress else [],
         statistics=state.statistics.clean if state.statistics else None,
         notes=log.notes,
-        tuning=log.reports.get("tuning", {}),  # a "tuning" phase reports a held-out choice
         reports=log.reports,
         spectra={name: values.detach().double().cpu() for name, values in allocation.spectra.items()}
         if allocation

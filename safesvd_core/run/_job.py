@@ -16,6 +16,7 @@ from torch import nn
 from .._defaults import DEFAULTS
 from .._deprecation import renamed, renamed_option
 from .._errors import ConfigError, SafeSVDError
+from .._grouped import fold_flat
 from ..kinds._interfaces import Allocator, ModelAdapter, Solver
 from ..kinds._plugins import registry
 from ..model._layers import LinearMap
@@ -45,10 +46,6 @@ class RunSeams:
     progress: bool = False
 
 
-#: The job's former fields now held by its :class:`RunSeams` (still accepted and read on the job).
-SEAM_FIELDS = tuple(field.name for field in attrs.fields(RunSeams))
-
-
 @attrs.define(kw_only=True, init=False)
 class CompressionJob:
     """Everything a recipe needs: the untouched original, the model to compress, the data, the
@@ -69,9 +66,7 @@ class CompressionJob:
 
     def __init__(self, **fields: Any) -> None:
         """The fields as keywords; the seams' fields may be given flat (they override ``seams=``)."""
-        flat = {key: fields.pop(key) for key in SEAM_FIELDS if key in fields}
-        seams = fields.pop("seams", None) or RunSeams()
-        self.__attrs_init__(seams=attrs.evolve(seams, **flat), **fields)
+        self.__attrs_init__(**fold_flat(fields, {"seams": RunSeams}))
 
     @property
     def reducer(self) -> StatisticsReducer:
@@ -136,10 +131,8 @@ class Plan:
     def __init__(self, **options: Any) -> None:
         """The fields as keywords, the objective's options flat or as ``objective=`` (flat ones
         override it); ``residual=`` is still accepted, with a ``DeprecationWarning``."""
-        options = dict(renamed_option(options, "Plan", "residual", "fisher", RESIDUAL_NAMES))
-        flat = {key: options.pop(key) for key in OBJECTIVE_OPTIONS if key in options}
-        objective = options.pop("objective", None) or ObjectiveSpec()
-        self.__attrs_init__(objective=attrs.evolve(objective, **flat), **options)
+        options = renamed_option(options, "Plan", "residual", "fisher", RESIDUAL_NAMES)
+        self.__attrs_init__(**fold_flat(options, {"objective": ObjectiveSpec}))
 
     @property
     def residual(self) -> str:

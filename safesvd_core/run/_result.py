@@ -7,10 +7,11 @@ from typing import Any
 import attrs
 from torch import nn
 
+from .._grouped import flat_property, fold_flat
 from ..kinds._interfaces import SolveRecord
 from ..statistics._statistics import CalibrationStatistics
 from ._outputs import RunLog
-from ._result_parts import FLAT, GROUPS, ParameterCount, RankChoice, RunSetting, flat_property
+from ._result_parts import GROUPS, ParameterCount, RankChoice, RunSetting
 
 
 @attrs.frozen(kw_only=True, init=False)
@@ -35,14 +36,7 @@ class CompressionResult:
 
     def __init__(self, **fields: Any) -> None:
         """The fields as keywords; every grouped field may be given flat (overriding its group's)."""
-        flat: dict[str, dict[str, Any]] = {group: {} for group in GROUPS}
-        for name in [name for name in fields if name in FLAT]:
-            flat[FLAT[name]][name] = fields.pop(name)
-        fields.pop("tuning", None)  # read from the log's reports (``reports["tuning"]``)
-        for group, (_, kind) in GROUPS.items():
-            given = fields.pop(group, None)
-            fields[group] = kind(**flat[group]) if given is None else attrs.evolve(given, **flat[group])
-        self.__attrs_init__(**fields)
+        self.__attrs_init__(**fold_flat(fields, GROUPS))
 
     @property
     def tuning(self) -> dict[str, Any]:
@@ -93,5 +87,6 @@ class CompressionResult:
         return "\n".join(lines)
 
 
-for _name, _group in FLAT.items():  # every grouped field, read flat: result.ranks, result.timings, ...
-    setattr(CompressionResult, _name, flat_property(_group, _name))
+for _group, _kind in GROUPS.items():  # every grouped field, read flat: result.ranks, result.timings, ...
+    for _name in attrs.fields_dict(_kind):
+        setattr(CompressionResult, _name, flat_property(_group, _name))

@@ -49,16 +49,10 @@ class RankChoice:
     lam: float | None = None
 
 
-#: Each flat name of the result (given to its constructor, read as an attribute) → its group.
-GROUPS: dict[str, tuple[str, type]] = {
-    "setting": ("setting", RunSetting),
-    "parameters": ("parameters", ParameterCount),
-    "choice": ("choice", RankChoice),
-    "log": ("log", RunLog),
+#: The result's groups: field name → type (each group's fields are also read and given flat).
+GROUPS: dict[str, type] = {
+    "setting": RunSetting,
+    "parameters": ParameterCount,
+    "choice": RankChoice,
+    "log": RunLog,
 }
-FLAT = {attribute.name: group for group, (_, kind) in GROUPS.items() for attribute in attrs.fields(kind)}
-
-
-def flat_property(group: str, name: str) -> property:
-    """A read-only attribute that reads ``name`` from the result's ``group``."""
-    return property(lambda self: getattr(getattr(self, group), name), doc=f"``{group}.{name}``.")
