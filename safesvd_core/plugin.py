@@ -31,6 +31,9 @@ from .kinds._interfaces import (
 )
 from .kinds._plugins import PluginLoadWarning, PluginManager, plugin_manager, registry
 from .kinds._validators import (
+    AUTO,
+    auto_or,
+    lam_value,
     non_negative,
     non_negative_int,
     one_of,
@@ -38,6 +41,7 @@ from .kinds._validators import (
     positive_int,
     ratio_value,
     registered,
+    steps_value,
     unit_interval,
 )
 from .linalg._linalg import precise_dtype, psd_root, singular_values, thin_svd
@@ -84,15 +88,15 @@ from .run._job import STAGE_MODES, CompressionJob, Phase, Plan, RunHook, RunStat
 from .run._outputs import Allocation, Budget, CleanStatistics, Probe, Progress, RunLog, Stage
 from .run._phase_list import run_phase_list
 from .run._phase_order import insert_phase
-from .run._plan_draft import AUTO, PlanDraft
+from .run._plan_draft import PlanDraft
 from .run._recipe import Recipe
 from .run._result import CompressionResult
 from .run._rollout import RolloutSource, one_step_batches, trajectory_length
 from .run._seams import BatchSource, LocalReducer, PairSource, Shared, StatisticsReducer
 from .run._start import factor_budget
 from .run.phases._allocate import AllocationPhase
-from .run.phases._clean import CleanStatisticsPhase, steps_value
-from .run.phases._lambda import LambdaPhase, auto_or, lam_value
+from .run.phases._clean import CleanStatisticsPhase
+from .run.phases._lambda import LambdaPhase
 from .run.phases._probe import ProbePhase
 from .run.phases._stages import StagesPhase
 from .statistics._moments import RunningMoment

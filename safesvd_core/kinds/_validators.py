@@ -79,3 +79,29 @@ def registered(kind: str):
         registry(kind).registration(value)
 
     return validate
+
+
+#: An option value chosen on a held-out split by a tuning phase.
+AUTO = "auto"
+
+
+def auto_or(check):
+    """A validator: ``"auto"`` (chosen on a held-out split by a tuning phase) or what ``check`` accepts."""
+
+    def validate(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value != AUTO:
+            check(instance, attribute, value)
+
+    return validate
+
+
+def lam_value(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """The physics weight λ: ``"auto"`` (balanced on the calibration set) or a number ≥ 0."""
+    if value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"lam must be 'auto' or a number ≥ 0, got {value!r}")
+
+
+#: A rollout length: an int ≥ 1, ``None`` (every step the items hold) or ``"auto"``.
+steps_value = attrs.validators.optional(auto_or(positive_int))

@@ -7,9 +7,7 @@ from typing import Any, Protocol
 import attrs
 
 from .._errors import ConfigError
-
-#: An option value chosen on a held-out split by a tuning phase of the list.
-AUTO = "auto"
+from ..kinds._validators import AUTO
 
 
 class Named(Protocol):

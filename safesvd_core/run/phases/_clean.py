@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..._defaults import DEFAULTS
 from ..._errors import ConfigError
 from ...kinds._interfaces import LayerSignals
-from ...kinds._validators import one_of, positive_int
+from ...kinds._validators import one_of, steps_value
 from ...model._capture import LayerRecorder
 from ...model._layers import linear_map
 from ...physics._objective import FISHER_MODES, LAM_RECORD, CalibrationObjective
@@ -24,14 +24,8 @@ from ...statistics._statistics import CalibrationStatistics, EstimatorFactory
 from .._job import Phase, RunState
 from .._memory import check_fits, estimate
 from .._outputs import CleanStatistics
-from .._plan_draft import AUTO, PlanDraft
+from .._plan_draft import PlanDraft
 from .._rollout import RolloutSource, trajectory_length
-
-
-def steps_value(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    """A validator: a rollout length (an int ≥ 1), ``None`` (every step) or ``"auto"``."""
-    if value is not None and value != AUTO:
-        positive_int(instance, attribute, value)
 
 
 @attrs.frozen(kw_only=True)

@@ -2,37 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 import torch
 
 from ..._defaults import DEFAULTS
-from ..._errors import ConfigError
 from ...kinds._plugins import registry
-from ...kinds._validators import one_of, positive
+from ...kinds._validators import auto_or, lam_value, one_of, positive
 from ...physics._objective import LAM_MODES, LAM_RECORD, balanced_lambda, loss_totals
 from ...physics._specs import PhysicsSpec, as_specs, physics_terms
 from .._job import Phase, RunState
-from .._plan_draft import AUTO, PlanDraft
-
-
-def lam_value(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    """A validator: ``"auto"`` (balanced on the calibration set) or a number ≥ 0."""
-    if value == "auto":
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"lam must be 'auto' or a number ≥ 0, got {value!r}")
-
-
-def auto_or(check):
-    """A validator: ``"auto"`` (chosen on a held-out split by a tuning phase) or what ``check`` accepts."""
-
-    def validate(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value != AUTO:
-            check(instance, attribute, value)
-
-    return validate
+from .._plan_draft import PlanDraft
 
 
 @attrs.frozen(kw_only=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 from torch import Tensor
@@ -15,21 +15,16 @@ from ..._defaults import DEFAULTS
 from ..._errors import ConfigError
 from ...kinds._interfaces import Factorization, SolveRecord
 from ...kinds._plugins import registry
-from ...kinds._validators import one_of, positive, unit_interval
+from ...kinds._validators import auto_or, one_of, positive, unit_interval
 from ...model._lowrank import LowRankLinear
 from ...model._modules import set_submodule
 from ...statistics._solve import DECOMPOSITIONS
 from .._job import STAGE_MODES, Phase, RunState, provided_statistics
 from .._outputs import Progress, Stage
-from .._plan_draft import AUTO, PlanDraft
+from .._plan_draft import PlanDraft
 from .._seams import Shared
 from ._original_inputs import owning_block
 from ._stage_inputs import StageInputs
-
-
-def _alpha(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value != AUTO:
-        unit_interval(instance, attribute, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -55,7 +50,7 @@ class StagesPhase(Phase):
     reads: ClassVar[tuple[str, ...]] = ("probe", "statistics", "allocation")
     writes: ClassVar[tuple[str, ...]] = ("progress",)
 
-    alpha: float | str = attrs.field(default=DEFAULTS.alpha, validator=_alpha)
+    alpha: float | str = attrs.field(default=DEFAULTS.alpha, validator=auto_or(unit_interval))
     sequential: bool = True
     stage_mode: str = attrs.field(default=DEFAULTS.stage_mode, validator=one_of(STAGE_MODES))
     jitter: float = attrs.field(default=DEFAULTS.jitter, validator=positive)
