@@ -43,12 +43,17 @@ from .refine import RefinePhase
 from .tuning import TuningPhase
 
 
-def option(phase: type[Phase], name: str) -> Any:
-    """A recipe option that is ``phase``'s option ``name``, with its default and converter."""
+def option(phase: type[Phase], name: str, validator: Any = None) -> Any:
+    """A recipe option that is ``phase``'s option ``name``: its default and converter, the phase kept in
+    the field's metadata (:meth:`SafeSVD.options_of`); ``validator`` checks it at the recipe's
+    construction too (the phase validates it when the recipe builds its phases)."""
     field = attrs.fields_dict(phase)[name]
-    if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
-        return attrs.field(factory=field.default.factory, converter=field.converter)
-    return attrs.field(default=field.default, converter=field.converter)
+    default = (
+        {"factory": field.default.factory}
+        if isinstance(field.default, attrs.Factory)  # type: ignore[arg-type]
+        else {"default": field.default}
+    )
+    return attrs.field(**default, converter=field.converter, validator=validator, metadata={"phase": phase})
 
 
 @attrs.frozen(kw_only=True)
@@ -88,14 +93,12 @@ class SafeSVD(Recipe):
     # the phases' options (validated by the phases, built at construction), then the recipe's own
     alpha: float | str = option(StagesPhase, "alpha")
     sensitivity: bool = option(CleanStatisticsPhase, "sensitivity")
-    allocator: str = attrs.field(default="greedy", validator=registered("allocator"))
+    allocator: str = option(AllocationPhase, "allocator", registered("allocator"))
     allocator_options: Mapping[str, Any] = option(AllocationPhase, "allocator_options")
     sequential: bool = option(StagesPhase, "sequential")
     stage_mode: str = option(StagesPhase, "stage_mode")
     physics: tuple[PhysicsSpec, ...] = option(LambdaPhase, "physics")
-    family: str | None = attrs.field(
-        default=None, validator=attrs.validators.optional(registered("pde_family"))
-    )
+    family: str | None = option(LambdaPhase, "family", attrs.validators.optional(registered("pde_family")))
     sobolev_order: int | None = option(LambdaPhase, "sobolev_order")
     sobolev_p: int = option(LambdaPhase, "sobolev_p")
     lam: float | str = option(LambdaPhase, "lam")
@@ -128,36 +131,10 @@ class SafeSVD(Recipe):
         ``insert_phase(super().phases(), ...)``."""
         phases: tuple[Phase, ...] = (
             ProbePhase(),
-            LambdaPhase(
-                physics=self.physics,
-                family=self.family,
-                sobolev_order=self.sobolev_order,
-                sobolev_p=self.sobolev_p,
-                lam=self.lam,
-                lam_ratio=self.lam_ratio,
-                lam_mode=self.lam_mode,
-                lam_cap=self.lam_cap,
-            ),
-            CleanStatisticsPhase(
-                sensitivity=self.sensitivity,
-                fisher=self.fisher,
-                seed=self.seed,
-                rollout=self.rollout,
-                rollout_steps=self.rollout_steps,
-                balance_horizons=self.balance_horizons,
-                balance_domains=self.balanced,
-            ),
-            AllocationPhase(
-                allocator=self.allocator, allocator_options=self.allocator_options, min_rank=self.min_rank
-            ),
-            StagesPhase(
-                alpha=self.alpha,
-                sequential=self.sequential,
-                stage_mode=self.stage_mode,
-                jitter=self.jitter,
-                fisher_jitter=self.fisher_jitter,
-                decomposition=self.decomposition,
-            ),
+            LambdaPhase(**self.options_of(LambdaPhase)),
+            CleanStatisticsPhase(**self.options_of(CleanStatisticsPhase), balance_domains=self.balanced),
+            AllocationPhase(**self.options_of(AllocationPhase)),
+            StagesPhase(**self.options_of(StagesPhase)),
         )
         if self.merge_slow:
             phases = insert_phase(phases, MergeSlowPhase(), before="stages")
@@ -168,6 +145,14 @@ class SafeSVD(Recipe):
         if AUTO in (self.alpha, self.lam_ratio, self.rollout_steps):
             phases = (TuningPhase(phases=phases, held_out=self.held_out), *phases)
         return phases
+
+    def options_of(self, phase: type[Phase]) -> dict[str, Any]:
+        """This recipe's options that are ``phase``'s (declared with :func:`option`)."""
+        return {
+            field.name: getattr(self, field.name)
+            for field in attrs.fields(type(self))
+            if field.metadata.get("phase") is phase
+        }
 
     def plan(
         self, steps: int | None = None, *, alpha: float | None = None, lam_ratio: float | None = None

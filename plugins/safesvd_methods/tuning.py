@@ -25,7 +25,6 @@ from torch import nn
 
 from safesvd_core.plugin import (
     AUTO,
-    DEFAULTS,
     CompressionJob,
     ConfigError,
     LocalReducer,
@@ -90,18 +89,14 @@ def grids(phases: Sequence[Phase], steps: int | None) -> dict[str, tuple[Any, ..
 
 
 def with_values(phases: Sequence[Phase], values: Mapping[str, Any], steps: int | None) -> tuple[Phase, ...]:
-    """``phases`` with each ``"auto"`` option set to its value in ``values`` (a grid's key → value);
-    an ``"auto"`` option with none stands at ``steps`` (``rollout_steps``) or its default."""
-    chosen = {TUNED[key]: value for key, value in values.items()}
-    stand_ins = {"alpha": DEFAULTS.alpha, "lam_ratio": DEFAULTS.lam_ratio, "rollout_steps": steps}
+    """``phases`` with each ``"auto"`` option set to its value in ``values`` (a grid's key → value,
+    one for every ``"auto"`` option :func:`grids` gave a grid); ``rollout_steps``, which has none on
+    one-step items, stands at ``steps``."""
+    chosen = {"rollout_steps": steps, **{TUNED[key]: value for key, value in values.items()}}
     out = []
     for phase in phases:
         autos = {option for option in TUNED.values() if getattr(phase, option, None) == AUTO}
-        out.append(
-            attrs.evolve(phase, **{option: chosen.get(option, stand_ins[option]) for option in autos})
-            if autos
-            else phase
-        )
+        out.append(attrs.evolve(phase, **{option: chosen[option] for option in autos}) if autos else phase)
     return tuple(out)
 
 
