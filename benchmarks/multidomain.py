@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from safesvd_core import compress
+from safesvd_core import Refinement, compress
 from safesvd_zoo import models
 
 from .report import header
@@ -77,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         for recipe in RECIPES:
             variants = [("", {})]
             if args.refine_steps and recipe in REFINED:
-                variants.append(
-                    (" + refine", {"refine_data": refine_data, "refine_steps": args.refine_steps})
-                )
+                variants.append((" + refine", {"refine": Refinement(refine_data, args.refine_steps)}))
             for suffix, refine in variants:
                 result = compress(
                     model,

@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from safesvd_cli.files import atomic_write
-from safesvd_core import compress, evaluate
+from safesvd_core import Refinement, compress, evaluate
 from safesvd_zoo import reference
 
 from .measure import FAMILY, ROLLOUT_CALIBRATION, ROLLOUT_HORIZONS, TEST_TRAJECTORIES
@@ -130,9 +130,7 @@ def measure_refine(
         calibration,
         ratio=ratio,
         recipe=recipe,
-        refine_data=items,
-        refine_steps=steps,
-        refine_options={"lr": lr},
+        refine=Refinement(items, steps, lr=lr),
         **options,
     )
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

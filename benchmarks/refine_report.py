@@ -185,7 +185,7 @@ def page(
     ]
     lines.append(
         "Model `ns2d-transformer`, calibrated as on the rollout page (32 trajectories × 5 steps, seed 11), "
-        f"then refined (`compress(..., refine_data=, refine_steps=)`) on {setting['inputs']} fresh "
+        f"then refined (`compress(..., refine=Refinement(inputs, steps=...))`) on {setting['inputs']} fresh "
         f"trajectories of {setting['rollout_steps']} steps from the Navier–Stokes generator (seed 101, "
         f"batches of 32; the original model is the teacher), {setting['steps']} Adam steps at peak lr "
         f"{setting['lr']:g} (warm-up, cosine), one-step and rollout distillation, 1/8 of the items held out "

@@ -18,7 +18,7 @@ config's loss groups follow the Euler channels ([ρ], [p], [u, v]). Calibration:
 compressible-Euler pairs from the seeded generator (short spin-up and lead time: the weights are
 random, so only the shapes and the cost matter). ``safe-svd`` (with the ``euler-compressible``
 family) and ``svd-llm`` run in the same invocation, each in a fresh process, their clean statistics
-capped in memory and spilled to disk (``statistics_memory``), and so does ``safe-svd+latency``:
+capped in memory and spilled to disk (``SpillPolicy``), and so does ``safe-svd+latency``:
 safe-svd with the ``latency`` allocator under a latency budget and ``merge_slow``. Wall time, peak
 resident memory and the latency ratio are recorded against the shape's targets (``TARGETS``); the
 memory estimate the library logs before its first pass is shown.
@@ -51,7 +51,7 @@ from typing import Any
 
 import torch
 
-from safesvd_core import compress
+from safesvd_core import SpillPolicy, compress
 from safesvd_core.plugin import median_seconds
 from safesvd_data import GENERATORS
 
@@ -236,8 +236,7 @@ def measure_scale(
             ratio=ratio,
             recipe=recipe,
             adapter=adapter,
-            statistics_memory=memory,
-            spill_dir=directory,
+            statistics=SpillPolicy(directory, memory),
             progress=True,
             **options,
         )

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from benchmarks.spectral_baselines import fourier_parameters, truncate_modes, tucker_compress
 from safesvd_adapters.base_losses import relative_l1
-from safesvd_core import compress, registry
+from safesvd_core import Refinement, compress, registry
 from safesvd_core.plugin import median_seconds
 from safesvd_zoo import fourier, spherical
 
@@ -152,8 +152,7 @@ def measure(
                 ratio=REFINE_RATIO,
                 adapter=adapter,
                 recipe=recipe,
-                refine_data=refine_data,
-                refine_steps=refine_steps,
+                refine=Refinement(refine_data, refine_steps),
             )
             seconds = time.perf_counter() - start
             rows.append(

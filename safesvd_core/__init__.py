@@ -29,6 +29,7 @@ from .kinds._plugins import available, registry
 from .linalg._balance import balanced, is_balanced
 from .model._lowrank import LowRankLinear
 from .refine._refine import RefineDataWarning, RefineOptions, RefineWarning
+from .refine._refinement import Refinement
 from .run._phase_list import recipe_phases
 from .run._phase_order import insert_phase
 from .run._result import CompressionResult
@@ -38,6 +39,7 @@ from .run.phases._lambda import LambdaPhase
 from .run.phases._probe import ProbePhase
 from .run.phases._stages import StagesPhase
 from .statistics._solve import Factors, solve_factors, solve_layer
+from .statistics._spill import SpillPolicy
 from .statistics._statistics import CalibrationStatistics
 
 __all__ = [
@@ -62,8 +64,10 @@ __all__ = [
     "RefineDataWarning",
     "RefineOptions",
     "RefineWarning",
+    "Refinement",
     "Role",
     "SafeSVDError",
+    "SpillPolicy",
     "StagesPhase",
     "UnknownPluginError",
     "available",

@@ -13,15 +13,16 @@ import torch.distributed as dist
 from torch import nn
 
 from ._errors import ConfigError, SafeSVDError
+from ._moved_keywords import fold_moved_keywords
 from .io._checkpoint import Checkpoint
 from .io._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
 from .io._hf_route import route_saves
 from .kinds._config import config_to_dict
 from .kinds._interfaces import ModelAdapter
 from .kinds._plugins import registry
-from .refine._refine import RefineOptions
 from .refine._refine_phase import RefinementPhase
 from .refine._refine_request import refinement_request
+from .refine._refinement import Refinement
 from .run._distributed import DistributedReducer, initialised
 from .run._items import (
     check_dtypes,
@@ -52,17 +53,12 @@ def compress(
     adapter: str | ModelAdapter = "generic",
     adapter_options: Mapping[str, Any] | None = None,
     inplace: bool = False,
-    statistics: CalibrationStatistics | None = None,
+    statistics: CalibrationStatistics | SpillPolicy | None = None,
     progress: bool = False,
-    statistics_memory: int | str | None = None,
-    spill_dir: str | Path | None = None,
-    distributed: bool | None = None,
-    checkpoint_dir: str | Path | None = None,
-    refine_data: Iterable[Any] | None = None,
-    refine_steps: int = 0,
-    refine_options: Mapping[str, Any] | RefineOptions | None = None,
     hooks: Sequence[RunHook] = (),
-    reducer: StatisticsReducer | None = None,
+    checkpoint_dir: str | Path | None = None,
+    distributed: bool | StatisticsReducer | None = None,
+    refine: Refinement | None = None,
     **options: Any,
 ) -> CompressionResult:
     """Compress ``model`` so that it keeps at most ``ratio`` of its parameters.
@@ -70,37 +66,40 @@ def compress(
     ``calibration`` is any re-iterable of batches (a list, a DataLoader); the adapter says what a
     batch is (``generic``: ``(input, target)`` tuples, MSE). ``recipe`` is a registered recipe
     name (options passed as keywords), a list of configured phases (``recipe_phases(name, ...)``
-    gives a named recipe's, to edit) or a recipe object. ``statistics`` resumes from clean
-    statistics saved by an earlier run (``result.statistics.save``). The original model is left
-    untouched unless ``inplace=True``. ``progress``: a line per phase on the standard error (recipe,
-    ratio, phase, its time) and progress bars with the time left for the loops over items and stages.
+    gives a named recipe's, to edit) or a recipe object. The original model is left untouched
+    unless ``inplace=True``.
 
-    For models whose clean statistics do not fit in memory, ``statistics_memory`` (bytes, or a
-    size like ``"6GiB"``) caps them: the clean pass runs once per group of layers that fits, each
-    group spilled to ``spill_dir`` (a new or empty directory, kept afterwards: reopen it with
-    ``CalibrationStatistics.open`` to resume). The two go together.
+    ``statistics``: clean statistics saved by an earlier run to resume from
+    (``result.statistics.save``, ``CalibrationStatistics.open``), or a :class:`SpillPolicy` for
+    models whose clean statistics do not fit in memory: ``SpillPolicy("stats", "6GiB")`` runs the
+    clean pass once per group of layers that fits, each group spilled to the directory (new or
+    empty, kept afterwards: reopen it with ``CalibrationStatistics.open`` to resume).
 
-    ``distributed``: with an initialised ``torch.distributed`` process group (``torchrun``), every
-    process calls ``compress`` with the same arguments and calibration set; each takes its shard
-    of the items, statistics are all-reduced and per-layer work is split (docs/distributed.md).
-    ``None`` (default) detects a group of more than one process, ``False`` ignores it.
-    ``reducer``: the :class:`~safesvd_core.plugin.StatisticsReducer` itself (e.g. a
-    ``DistributedReducer`` on a process group of your own), instead of ``distributed``: give one of the two.
-
-    ``hooks``: :class:`~safesvd_core.plugin.RunHook` objects the run calls around every phase and after
-    every stage, in the order given, after the checkpoint's (every process calls its own).
+    ``progress``: a line per phase on the standard error (recipe, ratio, phase, its time) and
+    progress bars with the time left for the loops over items and stages. ``hooks``:
+    :class:`~safesvd_core.plugin.RunHook` objects the run calls around every phase and after every
+    stage, in the order given, after the checkpoint's (every process calls its own).
 
     ``checkpoint_dir``: after the clean statistics, the allocation and every stage the run's
     progress is written there (atomically, by process 0); a later call with the same directory and
     inputs resumes after the last finished stage (docs/method.md, "Checkpoint and resume").
 
-    ``refine_data`` + ``refine_steps``: after the closed form, distil the compressed model towards
-    the original on these unlabelled inputs (any form the calibration takes: one-step batches are
-    distilled one step ahead, trajectories on the one-step and the K-step loss), ``refine_steps``
-    Adam steps of one item each, stopping at the best held-out score, which is never worse than the
-    closed form's (``result.reports["refine"]`` has both). ``refine_options``: the rest of
-    :class:`~safesvd_core.RefineOptions` (``lr``, ``held_out``, ``eval_every``, ``rollout_steps``, …).
-    Give fresh inputs from the data distribution, not the calibration items (docs/fine-tune.md).
+    ``distributed``: with an initialised ``torch.distributed`` process group (``torchrun``), every
+    process calls ``compress`` with the same arguments and calibration set; each takes its shard
+    of the items, statistics are all-reduced and per-layer work is split (docs/distributed.md).
+    ``None`` (default) detects a group of more than one process, ``False`` ignores it; a
+    :class:`~safesvd_core.plugin.StatisticsReducer` (e.g. a ``DistributedReducer`` on a process
+    group of your own) is used as given.
+
+    ``refine``: a :class:`Refinement`, ``Refinement(fresh_inputs, steps=1000, lr=3e-4)``: after the
+    closed form, distil the compressed model towards the original on these unlabelled inputs (any
+    form the calibration takes: one-step batches are distilled one step ahead, trajectories on the
+    one-step and the K-step loss), Adam steps of one item each, stopping at the best held-out score,
+    which is never worse than the closed form's (``result.reports["refine"]`` has both). Give fresh
+    inputs from the data distribution, not the calibration items (docs/fine-tune.md).
+
+    The keywords of the last release ``statistics_memory``/``spill_dir``, ``reducer`` and
+    ``refine_data``/``refine_steps``/``refine_options`` still work, deprecated.
     """
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 < ratio <= 1.0:
         raise ConfigError(
@@ -109,16 +108,17 @@ def compress(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     check_loaded(model)
-    if (statistics_memory is None) != (spill_dir is None):
-        raise ConfigError(
-            "statistics_memory and spill_dir go together: the cap says how much stays in memory, "
-            "the directory where the rest goes"
-        )
+    options, statistics, distributed, refine = fold_moved_keywords(options, statistics, distributed, refine)
     run_hooks = _checked_hooks(hooks)
-    reducer = processes(distributed) if reducer is None else _checked_reducer(reducer, distributed)
-    if spill_dir is not None and reducer.world > 1:  # each process spills its own copy (node-local disks)
-        spill_dir = Path(spill_dir) / f"rank-{reducer.rank}"
-    spill = None if spill_dir is None else SpillPolicy(spill_dir, statistics_memory)
+    reducer = processes(distributed)
+    spill = None
+    if isinstance(statistics, SpillPolicy):
+        spill, statistics = statistics.for_process(reducer.rank, reducer.world), None
+    elif statistics is not None and not isinstance(statistics, CalibrationStatistics):
+        raise ConfigError(
+            "statistics must be CalibrationStatistics (to resume from) or a SpillPolicy, got "
+            f"{type(statistics).__name__}"
+        )
     recipe_obj = make_recipe(recipe, options)
     adapter_obj = make_adapter(adapter, adapter_options).for_model(model)
     if reducer.world > 1 and not recipe_obj.distributed:
@@ -131,7 +131,7 @@ def compress(
     check_finite_weights(model)
     check_finite(everything)
     check_steps(adapter_obj, everything, "calibration")
-    refinement = refinement_request(refine_data, refine_steps, refine_options, everything, reducer.world)
+    refinement = refinement_request(refine, everything, reducer.world)
     batches = everything[reducer.rank :: reducer.world]
     if not batches:
         raise ConfigError(
@@ -206,8 +206,15 @@ def _config(obj: Any) -> dict[str, Any] | None:
         return None
 
 
-def processes(distributed: bool | None) -> StatisticsReducer:
+def processes(distributed: bool | StatisticsReducer | None) -> StatisticsReducer:
     """The processes a compression shares its work with (see ``compress``'s ``distributed``)."""
+    if isinstance(distributed, StatisticsReducer):
+        return _checked_reducer(distributed)
+    if distributed is not None and not isinstance(distributed, bool):
+        raise ConfigError(
+            "distributed must be True, False, None or a StatisticsReducer (safesvd_core.plugin), got "
+            f"{type(distributed).__name__}"
+        )
     if distributed is False or (distributed is None and not (initialised() and dist.get_world_size() > 1)):
         return LocalReducer()
     return DistributedReducer()
@@ -229,18 +236,8 @@ def _checked_hooks(hooks: Sequence[RunHook]) -> tuple[RunHook, ...]:
     return tuple(hooks)
 
 
-def _checked_reducer(reducer: StatisticsReducer, distributed: bool | None) -> StatisticsReducer:
-    """A reducer given directly: a :class:`StatisticsReducer` whose rank is within its world, and no
-    ``distributed`` beside it (the reducer decides how the work is shared)."""
-    if distributed is not None:
-        raise ConfigError(
-            f"reducer and distributed={distributed!r} were both given; give one: distributed= builds "
-            "the reducer of the default process group, reducer= is the reducer itself"
-        )
-    if not isinstance(reducer, StatisticsReducer):
-        raise ConfigError(
-            f"reducer must be a StatisticsReducer (safesvd_core.plugin), got {type(reducer).__name__}"
-        )
+def _checked_reducer(reducer: StatisticsReducer) -> StatisticsReducer:
+    """A reducer given directly: its rank must be within its world."""
     rank, world = reducer.rank, reducer.world
     if (
         not all(isinstance(value, int) and not isinstance(value, bool) for value in (rank, world))

@@ -86,7 +86,7 @@ def summary(result: Any) -> dict[str, Any]:
 def fingerprints(summaries: dict[str, Any] | None = None) -> dict[str, str]:
     """Case name → digest of the compression of the bundled reference model at ``RATIO``; with
     ``summaries``, each case's :func:`summary` is added to it."""
-    from safesvd_core import compress
+    from safesvd_core import SpillPolicy, compress
 
     model, batches, options = _reference()
     before = {"stage_mode": "block", "fisher": "empirical"}  # the defaults when the golden file was made
@@ -111,8 +111,7 @@ def fingerprints(summaries: dict[str, Any] | None = None) -> dict[str, str]:
                     data,
                     ratio=RATIO,
                     adapter_options=options,
-                    statistics_memory="512KiB",
-                    spill_dir=Path(directory) / "statistics",
+                    statistics=SpillPolicy(Path(directory) / "statistics", "512KiB"),
                     **case,
                 )
                 assert spilled.passes["clean"] > 1, "the spilled case must take several clean passes"

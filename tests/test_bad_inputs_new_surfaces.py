@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from safesvd_core import ConfigError, compress, dense_model
+from safesvd_core import ConfigError, Refinement, compress, dense_model
 
 from test_compress import small_data, small_transformer
 
@@ -100,7 +100,7 @@ def test_rollout_evaluation_trajectories_of_no_step_are_named():
 def test_refinement_trajectories_of_mixed_length_are_called_refinement_items():
     mixed = (_trajectories(3) + _trajectories(2)) * 4
     with pytest.raises(ConfigError, match="^the refinement items mix lengths \\(2 steps, 3 steps\\)"):
-        compress(small_transformer(), small_data(), ratio=0.5, refine_data=mixed, refine_steps=2)
+        compress(small_transformer(), small_data(), ratio=0.5, refine=Refinement(mixed, steps=2))
 
 
 def test_no_compressible_layer_names_the_fix():

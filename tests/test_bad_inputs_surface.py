@@ -9,7 +9,7 @@ import json
 import pytest
 import torch
 
-from safesvd_core import ConfigError, IdleLayersWarning, NumericalError, compress, evaluate
+from safesvd_core import ConfigError, IdleLayersWarning, NumericalError, Refinement, compress, evaluate
 
 from test_compress import small_data, small_transformer
 
@@ -44,9 +44,7 @@ def test_non_finite_refinement_and_evaluation_data_are_named_too():
             model,
             small_data(),
             ratio=0.5,
-            refine_data=_poisoned("target", float("nan"), index=2),
-            refine_steps=2,
-            refine_options={"held_out": 0.0},
+            refine=Refinement(_poisoned("target", float("nan"), index=2), steps=2, held_out=0.0),
         )
     with pytest.raises(NumericalError, match="evaluation item 0: its input holds inf"):
         evaluate(model, model, _poisoned("input", float("inf"), index=0))

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from safesvd_core import ConfigError, compress, evaluate
+from safesvd_core import ConfigError, Refinement, compress, evaluate
 from safesvd_core.plugin import plain_item
 
 WIDTH, SAMPLES, BATCH = 8, 32, 8
@@ -176,9 +176,7 @@ def test_a_dataloader_with_workers_is_calibration_evaluation_and_refinement_data
             loader,
             ratio=0.5,
             recipe="svd-llm",
-            refine_data=fresh,
-            refine_steps=4,
-            refine_options={"eval_every": 2},
+            refine=Refinement(fresh, steps=4, eval_every=2),
         )
     assert refined.reports["refine"]["kept"] in ("refined", "closed form")
 

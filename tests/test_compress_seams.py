@@ -1,4 +1,4 @@
-"""``compress(..., hooks=, reducer=)``: a user's run hooks and statistics reducer passed in directly."""
+"""``compress(..., hooks=, distributed=)``: a user's run hooks and statistics reducer passed in directly."""
 
 from __future__ import annotations
 
@@ -104,10 +104,21 @@ class Counting(LocalReducer):
 
 def test_a_reducer_given_directly_shares_the_run():
     reducer = Counting()
-    result = compress(small_transformer(), small_data(), reducer=reducer, **OPTIONS)
+    result = compress(small_transformer(), small_data(), distributed=reducer, **OPTIONS)
     assert reducer.reduced[0] == sorted(result.ranks)  # the clean statistics, every layer
     solved = {name for name, rank in result.ranks.items() if rank is not None}
     assert set().union(*reducer.reduced[1:]) == solved  # then the shifted statistics of every solved layer
+
+
+def test_the_reducer_keyword_of_the_last_release_still_works_deprecated():
+    reducer = Counting()
+    with pytest.warns(
+        DeprecationWarning, match=r"compress\(reducer=\) is deprecated .* use distributed=reducer"
+    ):
+        result = compress(small_transformer(), small_data(), reducer=reducer, **OPTIONS)
+    assert reducer.reduced[0] == sorted(result.ranks)
+    with pytest.raises(ConfigError, match=r"give distributed= only \(reducer are its deprecated spelling\)"):
+        compress(small_transformer(), never_iterated(), reducer=LocalReducer(), distributed=False, **OPTIONS)
 
 
 class ClaimsRank(StatisticsReducer):
@@ -132,15 +143,10 @@ class ClaimsRank(StatisticsReducer):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (
-            {"reducer": LocalReducer(), "distributed": False},
-            "reducer and distributed=False were both given; give one",
-        ),
-        ({"reducer": LocalReducer(), "distributed": True}, "reducer and distributed=True were both given"),
-        ({"reducer": "gloo"}, "reducer must be a StatisticsReducer .*, got str"),
-        ({"reducer": ClaimsRank(2, 2)}, r"reducer ClaimsRank\(2, 2\) has rank 2 and world 2"),
-        ({"reducer": ClaimsRank(0, 0)}, "the world must be a positive int"),
-        ({"reducer": ClaimsRank(0, 1.0)}, "has rank 0 and world 1.0"),
+        ({"distributed": "gloo"}, "distributed must be True, False, None or a StatisticsReducer .*, got str"),
+        ({"distributed": ClaimsRank(2, 2)}, r"reducer ClaimsRank\(2, 2\) has rank 2 and world 2"),
+        ({"distributed": ClaimsRank(0, 0)}, "the world must be a positive int"),
+        ({"distributed": ClaimsRank(0, 1.0)}, "has rank 0 and world 1.0"),
     ],
 )
 def test_a_bad_reducer_is_refused_before_any_pass(options, message):

@@ -87,7 +87,7 @@ class TestBlockCorrection(PhaseConformance):
 
 
 class TestRefinement(PhaseConformance):
-    """Refinement with fresh data (``compress(..., refine_data=)``), the run's last phase."""
+    """Refinement with fresh data (``compress(..., refine=Refinement(...))``), the run's last phase."""
 
     implementation: ClassVar[type[Phase]] = RefinementPhase
 

@@ -3,6 +3,7 @@ list, ``compress(recipe=[...])`` runs one, and the string form builds the same l
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import ClassVar
 
@@ -18,6 +19,7 @@ from safesvd_core import (
     LambdaPhase,
     ProbePhase,
     RefineDataWarning,
+    Refinement,
     StagesPhase,
     compress,
     recipe_phases,
@@ -102,6 +104,12 @@ def test_every_configured_phase_owns_at_most_eight_options_and_the_bags_are_smal
         assert len(attrs.fields(kind)) <= 8, kind.__name__
     for kind in (CompressionJob, CompressionResult, RunState, Plan):
         assert len(attrs.fields(kind)) <= 10, kind.__name__
+    keywords = [
+        name
+        for name, parameter in inspect.signature(compress).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "recipe"
+    ]
+    assert len(keywords) <= 10, keywords
 
 
 def test_the_result_is_frozen_and_reads_its_groups_flat():
@@ -168,9 +176,7 @@ def test_refinement_with_data_is_the_runs_last_phase_seen_by_hooks():
             ratio=0.5,
             adapter_options=OPTIONS,
             hooks=[seen],
-            refine_data=trajectories(samples=16, steps=2, seed=5),
-            refine_steps=4,
-            refine_options={"eval_every": 2},
+            refine=Refinement(trajectories(samples=16, steps=2, seed=5), steps=4, eval_every=2),
         )
     assert seen.started == ["probe", "lambda", "clean", "allocate", "stages", "refine"]
     assert "refine" in result.timings and result.reports["refine"]["items"]["fit"] >= 1

@@ -1,4 +1,4 @@
-"""Refinement with data: compress(..., refine_data=, refine_steps=, refine_options=)."""
+"""Refinement with data: compress(..., refine=Refinement(inputs, steps=..., ...))."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import safesvd_core.refine._refine as refine_module
 from safesvd_core import (
     ConfigError,
     RefineDataWarning,
+    Refinement,
     RefineOptions,
     RefineWarning,
     compress,
@@ -52,9 +53,7 @@ def test_refinement_with_fresh_data_gets_closer_to_the_original_and_reports_both
         calibration,
         ratio=0.4,
         adapter_options=options(model),
-        refine_data=fresh(),
-        refine_steps=60,
-        refine_options={"lr": 1e-3, "eval_every": 20, "warmup": 5},
+        refine=Refinement(fresh(), steps=60, lr=1e-3, eval_every=20, warmup=5),
     )
     report = refined.reports["refine"]
     assert report["kept"] == "refined" and report["best_step"] > 0
@@ -78,9 +77,7 @@ def test_refinement_never_returns_a_model_worse_than_the_closed_form_on_the_held
         calibration,
         ratio=0.4,
         adapter_options=options(model),
-        refine_data=fresh(),
-        refine_steps=10,
-        refine_options={"lr": 0.5, "eval_every": 5, "warmup": 0},
+        refine=Refinement(fresh(), steps=10, lr=0.5, eval_every=5, warmup=0),
     )
     report = wrecked.reports["refine"]
     assert report["kept"] == "closed form" and report["best_step"] == 0
@@ -107,9 +104,7 @@ def test_a_non_finite_loss_stops_with_a_warning_and_keeps_the_best_state(monkeyp
             calibration,
             ratio=0.4,
             adapter_options=options(model),
-            refine_data=fresh(),
-            refine_steps=10,
-            refine_options={"held_out": 0.0},
+            refine=Refinement(fresh(), steps=10, held_out=0.0),
         )
     assert "step 3" in result.reports["refine"]["stopped"]
     for key, value in plain.model.state_dict().items():
@@ -142,51 +137,79 @@ def test_rollout_refinement_weights_one_step_and_the_k_step_mean():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("data", "steps", "settings", "message"),
     [
-        ({"refine_steps": 10}, "need refine_data"),
-        ({"refine_options": {"lr": 1e-3}}, "need refine_data"),
-        ({"refine_data": "fresh"}, "without refine_steps"),
-        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"steps": 5}}, "as refine_steps="),
-        (
-            {"refine_data": "fresh", "refine_steps": 5, "refine_options": {"learning_rate": 1}},
-            "the options are lr",
-        ),
-        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"held_out": 1.0}}, "must be below 1"),
-        ({"refine_data": "fresh", "refine_steps": 0.5}, "steps must be an integer"),
-        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": RefineOptions(steps=6)}, "disagrees"),
-        ({"refine_data": [], "refine_steps": 5}, "refinement set is empty"),
-        ({"refine_data": "one", "refine_steps": 5}, "needs at least 2 items"),
-        ({"refine_data": "float64", "refine_steps": 5}, "refinement data are torch.float64"),
-        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"rollout_steps": 9}}, "hold 2 steps"),
-        (
-            {"refine_data": "small", "refine_steps": 5},
-            "the model cannot run the first refinement item .*\\(8, 2, 6, 6\\)",
-        ),
-        (
-            {"refine_data": "channels", "refine_steps": 5},
-            "the model cannot run the first refinement item .*\\(8, 3, 8, 8\\)",
-        ),
+        ("fresh", None, {}, "Refinement needs steps="),
+        ("fresh", 5, {"learning_rate": 1}, "the options are steps, lr"),
+        ("fresh", 5, {"held_out": 1.0}, "must be below 1"),
+        ("fresh", 0.5, {}, "steps must be an integer"),
+        ("fresh", RefineOptions(steps=6), {"lr": 1e-3}, "give one of the two"),
+        ("a string", 5, {}, "must be an iterable of items"),
+        ("empty", 5, {}, "refinement set is empty"),
+        ("one", 5, {}, "needs at least 2 items"),
+        ("float64", 5, {}, "refinement data are torch.float64"),
+        ("fresh", 5, {"rollout_steps": 9}, "hold 2 steps"),
+        ("small", 5, {}, "the model cannot run the first refinement item .*\\(8, 2, 6, 6\\)"),
+        ("channels", 5, {}, "the model cannot run the first refinement item .*\\(8, 3, 8, 8\\)"),
     ],
 )
-def test_bad_refinement_arguments_are_refused_before_any_pass(kwargs, message, monkeypatch):
+def test_bad_refinements_are_refused_before_any_pass(data, steps, settings, message, monkeypatch):
     model, calibration = small_transformer(), trajectories(steps=2)
-    data = {
+    items = {
         "fresh": fresh(),
+        "a string": "fresh",
+        "empty": [],
         "one": fresh(samples=8, batch=8),
         "float64": [(x.double(), t.double()) for x, t in fresh()],
         "small": trajectories(samples=64, steps=2, size=6, seed=7, batch=8),  # the model takes 8 × 8
         "channels": [(x.repeat(1, 2, 1, 1)[:, :3], t.repeat(1, 1, 2, 1, 1)[:, :, :3]) for x, t in fresh()],
-    }
-    if isinstance(kwargs.get("refine_data"), str):
-        kwargs = {**kwargs, "refine_data": data[kwargs["refine_data"]]}
+    }[data]
 
     def no_pass(*args, **kw):
         raise AssertionError("a pass over the calibration data ran before the refusal")
 
     monkeypatch.setattr("safesvd_core.run._engine.run_phases", no_pass)
     with pytest.raises(ConfigError, match=message):
+        refinement = Refinement(items, steps, **settings)
+        quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine=refinement)
+    with pytest.raises(ConfigError, match="refine must be a Refinement .*, got dict"):
+        quiet_compress(model, calibration, ratio=0.4, refine={"data": items, "steps": 5})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"refine_steps": 10}, "need refine_data"),
+        ({"refine_options": {"lr": 1e-3}}, "need refine_data"),
+        ({"refine_data": "fresh"}, "without refine_steps"),
+        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": {"steps": 5}}, "as refine_steps="),
+        ({"refine_data": "fresh", "refine_steps": 5, "refine_options": RefineOptions(steps=6)}, "disagrees"),
+        ({"refine_data": "fresh", "refine_steps": 5, "refine": "new"}, "give refine= only"),
+    ],
+)
+def test_the_refine_keywords_of_the_last_release_are_checked_as_before(kwargs, message):
+    model, calibration = small_transformer(), trajectories(steps=2)
+    given = {"fresh": fresh(), "new": Refinement(fresh(), steps=5)}
+    kwargs = {
+        key: given.get(value, value) if isinstance(value, str) else value for key, value in kwargs.items()
+    }
+    with pytest.raises(ConfigError, match=message):
         quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), **kwargs)
+
+
+def test_the_refine_keywords_of_the_last_release_still_refine_deprecated():
+    model, calibration = small_transformer(), trajectories(steps=2)
+    old_style = {"refine_data": fresh(), "refine_steps": 4, "refine_options": {"eval_every": 2}}
+    with pytest.warns(DeprecationWarning, match=r"use refine=Refinement\(data, steps, \*\*options\)"):
+        old = quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), **old_style)
+    new = quiet_compress(
+        model,
+        calibration,
+        ratio=0.4,
+        adapter_options=options(model),
+        refine=Refinement(fresh(), 4, eval_every=2),
+    )
+    assert old.reports["refine"]["history"] == new.reports["refine"]["history"]
 
 
 def test_refining_on_the_calibration_data_or_on_little_data_warns():
@@ -197,13 +220,11 @@ def test_refining_on_the_calibration_data_or_on_little_data_warns():
             calibration,
             ratio=0.4,
             adapter_options=options(model),
-            refine_data=calibration,
-            refine_steps=2,
-            refine_options={"held_out": 0.5},
+            refine=Refinement(calibration, steps=2, held_out=0.5),
         )
     with pytest.warns(RefineDataWarning, match="holds 64 inputs"):
         compress(
-            model, calibration, ratio=0.4, adapter_options=options(model), refine_data=fresh(), refine_steps=2
+            model, calibration, ratio=0.4, adapter_options=options(model), refine=Refinement(fresh(), steps=2)
         )
 
 
@@ -214,9 +235,7 @@ def test_the_refine_report_is_saved_in_the_manifest(tmp_path):
         calibration,
         ratio=0.4,
         adapter_options=options(model),
-        refine_data=fresh(),
-        refine_steps=4,
-        refine_options={"eval_every": 2},
+        refine=Refinement(fresh(), steps=4, eval_every=2),
     )
     save_compressed(result, tmp_path / "out")
     saved = read_manifest(tmp_path / "out")["reports"]["refine"]
@@ -225,13 +244,8 @@ def test_the_refine_report_is_saved_in_the_manifest(tmp_path):
 
 def test_an_interrupted_refinement_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     model, calibration = small_transformer(), trajectories(steps=2)
-    arguments = dict(
-        ratio=0.4,
-        adapter_options=options(model),
-        refine_data=fresh(),
-        refine_steps=30,
-        refine_options={"eval_every": 10, "lr": 1e-3, "warmup": 3},
-    )
+    settings = {"eval_every": 10, "lr": 1e-3, "warmup": 3}
+    arguments = dict(ratio=0.4, adapter_options=options(model), refine=Refinement(fresh(), 30, **settings))
     whole = quiet_compress(model, calibration, **arguments)
 
     real, calls = refine_module.Distiller.loss, {"n": 0}
@@ -251,7 +265,7 @@ def test_an_interrupted_refinement_resumes_to_the_uninterrupted_result(tmp_path,
     assert resumed.reports["refine"]["history"] == whole.reports["refine"]["history"]
     for key, value in whole.model.state_dict().items():
         assert torch.equal(resumed.model.state_dict()[key], value), key
-    changed = {**arguments, "refine_options": {**arguments["refine_options"], "lr": 2e-3}}
+    changed = {**arguments, "refine": Refinement(fresh(), 30, **{**settings, "lr": 2e-3})}
     with pytest.raises(ConfigError, match="cannot resume refinement"):
         quiet_compress(model, calibration, checkpoint_dir=tmp_path / "ckpt", **changed)
 
@@ -262,14 +276,12 @@ def test_refinement_same_on_cuda():
     if not torch.cuda.is_available():
         pytest.skip("CUDA is not available")
     model, calibration, data = small_transformer(), trajectories(steps=2), fresh()
-    arguments = dict(
-        ratio=0.4, adapter_options=options(model), refine_steps=20, refine_options={"eval_every": 10}
-    )
-    on_cpu = quiet_compress(model, calibration, refine_data=data, **arguments)
+    arguments = dict(ratio=0.4, adapter_options=options(model))
+    on_cpu = quiet_compress(model, calibration, refine=Refinement(data, 20, eval_every=10), **arguments)
     on_gpu = quiet_compress(
         copy.deepcopy(model).cuda(),
         [(x.cuda(), t.cuda()) for x, t in calibration],
-        refine_data=[(x.cuda(), t.cuda()) for x, t in data],
+        refine=Refinement([(x.cuda(), t.cuda()) for x, t in data], 20, eval_every=10),
         **arguments,
     )
     assert next(on_gpu.model.parameters()).device.type == "cuda" and on_gpu.ranks == on_cpu.ranks
@@ -290,9 +302,7 @@ def test_the_teacher_cache_holds_at_most_its_cap_and_changes_nothing(cap):
             calibration,
             ratio=0.4,
             adapter_options=options(model),
-            refine_data=fresh(samples=96, batch=8),
-            refine_steps=30,
-            refine_options={**settings, "teacher_cache_bytes": bytes_},
+            refine=Refinement(fresh(samples=96, batch=8), 30, **settings, teacher_cache_bytes=bytes_),
         )
         for bytes_ in (cap, 2**30)
     }

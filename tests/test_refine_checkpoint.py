@@ -12,7 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 import safesvd_core.refine._refine as refine_module
-from safesvd_core import ConfigError
+from safesvd_core import ConfigError, Refinement
 
 from test_compress import small_transformer
 from test_refine import fresh, options, quiet_compress
@@ -29,9 +29,7 @@ def interrupted(tmp_path_factory):
     arguments = dict(
         ratio=0.4,
         adapter_options=options(model),
-        refine_data=fresh(),
-        refine_steps=STEPS,
-        refine_options={"eval_every": EVERY, "lr": 1e-3},
+        refine=Refinement(fresh(), steps=STEPS, eval_every=EVERY, lr=1e-3),
     )
     folder = tmp_path_factory.mktemp("ckpt")
     real, calls = refine_module.Distiller.loss, {"n": 0}

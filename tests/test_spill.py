@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from safesvd_core import CalibrationStatistics, ConfigError, compress
+from safesvd_core import CalibrationStatistics, ConfigError, SpillPolicy, compress
 from safesvd_core.statistics._spill import layer_groups, parse_bytes
 from safesvd_core.statistics._statistics import (
     EstimatorFactory,  # an internal of spilled statistics, not a plugin name
@@ -27,7 +27,7 @@ def _sizes(statistics_dir):
 def test_spilled_statistics_give_the_in_memory_result(tmp_path):
     model, data = small_transformer(depth=2), small_data()
     in_memory = compress(model, data, ratio=0.5)
-    spilled = compress(model, data, ratio=0.5, statistics_memory="40KiB", spill_dir=tmp_path / "stats")
+    spilled = compress(model, data, ratio=0.5, statistics=SpillPolicy(tmp_path / "stats", "40KiB"))
     assert in_memory.passes["clean"] == 1 and spilled.passes["clean"] > 2  # one clean pass per group
     assert spilled.ranks == in_memory.ranks
     for name, rank in in_memory.ranks.items():
@@ -45,7 +45,7 @@ def test_spilled_statistics_give_the_in_memory_result(tmp_path):
 
 def test_resume_from_a_spill_directory_skips_the_clean_passes(tmp_path):
     model, data = small_transformer(depth=1), small_data()
-    first = compress(model, data, ratio=0.5, statistics_memory="1MiB", spill_dir=tmp_path / "stats")
+    first = compress(model, data, ratio=0.5, statistics=SpillPolicy(tmp_path / "stats", "1MiB"))
     opened = CalibrationStatistics.open(tmp_path / "stats")
     assert set(opened.layers) == set(first.ranks)
     second = compress(model, data, ratio=0.5, statistics=opened)
@@ -62,7 +62,7 @@ def test_resume_from_a_spill_directory_skips_the_clean_passes(tmp_path):
 
 def test_spilled_statistics_refuse_merge_save_and_more_rows(tmp_path):
     model, data = small_transformer(depth=1), small_data()
-    result = compress(model, data, ratio=0.5, statistics_memory="1MiB", spill_dir=tmp_path / "stats")
+    result = compress(model, data, ratio=0.5, statistics=SpillPolicy(tmp_path / "stats", "1MiB"))
     statistics = result.statistics
     with pytest.raises(ConfigError, match="spilled to"):
         statistics.save(tmp_path / "all.safetensors")
@@ -74,20 +74,32 @@ def test_spilled_statistics_refuse_merge_save_and_more_rows(tmp_path):
 
 def test_spill_options_are_checked_before_any_pass(tmp_path):
     model, data = small_transformer(depth=1), small_data()
-    with pytest.raises(ConfigError, match="go together"):
-        compress(model, data, ratio=0.5, statistics_memory="1GiB")
-    with pytest.raises(ConfigError, match="go together"):
-        compress(model, data, ratio=0.5, spill_dir=tmp_path)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "x").write_text("")
     with pytest.raises(ConfigError, match="not empty"):
-        compress(model, data, ratio=0.5, statistics_memory="1GiB", spill_dir=tmp_path / "old")
+        compress(model, data, ratio=0.5, statistics=SpillPolicy(tmp_path / "old", "1GiB"))
     with pytest.raises(ConfigError, match="size like"):
-        compress(model, data, ratio=0.5, statistics_memory="lots", spill_dir=tmp_path / "new")
+        SpillPolicy(tmp_path / "new", "lots")
+    with pytest.raises(ConfigError, match="CalibrationStatistics .* or a SpillPolicy, got str"):
+        compress(model, data, ratio=0.5, statistics="stats/")
     physics = {"physics": [Unbalanceable()], "adapter_options": {"field_description": object()}}
     # before the λ pass, which would raise AssertionError
     with pytest.raises(ConfigError, match="alone take"):
-        compress(model, data, ratio=0.5, statistics_memory=100, spill_dir=tmp_path / "tiny", **physics)
+        compress(model, data, ratio=0.5, statistics=SpillPolicy(tmp_path / "tiny", 100), **physics)
+
+
+def test_the_spill_keywords_of_the_last_release_still_work_deprecated(tmp_path):
+    model, data = small_transformer(depth=1), small_data()
+    with pytest.warns(DeprecationWarning, match=r"statistics=SpillPolicy\(spill_dir, statistics_memory\)"):
+        old = compress(model, data, ratio=0.5, statistics_memory="1MiB", spill_dir=tmp_path / "old")
+    new = compress(model, data, ratio=0.5, statistics=SpillPolicy(tmp_path / "new", "1MiB"))
+    assert old.ranks == new.ranks and old.statistics.spilled
+    with pytest.raises(ConfigError, match="go together"):
+        compress(model, data, ratio=0.5, statistics_memory="1GiB")
+    with pytest.raises(ConfigError, match="give statistics= only"):
+        compress(
+            model, data, ratio=0.5, spill_dir=tmp_path / "x", statistics_memory=1, statistics=new.statistics
+        )
 
 
 class Unbalanceable(Roughness):
@@ -140,8 +152,7 @@ def test_balanced_statistics_spill_and_give_the_in_memory_result(tmp_path):
         data,
         ratio=0.5,
         recipe="safe-svd-balanced",
-        statistics_memory="1MiB",
-        spill_dir=tmp_path / "stats",
+        statistics=SpillPolicy(tmp_path / "stats", "1MiB"),
     )
     assert spilled.ranks == in_memory.ranks
     for name in in_memory.ranks:

@@ -153,3 +153,15 @@ def test_trust_follows_where_a_module_is_found_not_its_name(tmp_path, monkeypatc
     assert reason and f"would be imported from {tmp_path.resolve() / 'safesvd_data.py'}" in reason
     assert "remove that file, or run from another folder" in reason
     assert not (tmp_path / "RAN").exists()
+
+
+def test_two_config_folders_with_a_module_of_one_name_each_get_their_own(tmp_path):
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "shared_name_data.py").write_text(f"def load():\n    return {name!r}\n")
+    try:
+        for name in ("first", "second", "first"):
+            load = import_object("shared_name_data:load", "[data]", (tmp_path / name,))
+            assert load() == name
+    finally:
+        sys.modules.pop("shared_name_data", None)

@@ -4,7 +4,7 @@ original model is the teacher, the inputs are trajectories the calibration never
 
 import os
 
-from safesvd_core import compress, save_compressed
+from safesvd_core import Refinement, compress, save_compressed
 from safesvd_zoo import reference
 
 INPUTS, STEPS = int(os.environ.get("INPUTS", 4096)), int(os.environ.get("STEPS", 2000))
@@ -15,7 +15,7 @@ calibration = reference.trajectory_batches(32, 5)                     # 32 traje
 fresh = reference.trajectory_batches(INPUTS, 2, seed=101, batch_size=32)   # 2-step trajectories, another seed
 
 result = compress(model, calibration, ratio=0.4, family="ns-incompressible", adapter_options=options,
-                  refine_data=fresh, refine_steps=STEPS, refine_options={"lr": 3e-4}, progress=True)
+                  refine=Refinement(fresh, steps=STEPS, lr=3e-4), progress=True)
 report = result.reports["refine"]
 print(result.notes[-1])
 print(f"kept: {report['kept']} (step {report['best_step']}), {report['seconds']:.0f} s")

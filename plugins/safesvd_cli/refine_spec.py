@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from safesvd_core import RefineOptions
+from safesvd_core import Refinement, RefineOptions
 from safesvd_core.plugin import ConfigError
 
 from .data_source import DataSpec, trajectory_steps
@@ -70,10 +70,4 @@ class RefineSpec:
 
     def compress_arguments(self, items: list[Any]) -> dict[str, Any]:
         """The keywords of ``compress`` that ask for this refinement on ``items``."""
-        return {
-            "refine_data": items,
-            "refine_steps": self.options.steps,
-            "refine_options": {
-                key: value for key, value in attrs.asdict(self.options).items() if key != "steps"
-            },
-        }
+        return {"refine": Refinement(items, self.options)}

@@ -81,17 +81,30 @@ def own_code(spec: str, folders: tuple[Path, ...] = ()) -> bool:
     return untrusted_reason(spec, folders) is None
 
 
+def _forget_stale(module_name: str, folders: tuple[Path, ...]) -> None:
+    """Drop ``module_name`` (its top-level package and submodules) from the import cache when a config
+    folder holds a module of that name other than the cached one: two configs in two folders, each
+    with its own ``data.py``, must each get their own in one process."""
+    top = module_name.split(".")[0]
+    cached = sys.modules.get(top)
+    if cached is None or not folders:
+        return
+    here = _origin(PathFinder.find_spec(top, [str(folder) for folder in folders]))
+    if here is not None and here != _origin(getattr(cached, "__spec__", None)):
+        for name in [name for name in sys.modules if name == top or name.startswith(top + ".")]:
+            del sys.modules[name]
+
+
 def import_object(spec: str, where: str, folders: tuple[Path, ...] = ()) -> Any:
     """The object ``module:name`` names, imported with ``folders`` first on the path (the config's folder)
     for the import alone."""
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
         raise ConfigError(f"{where}: expected 'module:function', got {spec!r}")
-    added = (
-        []
-        if own_code(spec, folders)
-        else [str(folder) for folder in reversed(folders) if str(folder) not in sys.path]
-    )
+    added = []
+    if not own_code(spec, folders):
+        added = [str(folder) for folder in reversed(folders) if str(folder) not in sys.path]
+        _forget_stale(module_name, folders)
     for folder in added:
         sys.path.insert(0, folder)
     try:

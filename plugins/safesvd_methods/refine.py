@@ -2,8 +2,8 @@
 the compressed model is distilled towards the original on the calibration items themselves, with
 the core's refinement loop (:func:`safesvd_core.plugin.refine`, no held-out split).
 
-The calibration items are few, so this tends to overfit: ``compress(..., refine_data=,
-refine_steps=)`` with fresh inputs is the refinement to use (docs/fine-tune.md); this phase warns.
+The calibration items are few, so this tends to overfit: ``compress(...,
+refine=Refinement(...))`` with fresh inputs is the refinement to use (docs/fine-tune.md); this phase warns.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class RefinePhase(Phase):
         job = state.job
         warnings.warn(
             "refine_epochs trains on the calibration items alone and tends to overfit them; give fresh "
-            "inputs instead: compress(..., refine_data=..., refine_steps=...)",
+            "inputs instead: compress(..., refine=Refinement(inputs, steps=...))",
             RefineDataWarning,
             stacklevel=2,
         )

@@ -1,5 +1,5 @@
 """The refinement phase: after the closed form, the compressed model is distilled towards the
-original on fresh inputs (``compress(..., refine_data=, refine_steps=)``), as the run's last phase."""
+original on fresh inputs (``compress(..., refine=Refinement(...))``), as the run's last phase."""
 
 from __future__ import annotations
 

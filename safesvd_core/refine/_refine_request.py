@@ -1,10 +1,10 @@
-"""What ``compress(..., refine_data=, refine_steps=, refine_options=)`` asks for: checked before any
+"""What ``compress(..., refine=Refinement(...))`` asks for: checked before any
 pass over the calibration data, run by the refinement phase (:mod:`._refine_phase`)."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -23,6 +23,7 @@ from ._refine import (
     source_for,
     split_items,
 )
+from ._refinement import Refinement
 
 
 def _input_count(items: Iterable[Any]) -> int:
@@ -82,45 +83,22 @@ class RefinementRequest:
 
 
 def refinement_request(
-    data: Iterable[Any] | None,
-    steps: int,
-    options: Mapping[str, Any] | RefineOptions | None,
-    calibration: list[Any],
-    world: int,
+    refinement: Refinement | None, calibration: list[Any], world: int
 ) -> RefinementRequest | None:
-    """The request, or ``None`` when nothing asks for refinement; contradictory arguments are refused."""
-    if data is None:
-        if steps or options is not None:
-            raise ConfigError(
-                "refine_steps and refine_options need refine_data: fresh unlabelled inputs from the data "
-                "distribution (batches or trajectories, as the calibration takes them)"
-            )
+    """The request of ``compress(..., refine=)``, or ``None`` when it asks for no refinement."""
+    if refinement is None:
         return None
-    if isinstance(options, RefineOptions):
-        if steps and steps != options.steps:
-            raise ConfigError(
-                f"refine_steps={steps} disagrees with refine_options.steps={options.steps}; give one"
-            )
-        built = options
-    else:
-        given = dict(options or {})
-        if "steps" in given:
-            raise ConfigError("give the number of steps as refine_steps=, not inside refine_options")
-        if not steps:
-            raise ConfigError(
-                "refine_data was given without refine_steps: say how many optimiser steps to take"
-            )
-        try:
-            built = RefineOptions(steps=steps, **given)
-        except TypeError as error:
-            known = ", ".join(field.name for field in attrs.fields(RefineOptions) if field.name != "steps")
-            raise ConfigError(f"refine_options: {error}; the options are {known}") from None
+    if not isinstance(refinement, Refinement):
+        raise ConfigError(
+            f"refine must be a Refinement (safesvd_core.Refinement(inputs, steps=...)), got "
+            f"{type(refinement).__name__}"
+        )
     if world > 1:
         raise ConfigError(
             "refinement does not run distributed (its training steps are not synchronised); refine in "
             "one process"
         )
-    items = materialise(data, "refinement")
+    items = materialise(refinement.data, "refinement")
     calibration_prints = {fingerprint(item) for item in calibration}
     same = all(fingerprint(item) in calibration_prints for item in items)
-    return RefinementRequest(items=items, options=built, same_as_calibration=same)
+    return RefinementRequest(items=items, options=refinement.options, same_as_calibration=same)

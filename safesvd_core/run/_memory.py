@@ -65,7 +65,7 @@ def check_fits(need: MemoryEstimate) -> str:
     if have is not None and need.to_allocate > have:
         raise ConfigError(
             f"this compression does not fit in memory: {line}. Cap the statistics "
-            "(statistics_memory='…GiB' with spill_dir=…), compress on a machine with more memory, "
+            "(statistics=SpillPolicy(directory, '…GiB')), compress on a machine with more memory, "
             "or free some"
         )
     return line

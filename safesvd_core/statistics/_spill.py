@@ -23,12 +23,16 @@ _UNITS = {"": 1, "B": 1, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "KB": 10**3, 
 def parse_bytes(value: int | str) -> int:
     """``6 * 2**30``, ``"6GiB"``, ``"500 MB"`` → bytes."""
     if isinstance(value, bool):
-        raise ConfigError(f"statistics_memory must be bytes (an int) or a size like '6GiB', got {value!r}")
+        raise ConfigError(
+            f"the statistics' memory cap must be bytes (an int) or a size like '6GiB', got {value!r}"
+        )
     if isinstance(value, int):
         return value
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
     if match is None or match.group(2).upper() not in _UNITS:
-        raise ConfigError(f"statistics_memory must be bytes (an int) or a size like '6GiB', got {value!r}")
+        raise ConfigError(
+            f"the statistics' memory cap must be bytes (an int) or a size like '6GiB', got {value!r}"
+        )
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
@@ -39,17 +43,23 @@ def _positive_bytes(instance: object, attribute: attrs.Attribute, value: int) ->
 
 @attrs.frozen
 class SpillPolicy:
-    """Keep at most ``max_bytes`` of clean statistics in memory; spill the rest to ``directory``."""
+    """Keep at most ``max_bytes`` (bytes, or a size like ``"6GiB"``) of clean statistics in memory;
+    spill the rest to ``directory``, a new or empty directory kept afterwards
+    (``compress(..., statistics=SpillPolicy("stats", "6GiB"))``)."""
 
     directory: Path = attrs.field(converter=Path)
     max_bytes: int = attrs.field(converter=parse_bytes, validator=_positive_bytes)
 
-    def __attrs_post_init__(self) -> None:
-        if self.directory.exists() and any(self.directory.iterdir()):
+    def for_process(self, rank: int, world: int) -> SpillPolicy:
+        """The policy of process ``rank`` of ``world``: its own subdirectory when there are several
+        (each spills its own copy, on node-local disks), checked to be new or empty."""
+        policy = self if world == 1 else attrs.evolve(self, directory=self.directory / f"rank-{rank}")
+        if policy.directory.exists() and any(policy.directory.iterdir()):
             raise ConfigError(
-                f"spill_dir {self.directory} is not empty; give a new or empty directory "
+                f"the spill directory {policy.directory} is not empty; give a new or empty directory "
                 "(to resume from it, pass statistics=CalibrationStatistics.open(it))"
             )
+        return policy
 
 
 def layer_groups(sizes: Mapping[str, int], order: Sequence[str], max_bytes: int) -> list[list[str]]:
@@ -64,7 +74,7 @@ def layer_groups(sizes: Mapping[str, int], order: Sequence[str], max_bytes: int)
         if size > max_bytes:
             raise ConfigError(
                 f"the statistics of layer {name!r} alone take {size:,} bytes, more than "
-                f"statistics_memory={max_bytes:,}; raise the cap"
+                f"the cap of {max_bytes:,} (SpillPolicy's max_bytes); raise the cap"
             )
         if not groups or held + size > max_bytes:
             groups.append([])

@@ -184,10 +184,10 @@ class RecipeConformance:
         recipe = self.make_recipe()
         if not type(recipe).distributed:
             with pytest.raises(ConfigError, match="does not run distributed"):
-                self._compress(self.make_model(), reducer=TwoProcesses())
+                self._compress(self.make_model(), distributed=TwoProcesses())
             return
         reducer = CountingReducer()
-        reduced = self._compress(self.make_model(), reducer=reducer)
+        reduced = self._compress(self.make_model(), distributed=reducer)
         passes = sum(reduced.passes.values())
         assert reducer.reduced > 0 or not passes, (
             f"a distributed recipe made {passes} pass(es) over the items and reduced nothing: its processes "

@@ -9,7 +9,7 @@ process, as a pytest suite to subclass.
         def make_reducer(self):
             return MyReducer()
 
-In a one-process world a reducer must change nothing: ``compress(..., reducer=it)`` gives the weights
+In a one-process world a reducer must change nothing: ``compress(..., distributed=it)`` gives the weights
 of ``compress(..., distributed=False)`` bit for bit. Its shard, owners and shared work follow the
 schedule ``compress`` relies on. (Several processes: ``safesvd_core.testing.loopback`` runs real ones.)
 """
@@ -110,9 +110,9 @@ class StatisticsReducerConformance:
             pytest.skip("a process of a larger world cannot compress alone")
         model, items = tiny_model(), tiny_items()
         options = {"ratio": 0.5, "adapter_options": dict(ADAPTER_OPTIONS)}
-        reduced = compress(model, items, reducer=reducer, **options)
+        reduced = compress(model, items, distributed=reducer, **options)
         local = compress(model, items, distributed=False, **options)
         assert reduced.ranks == local.ranks, f"ranks {reduced.ranks}, locally {local.ranks}"
         assert_same_weights(
-            reduced.model, local.model, "compress(..., reducer=...) alone against distributed=False"
+            reduced.model, local.model, "compress(..., distributed=reducer) alone against distributed=False"
         )

@@ -112,7 +112,7 @@ def test_the_loss_search_refuses_a_sharded_run_before_any_pass():
             recipe="asvd",
             sensitivity="calibration-loss",
             adapter_options=_options(model),
-            reducer=TwoProcesses(),
+            distributed=TwoProcesses(),
         )
     assert calls == []
     compress(
@@ -121,7 +121,7 @@ def test_the_loss_search_refuses_a_sharded_run_before_any_pass():
         ratio=0.5,
         recipe="asvd",
         adapter_options=_options(model),
-        reducer=TwoProcesses(),
+        distributed=TwoProcesses(),
     )
     assert calls  # the stable-rank proxy shards
 
