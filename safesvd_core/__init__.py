@@ -30,6 +30,7 @@ from .linalg._balance import balanced, is_balanced
 from .model._lowrank import LowRankLinear
 from .refine._refine import RefineDataWarning, RefineOptions, RefineWarning
 from .refine._refinement import Refinement
+from .run._named_phases import named_phases
 from .run._phase_list import recipe_phases
 from .run._phase_order import insert_phase
 from .run._result import CompressionResult
@@ -82,6 +83,7 @@ __all__ = [
     "insert_phase",
     "is_balanced",
     "load_compressed",
+    "named_phases",
     "read_manifest",
     "recipe_phases",
     "register_structure",

@@ -86,7 +86,7 @@ from .run._engine import DEFAULT_PHASES, clean_statistics, run_plan
 from .run._items import check_finite, check_runs, plain_item
 from .run._job import STAGE_MODES, CompressionJob, Phase, Plan, RunHook, RunState
 from .run._outputs import Allocation, Budget, CleanStatistics, Probe, Progress, RunLog, Stage
-from .run._phase_list import run_phase_list
+from .run._phase_list import PhaseList, run_phase_list
 from .run._phase_order import insert_phase
 from .run._plan_draft import PlanDraft
 from .run._recipe import Recipe
@@ -152,6 +152,7 @@ __all__ = [
     "PDEFamily",
     "PairSource",
     "Phase",
+    "PhaseList",
     "PhysicsLoss",
     "PhysicsSpec",
     "Plan",

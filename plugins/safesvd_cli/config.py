@@ -22,6 +22,7 @@ from safesvd_core.plugin import ConfigError, registry
 
 from .data_source import DataSpec, trajectory_steps
 from .model_source import ModelSpec
+from .phases_spec import read_phases
 from .refine_spec import OPTION_KEYS, RefineSpec
 from .user_code import toml_value, untrusted_reason
 
@@ -41,7 +42,7 @@ SCHEMA: Mapping[str, tuple[str, ...]] = {
     "data": (*DATA_KEYS, "test_fraction", "trajectory_steps"),
     "test": DATA_KEYS,
     "adapter": ("name", "options"),
-    "compress": ("recipe", "options", "ratio", "ratios", "family"),
+    "compress": ("recipe", "options", "phases", "ratio", "ratios", "family"),
     "evaluate": ("horizons", "figures"),
     "refine": (*DATA_KEYS, "trajectory_steps", *OPTION_KEYS),
 }
@@ -163,6 +164,7 @@ class RunConfig:
     adapter_options: Mapping[str, Any] = attrs.field(factory=dict)
     recipe: str = "safe-svd"
     recipe_options: Mapping[str, Any] = attrs.field(factory=dict)
+    phases: tuple[Mapping[str, Any], ...] = ()
     ratios: tuple[float, ...] = (0.5,)
     family: str | None = None
     horizons: tuple[int, ...] = ()
@@ -181,6 +183,11 @@ class RunConfig:
                 "evaluation would score inputs the model was refined on; give [refine] other inputs "
                 "(another file, split, seed or arguments)"
             )
+
+    @property
+    def recipe_label(self) -> str:
+        """What the runs are called: the recipe's name, or ``phases`` for a list of phases."""
+        return "phases" if self.phases else self.recipe
 
     @property
     def refine_reads_data(self) -> bool:
@@ -213,6 +220,7 @@ class RunConfig:
             adapter_options=_table(adapter.get("options", {}), "[adapter] options"),
             recipe=_name(run.get("recipe", "safe-svd"), "[compress] recipe"),
             recipe_options=_table(run.get("options", {}), "[compress] options"),
+            phases=read_phases(run, None if family is None else _name(family, "[compress] family")),
             ratios=_ratios(run),
             family=None if family is None else _name(family, "[compress] family"),
             horizons=parse_horizons(evaluation.get("horizons", [])),
@@ -249,8 +257,11 @@ class RunConfig:
             },
             "adapter": {"name": self.adapter, "options": dict(self.adapter_options)},
             "compress": {
-                "recipe": self.recipe,
-                "options": dict(self.recipe_options),
+                **(
+                    {"phases": [dict(entry) for entry in self.phases]}
+                    if self.phases
+                    else {"recipe": self.recipe, "options": dict(self.recipe_options)}
+                ),
                 "ratios": list(self.ratios),
             },
             "evaluate": {"horizons": list(self.horizons), "figures": self.figures},

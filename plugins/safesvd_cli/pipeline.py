@@ -25,6 +25,7 @@ from safesvd_core.plugin import ModelAdapter, check_finite, check_runs, make_ada
 from . import report
 from .baseline import CopyBaseline, copy_baseline
 from .config import RunConfig
+from .phases_spec import phase_list
 from .progress_option import announce_run, time_left
 
 
@@ -123,6 +124,14 @@ def _refine_items(config: RunConfig, calibrate: tuple[float, float]) -> list[Any
     return config.refine.load(calibrate)
 
 
+def recipe_arguments(config: RunConfig, recipe: str | None = None) -> dict[str, Any]:
+    """``compress``'s ``recipe`` and the recipe's options: ``recipe`` with its defaults, else the
+    config's ``[compress] phases`` as a list, else its recipe and options."""
+    if recipe is None and config.phases:
+        return {"recipe": phase_list(config.phases, config.family)}
+    return {"recipe": recipe or config.recipe, **recipe_options(config, recipe)}
+
+
 def recipe_options(config: RunConfig, recipe: str | None = None) -> dict[str, Any]:
     """The recipe's options, with the config's family where the recipe takes one."""
     name = recipe or config.recipe
@@ -196,12 +205,11 @@ def run(prepared: Prepared, ratio: float, *, recipe: str | None = None, progress
             prepared.model,
             prepared.calibration,
             ratio=ratio,
-            recipe=recipe or config.recipe,
             adapter=config.adapter,
             adapter_options=prepared.adapter_options,
             progress=progress,
             **refinement,
-            **recipe_options(config, recipe),
+            **recipe_arguments(config, recipe),
         )
     seconds = time.perf_counter() - start
     return Run(ratio=ratio, result=result, report=evaluation(prepared, result.model), seconds=seconds)
@@ -213,6 +221,6 @@ def runs(prepared: Prepared, ratios: Sequence[float], *, progress: bool = False)
     for index, ratio in enumerate(ratios, start=1):
         if progress:
             left = time_left([run.seconds for run in done], len(ratios) - index + 1)
-            announce_run(index, len(ratios), f"{prepared.config.recipe} at ratio {ratio:g}", left)
+            announce_run(index, len(ratios), f"{prepared.config.recipe_label} at ratio {ratio:g}", left)
         done.append(run(prepared, ratio, progress=progress))
     return done

@@ -1,14 +1,21 @@
-"""Entry point of the built-in methods: the default algorithm's estimators, solver and allocators
-(defined in the core, registered here as a third-party plugin would), the baselines and the recipes."""
+"""Entry point of the built-in methods: the default algorithm's estimators, solver, allocators
+and phases (defined in the core, registered here as a third-party plugin would), the baselines, the
+recipes and the phases a recipe list names."""
 
 from __future__ import annotations
 
 from safesvd_core.plugin import (
+    AllocationPhase,
     CleanCovariance,
+    CleanStatisticsPhase,
     EnergyBalanced,
     GreedyAllocator,
+    LambdaPhase,
     OutputFisher,
+    PhaseList,
+    ProbePhase,
     ShiftedCovariance,
+    StagesPhase,
     UniformAllocator,
     WhitenedSolver,
     hookimpl,
@@ -24,8 +31,11 @@ from .baselines.grouped import GroupedAllocator
 from .baselines.projection import OutputProjection
 from .baselines.recipes import FWSVD, SAESSVD, SVDLLM, SVDLLMV2, PlainSVD
 from .baselines.scaled import ScaledSolver, TruncatedSVD
+from .block_correction import BlockCorrectionPhase
 from .latency import LatencyAllocator
+from .merge import MergeSlowPhase
 from .recipes import SafeSVD, SafeSVDBalanced
+from .tuning import TuningPhase
 
 
 @hookimpl
@@ -53,4 +63,18 @@ def safesvd_allocators():
 
 @hookimpl
 def safesvd_recipes():
-    return [SafeSVD, SafeSVDBalanced, PlainSVD, ASVD, FWSVD, SVDLLM, SVDLLMV2, SAESSVD, DobiSVD]
+    return [SafeSVD, SafeSVDBalanced, PhaseList, PlainSVD, ASVD, FWSVD, SVDLLM, SVDLLMV2, SAESSVD, DobiSVD]
+
+
+@hookimpl
+def safesvd_phases():
+    return [
+        ProbePhase,
+        LambdaPhase,
+        CleanStatisticsPhase,
+        AllocationPhase,
+        StagesPhase,
+        MergeSlowPhase,
+        BlockCorrectionPhase,
+        TuningPhase,
+    ]

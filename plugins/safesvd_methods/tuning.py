@@ -174,6 +174,7 @@ class TuningPhase(Phase):
 
     name: ClassVar[str] = "tuning"
     writes: ClassVar[tuple[str, ...]] = ("plan",)
+    holds_following: ClassVar[bool] = True
 
     phases: tuple[Phase, ...] = attrs.field(converter=tuple)
     held_out: float = attrs.field(default=0.25, validator=unit_interval)

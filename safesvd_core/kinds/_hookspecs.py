@@ -61,6 +61,13 @@ def safesvd_pde_families() -> list[type]:
 
 
 @hookspec
+def safesvd_phases() -> list[type]:
+    """Return ``Phase`` subclasses that configure themselves: phases a recipe list names (the CLI's
+    ``[compress] phases``, :func:`~safesvd_core.named_phases`)."""
+    raise NotImplementedError
+
+
+@hookspec
 def safesvd_cli_commands() -> list[type]:
     """Return ``CliCommand`` subclasses: subcommands of the ``safesvd`` command line."""
     raise NotImplementedError

@@ -36,6 +36,7 @@ KINDS: dict[str, str] = {
     "model_adapter": "safesvd_model_adapters",
     "recipe": "safesvd_recipes",
     "pde_family": "safesvd_pde_families",
+    "phase": "safesvd_phases",
     "cli_command": "safesvd_cli_commands",
 }
 
@@ -318,5 +319,6 @@ def registry(kind: str) -> Registry[Any]:
 
 def available(kind: str) -> list[str]:
     """Sorted names registered for ``kind``: ``"estimator"``, ``"solver"``, ``"allocator"``,
-    ``"physics_loss"``, ``"model_adapter"``, ``"recipe"``, ``"pde_family"`` or ``"cli_command"``."""
+    ``"physics_loss"``, ``"model_adapter"``, ``"recipe"``, ``"pde_family"``, ``"phase"`` or
+    ``"cli_command"``."""
     return registry(kind).names()

@@ -273,6 +273,9 @@ class Phase(ABC):
     reads: ClassVar[tuple[str, ...]] = ()
     #: Parts of the state this phase writes, e.g. ``("allocation",)``.
     writes: ClassVar[tuple[str, ...]] = ()
+    #: Whether the phase holds the phases after it in a list built by name (its ``phases`` option,
+    #: given them by :func:`~safesvd_core.named_phases`), as the tuning phase does.
+    holds_following: ClassVar[bool] = False
 
     def configure(self, draft: PlanDraft) -> None:  # noqa: B027 - optional: most phases own no option
         """In a recipe given as a list of phases, before the run: set the parts of the plan this

@@ -3,7 +3,7 @@ list to edit (:func:`recipe_phases`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -13,11 +13,16 @@ from ..kinds._plugins import registry
 from ._draft import assemble
 from ._engine import execute
 from ._job import CompressionJob, Phase
+from ._named_phases import named_phases
 from ._recipe import Recipe
 from ._result import CompressionResult
 
 
-def _phases(value: Sequence[Phase]) -> tuple[Phase, ...]:
+def _phases(value: Sequence[Phase | Mapping[str, Any]]) -> tuple[Phase, ...]:
+    """The entries as phases; a list of ``{"name": ..., **options}`` tables (the dict form a run's
+    manifest records) is built by :func:`named_phases`."""
+    if isinstance(value, Sequence) and value and all(isinstance(entry, Mapping) for entry in value):
+        value = named_phases(value)
     if isinstance(value, (str, Phase)) or not isinstance(value, Sequence):
         raise ConfigError(
             f"a recipe list is a list or tuple of phases, got {type(value).__name__}: "
@@ -40,7 +45,9 @@ def run_phase_list(job: CompressionJob, phases: Sequence[Phase]) -> CompressionR
 
 @attrs.frozen
 class PhaseList(Recipe):
-    """A recipe that is a list of configured phases; its plan is assembled from their options."""
+    """A recipe that is a list of configured phases; its plan is assembled from their options.
+    ``compress(recipe=[...])`` runs one; registered as ``phases``, its dict form lists each phase's
+    name and options (``entries``), which builds the same list again."""
 
     name: ClassVar[str] = "phases"
     handles_trajectories: ClassVar[bool] = True

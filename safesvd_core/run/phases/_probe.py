@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import attrs
 import torch
 
 from ..._errors import ConfigError
@@ -15,6 +16,7 @@ from .._outputs import Probe
 from ._original_inputs import owning_block
 
 
+@attrs.frozen
 class ProbePhase(Phase):
     """Records the forward order of the layers, how often each layer and block is called per item,
     the first input of each of the adapter's blocks (to tell later whether a block feeds the
