@@ -174,8 +174,10 @@ def compress(
         ratio=float(ratio),
         recipe=recipe_obj.name,
         options=_describe(recipe_obj),
-        statistics=statistics,
-        seams=RunSeams(reducer=reducer, hooks=hooks, spill=spill, progress=progress and reducer.rank == 0),
+        saved_statistics=statistics,
+        seams=RunSeams(
+            reducer=reducer, hooks=hooks, spill=spill, show_progress=progress and reducer.rank == 0
+        ),
         closing_phases=closing,
     )
     result = recipe_obj.compress(job)

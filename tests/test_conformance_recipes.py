@@ -28,6 +28,21 @@ class TestSafeSVDBalanced(RecipeConformance):
         return [(x, y, domain) for (x, y), domain in zip(super().make_items(), ("left", "right", "left"))]
 
 
+class TestPhases(RecipeConformance):
+    """A recipe given as its list of phases, by their names."""
+
+    plugin_name: ClassVar[str] = "phases"
+    options: ClassVar[Mapping[str, Any]] = {
+        "entries": [
+            {"name": "probe"},
+            {"name": "lambda"},
+            {"name": "clean"},
+            {"name": "allocate"},
+            {"name": "stages", "alpha": 0.7},
+        ]
+    }
+
+
 class TestSVD(RecipeConformance):
     plugin_name: ClassVar[str] = "svd"
 

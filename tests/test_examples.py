@@ -463,8 +463,11 @@ def test_the_recipes_guide_lists_every_option_of_every_recipe_with_its_default()
     for name in registry("recipe").names():
         body = sections.get(name) or sections[name.removesuffix("-balanced")]
         for field in attrs.fields(registry("recipe").get(name)):
-            default = field.default.factory() if isinstance(field.default, attrs.Factory) else field.default
+            factory = field.default.factory if isinstance(field.default, attrs.Factory) else None
+            default = field.default if factory is None else factory()
             shown = "required" if default is attrs.NOTHING else f"`{default!r}`"
+            if factory is not None and getattr(factory, "__module__", "builtins") != "builtins":
+                shown = f"`{factory.__name__}()`"  # a named factory: its call, not its long value
             assert f"| `{field.name}` | {shown} |" in body, (
                 f"docs/recipes.md: {name} option {field.name} = {default!r}"
             )

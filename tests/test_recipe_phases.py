@@ -181,3 +181,19 @@ def test_refinement_with_data_is_the_runs_last_phase_seen_by_hooks():
     assert seen.started == ["probe", "lambda", "clean", "allocate", "stages", "refine"]
     assert "refine" in result.timings and result.reports["refine"]["items"]["fit"] >= 1
     assert result.timings["total"] >= result.timings["refine"]
+
+
+def test_the_job_names_its_saved_statistics_and_its_progress_flag_apart_from_the_run_state():
+    job = job_of(tiny_model(), tiny_items(), tiny_adapter())
+    assert job.saved_statistics is None and job.show_progress is False
+    with pytest.warns(
+        DeprecationWarning, match=r"CompressionJob\.progress .* use CompressionJob\.show_progress"
+    ):
+        assert job.progress is False
+    with pytest.warns(DeprecationWarning, match=r"use CompressionJob\.saved_statistics"):
+        assert job.statistics is None
+    with pytest.warns(DeprecationWarning, match=r"CompressionJob\(progress=\.\.\.\) is deprecated"):
+        old = CompressionJob(
+            **{**{f.name: getattr(job, f.name) for f in attrs.fields(CompressionJob)}, "progress": True}
+        )
+    assert old.show_progress is True

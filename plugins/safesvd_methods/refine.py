@@ -54,7 +54,9 @@ class RefinePhase(Phase):
         )
         steps = self.epochs * len(job.batches)
         options = RefineOptions(steps=steps, lr=self.lr, warmup=0, held_out=0.0, eval_every=steps)
-        report = refine(job.original, job.model, job.adapter, job.batches, options, progress=job.progress)
+        report = refine(
+            job.original, job.model, job.adapter, job.batches, options, progress=job.show_progress
+        )
         state.count(self.name, self.epochs)
         state.log.reports[self.name] = report
         (row,) = report["history"]

@@ -147,9 +147,9 @@ def held_out_search(
             job,
             batches=fit,
             model=copy.deepcopy(job.original),
-            statistics=None,
+            saved_statistics=None,
             hooks=(),
-            progress=False,
+            show_progress=False,
             closing_phases=(),
         )
         result = run_phase_list(trial, with_values(phases, options, steps))

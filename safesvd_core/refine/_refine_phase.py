@@ -44,7 +44,7 @@ class RefinementPhase(Phase):
             job.adapter,
             request.items,
             request.options,
-            progress=job.progress,
+            progress=job.show_progress,
             checkpoint_dir=self.checkpoint_dir,
             fingerprint=key,
         )

@@ -137,13 +137,13 @@ def finish(state: RunState) -> CompressionResult:
 
 
 def clean_statistics(job: CompressionJob, plan: Plan) -> CalibrationStatistics:
-    """The clean statistics of ``plan`` (λ balanced as :func:`run_plan` does), or ``job.statistics``.
+    """The clean statistics of ``plan`` (λ balanced as :func:`run_plan` does), or ``job.saved_statistics``.
 
     For recipes that need them before allocation (a sensitivity search, a training loop): give the
-    result back as ``job.statistics`` and :func:`run_plan` takes neither the λ nor the clean pass again.
+    result back as ``job.saved_statistics`` and :func:`run_plan` takes neither the λ nor the clean pass again.
     """
-    if job.statistics is not None:
-        return job.statistics
+    if job.saved_statistics is not None:
+        return job.saved_statistics
     state = start_state(job, plan)
     run_phases(state, (LambdaPhase(), CleanStatisticsPhase()))
     return state.statistics.clean

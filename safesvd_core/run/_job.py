@@ -37,21 +37,24 @@ STAGE_MODES = ("auto", "block", "layer", "exact")
 @attrs.frozen(kw_only=True)
 class RunSeams:
     """How a run shares its work and reports: the ``reducer`` (processes and their statistics), the
-    run ``hooks``, the ``spill`` policy of statistics that do not fit in memory, and whether to show
-    ``progress`` bars."""
+    run ``hooks``, the ``spill`` policy of statistics that do not fit in memory, and whether to
+    ``show_progress`` bars (a flag; ``RunState.progress`` is the record of the stages done)."""
 
     reducer: StatisticsReducer = attrs.field(factory=LocalReducer)
     hooks: tuple[RunHook, ...] = ()
     spill: SpillPolicy | None = None
-    progress: bool = False
+    show_progress: bool = False
 
 
 @attrs.define(kw_only=True, init=False)
 class CompressionJob:
     """Everything a recipe needs: the untouched original, the model to compress, the data, the
-    job-level seams (:class:`RunSeams`: processes, hooks, spill, progress; also read and given flat,
-    ``job.reducer``, ``CompressionJob(..., hooks=...)``) and the phases ``compress`` runs after the
-    recipe's own (``closing_phases``: the refinement with data)."""
+    job-level seams (:class:`RunSeams`: processes, hooks, spill, show_progress; also read and given
+    flat, ``job.reducer``, ``CompressionJob(..., hooks=...)``) and the phases ``compress`` runs after
+    the recipe's own (``closing_phases``: the refinement with data). ``saved_statistics``: clean
+    statistics of an earlier run to resume from (the run state's ``statistics`` is what the clean
+    phase writes). The names of the last release, ``statistics`` and ``progress``, still work,
+    deprecated."""
 
     original: nn.Module
     model: nn.Module
@@ -60,12 +63,14 @@ class CompressionJob:
     ratio: float
     recipe: str
     options: dict[str, Any]
-    statistics: CalibrationStatistics | None = None
+    saved_statistics: CalibrationStatistics | None = None
     seams: RunSeams = attrs.field(factory=RunSeams)
     closing_phases: tuple[Phase, ...] = ()
 
     def __init__(self, **fields: Any) -> None:
         """The fields as keywords; the seams' fields may be given flat (they override ``seams=``)."""
+        fields = renamed_option(dict(fields), "CompressionJob", "statistics", "saved_statistics")
+        fields = renamed_option(fields, "CompressionJob", "progress", "show_progress")
         self.__attrs_init__(**fold_flat(fields, {"seams": RunSeams}))
 
     @property
@@ -81,8 +86,20 @@ class CompressionJob:
         return self.seams.spill
 
     @property
+    def show_progress(self) -> bool:
+        return self.seams.show_progress
+
+    @property
     def progress(self) -> bool:
-        return self.seams.progress
+        """Deprecated: ``show_progress``."""
+        renamed("CompressionJob.progress", "CompressionJob.show_progress")
+        return self.seams.show_progress
+
+    @property
+    def statistics(self) -> CalibrationStatistics | None:
+        """Deprecated: ``saved_statistics``."""
+        renamed("CompressionJob.statistics", "CompressionJob.saved_statistics")
+        return self.saved_statistics
 
 
 def provided_statistics(

@@ -16,6 +16,11 @@ from ._job import CompressionJob, Phase
 from ._named_phases import named_phases
 from ._recipe import Recipe
 from ._result import CompressionResult
+from .phases._allocate import AllocationPhase
+from .phases._clean import CleanStatisticsPhase
+from .phases._lambda import LambdaPhase
+from .phases._probe import ProbePhase
+from .phases._stages import StagesPhase
 
 
 def _phases(value: Sequence[Phase | Mapping[str, Any]]) -> tuple[Phase, ...]:
@@ -36,6 +41,11 @@ def _phases(value: Sequence[Phase | Mapping[str, Any]]) -> tuple[Phase, ...]:
     return tuple(value)
 
 
+def default_phases() -> tuple[Phase, ...]:
+    """The engine's phases with their own defaults: probe, λ, clean statistics, allocation, stages."""
+    return (ProbePhase(), LambdaPhase(), CleanStatisticsPhase(), AllocationPhase(), StagesPhase())
+
+
 def run_phase_list(job: CompressionJob, phases: Sequence[Phase]) -> CompressionResult:
     """Compress ``job.model`` in place through ``phases``, a recipe given as a list of configured
     phases: the plan is assembled from their options (:meth:`Phase.configure`)."""
@@ -47,14 +57,15 @@ def run_phase_list(job: CompressionJob, phases: Sequence[Phase]) -> CompressionR
 class PhaseList(Recipe):
     """A recipe that is a list of configured phases; its plan is assembled from their options.
     ``compress(recipe=[...])`` runs one; registered as ``phases``, its dict form lists each phase's
-    name and options (``entries``), which builds the same list again."""
+    name and options (``entries``), which builds the same list again. Without entries: the engine's
+    phases with their own defaults (:func:`default_phases`)."""
 
     name: ClassVar[str] = "phases"
     handles_trajectories: ClassVar[bool] = True
     distributed: ClassVar[bool] = True
     configured: ClassVar[bool] = True
 
-    entries: tuple[Phase, ...] = attrs.field(converter=_phases)
+    entries: tuple[Phase, ...] = attrs.field(factory=default_phases, converter=_phases)
 
     def phases(self) -> tuple[Phase, ...]:
         return self.entries

@@ -30,7 +30,7 @@ from .._rollout import RolloutSource, trajectory_length
 
 @attrs.frozen(kw_only=True)
 class CleanStatisticsPhase(Phase):
-    """Writes ``state.statistics``: ``job.statistics`` when given (resume), else the clean pass.
+    """Writes ``state.statistics``: ``job.saved_statistics`` when given (resume), else the clean pass.
 
     Each group's statistics go through the job's reducer, then (with a memory cap) to the spill
     directory, which is reopened once every group is there. The statistics record the λ of the
@@ -94,7 +94,7 @@ class CleanStatisticsPhase(Phase):
         # the grouping and the memory can fail: find out before any pass over the data, from this
         # process's own domains (no collective here: the run groups with every process's)
         job = state.job
-        gathers = job.statistics is None and bool(state.plan.clean_estimators)
+        gathers = job.saved_statistics is None and bool(state.plan.clean_estimators)
         sizes = _footprints(state, len(_domains(state))) if gathers else {}
         if gathers and job.spill is not None:
             layer_groups(sizes, state.layers, job.spill.max_bytes)
@@ -110,8 +110,8 @@ class CleanStatisticsPhase(Phase):
     def run(self, state: RunState) -> None:
         job, plan = state.job, state.plan
         make = EstimatorFactory(plan.estimator_options)
-        if job.statistics is not None:
-            state.statistics = CleanStatistics(clean=job.statistics)
+        if job.saved_statistics is not None:
+            state.statistics = CleanStatistics(clean=job.saved_statistics)
             return
         if not plan.clean_estimators:
             state.statistics = CleanStatistics(clean=CalibrationStatistics.create(state.shapes, (), make))
@@ -198,7 +198,9 @@ def clean_pass(
     grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
     rows: dict[str | None, dict[str, int]] = {}
     with grad_context, recorder.attached():
-        for index, item in enumerate(tqdm(job.batches, desc="clean statistics", disable=not job.progress)):
+        for index, item in enumerate(
+            tqdm(job.batches, desc="clean statistics", disable=not job.show_progress)
+        ):
             recorder.clear()
             with torch.set_grad_enabled(needs_gradients):
                 calls, ends = [], []  # ends[c][name]: the layer calls made up to the end of model call c

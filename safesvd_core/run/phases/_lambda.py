@@ -60,7 +60,7 @@ class LambdaPhase(Phase):
         job, spec = state.job, state.plan.objective
         lam: float | None = None
         if spec.physics and spec.lam_mode == "global":
-            resumed = None if job.statistics is None else job.statistics.metadata.get(LAM_RECORD)
+            resumed = None if job.saved_statistics is None else job.saved_statistics.metadata.get(LAM_RECORD)
             if spec.lam == "auto" and resumed is not None:
                 lam = float(resumed)  # λ was balanced with these statistics
             elif spec.lam == "auto":

@@ -103,7 +103,9 @@ class StagesPhase(Phase):
         state.progress = progress
         _restore(state)
         inputs = StageInputs(state) if plan.sequential else None
-        for stage in tqdm(progress.stages[progress.stage_index :], desc="stages", disable=not job.progress):
+        for stage in tqdm(
+            progress.stages[progress.stage_index :], desc="stages", disable=not job.show_progress
+        ):
             solved = [name for name in stage.layers if state.allocation.ranks[name] is not None]
             if inputs is not None and solved:  # a stage whose layers all stay dense takes no pass
                 state.count("stages")
