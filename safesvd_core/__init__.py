@@ -28,8 +28,10 @@ from .kinds._config import config_from_dict, config_to_dict
 from .kinds._plugins import available, registry
 from .linalg._balance import balanced, is_balanced
 from .model._lowrank import LowRankLinear
-from .refine._refine import RefineDataWarning, RefineOptions, RefineWarning
-from .refine._refinement import Refinement
+from .refinement._refine import RefineDataWarning, RefineOptions, RefineWarning
+from .refinement._refine_later import RefinedModel, refine
+from .refinement._refinement import Refinement
+from .refinement._save_refined import save_refined
 from .run._named_phases import named_phases
 from .run._phase_list import recipe_phases
 from .run._phase_order import insert_phase
@@ -65,6 +67,7 @@ __all__ = [
     "RefineDataWarning",
     "RefineOptions",
     "RefineWarning",
+    "RefinedModel",
     "Refinement",
     "Role",
     "SafeSVDError",
@@ -86,12 +89,14 @@ __all__ = [
     "named_phases",
     "read_manifest",
     "recipe_phases",
+    "refine",
     "register_structure",
     "registry",
     "results_json",
     "results_table",
     "save_compressed",
     "save_pretrained",
+    "save_refined",
     "solve_factors",
     "solve_layer",
 ]

@@ -20,9 +20,9 @@ from .io._hf_route import route_saves
 from .kinds._config import config_to_dict
 from .kinds._interfaces import ModelAdapter
 from .kinds._plugins import registry
-from .refine._refine_phase import RefinementPhase
-from .refine._refine_request import refinement_request
-from .refine._refinement import Refinement
+from .refinement._refine_phase import RefinementPhase
+from .refinement._refine_request import refinement_request
+from .refinement._refinement import Refinement
 from .run._distributed import DistributedReducer, initialised
 from .run._items import (
     check_dtypes,

@@ -9,8 +9,8 @@ from typing import Any
 
 from ._deprecation import renamed
 from ._errors import ConfigError
-from .refine._refine_options import RefineOptions
-from .refine._refinement import Refinement
+from .refinement._refine_options import RefineOptions
+from .refinement._refinement import Refinement
 from .statistics._spill import SpillPolicy
 
 _SPILL = ("statistics_memory", "spill_dir")

@@ -77,9 +77,9 @@ from .physics._checks import check_pair, finite
 from .physics._family import Metric, PDEFamily
 from .physics._objective import FISHER_MODES, LAM_MODES, CalibrationObjective, ObjectiveSpec
 from .physics._specs import PhysicsSpec, as_specs
-from .refine._refine import RefineDataWarning, RefineOptions, refine
-from .refine._refine_phase import RefinementPhase
-from .refine._refine_request import RefinementRequest
+from .refinement._refine import RefineDataWarning, RefineOptions, distil
+from .refinement._refine_phase import RefinementPhase
+from .refinement._refine_request import RefinementRequest
 from .run._distributed import DistributedReducer
 from .run._draft import assemble, draft_plan
 from .run._engine import DEFAULT_PHASES, clean_statistics, run_plan
@@ -195,6 +195,7 @@ __all__ = [
     "check_runs",
     "clean_statistics",
     "count_parameters",
+    "distil",
     "draft_plan",
     "evaluating",
     "factor_budget",
@@ -227,7 +228,6 @@ __all__ = [
     "rank_at_fraction",
     "rank_multiple_value",
     "ratio_value",
-    "refine",
     "registered",
     "registry",
     "resolve_multiple",
@@ -250,6 +250,8 @@ __all__ = [
 _RENAMED = {
     "DEFAULT_JITTER": ("DEFAULTS.jitter", lambda: DEFAULTS.jitter),
     "RESIDUALS": ('FISHER_MODES ("observed" is now "empirical")', lambda: ("observed", "sampled")),
+    # the refinement loop; safesvd_core.refine now refines a saved model
+    "refine": ("distil", lambda: distil),
 }
 
 

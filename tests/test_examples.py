@@ -66,6 +66,7 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     ),
     "recipes/recipes.py": ("recipes", {}, ()),
     "fine_tune/refine.py": ("fine_tune", {"INPUTS": "64", "STEPS": "5"}, ()),
+    "fine_tune/refine_later.py": ("fine_tune", {"INPUTS": "64", "STEPS": "5"}, ()),
     "fine_tune/fine_tune.py": ("fine_tune", {"STEPS": "10", "EVERY": "5"}, ()),
     "readme/api.py": ("readme", {}, ()),
     "readme/cli.sh": (

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-import safesvd_core.refine._refine as refine_module
+import safesvd_core.refinement._refine as refine_module
 from safesvd_core import (
     ConfigError,
     RefineDataWarning,

@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-import safesvd_core.refine._refine as refine_module
+import safesvd_core.refinement._refine as refine_module
 from safesvd_core import ConfigError, Refinement
 
 from test_compress import small_transformer

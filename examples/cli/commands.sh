@@ -7,4 +7,5 @@ safesvd evaluate run/ratio-0.4 --horizons 1 2 3
 safesvd evaluate run/ratio-0.4 --data navier_stokes --data-option samples=8 --data-option seed=9
 safesvd export run/ratio-0.4 --dense dense.safetensors
 safesvd compress phases.toml --out phases-run
+safesvd refine run/ratio-0.4 config.toml --out refined-0.4
 safesvd plugins

@@ -1,5 +1,5 @@
 """Entry point of the command line's application layer: ``safesvd compress``, ``evaluate``,
-``inspect``, ``export`` and ``demo`` (docs/cli.md)."""
+``inspect``, ``export``, ``refine`` and ``demo`` (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -186,6 +186,42 @@ class ExportCommand(CliCommand):
         return 0
 
 
+class RefineCommand(CliCommand):
+    """``safesvd refine FOLDER CONFIG --out NEW``: refine a saved compressed model into a new folder."""
+
+    name: ClassVar[str] = "refine"
+    help: ClassVar[str] = (
+        "refine a compressed model saved in FOLDER on CONFIG's [refine] data, into a new folder"
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("folder", type=Path, help="a compressed-model folder (one ratio)")
+        parser.add_argument(
+            "config", type=Path, help="a compress config: its [model] is the original, [refine] the data"
+        )
+        parser.add_argument("--out", type=Path, required=True, help="the new folder to write (never FOLDER)")
+        add_progress_option(parser)
+        add_threads_option(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from .refine_folder import refine_folder
+
+        config = configs.RunConfig.from_dict(
+            configs.read_toml(args.config), base=args.config.resolve().parent, label=str(args.config)
+        )
+        folder.manifest_of(args.folder)  # a several-ratio folder is refused, its model folders named
+        printed = refine_folder(
+            config,
+            args.folder,
+            args.out,
+            progress=wants_progress(args),
+            before_compute=lambda: apply_threads(args),
+        )
+        print(printed)
+        print(f"written: {args.out}")
+        return 0
+
+
 class DemoCommand(CliCommand):
     """``safesvd demo``: compress the zoo's reference PFM at several ratios and print a table."""
 
@@ -227,4 +263,4 @@ class DemoCommand(CliCommand):
 
 @hookimpl
 def safesvd_cli_commands():
-    return [CompressCommand, EvaluateCommand, InspectCommand, ExportCommand, DemoCommand]
+    return [CompressCommand, EvaluateCommand, InspectCommand, ExportCommand, RefineCommand, DemoCommand]

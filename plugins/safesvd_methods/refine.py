@@ -1,6 +1,6 @@
 """The refine phase on the calibration items (``refine_epochs``, beyond the paper): after the solve,
 the compressed model is distilled towards the original on the calibration items themselves, with
-the core's refinement loop (:func:`safesvd_core.plugin.refine`, no held-out split).
+the core's refinement loop (:func:`safesvd_core.plugin.distil`, no held-out split).
 
 The calibration items are few, so this tends to overfit: ``compress(...,
 refine=Refinement(...))`` with fresh inputs is the refinement to use (docs/fine-tune.md); this phase warns.
@@ -20,9 +20,9 @@ from safesvd_core.plugin import (
     RefineDataWarning,
     RefineOptions,
     RunState,
+    distil,
     positive,
     positive_int,
-    refine,
 )
 
 
@@ -54,7 +54,7 @@ class RefinePhase(Phase):
         )
         steps = self.epochs * len(job.batches)
         options = RefineOptions(steps=steps, lr=self.lr, warmup=0, held_out=0.0, eval_every=steps)
-        report = refine(
+        report = distil(
             job.original, job.model, job.adapter, job.batches, options, progress=job.show_progress
         )
         state.count(self.name, self.epochs)

@@ -57,7 +57,7 @@ class PartialLoadWarning(UserWarning):
     file's unused."""
 
 
-def _header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
+def file_header(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]]]:
     """The ``safesvd`` header and the shape of every tensor of the file at ``path``."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
@@ -98,7 +98,7 @@ def _clashes(path: Path, header: Mapping[str, Any]) -> bool:
     if not file.exists():
         return False
     try:
-        existing = _header(file)[0]
+        existing = file_header(file)[0]
     except ConfigError:
         return True
     return any(existing.get(key) != header[key] for key in IDENTITY)
@@ -215,7 +215,7 @@ def load_compressed(model: nn.Module, path: str | Path, *, strict: bool = True) 
                 f"{path}: {MANIFEST} does not describe {MODEL} (its sha256 differs): the folder mixes "
                 "two runs or a file was changed; write the folder again"
             )
-    header, shapes = _header(file)
+    header, shapes = file_header(file)
     model = _prepared(model, header.get("adapter"), header["ranks"], shapes)
     if manifest is not None:
         check_layers(manifest, model, f"{path / MANIFEST}")

@@ -29,7 +29,7 @@ from ._dense import dense_state
 from ._files import check_format
 from ._hf_route import is_hf_model, provenance_of, register_writer
 from ._manifest import MODEL, is_rank
-from ._persist import _header, _prepared, load_compressed, save_compressed
+from ._persist import _prepared, file_header, load_compressed, save_compressed
 
 FORMAT = "safesvd.pretrained/1"
 #: The config.json entry and the folder beside the HF weights that hold the compressed model.
@@ -298,7 +298,7 @@ def from_pretrained(cls: type, folder: str | Path, **kwargs: Any) -> nn.Module:
             f"{root}/config.json names the compressed model in {compressed}, which is missing (the folder "
             "was copied without it?); cls.from_pretrained alone gives the dense equivalent"
         )
-    header, shapes = _header(compressed / MODEL)
+    header, shapes = file_header(compressed / MODEL)
     saved = {name: rank for name, rank in header["ranks"].items() if rank is not None}
     for name in sorted(saved.keys() | entry["ranks"].keys()):
         if saved.get(name) != entry["ranks"].get(name):

@@ -11,14 +11,14 @@ import attrs
 
 from ..io._fingerprint import config_fingerprint, fingerprint
 from ..run._job import Phase, RunState
-from ._refine import refine, summary
+from ._refine import distil, summary
 from ._refine_request import RefinementRequest
 
 
 @attrs.frozen(kw_only=True)
 class RefinementPhase(Phase):
     """Distils ``job.model`` towards ``job.original`` on the request's items
-    (:func:`~safesvd_core.plugin.refine`), stopping at the best held-out score; the report goes to
+    (:func:`~safesvd_core.plugin.distil`), stopping at the best held-out score; the report goes to
     ``log.reports["refine"]`` and a note. ``checkpoint_dir`` keeps its progress for a resume, under a
     key of the run's ``fingerprints`` plus the refinement's items and options."""
 
@@ -38,7 +38,7 @@ class RefinementPhase(Phase):
                 "options": attrs.asdict(request.options),
             }
         )
-        report = refine(
+        report = distil(
             job.original,
             job.model,
             job.adapter,

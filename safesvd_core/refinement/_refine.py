@@ -167,7 +167,7 @@ def _objective(distiller: Distiller, horizons: Sequence[float]) -> float:
     return float(distiller.loss([torch.tensor(value) for value in horizons]))
 
 
-def refine(
+def distil(
     original: nn.Module,
     model: nn.Module,
     adapter: ModelAdapter,
