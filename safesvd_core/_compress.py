@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
-import torch.distributed as dist
 from torch import nn
 
 from ._errors import ConfigError, SafeSVDError
@@ -23,7 +21,7 @@ from .kinds._plugins import registry
 from .refinement._refine_phase import RefinementPhase
 from .refinement._refine_request import refinement_request
 from .refinement._refinement import Refinement
-from .run._distributed import DistributedReducer, initialised
+from .run._distributed import agree_on_data, processes
 from .run._items import (
     check_dtypes,
     check_finite,
@@ -39,7 +37,7 @@ from .run._phase_progress import PhaseProgress
 from .run._recipe import Recipe
 from .run._result import CompressionResult
 from .run._rollout import check_steps, one_step_batches
-from .run._seams import LocalReducer, StatisticsReducer
+from .run._seams import StatisticsReducer
 from .statistics._spill import SpillPolicy
 from .statistics._statistics import CalibrationStatistics
 
@@ -142,8 +140,10 @@ def compress(
         batches = [moved(adapter_obj, batch, device, index) for index, batch in enumerate(batches)]
     fingerprints = _fingerprints(model, everything, recipe_obj, adapter_obj, ratio)
     if reducer.world > 1:
-        _agree_on_data(reducer, len(everything), fingerprints["calibration"])
+        agree_on_data(reducer, len(everything), fingerprints["calibration"], "calibration")
     if refinement is not None:
+        if reducer.world > 1:
+            agree_on_data(reducer, len(refinement.items), fingerprint(refinement.items), "refinement")
         refinement = refinement.checked(adapter_obj, model, device)
     hooks = run_hooks
     if checkpoint_dir is not None:
@@ -208,20 +208,6 @@ def _config(obj: Any) -> dict[str, Any] | None:
         return None
 
 
-def processes(distributed: bool | StatisticsReducer | None) -> StatisticsReducer:
-    """The processes a compression shares its work with (see ``compress``'s ``distributed``)."""
-    if isinstance(distributed, StatisticsReducer):
-        return _checked_reducer(distributed)
-    if distributed is not None and not isinstance(distributed, bool):
-        raise ConfigError(
-            "distributed must be True, False, None or a StatisticsReducer (safesvd_core.plugin), got "
-            f"{type(distributed).__name__}"
-        )
-    if distributed is False or (distributed is None and not (initialised() and dist.get_world_size() > 1)):
-        return LocalReducer()
-    return DistributedReducer()
-
-
 def _checked_hooks(hooks: Sequence[RunHook]) -> tuple[RunHook, ...]:
     """``hooks`` as a tuple, each a :class:`RunHook`; else a :class:`ConfigError` naming what was given."""
     if isinstance(hooks, RunHook) or not isinstance(hooks, (list, tuple)):
@@ -238,20 +224,6 @@ def _checked_hooks(hooks: Sequence[RunHook]) -> tuple[RunHook, ...]:
     return tuple(hooks)
 
 
-def _checked_reducer(reducer: StatisticsReducer) -> StatisticsReducer:
-    """A reducer given directly: its rank must be within its world."""
-    rank, world = reducer.rank, reducer.world
-    if (
-        not all(isinstance(value, int) and not isinstance(value, bool) for value in (rank, world))
-        or not 0 <= rank < world
-    ):
-        raise ConfigError(
-            f"reducer {reducer!r} has rank {rank!r} and world {world!r}: the world must be a positive "
-            "int and the rank an int in 0 … world − 1"
-        )
-    return reducer
-
-
 def _fingerprints(
     model: nn.Module, items: list[Any], recipe: Recipe, adapter: ModelAdapter, ratio: float
 ) -> dict[str, str]:
@@ -264,23 +236,6 @@ def _fingerprints(
             {"recipe": recipe_config, "adapter": repr(adapter), "ratio": float(ratio)}
         ),
     }
-
-
-def _agree_on_data(reducer: StatisticsReducer, count: int, calibration: str) -> None:
-    """Every process must pass the same calibration set (each takes its shard of it): compare the
-    item counts and fingerprints before any statistic, and refuse a difference, naming each process's."""
-    seen = [
-        json.loads(text) for text in reducer.texts(json.dumps({"items": count, "fingerprint": calibration}))
-    ]
-    if any(entry != seen[0] for entry in seen):
-        shown = "; ".join(
-            f"process {rank}: {entry['items']} items, fingerprint {entry['fingerprint'][:12]}"
-            for rank, entry in enumerate(seen)
-        )
-        raise ConfigError(
-            f"the processes were given different calibration sets ({shown}); every process must pass "
-            "the same items in the same order (each takes its own shard of them)"
-        )
 
 
 def make_recipe(recipe: str | Recipe | Sequence[Phase], options: Mapping[str, Any]) -> Recipe:

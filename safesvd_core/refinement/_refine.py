@@ -35,7 +35,7 @@ from .._errors import ConfigError
 from ..kinds._interfaces import ModelAdapter
 from ..model._lowrank import LowRankLinear
 from ..run._rollout import RolloutSource, trajectory_length
-from ..run._seams import BatchSource, PairSource
+from ..run._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
 from ._refine_checkpoint import RefineCheckpoint
 from ._refine_options import RefineOptions
 
@@ -71,6 +71,7 @@ class Distiller:
     source: BatchSource
     rollout_weight: float
     cache_bytes: int
+    reducer: StatisticsReducer = attrs.field(factory=LocalReducer)
     cache: dict[int, list[Tensor]] = attrs.field(factory=dict)
     cached_bytes: int = 0
     recomputed: int = 0
@@ -98,11 +99,18 @@ class Distiller:
         }
 
     def terms(self, student: nn.Module, index: int, item: Any) -> list[Tensor]:
-        """The relative distance at each horizon ``1 … K``."""
+        """The relative distance at each horizon ``1 … K``. With several processes, this process's
+        share of the global batch's (every process's item ``index`` together): its squared error
+        over the teacher's energy summed over the processes, so that the shares add up to the
+        distance of the global batch, and their gradients to its gradient."""
         calls = self.source.run(self.adapter, student, item)
+        targets = self.targets(index, item)
+        if self.reducer.world == 1:
+            return [relative_distance(prediction, target) for (prediction, _), target in zip(calls, targets)]
+        energies = self.reducer.sum_values([float(torch.sum(target.double() ** 2)) for target in targets])
         return [
-            relative_distance(prediction, target)
-            for (prediction, _), target in zip(calls, self.targets(index, item))
+            torch.sum((prediction - target) ** 2) / max(energy, torch.finfo(target.dtype).tiny)
+            for (prediction, _), target, energy in zip(calls, targets, energies)
         ]
 
     def loss(self, terms: Sequence[Tensor]) -> Tensor:
@@ -127,6 +135,28 @@ def source_for(adapter: ModelAdapter, items: Sequence[Any], rollout_steps: int |
             f"refine rollout_steps={steps}, but the refinement trajectories hold {available} steps"
         )
     return RolloutSource(steps=steps)
+
+
+def shard(items: Sequence[Any], reducer: StatisticsReducer) -> list[Any]:
+    """This process's items: item ``P·g + r`` of every global batch ``g`` (all of them alone); the
+    processes must hold whole global batches."""
+    if reducer.world == 1:
+        return list(items)
+    if len(items) % reducer.world:
+        raise ConfigError(
+            f"distributed refinement on {reducer.world} processes takes global batches of one item per "
+            f"process: give a multiple of {reducer.world} refinement items, got {len(items)}"
+        )
+    return list(items[reducer.rank :: reducer.world])
+
+
+def summed_gradients(parameters: Sequence[Tensor], reducer: StatisticsReducer) -> None:
+    """Every parameter's gradient summed over the processes (a parameter this process's item did
+    not reach counts as zero)."""
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+    reducer.sum_tensors([parameter.grad for parameter in parameters])
 
 
 def _trainable(model: nn.Module, choice: str) -> list[Tensor]:
@@ -154,11 +184,14 @@ def split_items(items: Sequence[Any], share: float) -> tuple[list[Any], list[Any
 
 
 def _score(distiller: Distiller, model: nn.Module, items: Sequence[Any], offset: int) -> list[float]:
-    """The mean relative distance at each horizon over ``items`` (no gradient)."""
+    """The mean relative distance at each horizon over ``items`` (no gradient; with several
+    processes, over the global batches: every process's shares summed)."""
     totals: list[float] = []
+    reducer = distiller.reducer
     with torch.no_grad():
         for index, item in enumerate(items):
             terms = [float(term) for term in distiller.terms(model, offset + index, item)]
+            terms = terms if reducer.world == 1 else reducer.sum_values(terms)
             totals = [a + b for a, b in zip(totals, terms)] if totals else terms
     return [total / len(items) for total in totals]
 
@@ -177,11 +210,22 @@ def distil(
     progress: bool = False,
     checkpoint_dir: str | Path | None = None,
     fingerprint: str = "",
+    reducer: StatisticsReducer | None = None,
 ) -> dict[str, Any]:
-    """Distil ``model`` (in place) towards ``original`` on ``items`` (see the module); return the report."""
+    """Distil ``model`` (in place) towards ``original`` on ``items`` (see the module); return the report.
+
+    With a ``reducer`` of several processes (each called with the same ``items``, the same model
+    and options), every step is one global batch: process ``r`` trains on item ``P·g + r`` of the
+    global batch ``g``; the gradients are summed over the processes (:meth:`StatisticsReducer.sum_tensors`),
+    so every process takes the step one process would take on the global batches merged, the held-out
+    scores are those of the global batches, and only process 0 writes the checkpoint."""
     start = time.perf_counter()
+    reducer = LocalReducer() if reducer is None else reducer
+    items = shard(items, reducer)
     source = source_for(adapter, items, options.rollout_steps)
-    distiller = Distiller(adapter, original, source, options.rollout_weight, options.teacher_cache_bytes)
+    distiller = Distiller(
+        adapter, original, source, options.rollout_weight, options.teacher_cache_bytes, reducer=reducer
+    )
     fit, held_out = split_items(items, options.held_out)
     parameters = _trainable(model, options.parameters)
     if not parameters:
@@ -198,7 +242,11 @@ def distil(
         "state": copy.deepcopy(model.state_dict()),
     }
     history: list[dict[str, Any]] = []
-    checkpoint = None if checkpoint_dir is None else RefineCheckpoint(Path(checkpoint_dir), fingerprint)
+    checkpoint = (
+        None
+        if checkpoint_dir is None
+        else RefineCheckpoint(Path(checkpoint_dir), fingerprint, writer=reducer.rank == 0)
+    )
     first_step, stopped = 0, None
     if checkpoint is not None and checkpoint.saved is not None:
         first_step, best, history = checkpoint.restore(model, optimizer, keys, options)
@@ -214,17 +262,22 @@ def distil(
                 group["lr"] = options.learning_rate(step)
             index = order(step)
             loss = distiller.loss(distiller.terms(model, index, fit[index]))
-            if not torch.isfinite(loss):
+            value = (
+                float(loss.detach()) if reducer.world == 1 else reducer.sum_values([float(loss.detach())])[0]
+            )
+            if not math.isfinite(value):
                 stopped = (
-                    f"the distillation loss became {float(loss.detach())} at step {step + 1}: training "
+                    f"the distillation loss became {value} at step {step + 1}: training "
                     f"stopped and the best state (step {best['step']}) kept; lower the refine lr"
                 )
                 warnings.warn(f"refine: {stopped}", RefineWarning, stacklevel=2)
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if reducer.world > 1:
+                summed_gradients(parameters, reducer)
             optimizer.step()
-            window += float(loss.detach())
+            window += value
             bar.update(1)
             if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
                 row: dict[str, Any] = {"step": step + 1, "train": window / (step + 1 - since)}
@@ -250,7 +303,7 @@ def distil(
     kept = "refined" if best["step"] else "closed form"
     report = {
         "steps": options.steps,
-        "items": {"fit": len(fit), "held_out": len(held_out)},
+        "items": {"fit": len(fit), "held_out": len(held_out), "processes": reducer.world},
         "source": repr(source),
         "options": attrs.asdict(options),
         "held_out_closed_form": _objective(distiller, closed_form) if held_out else None,

@@ -34,9 +34,10 @@ FORMAT = "safesvd.refine-checkpoint/1"
 class RefineCheckpoint:
     """The refinement progress file in ``directory`` for inputs with ``fingerprint``."""
 
-    def __init__(self, directory: Path, fingerprint: str) -> None:
+    def __init__(self, directory: Path, fingerprint: str, *, writer: bool = True) -> None:
         self.path = Path(directory) / FILE
         self.fingerprint = fingerprint
+        self.writer = writer  # with several processes only process 0 writes; every one reads
         self.saved: dict[str, Any] | None = None
         if self.path.exists():
             self.saved = self._read()
@@ -70,6 +71,8 @@ class RefineCheckpoint:
         best: dict[str, Any],
         history: list[dict[str, Any]],
     ) -> None:
+        if not self.writer:
+            return
         tensors: dict[str, Tensor] = {}
         for key, value in model.state_dict().items():
             tensors[f"model::{key}"] = value.detach().contiguous().cpu()

@@ -17,8 +17,10 @@ from ..io._fingerprint import config_fingerprint, fingerprint, weights_fingerpri
 from ..kinds._interfaces import ModelAdapter
 from ..kinds._plugins import registry
 from ..model._lowrank import LowRankLinear
+from ..run._distributed import agree_on_data, processes
 from ..run._items import check_finite_weights, check_loaded, model_device
 from ..run._rollout import check_steps
+from ..run._seams import StatisticsReducer
 from ._refine import distil
 from ._refine_request import refinement_request
 from ._refinement import Refinement
@@ -54,14 +56,18 @@ def refine(
     adapter_options: Mapping[str, Any] | None = None,
     progress: bool = False,
     checkpoint_dir: str | Path | None = None,
+    distributed: bool | StatisticsReducer | None = None,
     **options: Any,
 ) -> RefinedModel:
     """Distil ``compressed`` (e.g. ``load_compressed(model, folder)``) towards ``original`` on
     ``data``, unlabelled inputs in the form the calibration took (one-step batches or trajectories),
     for ``steps`` Adam steps, stopping at the best held-out score, which is never worse than the
     model's as given; ``options`` are :class:`RefineOptions`' (``lr``, ``held_out``, ...). Neither
-    model is changed: the result holds a refined copy. ``save_refined(result, out, source=folder)``
-    writes it beside a record of the refinement in the manifest."""
+    model is changed: the result holds a refined copy. ``distributed`` as ``compress`` takes it: under
+    ``torchrun`` every process is called with the same arguments and data, and each step is one
+    global batch of one item per process, the gradients summed (docs/distributed.md).
+    ``save_refined(result, out, source=folder)`` writes it beside a record of the refinement in the
+    manifest."""
     for name, model in (("compressed", compressed), ("original", original)):
         if not isinstance(model, nn.Module):
             raise ConfigError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
@@ -73,8 +79,11 @@ def refine(
         )
     check_finite_weights(compressed)
     adapter_obj = _adapter(adapter, adapter_options, original)
-    request = refinement_request(Refinement(data, steps, **options), [], 1)
+    reducer = processes(distributed)
+    request = refinement_request(Refinement(data, steps, **options), [], reducer.world)
     assert request is not None
+    if reducer.world > 1:
+        agree_on_data(reducer, len(request.items), fingerprint(request.items), "refinement")
     check_steps(adapter_obj, request.items, "refinement")
     teacher = copy.deepcopy(original)
     if adapter_obj.rewrites_modules:
@@ -99,6 +108,7 @@ def refine(
         progress=progress,
         checkpoint_dir=checkpoint_dir,
         fingerprint=key,
+        reducer=reducer,
     )
     record = {
         "data": data_print,

@@ -47,6 +47,7 @@ class RefinementPhase(Phase):
             progress=job.show_progress,
             checkpoint_dir=self.checkpoint_dir,
             fingerprint=key,
+            reducer=job.reducer,
         )
         state.log.reports[self.name] = report
         state.log.notes.append(summary(report))

@@ -42,6 +42,7 @@ class RefinementRequest:
     items: list[Any]
     options: RefineOptions
     same_as_calibration: bool
+    world: int = 1  # the processes that share the refinement, one item of each global batch each
 
     def checked(self, adapter: ModelAdapter, model: nn.Module, device: Any) -> RefinementRequest:
         """Refuse what cannot run (dtype, trajectory lengths, too few items for the held-out split, a
@@ -50,7 +51,7 @@ class RefinementRequest:
         check_dtypes(self.items[0], model, "refinement")
         check_finite(self.items, "refinement")
         source_for(adapter, self.items, self.options.rollout_steps)
-        split_items(self.items, self.options.held_out)
+        split_items(self.items[:: self.world], self.options.held_out)  # one process's share
         checked = (
             self
             if device is None
@@ -93,12 +94,12 @@ def refinement_request(
             f"refine must be a Refinement (safesvd_core.Refinement(inputs, steps=...)), got "
             f"{type(refinement).__name__}"
         )
-    if world > 1:
-        raise ConfigError(
-            "refinement does not run distributed (its training steps are not synchronised); refine in "
-            "one process"
-        )
     items = materialise(refinement.data, "refinement")
+    if len(items) % world:
+        raise ConfigError(
+            f"distributed refinement on {world} processes takes global batches of one item per process: "
+            f"give a multiple of {world} refinement items, got {len(items)}"
+        )
     calibration_prints = {fingerprint(item) for item in calibration}
     same = all(fingerprint(item) in calibration_prints for item in items)
-    return RefinementRequest(items=items, options=refinement.options, same_as_calibration=same)
+    return RefinementRequest(items=items, options=refinement.options, same_as_calibration=same, world=world)

@@ -20,7 +20,7 @@ from torch import Tensor
 from .._errors import ConfigError
 from ..kinds._interfaces import Reduction
 from ..statistics._statistics import CalibrationStatistics
-from ._seams import Shared, StatisticsReducer
+from ._seams import LocalReducer, Shared, StatisticsReducer
 
 
 def initialised() -> bool:
@@ -79,6 +79,19 @@ class DistributedReducer(StatisticsReducer):
         tensor = torch.tensor([float(value) for value in values], dtype=torch.float64, device=self.device)
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self.group)
         return tensor.tolist()
+
+    def sum_tensors(self, tensors: Sequence[Tensor]) -> None:
+        """One ``all_reduce`` per dtype over the tensors flattened together (a gradient bucket)."""
+        by_dtype: dict[torch.dtype, list[Tensor]] = {}
+        for tensor in tensors:
+            by_dtype.setdefault(tensor.dtype, []).append(tensor)
+        for group in by_dtype.values():
+            flat = torch.cat([tensor.reshape(-1) for tensor in group]).to(self.device)
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
+            offset = 0
+            for tensor in group:
+                tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
+                offset += tensor.numel()
 
     def union(self, labels: Iterable[str]) -> list[str]:
         return sorted(
@@ -144,3 +157,46 @@ class DistributedReducer(StatisticsReducer):
 
     def __repr__(self) -> str:
         return f"DistributedReducer(backend={self.backend!r}, rank={self.rank}, world={self.world})"
+
+
+def processes(distributed: bool | StatisticsReducer | None) -> StatisticsReducer:
+    """The processes a compression shares its work with (see ``compress``'s ``distributed``)."""
+    if isinstance(distributed, StatisticsReducer):
+        return _checked_reducer(distributed)
+    if distributed is not None and not isinstance(distributed, bool):
+        raise ConfigError(
+            "distributed must be True, False, None or a StatisticsReducer (safesvd_core.plugin), got "
+            f"{type(distributed).__name__}"
+        )
+    if distributed is False or (distributed is None and not (initialised() and dist.get_world_size() > 1)):
+        return LocalReducer()
+    return DistributedReducer()
+
+
+def _checked_reducer(reducer: StatisticsReducer) -> StatisticsReducer:
+    """A reducer given directly: its rank must be within its world."""
+    rank, world = reducer.rank, reducer.world
+    if (
+        not all(isinstance(value, int) and not isinstance(value, bool) for value in (rank, world))
+        or not 0 <= rank < world
+    ):
+        raise ConfigError(
+            f"reducer {reducer!r} has rank {rank!r} and world {world!r}: the world must be a positive "
+            "int and the rank an int in 0 … world − 1"
+        )
+    return reducer
+
+
+def agree_on_data(reducer: StatisticsReducer, count: int, digest: str, what: str) -> None:
+    """Every process must pass the same ``what`` items (each takes its shard of them): compare the
+    item counts and fingerprints before any pass, and refuse a difference, naming each process's."""
+    seen = [json.loads(text) for text in reducer.texts(json.dumps({"items": count, "fingerprint": digest}))]
+    if any(entry != seen[0] for entry in seen):
+        shown = "; ".join(
+            f"process {rank}: {entry['items']} items, fingerprint {entry['fingerprint'][:12]}"
+            for rank, entry in enumerate(seen)
+        )
+        raise ConfigError(
+            f"the processes were given different {what} sets ({shown}); every process must pass "
+            "the same items in the same order (each takes its own shard of them)"
+        )

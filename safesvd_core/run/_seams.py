@@ -110,6 +110,15 @@ class StatisticsReducer(ABC):
         """``values`` summed over every process (e.g. λ's loss totals)."""
         return [float(value) for value in values]
 
+    def sum_tensors(self, tensors: Sequence[Tensor]) -> None:
+        """Make every tensor of ``tensors`` (this process's, e.g. gradients) the sum over every
+        process, in place: what distributed refinement needs of a reducer. One process: nothing."""
+        if self.world > 1:
+            raise NotImplementedError(
+                f"{type(self).__name__} does not sum tensors across its {self.world} processes: "
+                "implement sum_tensors to refine distributed"
+            )
+
     def union(self, labels: Iterable[str]) -> list[str]:
         """The sorted union of ``labels`` over every process."""
         return sorted(set(labels))

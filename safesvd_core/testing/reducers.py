@@ -82,6 +82,11 @@ class StatisticsReducerConformance:
         agreed = reducer.agreed(value)
         if reducer.world == 1:
             assert sums == [1.5, 2.0] and union == ["a", "b"] and agreed == value, (sums, union, agreed)
+        gradients = [torch.full((3,), 0.5), torch.arange(4, dtype=torch.float64).reshape(2, 2)]
+        reducer.sum_tensors(gradients)  # distributed refinement's gradient sum, in place
+        scale = reducer.world  # every process holds the same tensors here: the sum is world × them
+        assert torch.equal(gradients[0], torch.full((3,), 0.5 * scale)), gradients[0]
+        assert torch.equal(gradients[1], scale * torch.arange(4, dtype=torch.float64).reshape(2, 2))
 
     def test_share_gives_every_index_its_owner_computed(self) -> None:
         reducer = self.make_reducer()
