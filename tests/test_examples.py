@@ -111,7 +111,7 @@ RUNS: dict[str, tuple[str, dict[str, str], tuple[tuple[str, str, str], ...]]] = 
     # two gloo processes on this machine; the two-node line needs two hosts, so it becomes a comment
     "distributed/run.sh": (
         "distributed",
-        {},
+        {"REFINE_STEPS": "4"},
         (
             ("distributed/run.sh", "--nproc-per-node 4", "--standalone --nproc-per-node 2"),
             ("distributed/run.sh", "torchrun --nnodes 2", "# torchrun --nnodes 2"),
