@@ -44,7 +44,9 @@ RECIPES = ("safe-svd", "svd-llm")
 SETTING = {"inputs": 4096, "steps": 2000, "rollout_steps": 2, "lr": 3e-4}
 DATA_SIZES = (256, 1024, 2048, 4096, 8192)
 STEP_COUNTS = (250, 500, 1000, 2000, 4000)
-PARTS = ("table", "data", "steps", "block")
+PARTS = ("table", "data", "steps", "block", "symmetries")
+#: The small-data sizes refined with the family's symmetries (``symmetries`` part), against ``data``.
+SYMMETRY_SIZES = (256, 1024)
 BATCH = 32
 
 
@@ -89,6 +91,7 @@ def measure_refine(
     cache: str,
     seed: int = reference.CALIBRATION_TRAJECTORY_SEEDS[0],
     recipe_options: dict[str, Any] | None = None,
+    refine_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The closed form and the closed form + refine of ``recipe`` (with ``recipe_options``) at
     ``ratio``, both evaluated; the refinement's wall and CPU seconds (compression included in
@@ -130,7 +133,7 @@ def measure_refine(
         calibration,
         ratio=ratio,
         recipe=recipe,
-        refine=Refinement(items, steps, lr=lr),
+        refine=Refinement(items, steps, lr=lr, **(refine_options or {})),
         **options,
     )
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -141,6 +144,7 @@ def measure_refine(
         "steps": steps,
         "rollout_steps": rollout_steps,
         "lr": lr,
+        "refine_options": refine_options or {},
         "refined": _report(model, refined.model),
         "refine_seconds": refined.timings["refine"],
         "cpu_seconds": cpu,
@@ -178,6 +182,17 @@ def jobs(part: str, quick: bool) -> list[dict[str, Any]]:
         return [
             {"recipe": "safe-svd", "ratio": 0.4, **setting, "steps": steps}
             for steps in ((10,) if quick else STEP_COUNTS)
+        ]
+    if part == "symmetries":  # little data multiplied by the family's symmetries
+        return [
+            {
+                "recipe": "safe-svd",
+                "ratio": 0.4,
+                **setting,
+                "inputs": inputs,
+                "refine_options": {"symmetries": FAMILY},
+            }
+            for inputs in ((128,) if quick else SYMMETRY_SIZES)
         ]
     if part == "block":  # the training-free block-output correction, closed form only
         return [

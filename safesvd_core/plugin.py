@@ -77,6 +77,7 @@ from .physics._checks import check_pair, finite
 from .physics._family import Metric, PDEFamily
 from .physics._objective import FISHER_MODES, LAM_MODES, CalibrationObjective, ObjectiveSpec
 from .physics._specs import PhysicsSpec, as_specs
+from .physics._symmetry import Symmetry, SymmetryGroup, dihedral, periodic_square
 from .refinement._refine import RefineDataWarning, RefineOptions, distil
 from .refinement._refine_phase import RefinementPhase
 from .refinement._refine_request import RefinementRequest
@@ -182,6 +183,8 @@ __all__ = [
     "Stage",
     "StagesPhase",
     "StatisticsReducer",
+    "Symmetry",
+    "SymmetryGroup",
     "Timing",
     "UniformAllocator",
     "VELOCITY_ROLES",
@@ -195,6 +198,7 @@ __all__ = [
     "check_runs",
     "clean_statistics",
     "count_parameters",
+    "dihedral",
     "distil",
     "draft_plan",
     "evaluating",
@@ -219,6 +223,7 @@ __all__ = [
     "one_of",
     "one_step_batches",
     "parse_role",
+    "periodic_square",
     "plain_item",
     "plugin_manager",
     "positive",

@@ -5,16 +5,19 @@ from __future__ import annotations
 import copy
 import warnings
 
+import attrs
 import pytest
 import torch
 
 import safesvd_core.refinement._refine as refine_module
 from safesvd_core import (
     ConfigError,
+    FieldDescription,
     RefineDataWarning,
     Refinement,
     RefineOptions,
     RefineWarning,
+    Role,
     compress,
     read_manifest,
     save_compressed,
@@ -315,3 +318,58 @@ def test_the_teacher_cache_holds_at_most_its_cap_and_changes_nothing(cap):
     assert whole["recomputed"] == 0 and whole["cached_items"] == 12
     for key, value in runs[2**30].model.state_dict().items():
         assert torch.equal(runs[cap].model.state_dict()[key], value), key
+
+
+PERIODIC = FieldDescription.uniform(
+    channels=("u", "v"), roles=(Role.VELOCITY_X, Role.VELOCITY_Y), spacing=0.1, periodic=True
+)
+
+
+def test_refinement_with_the_family_symmetries_trains_on_transformed_inputs_reproducibly():
+    model, calibration = small_transformer(), trajectories(steps=2)
+    adapter_options = {**options(model), "field_description": PERIODIC}
+    settings = {"lr": 1e-3, "eval_every": 5, "warmup": 1, "symmetries": "ns-incompressible"}
+    runs = [
+        quiet_compress(
+            model,
+            calibration,
+            ratio=0.4,
+            adapter_options=adapter_options,
+            refine=Refinement(fresh(), steps=10, **settings),
+        )
+        for _ in range(2)
+    ]
+    plain = quiet_compress(
+        model,
+        calibration,
+        ratio=0.4,
+        adapter_options=adapter_options,
+        refine=Refinement(fresh(), steps=10, **{**settings, "symmetries": None}),
+    )
+    first, second = (run.reports["refine"]["history"] for run in runs)
+    assert first == second  # the draws are seeded by the step
+    assert first != plain.reports["refine"]["history"]  # the items were transformed
+    assert runs[0].reports["refine"]["options"]["symmetries"] == "ns-incompressible"
+
+
+def test_symmetries_the_field_does_not_allow_are_refused_before_any_pass(monkeypatch):
+    model, calibration = small_transformer(), trajectories(steps=2)
+    walls = attrs.evolve(PERIODIC, periodic=(False, False))
+
+    def no_pass(*args, **kw):
+        raise AssertionError("a pass over the calibration data ran before the refusal")
+
+    monkeypatch.setattr("safesvd_core.run._engine.run_phases", no_pass)
+    refinement = Refinement(fresh(), steps=2, symmetries="ns-incompressible")
+    with pytest.raises(ConfigError, match="declares no symmetry on this field"):
+        quiet_compress(
+            model,
+            calibration,
+            ratio=0.4,
+            adapter_options={**options(model), "field_description": walls},
+            refine=refinement,
+        )
+    with pytest.raises(ConfigError, match="needs the field description"):
+        quiet_compress(model, calibration, ratio=0.4, adapter_options=options(model), refine=refinement)
+    with pytest.raises(ConfigError, match="must name a PDE family"):
+        Refinement(fresh(), steps=2, symmetries="")

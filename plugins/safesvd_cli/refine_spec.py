@@ -26,6 +26,7 @@ OPTION_KEYS = (
     "parameters",
     "seed",
     "teacher_cache_bytes",
+    "symmetries",
 )
 
 

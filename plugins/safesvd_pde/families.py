@@ -6,7 +6,16 @@ from typing import ClassVar
 
 import attrs
 
-from safesvd_core.plugin import FieldDescription, Metric, PDEFamily, PhysicsLoss, Role, one_of
+from safesvd_core.plugin import (
+    FieldDescription,
+    Metric,
+    PDEFamily,
+    PhysicsLoss,
+    Role,
+    SymmetryGroup,
+    one_of,
+    periodic_square,
+)
 
 from .conservation import Conservation
 from .flow import Divergence, DivergenceFree, Vorticity
@@ -57,6 +66,12 @@ class IncompressibleNavierStokes(_Family):
     def physics_metrics(self) -> tuple[PhysicsLoss, ...]:
         return (DivergenceFree(), Vorticity())
 
+    def symmetries(self, field: FieldDescription) -> SymmetryGroup:
+        """Decaying turbulence on a fully periodic grid (no forcing, isotropic initial fields): every
+        translation, each axis's reflection (its velocity component changes sign) and the exchange of
+        equal axes (their components exchanged). Walls or other boundaries: none."""
+        return periodic_square(field)
+
 
 @attrs.frozen(kw_only=True)
 class CompressibleEuler(_Family):
@@ -88,6 +103,11 @@ class Wave(_Family):
     name: ClassVar[str] = "wave"
     sobolev_order: ClassVar[int] = 1
     required_roles: ClassVar[frozenset[Role]] = frozenset({Role.SCALAR})
+
+    def symmetries(self, field: FieldDescription) -> SymmetryGroup:
+        """The wave equation is isotropic: on a fully periodic grid every translation, reflection and
+        exchange of equal axes (a scalar amplitude: no sign changes). Other boundaries: none."""
+        return periodic_square(field)
 
 
 @attrs.frozen(kw_only=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from .._field import FieldDescription, Role
+from ._symmetry import SymmetryGroup
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -36,6 +37,13 @@ class PDEFamily(ABC):
     @abstractmethod
     def metrics(self) -> dict[str, Metric]:
         """Named evaluation metrics (e.g. ``sobolev``, ``divergence-free``, ``vorticity``)."""
+
+    def symmetries(self, field: FieldDescription) -> SymmetryGroup:
+        """The maps that carry a valid state of this PDE on ``field``'s grid to another one from the
+        same distribution (translations on periodic axes, reflections and axis exchanges with their
+        vector-component signs), for refinement on little data. Default: none; a family declares only
+        what its equations, boundaries and data keep (a Dirichlet problem: none, or reflections)."""
+        return SymmetryGroup()
 
     def check(self, field: FieldDescription) -> None:
         """Raise :class:`~safesvd_core.ConfigError` naming every required role ``field`` lacks."""

@@ -38,6 +38,7 @@ from ..run._rollout import RolloutSource, trajectory_length
 from ..run._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
 from ._refine_checkpoint import RefineCheckpoint
 from ._refine_options import RefineOptions
+from ._refine_symmetries import symmetric_items
 
 #: The refinement-data study (docs/results/refine.md, the reference model at 0.4, 2000 steps) gave
 #: one step +2.8 % with 256 inputs, +1.0 % with 1,024, +0.6 % with 4,096: a smaller set than this
@@ -76,11 +77,15 @@ class Distiller:
     cached_bytes: int = 0
     recomputed: int = 0
 
-    def targets(self, index: int, item: Any) -> list[Tensor]:
-        if index in self.cache:
+    def targets(self, index: int | None, item: Any) -> list[Tensor]:
+        """The teacher's predictions of ``item``; cached by ``index`` up to the cap (``None``: an item
+        made for one step, e.g. by a symmetry, never cached)."""
+        if index is not None and index in self.cache:
             return self.cache[index]
         with torch.no_grad():
             targets = [p.detach() for p, _ in self.source.run(self.adapter, self.teacher, item)]
+        if index is None:
+            return targets
         size = sum(t.numel() * t.element_size() for t in targets)
         if self.cached_bytes + size <= self.cache_bytes:
             self.cache[index] = targets
@@ -98,7 +103,7 @@ class Distiller:
             "recomputed": self.recomputed,
         }
 
-    def terms(self, student: nn.Module, index: int, item: Any) -> list[Tensor]:
+    def terms(self, student: nn.Module, index: int | None, item: Any) -> list[Tensor]:
         """The relative distance at each horizon ``1 … K``. With several processes, this process's
         share of the global batch's (every process's item ``index`` together): its squared error
         over the teacher's energy summed over the processes, so that the shares add up to the
@@ -227,6 +232,7 @@ def distil(
         adapter, original, source, options.rollout_weight, options.teacher_cache_bytes, reducer=reducer
     )
     fit, held_out = split_items(items, options.held_out)
+    symmetric = symmetric_items(options.symmetries, options.seed, adapter, items)
     parameters = _trainable(model, options.parameters)
     if not parameters:
         raise ConfigError(
@@ -261,7 +267,10 @@ def distil(
             for group in optimizer.param_groups:
                 group["lr"] = options.learning_rate(step)
             index = order(step)
-            loss = distiller.loss(distiller.terms(model, index, fit[index]))
+            if symmetric is None:
+                loss = distiller.loss(distiller.terms(model, index, fit[index]))
+            else:  # the item carried by the step's symmetry: the teacher labels it afresh
+                loss = distiller.loss(distiller.terms(model, None, symmetric.item(step, fit[index])))
             value = (
                 float(loss.detach()) if reducer.world == 1 else reducer.sum_values([float(loss.detach())])[0]
             )

@@ -20,6 +20,13 @@ def _held_out_share(instance: Any, attribute: attrs.Attribute, value: Any) -> No
         raise ConfigError(f"refine held_out must be below 1 (the rest is trained on), got {value!r}")
 
 
+def _family_name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(
+            f"refine symmetries must name a PDE family (e.g. 'ns-incompressible'), got {value!r}"
+        )
+
+
 #: The default cap of the teacher's cached predictions (bytes).
 TEACHER_CACHE_BYTES = 2**30
 
@@ -35,7 +42,9 @@ class RefineOptions:
     ``parameters``: ``"all"`` or ``"factors"``; ``seed``: the item order; ``teacher_cache_bytes``:
     the teacher's predictions are kept in memory up to this many bytes (default 1 GiB), those of
     the items beyond it computed again at every use (0: always computed; the result is the same,
-    the teacher being deterministic in eval mode)."""
+    the teacher being deterministic in eval mode); ``symmetries``: a PDE family whose symmetries
+    multiply the inputs (each step carries its item by one drawn at random, and the teacher labels
+    it: for little data; ``None``: the items as given)."""
 
     name: ClassVar[str] = "refine"
 
@@ -49,6 +58,7 @@ class RefineOptions:
     parameters: str = attrs.field(default="all", validator=one_of(PARAMETER_CHOICES))
     seed: int = attrs.field(default=0, validator=non_negative_int)
     teacher_cache_bytes: int = attrs.field(default=TEACHER_CACHE_BYTES, validator=non_negative_int)
+    symmetries: str | None = attrs.field(default=None, validator=attrs.validators.optional(_family_name))
 
     def learning_rate(self, step: int) -> float:
         """The learning rate of optimiser step ``step`` (0-based)."""

@@ -23,6 +23,7 @@ from ._refine import (
     source_for,
     split_items,
 )
+from ._refine_symmetries import symmetric_items
 from ._refinement import Refinement
 
 
@@ -52,6 +53,7 @@ class RefinementRequest:
         check_finite(self.items, "refinement")
         source_for(adapter, self.items, self.options.rollout_steps)
         split_items(self.items[:: self.world], self.options.held_out)  # one process's share
+        symmetric_items(self.options.symmetries, self.options.seed, adapter, self.items)
         checked = (
             self
             if device is None
