@@ -18,5 +18,5 @@ save_compressed(result, "compressed-0.4")                            # yesterday
 compressed = load_compressed(reference.load(), "compressed-0.4")     # the original architecture, then the file
 fresh = reference.trajectory_batches(INPUTS, 2, seed=101, batch_size=32)
 refined = refine(compressed, reference.load(), fresh, steps=STEPS, adapter_options=options, lr=3e-4)
-save_refined(refined, "refined-0.4", source="compressed-0.4")       # never over the source folder
+save_refined(refined, "refined-later-0.4", source="compressed-0.4")  # never over the source folder
 print(refined.record["kept"], refined.record["best_step"], refined.record["held_out_refined"])

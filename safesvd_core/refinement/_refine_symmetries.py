@@ -25,6 +25,8 @@ def _mapped(value: Any, change: Any) -> Any:
         return change(value)
     if isinstance(value, Mapping):
         return type(value)({key: _mapped(item, change) for key, item in value.items()})
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*(_mapped(item, change) for item in value))
     if isinstance(value, (tuple, list)):
         return type(value)(_mapped(item, change) for item in value)
     return value
