@@ -177,8 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(
         f"\nTarget ≥ 1.6× per global step on 2 cores: **{target}** ({one / two:.2f}×). The last row is one "
         "process's share of the work (the items 2t, one thread) with no exchange: two processes cannot be "
-        f"faster than it, so {one / share:.2f}× is the ceiling here; the exchange (two scalar all-reduces "
-        f"and one of the gradients a step) costs {100 * (two - share) / share:.0f} % of it.\n"
+        f"faster than it, so {one / share:.2f}× is the ceiling here. Two processes take "
+        f"{100 * (two - share) / share:.0f} % longer than one share alone: the exchange (two scalar "
+        "all-reduces and one of the gradients, a fraction of a MB, a step), two processes sharing the two "
+        "cores, and each waiting at every step for the slower one.\n"
     )
     lines.append(
         "Peak memory of the refinement itself by teacher mode: in a fresh process the items are made, the "
@@ -195,10 +197,21 @@ def main(argv: list[str] | None = None) -> int:
             f"| {found['items']} | {mode} | {found['growth_mib']:.0f} | {teacher['cached_items']} "
             f"({teacher['cached_bytes'] / 2**20:.0f}) | {teacher['recomputed']} |"
         )
+    uncached = {found["items"]: found["growth_mib"] for found in peaks if found["cap"] == 0}
+    few, many = min(uncached), max(uncached)
+    grows = uncached[many] > 1.5 * uncached[few]
     lines.append(
-        "\nWith a cap the cached predictions stop at it whatever the number of items (the rest are computed "
-        "again at each use, the same values): the peak then grows with the items only by what the cap "
-        "allows.\n"
+        "\nThe cached predictions stop at the cap whatever the number of items (the rest are computed again "
+        "at each use, the same values). "
+        + (
+            "The peak itself still grows with the items at cap 0 "
+            f"({uncached[few]:.0f} MiB with {few} items, {uncached[many]:.0f} MiB with {many}): beyond the "
+            "cache, refining trajectory items holds memory that grows with the number of distinct items "
+            "(not with the steps; one-step items do not), not located yet.\n"
+            if grows
+            else f"At cap 0 the peak does not grow with the items ({uncached[few]:.0f} MiB with {few} items, "
+            f"{uncached[many]:.0f} MiB with {many}).\n"
+        )
     )
     text = "\n".join(lines)
     if args.quick:
