@@ -5,7 +5,7 @@ result. The draw is seeded by the step, so a resumed run draws the same."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -14,29 +14,18 @@ from torch import Tensor
 
 from .._errors import ConfigError
 from .._field import FieldDescription
+from .._structures import map_structure, structure_leaves
 from ..kinds._interfaces import ModelAdapter
 from ..kinds._plugins import registry
 from ..physics._symmetry import Symmetry, SymmetryGroup
 from ..run._rollout import one_step_batches
 
 
-def _mapped(value: Any, change: Any) -> Any:
-    if isinstance(value, Tensor):
-        return change(value)
-    if isinstance(value, Mapping):
-        return type(value)({key: _mapped(item, change) for key, item in value.items()})
-    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
-        return type(value)(*(_mapped(item, change) for item in value))
-    if isinstance(value, (tuple, list)):
-        return type(value)(_mapped(item, change) for item in value)
-    return value
-
-
 def _states(value: Any, field: FieldDescription) -> list[Tensor]:
     """The tensors of ``value`` shaped as states of ``field`` (``(..., channels, *grid)``)."""
-    found: list[Tensor] = []
-    _mapped(value, lambda tensor: found.append(tensor) if _is_state(tensor, field) else None)
-    return found
+    return [
+        leaf for _, leaf in structure_leaves(value) if isinstance(leaf, Tensor) and _is_state(leaf, field)
+    ]
 
 
 def _is_state(tensor: Tensor, field: FieldDescription) -> bool:
@@ -62,9 +51,13 @@ class SymmetricItems:
         if not states:
             return item
         symmetry = self.draw(step, tuple(states[0].shape[-self.field.dim :]))
-        return _mapped(
+        return map_structure(
+            lambda _, leaf: (
+                symmetry.apply(leaf, self.field)
+                if isinstance(leaf, Tensor) and _is_state(leaf, self.field)
+                else leaf
+            ),
             item,
-            lambda tensor: symmetry.apply(tensor, self.field) if _is_state(tensor, self.field) else tensor,
         )
 
 
