@@ -17,6 +17,7 @@ from .io._fingerprint import config_fingerprint, fingerprint, weights_fingerprin
 from .io._hf_route import route_saves
 from .kinds._config import config_to_dict
 from .kinds._interfaces import ModelAdapter
+from .kinds._make_adapter import make_adapter
 from .kinds._plugins import registry
 from .refinement._refine_phase import RefinementPhase
 from .refinement._refine_request import refinement_request
@@ -254,17 +255,6 @@ def make_recipe(recipe: str | Recipe | Sequence[Phase], options: Mapping[str, An
             )
         return recipe
     return registry("recipe").create(recipe, **options)
-
-
-def make_adapter(adapter: str | ModelAdapter, options: Mapping[str, Any] | None) -> ModelAdapter:
-    """A model adapter from a name plus options (or the object itself)."""
-    if isinstance(adapter, ModelAdapter):
-        if options:
-            raise ConfigError(
-                "adapter_options were given beside a ready adapter object; set them on the object"
-            )
-        return adapter
-    return registry("model_adapter").create(adapter, **(options or {}))
 
 
 def _describe(recipe: Recipe) -> dict[str, Any]:

@@ -12,10 +12,10 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from ._compress import make_adapter
 from ._errors import ConfigError, NumericalError
 from ._structures import tensor_leaves
 from .kinds._interfaces import ModelAdapter
+from .kinds._make_adapter import make_adapter
 from .kinds._plugins import registry
 from .physics._family import Metric
 from .run._items import check_finite, check_runs, materialise

@@ -8,7 +8,6 @@ meta-test keeps the repository's own plugins off them, and ``tests/test_public_n
 this list to names plugins use or the docs document, sorted).
 """
 
-from ._compress import make_adapter
 from ._defaults import DEFAULTS
 from ._deprecation import renamed
 from ._errors import BudgetError, ConfigError, NumericalError
@@ -29,6 +28,7 @@ from .kinds._interfaces import (
     Solver,
     SolveRecord,
 )
+from .kinds._make_adapter import make_adapter
 from .kinds._plugins import PluginLoadWarning, PluginManager, plugin_manager, registry
 from .kinds._validators import (
     AUTO,

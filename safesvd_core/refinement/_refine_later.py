@@ -15,11 +15,10 @@ from torch import nn
 from .._errors import ConfigError
 from ..io._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
 from ..kinds._interfaces import ModelAdapter
-from ..kinds._plugins import registry
+from ..kinds._make_adapter import make_adapter
 from ..model._lowrank import LowRankLinear
 from ..run._distributed import agree_on_data, processes
 from ..run._items import check_finite_weights, check_loaded, model_device
-from ..run._rollout import check_steps
 from ..run._seams import StatisticsReducer
 from ._refine import distil
 from ._refine_request import refinement_request
@@ -34,16 +33,6 @@ class RefinedModel:
     model: nn.Module
     report: dict[str, Any]
     record: dict[str, Any]
-
-
-def _adapter(
-    adapter: str | ModelAdapter, options: Mapping[str, Any] | None, model: nn.Module
-) -> ModelAdapter:
-    if isinstance(adapter, ModelAdapter):
-        if options:
-            raise ConfigError("adapter_options go with an adapter name; configure the adapter object itself")
-        return adapter.for_model(model)
-    return registry("model_adapter").create(adapter, **dict(options or {})).for_model(model)
 
 
 def refine(
@@ -78,19 +67,18 @@ def refine(
             "not the original architecture"
         )
     check_finite_weights(compressed)
-    adapter_obj = _adapter(adapter, adapter_options, original)
+    adapter_obj = make_adapter(adapter, adapter_options).for_model(original)
     reducer = processes(distributed)
     request = refinement_request(Refinement(data, steps, **options), [], reducer.world)
     assert request is not None
+    data_print = fingerprint(request.items)
     if reducer.world > 1:
-        agree_on_data(reducer, len(request.items), fingerprint(request.items), "refinement")
-    check_steps(adapter_obj, request.items, "refinement")
+        agree_on_data(reducer, len(request.items), data_print, "refinement")
     teacher = copy.deepcopy(original)
     if adapter_obj.rewrites_modules:
         teacher = adapter_obj.prepare(teacher)
     request = request.checked(adapter_obj, teacher, model_device(compressed))
     student = copy.deepcopy(compressed)
-    data_print = fingerprint(request.items)
     settings = attrs.asdict(request.options)
     key = config_fingerprint(
         {
