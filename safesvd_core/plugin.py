@@ -81,6 +81,7 @@ from .physics._symmetry import Symmetry, SymmetryGroup, dihedral, periodic_squar
 from .refinement._refine import RefineDataWarning, RefineOptions, distil
 from .refinement._refine_phase import RefinementPhase
 from .refinement._refine_request import RefinementRequest
+from .refinement._save_refined import check_new_folder
 from .run._distributed import DistributedReducer
 from .run._draft import assemble, draft_plan
 from .run._engine import DEFAULT_PHASES, clean_statistics, run_plan
@@ -193,6 +194,7 @@ __all__ = [
     "assemble",
     "auto_or",
     "check_finite",
+    "check_new_folder",
     "check_pair",
     "check_rank",
     "check_runs",

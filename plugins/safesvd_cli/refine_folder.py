@@ -10,6 +10,7 @@ from pathlib import Path
 import attrs
 
 from safesvd_core import ConfigError, load_compressed, read_manifest, refine, save_refined
+from safesvd_core.plugin import check_new_folder
 
 from . import pipeline, report
 from .config import RunConfig
@@ -31,10 +32,7 @@ def refine_folder(
             "the config has no [refine] table: say there which inputs to refine on and how many steps "
             "(docs/cli.md, [refine])"
         )
-    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
-        raise ConfigError(f"--out {out} is the input folder or inside it: refinement writes a new folder")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"--out {out} exists and is not empty: give a new folder")
+    check_new_folder(out, source)  # before any compute; save_refined checks it again when it writes
     prepared = pipeline.prepare(config)
     compressed = load_compressed(config.model.build(), source)
     before_compute()  # after every user mistake is found: those print one line alone

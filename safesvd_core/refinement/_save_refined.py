@@ -12,21 +12,24 @@ from safetensors.torch import save_file
 
 from .._errors import ConfigError
 from ..io._files import atomic_write, sha256_file
-from ..io._manifest import MANIFEST, MODEL, read_manifest
+from ..io._manifest import MANIFEST, MODEL, ranks_in, read_manifest
 from ..io._manifest_facts import DIGESTS, fact_digests
 from ..io._persist import file_header
-from ..model._lowrank import LowRankLinear
 from ..model._modules import tensor_state
 from ._refine import summary
 from ._refine_later import RefinedModel
 
 
-def _ranks(refined: RefinedModel) -> dict[str, int]:
-    return {
-        name: module.rank
-        for name, module in refined.model.named_modules()
-        if isinstance(module, LowRankLinear)
-    }
+def check_new_folder(path: str | Path, source: str | Path) -> None:
+    """Refuse an output ``path`` for a model refined from ``source`` that is the source, inside it, or
+    a file or folder that holds anything: a refinement writes a new folder, never over its input."""
+    path, source = Path(path), Path(source)
+    if path.resolve() == source.resolve() or source.resolve() in path.resolve().parents:
+        raise ConfigError(
+            f"{path} is the source folder or inside it: write the refined model to a new folder"
+        )
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ConfigError(f"{path} exists and is not an empty folder: give a new folder")
 
 
 def save_refined(refined: RefinedModel, path: str | Path, *, source: str | Path) -> Path:
@@ -36,16 +39,12 @@ def save_refined(refined: RefinedModel, path: str | Path, *, source: str | Path)
     source, path = Path(source), Path(path)
     if not source.is_dir():
         raise ConfigError(f"source {source} is not a folder: give the folder save_compressed wrote")
-    if path.resolve() == source.resolve() or source.resolve() in path.resolve().parents:
-        raise ConfigError(
-            f"{path} is the source folder or inside it: write the refined model to a new folder"
-        )
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise ConfigError(f"{path} exists and is not an empty folder: give a new folder")
+    check_new_folder(path, source)
     manifest = read_manifest(source)
     header, _ = file_header(source / MODEL)
     saved = {name: rank for name, rank in header["ranks"].items() if rank is not None}
-    if _ranks(refined) != saved:
+    state = tensor_state(refined.model)
+    if ranks_in({key: tuple(value.shape) for key, value in state.items()}) != saved:
         raise ConfigError(
             f"the refined model's factored layers are not those of {source}: refine the model loaded "
             "from that folder"
@@ -57,7 +56,6 @@ def save_refined(refined: RefinedModel, path: str | Path, *, source: str | Path)
     file = path / MODEL
     try:
         path.mkdir(parents=True, exist_ok=True)
-        state = tensor_state(refined.model)
         atomic_write(
             file, lambda temporary: save_file(state, str(temporary), metadata={"safesvd": json.dumps(header)})
         )
