@@ -144,7 +144,7 @@ def compress(
         agree_on_data(reducer, len(everything), fingerprints["calibration"], "calibration")
     if refinement is not None:
         if reducer.world > 1:
-            agree_on_data(reducer, len(refinement.items), fingerprint(refinement.items), "refinement")
+            agree_on_data(reducer, len(refinement.items), refinement.digest, "refinement")
         refinement = refinement.checked(adapter_obj, model, device)
     hooks = run_hooks
     if checkpoint_dir is not None:

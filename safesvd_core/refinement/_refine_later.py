@@ -13,7 +13,7 @@ import attrs
 from torch import nn
 
 from .._errors import ConfigError
-from ..io._fingerprint import config_fingerprint, fingerprint, weights_fingerprint
+from ..io._fingerprint import config_fingerprint, weights_fingerprint
 from ..kinds._interfaces import ModelAdapter
 from ..kinds._make_adapter import make_adapter
 from ..model._lowrank import LowRankLinear
@@ -71,7 +71,7 @@ def refine(
     reducer = processes(distributed)
     request = refinement_request(Refinement(data, steps, **options), [], reducer.world)
     assert request is not None
-    data_print = fingerprint(request.items)
+    data_print = request.digest
     if reducer.world > 1:
         agree_on_data(reducer, len(request.items), data_print, "refinement")
     teacher = copy.deepcopy(original)

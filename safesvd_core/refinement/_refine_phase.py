@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import attrs
 
-from ..io._fingerprint import config_fingerprint, fingerprint
+from ..io._fingerprint import config_fingerprint
 from ..run._job import Phase, RunState
 from ._refine import distil, summary
 from ._refine_request import RefinementRequest
@@ -34,7 +34,7 @@ class RefinementPhase(Phase):
         key = config_fingerprint(
             {
                 **self.fingerprints,
-                "refine": fingerprint(request.items),
+                "refine": request.digest,
                 "options": attrs.asdict(request.options),
             }
         )

@@ -43,7 +43,11 @@ class RefinementRequest:
     items: list[Any]
     options: RefineOptions
     same_as_calibration: bool
-    world: int = 1  # the processes that share the refinement, one item of each global batch each
+    world: int = 1
+    #: The items' fingerprint, computed once: the processes' agreement, the checkpoint key, the record.
+    digest: str = attrs.field(
+        default=attrs.Factory(lambda self: fingerprint(self.items), takes_self=True)
+    )  # the processes that share the refinement, one item of each global batch each
 
     def checked(self, adapter: ModelAdapter, model: nn.Module, device: Any) -> RefinementRequest:
         """Refuse what cannot run (dtype, trajectory lengths, too few items for the held-out split, a
@@ -104,4 +108,9 @@ def refinement_request(
         )
     calibration_prints = {fingerprint(item) for item in calibration}
     same = all(fingerprint(item) in calibration_prints for item in items)
-    return RefinementRequest(items=items, options=refinement.options, same_as_calibration=same, world=world)
+    return RefinementRequest(
+        items=items,
+        options=refinement.options,
+        same_as_calibration=same,
+        world=world,
+    )
