@@ -12,16 +12,21 @@ from safesvd_core import named_phases
 from safesvd_core.plugin import ConfigError, Phase, registry
 
 
+def family_given(cls: type, options: Mapping[str, Any], family: str | None) -> dict[str, Any]:
+    """``options`` of plugin class ``cls`` with ``[compress] family`` where ``cls`` takes a family and
+    ``options`` names none (a recipe, a phase)."""
+    options = dict(options)
+    if family is not None and attrs.has(cls) and "family" in attrs.fields_dict(cls):
+        options.setdefault("family", family)
+    return options
+
+
 def with_family(entries: Sequence[Mapping[str, Any]], family: str | None) -> list[dict[str, Any]]:
     """``entries`` with ``[compress] family`` given to every phase that takes a family and names none."""
-    tables = [dict(entry) for entry in entries]
-    if family is None:
-        return tables
-    for table in tables:
-        cls = registry("phase").get(str(table.get("name")))
-        if attrs.has(cls) and "family" in attrs.fields_dict(cls):
-            table.setdefault("family", family)
-    return tables
+    return [
+        family_given(registry("phase").get(str(entry.get("name"))), entry, family) if family else dict(entry)
+        for entry in entries
+    ]
 
 
 def read_phases(run: Mapping[str, Any], family: str | None) -> tuple[dict[str, Any], ...]:

@@ -25,7 +25,7 @@ from safesvd_core.plugin import ModelAdapter, check_finite, check_runs, make_ada
 from . import report
 from .baseline import CopyBaseline, copy_baseline
 from .config import RunConfig
-from .phases_spec import phase_list
+from .phases_spec import family_given, phase_list
 from .progress_option import announce_run, time_left
 
 
@@ -134,12 +134,8 @@ def recipe_arguments(config: RunConfig, recipe: str | None = None) -> dict[str, 
 
 def recipe_options(config: RunConfig, recipe: str | None = None) -> dict[str, Any]:
     """The recipe's options, with the config's family where the recipe takes one."""
-    name = recipe or config.recipe
-    options = dict(config.recipe_options) if recipe is None else {}
-    cls = registry("recipe").get(name)
-    if config.family is not None and attrs.has(cls) and "family" in attrs.fields_dict(cls):
-        options.setdefault("family", config.family)
-    return options
+    options = config.recipe_options if recipe is None else {}
+    return family_given(registry("recipe").get(recipe or config.recipe), options, config.family)
 
 
 def evaluation(prepared: Prepared, compressed: nn.Module) -> EvaluationReport:
