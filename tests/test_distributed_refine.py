@@ -88,6 +88,9 @@ def _worker(rank: int, world: int, out: str) -> None:
             {"output": _test_output(whole.model).contiguous()}, str(Path(out) / f"{name}-{rank}.safetensors")
         )
         (Path(out) / f"history-{name}-{rank}.json").write_text(json.dumps(whole.reports["refine"]["history"]))
+        (Path(out) / f"exchange-{name}-{rank}.json").write_text(
+            json.dumps(whole.reports["refine"]["exchange_seconds"])
+        )
     model = _model()
     real, calls = loop.Distiller.loss, {"n": 0}
 
@@ -124,7 +127,9 @@ def test_two_processes_refine_as_one_on_the_merged_global_batches(two_processes,
     alone = _refined(_model(dtype), merged=True)
     expected, history = _test_output(alone.model), alone.reports["refine"]["history"]
     name = str(dtype).removeprefix("torch.")
+    assert alone.reports["refine"]["exchange_seconds"] == 0.0  # one process exchanges nothing
     for rank in (0, 1):
+        assert json.loads((two_processes / f"exchange-{name}-{rank}.json").read_text()) > 0.0
         got = load_file(str(two_processes / f"{name}-{rank}.safetensors"))["output"]
         error = _relative(got, expected)
         assert error <= BOUNDS[dtype], f"process {rank}: {error:.1e}"

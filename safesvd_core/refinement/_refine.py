@@ -76,6 +76,20 @@ class Distiller:
     cache: dict[int, list[Tensor]] = attrs.field(factory=dict)
     cached_bytes: int = 0
     recomputed: int = 0
+    exchange_seconds: float = 0.0
+
+    def sum_values(self, values: Sequence[float]) -> list[float]:
+        """``values`` summed over the processes (the time it takes counted as exchange)."""
+        start = time.perf_counter()
+        summed = self.reducer.sum_values(values)
+        self.exchange_seconds += time.perf_counter() - start
+        return summed
+
+    def sum_gradients(self, parameters: Sequence[Tensor]) -> None:
+        """:func:`summed_gradients`, its time counted as exchange."""
+        start = time.perf_counter()
+        summed_gradients(parameters, self.reducer)
+        self.exchange_seconds += time.perf_counter() - start
 
     def targets(self, index: int | None, item: Any) -> list[Tensor]:
         """The teacher's predictions of ``item``; cached by ``index`` up to the cap (``None``: an item
@@ -112,7 +126,7 @@ class Distiller:
         targets = self.targets(index, item)
         if self.reducer.world == 1:
             return [relative_distance(prediction, target) for (prediction, _), target in zip(calls, targets)]
-        energies = self.reducer.sum_values([float(torch.sum(target.double() ** 2)) for target in targets])
+        energies = self.sum_values([float(torch.sum(target.double() ** 2)) for target in targets])
         return [
             torch.sum((prediction - target) ** 2) / max(energy, torch.finfo(target.dtype).tiny)
             for (prediction, _), target, energy in zip(calls, targets, energies)
@@ -196,7 +210,7 @@ def _score(distiller: Distiller, model: nn.Module, items: Sequence[Any], offset:
     with torch.no_grad():
         for index, item in enumerate(items):
             terms = [float(term) for term in distiller.terms(model, offset + index, item)]
-            terms = terms if reducer.world == 1 else reducer.sum_values(terms)
+            terms = terms if reducer.world == 1 else distiller.sum_values(terms)
             totals = [a + b for a, b in zip(totals, terms)] if totals else terms
     return [total / len(items) for total in totals]
 
@@ -272,7 +286,9 @@ def distil(
             else:  # the item carried by the step's symmetry: the teacher labels it afresh
                 loss = distiller.loss(distiller.terms(model, None, symmetric.item(step, fit[index])))
             value = (
-                float(loss.detach()) if reducer.world == 1 else reducer.sum_values([float(loss.detach())])[0]
+                float(loss.detach())
+                if reducer.world == 1
+                else distiller.sum_values([float(loss.detach())])[0]
             )
             if not math.isfinite(value):
                 stopped = (
@@ -284,7 +300,7 @@ def distil(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if reducer.world > 1:
-                summed_gradients(parameters, reducer)
+                distiller.sum_gradients(parameters)
             optimizer.step()
             window += value
             bar.update(1)
@@ -324,6 +340,7 @@ def distil(
         "stopped": stopped,
         "teacher": distiller.report(),
         "seconds": time.perf_counter() - start,
+        "exchange_seconds": distiller.exchange_seconds,
     }
     return report
 
