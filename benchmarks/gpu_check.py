@@ -7,7 +7,10 @@
 3. ``whitened_factorization`` by the full SVD against the Gram route (``decomposition``), timed on
    a 1536 × 6144 and a 6144 × 1536 float32 weight with float64 statistics (α 0.5 with a Fisher,
    α 0 without); the CUDA variants of step 1 check the Gram route's results against the CPU's;
-4. the latency benchmark's quick mode on the GPU.
+4. the latency benchmark's quick mode on the GPU;
+5. refinement of the reference model at 0.4 (compressed on the CPU) on the GPU in float32 and with its
+   default autocast (``"auto"``: bfloat16 where the GPU has it), against the CPU's float32 run:
+   seconds per step and the held-out distances.
 
     .venv/bin/python -m benchmarks.gpu_check [--device cuda] [--only STEP ...]
 
@@ -36,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ZOO_MODEL, RATIO = "scot-ns", 0.4
 #: Weights (out × in) the whitened solve is timed on, and how many times smaller each side is on the CPU.
 SPEED_SHAPES, CPU_SHRINK = ((1536, 6144), (6144, 1536)), 8
-STEPS = ("conformance", "compress", "whitened", "latency")
+STEPS = ("conformance", "compress", "whitened", "latency", "refine")
+#: Refinement step 5: optimiser steps, items of 32 inputs (2-step trajectories), the options.
+REFINE_STEPS, REFINE_ITEMS = 100, 32
+REFINE_SETTINGS = {"lr": 3e-4, "warmup": 10, "eval_every": 50}
 
 
 def conformance() -> str:
@@ -169,6 +175,54 @@ def latency_lines(device: torch.device) -> list[str]:
     ]
 
 
+def _refined(device: torch.device, autocast: str) -> dict[str, float | str]:
+    """The reference model compressed on the CPU, refined on ``device`` with ``autocast``."""
+    from safesvd_core import refine
+    from safesvd_zoo import reference
+
+    original = reference.load()
+    adapter_options = {"block_names": original.block_names(), "include": ["blocks.*"]}
+    result = compress(
+        original,
+        reference.trajectory_batches(32, 5),
+        ratio=RATIO,
+        family="ns-incompressible",
+        adapter_options={**adapter_options, "field_description": reference.FIELD},
+    )
+    items = reference.trajectory_batches(32 * REFINE_ITEMS, 2, seed=101, batch_size=32)
+    refined = refine(
+        result.model.to(device),
+        original.to(device),
+        [tuple(tensor.to(device) for tensor in item) for item in items],
+        steps=REFINE_STEPS,
+        adapter_options=adapter_options,
+        autocast=autocast,
+        **REFINE_SETTINGS,
+    )
+    report = refined.report
+    return {
+        "autocast": report["autocast"],
+        "seconds": report["seconds"] / REFINE_STEPS,
+        "closed": report["held_out_closed_form"],
+        "refined": report["held_out_refined"],
+    }
+
+
+def refine_lines(device: torch.device) -> list[str]:
+    """Refinement on ``device`` (float32 and ``auto``; on the CPU float32 and bfloat16) against the
+    CPU's float32 run, one line each."""
+    cpu = _refined(torch.device("cpu"), "off")
+    runs = [("off", _refined(device, "off")), ("auto", _refined(device, "auto"))]
+    if device.type == "cpu":
+        runs = [("off", cpu), ("bfloat16", _refined(device, "bfloat16"))]
+    return [
+        f"refine on {device} (autocast {choice} → {run['autocast']}): {run['seconds'] * 1000:.0f} ms/step "
+        f"(cpu float32 {cpu['seconds'] * 1000:.0f}); held-out {run['closed']:.4g} → {run['refined']:.4g} "
+        f"(cpu float32 {cpu['refined']:.4g}, {100 * (run['refined'] / cpu['refined'] - 1):+.1f} %)"
+        for choice, run in runs
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -199,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         block += whitened_speed(device)
     if "latency" in steps:
         block += latency_lines(device)
+    if "refine" in steps:
+        block += refine_lines(device)
     print("\n== gpu-check ==\n" + "\n".join(block))
     return 0
 

@@ -27,6 +27,7 @@ OPTION_KEYS = (
     "seed",
     "teacher_cache_bytes",
     "symmetries",
+    "autocast",
 )
 
 

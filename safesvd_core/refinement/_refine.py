@@ -18,6 +18,7 @@ distilled towards the original (the teacher) on unlabelled inputs from the data 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -38,6 +39,7 @@ from ..run._rollout import RolloutSource, trajectory_length
 from ..run._seams import BatchSource, LocalReducer, PairSource, StatisticsReducer
 from ._refine_checkpoint import RefineCheckpoint
 from ._refine_options import RefineOptions
+from ._refine_precision import MixedPrecision
 from ._refine_symmetries import symmetric_items
 
 #: The refinement-data study (docs/results/refine.md, the reference model at 0.4, 2000 steps) gave
@@ -117,12 +119,16 @@ class Distiller:
             "recomputed": self.recomputed,
         }
 
-    def terms(self, student: nn.Module, index: int | None, item: Any) -> list[Tensor]:
-        """The relative distance at each horizon ``1 … K``. With several processes, this process's
+    def terms(
+        self, student: nn.Module, index: int | None, item: Any, precision: MixedPrecision | None = None
+    ) -> list[Tensor]:
+        """The relative distance at each horizon ``1 … K``, in the teacher's precision (the student's
+        passes under ``precision``'s autocast when given). With several processes, this process's
         share of the global batch's (every process's item ``index`` together): its squared error
         over the teacher's energy summed over the processes, so that the shares add up to the
         distance of the global batch, and their gradients to its gradient."""
-        calls = self.source.run(self.adapter, student, item)
+        with contextlib.nullcontext() if precision is None else precision.training():
+            calls = self.source.run(self.adapter, student, item)
         targets = self.targets(index, item)
         if self.reducer.world == 1:
             return [relative_distance(prediction, target) for (prediction, _), target in zip(calls, targets)]
@@ -254,6 +260,7 @@ def distil(
             "parameters='factors')"
         )
     optimizer = torch.optim.Adam(parameters, lr=options.lr)
+    precision = MixedPrecision.of(options.autocast, parameters[0])
     keys = [name for name, _ in model.named_parameters()]
     closed_form = _score(distiller, model, held_out, len(fit)) if held_out else []
     best = {
@@ -270,6 +277,7 @@ def distil(
     first_step, stopped = 0, None
     if checkpoint is not None and checkpoint.saved is not None:
         first_step, best, history = checkpoint.restore(model, optimizer, keys, options)
+        precision.load(checkpoint.precision_state())
     window, since = (
         0.0,
         first_step,
@@ -282,9 +290,11 @@ def distil(
                 group["lr"] = options.learning_rate(step)
             index = order(step)
             if symmetric is None:
-                loss = distiller.loss(distiller.terms(model, index, fit[index]))
+                loss = distiller.loss(distiller.terms(model, index, fit[index], precision))
             else:  # the item carried by the step's symmetry: the teacher labels it afresh
-                loss = distiller.loss(distiller.terms(model, None, symmetric.item(step, fit[index])))
+                loss = distiller.loss(
+                    distiller.terms(model, None, symmetric.item(step, fit[index]), precision)
+                )
             value = (
                 float(loss.detach())
                 if reducer.world == 1
@@ -298,10 +308,10 @@ def distil(
                 warnings.warn(f"refine: {stopped}", RefineWarning, stacklevel=2)
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            precision.backward(loss)
             if reducer.world > 1:
                 distiller.sum_gradients(parameters)
-            optimizer.step()
+            precision.step(optimizer)
             window += value
             bar.update(1)
             if (step + 1) % options.eval_every == 0 or step + 1 == options.steps:
@@ -319,7 +329,7 @@ def distil(
                     bar.set_postfix(held_out=f"{row['held_out']:.3g}")
                 history.append(row)
                 if checkpoint is not None:
-                    checkpoint.save(step + 1, model, optimizer, keys, best, history)
+                    checkpoint.save(step + 1, model, optimizer, keys, best, history, precision.state())
     bar.close()
     if held_out or stopped:
         model.load_state_dict(best["state"])
@@ -341,6 +351,7 @@ def distil(
         "teacher": distiller.report(),
         "seconds": time.perf_counter() - start,
         "exchange_seconds": distiller.exchange_seconds,
+        "autocast": precision.name(),
     }
     return report
 

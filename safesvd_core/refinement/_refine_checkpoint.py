@@ -70,7 +70,10 @@ class RefineCheckpoint:
         keys: list[str],
         best: dict[str, Any],
         history: list[dict[str, Any]],
+        precision: dict[str, Any] | None = None,
     ) -> None:
+        """Write the progress at ``step`` (process 0 only); ``precision``: the float16 loss scale's
+        state (:meth:`MixedPrecision.state`)."""
         if not self.writer:
             return
         tensors: dict[str, Tensor] = {}
@@ -90,6 +93,7 @@ class RefineCheckpoint:
             "best": {"step": best["step"], "score": best["score"]},
             "history": history,
             "moments": sorted(state),
+            "precision": precision,
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(
@@ -125,6 +129,11 @@ class RefineCheckpoint:
         optimizer.load_state_dict(state)
         best_state = {key: value.to(device) for key, value in groups["best::"].items()}
         return step, {"step": best_step, "score": score, "state": best_state}, history
+
+    def precision_state(self) -> dict[str, Any] | None:
+        """The saved loss scale's state (``None``: none was saved, as without float16)."""
+        assert self.saved is not None
+        return self.saved["header"].get("precision")
 
     def _refused(self, field: str, problem: str) -> ConfigError:
         return ConfigError(

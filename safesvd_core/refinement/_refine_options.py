@@ -10,6 +10,7 @@ import attrs
 from .._defaults import DEFAULTS
 from .._errors import ConfigError
 from ..kinds._validators import non_negative_int, one_of, positive, positive_int, unit_interval
+from ._refine_precision import AUTOCAST_CHOICES
 
 PARAMETER_CHOICES = ("all", "factors")
 
@@ -44,7 +45,9 @@ class RefineOptions:
     the items beyond it computed again at every use (0: always computed; the result is the same,
     the teacher being deterministic in eval mode); ``symmetries``: a PDE family whose symmetries
     multiply the inputs (each step carries its item by one drawn at random, and the teacher labels
-    it: for little data; ``None``: the items as given)."""
+    it: for little data; ``None``: the items as given); ``autocast``: the student's training passes
+    in ``"bfloat16"`` or ``"float16"`` (the loss in float32), ``"off"``, or ``"auto"``: on CUDA
+    only (:mod:`._refine_precision`)."""
 
     name: ClassVar[str] = "refine"
 
@@ -59,6 +62,7 @@ class RefineOptions:
     seed: int = attrs.field(default=0, validator=non_negative_int)
     teacher_cache_bytes: int = attrs.field(default=TEACHER_CACHE_BYTES, validator=non_negative_int)
     symmetries: str | None = attrs.field(default=None, validator=attrs.validators.optional(_family_name))
+    autocast: str = attrs.field(default="auto", validator=one_of(AUTOCAST_CHOICES))
 
     def learning_rate(self, step: int) -> float:
         """The learning rate of optimiser step ``step`` (0-based)."""
