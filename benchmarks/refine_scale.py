@@ -11,7 +11,9 @@ global batches merged (64 inputs a step). Reported: seconds per global step (the
 time), the speed-up, and the relative difference of a test output; beside them one process's share alone (the
 ceiling of two). Then the refinement's own peak memory (the growth of the peak RSS during one epoch)
 with the teacher's predictions all cached, capped at 8 MiB, and recomputed (``teacher_cache_bytes=0``),
-at two numbers of items.
+at two numbers of items; the same on the Poseidon-T shape (all cached, recomputed). Last, seconds per step
+of ``refine`` against a plain PyTorch loop on the reference model and the Poseidon-T shape
+(``benchmarks.refine_subjects``).
 """
 
 from __future__ import annotations
@@ -30,34 +32,23 @@ from safetensors.torch import load_file, save_file
 
 from safesvd_core.testing.loopback import run_on_loopback
 
+from .refine_subjects import LR, RATIO, SUBJECTS, compressed_folder, plain_seconds, refined_subject
 from .report import header
 
-RATIO = 0.4
+REFERENCE = SUBJECTS["reference"]
+
 #: The middle teacher cap measured (bytes): a few items' predictions.
 CAP = 8 * 2**20
 #: glibc's variable that fixes the mmap threshold (bytes; fixed, the dynamic raise is off) and the
 #: value measured beside the default: blocks of 128 KiB and more are mapped and returned at free.
 MMAP_VARIABLE = "MALLOC_MMAP_THRESHOLD_"
 MMAP_THRESHOLD = 128 * 2**10
-SETTINGS = {"lr": 3e-4, "warmup": 5, "held_out": 0.0}  # no held-out split: the last state is compared
-
-
-def _setup() -> tuple[Any, dict[str, Any]]:
-    from safesvd_zoo import reference
-
-    model = reference.load()
-    options = {
-        "block_names": model.block_names(),
-        "include": ["blocks.*"],
-        "field_description": reference.FIELD,
-    }
-    return model, options
-
-
-def _fresh(items: int, batch: int) -> list[Any]:
-    from safesvd_zoo import reference
-
-    return reference.trajectory_batches(items * batch, 2, seed=101, batch_size=batch)
+#: Plain-loop timing: rounds (each times refine then the plain loop; the best of each kept), and per
+#: subject (items, steps) of a round.
+ROUNDS = 3
+PLAIN_RUNS = {"reference": (16, 60), "poseidon-t": (4, 12)}
+#: Peak memory on the Poseidon-T shape: the numbers of items (of 2 pairs) measured.
+POSEIDON_ITEMS = (4, 16)
 
 
 def _merged(items: list[Any]) -> list[Any]:
@@ -71,23 +62,12 @@ def _test_output(model: Any) -> torch.Tensor:
         return model(reference.batches("test", batch_size=64)[0][0])
 
 
-def _refine(folder: str, items: list[Any], steps: int, **extra: Any) -> tuple[Any, dict[str, Any]]:
-    from safesvd_core import load_compressed, refine
-    from safesvd_zoo import reference
-
-    model, options = _setup()
-    compressed = load_compressed(reference.load(), folder)
-    refined = refine(
-        compressed, model, items, steps=steps, adapter_options=options, eval_every=steps, **SETTINGS, **extra
-    )
-    return refined.model, refined.report
-
-
 def _two(rank: int, world: int, folder: str, out: str, items: int, steps: int) -> None:
     torch.set_num_threads(1)
-    model, report = _refine(folder, _fresh(2 * items, 32), steps)
+    refined = refined_subject(REFERENCE, folder, REFERENCE.items(2 * items), steps)
     if rank == 0:
-        save_file({"output": _test_output(model).contiguous()}, str(Path(out) / "two.safetensors"))
+        save_file({"output": _test_output(refined.model).contiguous()}, str(Path(out) / "two.safetensors"))
+        report = refined.report
         (Path(out) / "two.json").write_text(
             json.dumps({key: report[key] for key in ("seconds", "exchange_seconds")})
         )
@@ -101,23 +81,26 @@ def _memory_mib(key: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {key}")
 
 
-def _peak(folder: str, items: int, cap: int, queue: Any) -> None:
+def _peak(name: str, folder: str, items: int, cap: int, queue: Any) -> None:
     """The refinement's own peak memory: the items are made first, the peak is reset, then every item is
     refined on once (one epoch)."""
     torch.set_num_threads(1)
-    data = _fresh(items, 32)
+    subject = SUBJECTS[name]
+    data = subject.items(items)
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     before = _memory_mib("VmRSS")
-    _, report = _refine(folder, data, items, teacher_cache_bytes=cap)
+    report = refined_subject(subject, folder, data, items, teacher_cache_bytes=cap).report
     queue.put({"growth_mib": _memory_mib("VmHWM") - before, "teacher": report["teacher"]})
 
 
-def _peak_in_a_fresh_process(folder: str, items: int, cap: int, fixed_threshold: bool) -> dict[str, Any]:
+def _peak_in_a_fresh_process(
+    name: str, folder: str, items: int, cap: int, fixed_threshold: bool
+) -> dict[str, Any]:
     """:func:`_peak` in a fresh interpreter; with ``fixed_threshold``, glibc's mmap threshold fixed at
     ``MMAP_THRESHOLD`` (its environment variable, read when the interpreter starts)."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_peak, args=(folder, items, cap, queue))
+    process = context.Process(target=_peak, args=(name, folder, items, cap, queue))
     saved = os.environ.get(MMAP_VARIABLE)
     if fixed_threshold:
         os.environ[MMAP_VARIABLE] = str(MMAP_THRESHOLD)
@@ -131,6 +114,50 @@ def _peak_in_a_fresh_process(folder: str, items: int, cap: int, fixed_threshold:
     found = queue.get()
     process.join()
     return found
+
+
+def _against_plain(name: str, folder: str, quick: bool) -> dict[str, float]:
+    """Seconds per step of ``refine`` and of the plain loop on the same items, alternated for ``ROUNDS``
+    rounds; the best of each."""
+    subject = SUBJECTS[name]
+    count, steps = (2, 2) if quick else PLAIN_RUNS[name]
+    data = subject.items(count)
+    ours, theirs = [], []
+    for _ in range(1 if quick else ROUNDS):
+        ours.append(refined_subject(subject, folder, data, steps).report["seconds"] / steps)
+        theirs.append(plain_seconds(subject, folder, data, steps) / steps)
+    return {"refine": min(ours), "plain": min(theirs), "items": count, "steps": steps}
+
+
+def _peaks(name: str, folder: str, counts: tuple[int, ...], caps: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The peak memory of one epoch on ``name`` for each number of items and teacher cap, under glibc
+    as it comes and with its mmap threshold fixed."""
+    return [
+        {
+            "items": count,
+            "cap": cap,
+            **_peak_in_a_fresh_process(name, folder, count, cap, False),
+            "fixed_mib": _peak_in_a_fresh_process(name, folder, count, cap, True)["growth_mib"],
+        }
+        for count in counts
+        for cap in caps
+    ]
+
+
+def _peak_rows(peaks: list[dict[str, Any]], unit: str) -> list[str]:
+    rows = [
+        f"| items ({unit}) | teacher cap | peak growth MiB | … threshold fixed | cached items (MiB) | "
+        "recomputed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for found in peaks:
+        cap, teacher = found["cap"], found["teacher"]
+        mode = {2**40: "none (all cached)", 0: "0 (recomputed)"}.get(cap, f"{cap / 2**20:.0f} MiB")
+        rows.append(
+            f"| {found['items']} | {mode} | {found['growth_mib']:.0f} | {found['fixed_mib']:.0f} | "
+            f"{teacher['cached_items']} ({teacher['cached_bytes'] / 2**20:.0f}) | {teacher['recomputed']} |"
+        )
+    return rows
 
 
 def _growth_sentence(peaks: list[dict[str, Any]]) -> str:
@@ -179,47 +206,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/results/refine-scale.md"))
     args = parser.parse_args(argv)
     steps, items = (4, 4) if args.quick else (60, 16)  # items: global batches (two of 32 inputs each)
-    from safesvd_core import compress, save_compressed
-    from safesvd_zoo import reference
-
     torch.set_num_threads(1)
-    model, options = _setup()
     with tempfile.TemporaryDirectory() as work:
-        folder = str(Path(work) / "compressed")
-        result = compress(
-            model,
-            reference.trajectory_batches(32, 5),
-            ratio=RATIO,
-            family="ns-incompressible",
-            adapter_options=options,
-        )
-        save_compressed(result, folder)
+        folder = compressed_folder(REFERENCE, work)
         run_on_loopback(_two, 2, folder, work, items, steps)
         two_report = json.loads((Path(work) / "two.json").read_text())
         two, exchange = two_report["seconds"], two_report["exchange_seconds"]
         torch.set_num_threads(2)
-        one_model, one_report = _refine(folder, _merged(_fresh(2 * items, 32)), steps)
+        one_refined = refined_subject(REFERENCE, folder, _merged(REFERENCE.items(2 * items)), steps)
         torch.set_num_threads(1)
-        _, share_report = _refine(
-            folder, _fresh(2 * items, 32)[::2], steps
-        )  # one process's work, no exchange
+        share_report = refined_subject(REFERENCE, folder, REFERENCE.items(2 * items)[::2], steps).report
         got = load_file(str(Path(work) / "two.safetensors"))["output"]
-        expected = _test_output(one_model)
+        expected = _test_output(one_refined.model)
         difference = float(torch.linalg.vector_norm(got - expected) / torch.linalg.vector_norm(expected))
-        peaks = [
-            {
-                "items": count,
-                "cap": cap,
-                **_peak_in_a_fresh_process(folder, count, cap, False),
-                "fixed_mib": _peak_in_a_fresh_process(folder, count, cap, True)["growth_mib"],
-            }
-            for count in ((4, 8) if args.quick else (32, 128))
-            for cap in (2**40, CAP, 0)
-        ]
+        one_report = one_refined.report
+        folders = {"reference": folder, "poseidon-t": compressed_folder(SUBJECTS["poseidon-t"], work)}
+        plain = {name: _against_plain(name, folders[name], args.quick) for name in PLAIN_RUNS}
+        peaks = _peaks("reference", folder, (4, 8) if args.quick else (32, 128), (2**40, CAP, 0))
+        poseidon_peaks = _peaks(
+            "poseidon-t", folders["poseidon-t"], (2, 4) if args.quick else POSEIDON_ITEMS, (2**40, 0)
+        )
     one, share = one_report["seconds"], share_report["seconds"]
     lines = [
         header(
-            "Refinement at scale: processes and teacher memory",
+            "Refinement at scale: processes, teacher memory, speed",
             "python -m benchmarks.refine_scale",
             threads="one process with 2 threads against two processes with 1 thread each",
         )
@@ -227,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(
         f"The reference model at ratio {RATIO} (safe-svd, 32 trajectories × 5 steps), saved, then refined "
         f"from the folder (`refine`) for {steps} steps on {2 * items} fresh 2-step trajectory items of 32 "
-        f"inputs ({items} global batches of 64 inputs), lr {SETTINGS['lr']}, no held-out split (the "
+        f"inputs ({items} global batches of 64 inputs), lr {LR}, no held-out split (the "
         "last state is kept and compared). Seconds are the refinement's own (its report), per global step.\n"
     )
     lines.append("| processes | threads each | s / global step | speed-up | test output vs one process |")
@@ -255,22 +265,38 @@ def main(argv: list[str] | None = None) -> int:
         "predictions), with glibc's allocator as it comes and with its mmap threshold fixed at "
         f"{MMAP_THRESHOLD // 2**10} KiB (`{MMAP_VARIABLE}={MMAP_THRESHOLD}` in the environment):\n"
     )
-    lines.append(
-        "| items (× 32 inputs) | teacher cap | peak growth MiB | … threshold fixed | cached items (MiB) | "
-        "recomputed |"
-    )
-    lines.append("|---|---|---|---|---|---|")
-    for found in peaks:
-        cap, teacher = found["cap"], found["teacher"]
-        mode = {2**40: "none (all cached)", 0: "0 (recomputed)"}.get(cap, f"{cap / 2**20:.0f} MiB")
-        lines.append(
-            f"| {found['items']} | {mode} | {found['growth_mib']:.0f} | {found['fixed_mib']:.0f} | "
-            f"{teacher['cached_items']} "
-            f"({teacher['cached_bytes'] / 2**20:.0f}) | {teacher['recomputed']} |"
-        )
+    lines += _peak_rows(peaks, "× 32 inputs")
     lines.append(
         "\nThe cached predictions stop at the cap whatever the number of items (the rest are computed again "
         "at each use, the same values). " + _growth_sentence(peaks)
+    )
+    lines.append(
+        f"The same measurement on the Poseidon-T shape, one epoch; the model: {SUBJECTS['poseidon-t'].describe}:\n"
+    )
+    lines += _peak_rows(poseidon_peaks, "× 2 pairs")
+    lines.append("\n" + _growth_sentence(poseidon_peaks))
+    lines.append(
+        "Seconds per step of `refine` against a plain PyTorch distillation loop on the same compressed model "
+        "and items (benchmarks/refine_subjects.py: Adam with the same schedule, the teacher's predictions "
+        "cached, the student rolled out on its own predictions, the same loss; one thread, the best of "
+        f"{ROUNDS} alternated runs each):\n"
+    )
+    lines.append("| model | items × steps | refine s / step | plain loop s / step | refine / plain |")
+    lines.append("|---|---|---|---|---|")
+    for name, found in plain.items():
+        lines.append(
+            f"| {SUBJECTS[name].describe} | {found['items']} × {found['steps']} | {found['refine']:.3f} | "
+            f"{found['plain']:.3f} | {found['refine'] / found['plain']:.2f} |"
+        )
+    worst = max(found["refine"] / found["plain"] for found in plain.values())
+    verdict = "met" if worst <= 1.0 else "missed"
+    lines.append(
+        f"\nTarget (refinement ≤ 1× a plain loop): **{verdict}** (the larger ratio {worst:.2f}; the "
+        "run-to-run noise of this machine is several percent).\n"
+    )
+    lines.append(
+        "GPU: no device was lent to this run; `python -m benchmarks.gpu_check --only refine` refines on CUDA "
+        'in float32 and with `autocast="auto"` against the CPU.\n'
     )
     text = "\n".join(lines)
     if args.quick:
