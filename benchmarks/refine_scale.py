@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         "at each use, the same values). " + _growth_sentence(peaks)
     )
     lines.append(
-        f"The same measurement on the Poseidon-T shape, one epoch; the model: {SUBJECTS['poseidon-t'].describe}:\n"
+        "The same measurement on the Poseidon-T shape, one epoch; the model: "
+        f"{SUBJECTS['poseidon-t'].describe}:\n"
     )
     lines += _peak_rows(poseidon_peaks, "× 2 pairs")
     lines.append("\n" + _growth_sentence(poseidon_peaks))
