@@ -163,15 +163,8 @@ def source_for(adapter: ModelAdapter, items: Sequence[Any], rollout_steps: int |
 
 
 def shard(items: Sequence[Any], reducer: StatisticsReducer) -> list[Any]:
-    """This process's items: item ``P·g + r`` of every global batch ``g`` (all of them alone); the
-    processes must hold whole global batches."""
-    if reducer.world == 1:
-        return list(items)
-    if len(items) % reducer.world:
-        raise ConfigError(
-            f"distributed refinement on {reducer.world} processes takes global batches of one item per "
-            f"process: give a multiple of {reducer.world} refinement items, got {len(items)}"
-        )
+    """This process's items: item ``P·g + r`` of every global batch ``g`` (all of them alone; whole
+    global batches, as :func:`split_items` gives them)."""
     return list(items[reducer.rank :: reducer.world])
 
 
@@ -195,17 +188,45 @@ def _trainable(model: nn.Module, choice: str) -> list[Tensor]:
     ]
 
 
-def split_items(items: Sequence[Any], share: float) -> tuple[list[Any], list[Any]]:
-    """``(fit, held_out)``: the last ``share`` of the items (at least one) held out; none for
-    ``share = 0``."""
+def split_items(
+    items: Sequence[Any], share: float, domains: Sequence[str | None] | None = None, world: int = 1
+) -> tuple[list[Any], list[Any]]:
+    """``(fit, held_out)``, whole global batches of ``world`` consecutive items each: the last ``share``
+    of the batches held out (at least one; none for ``share = 0``). With ``domains`` (the items'
+    labels), the last ``share`` of each domain's batches, so that the held-out score covers every
+    domain even when the items come sorted by domain (a domain of one batch is never held out)."""
+    if len(items) % world:
+        raise ConfigError(
+            f"distributed refinement on {world} processes takes global batches of one item per "
+            f"process: give a multiple of {world} refinement items, got {len(items)}"
+        )
+    batches = len(items) // world
     if share == 0.0:
         return list(items), []
-    held = max(1, round(share * len(items)))
-    if len(items) - held < 1:
+    keys = [None if domains is None else tuple(domains[g * world : (g + 1) * world]) for g in range(batches)]
+    groups: dict[Any, list[int]] = {}
+    for batch, key in enumerate(keys):
+        groups.setdefault(key, []).append(batch)
+    held: set[int] = set()
+    for members in groups.values():
+        count = min(len(members) - 1, max(1, round(share * len(members))))
+        held.update(members[len(members) - count :] if count > 0 else [])
+    if not held:
         raise ConfigError(
-            f"refinement with a held-out share of {share} needs at least 2 items (batches), got {len(items)}"
+            f"refinement with a held-out share of {share} needs at least 2 items (batches) of one domain, "
+            f"got {batches}" + ("" if domains is None else f" in {len(groups)} domains")
         )
-    return list(items[: len(items) - held]), list(items[len(items) - held :])
+    chosen = [(batch in held) for batch in range(batches) for _ in range(world)]
+    return (
+        [item for item, out in zip(items, chosen) if not out],
+        [item for item, out in zip(items, chosen) if out],
+    )
+
+
+def item_domains(adapter: ModelAdapter, items: Sequence[Any]) -> list[str | None] | None:
+    """The items' domain labels (``ModelAdapter.domain``), or ``None`` when none is labelled."""
+    domains = [adapter.domain(item) for item in items]
+    return None if all(domain is None for domain in domains) else domains
 
 
 def _score(distiller: Distiller, model: nn.Module, items: Sequence[Any], offset: int) -> list[float]:
@@ -246,12 +267,14 @@ def distil(
     scores are those of the global batches, and only process 0 writes the checkpoint."""
     start = time.perf_counter()
     reducer = LocalReducer() if reducer is None else reducer
-    items = shard(items, reducer)
+    domains = item_domains(adapter, items)
+    whole_fit, whole_held_out = split_items(items, options.held_out, domains, reducer.world)
+    fit, held_out = shard(whole_fit, reducer), shard(whole_held_out, reducer)
+    items = fit + held_out
     source = source_for(adapter, items, options.rollout_steps)
     distiller = Distiller(
         adapter, original, source, options.rollout_weight, options.teacher_cache_bytes, reducer=reducer
     )
-    fit, held_out = split_items(items, options.held_out)
     symmetric = symmetric_items(options.symmetries, options.seed, adapter, items)
     parameters = _trainable(model, options.parameters)
     if not parameters:
@@ -338,7 +361,12 @@ def distil(
     kept = "refined" if best["step"] else "closed form"
     report = {
         "steps": options.steps,
-        "items": {"fit": len(fit), "held_out": len(held_out), "processes": reducer.world},
+        "items": {
+            "fit": len(fit),
+            "held_out": len(held_out),
+            "processes": reducer.world,
+            "held_out_domains": None if domains is None else _counts(adapter, whole_held_out),
+        },
         "source": repr(source),
         "options": attrs.asdict(options),
         "held_out_closed_form": _objective(distiller, closed_form) if held_out else None,
@@ -354,6 +382,14 @@ def distil(
         "autocast": precision.name(),
     }
     return report
+
+
+def _counts(adapter: ModelAdapter, items: Sequence[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        domain = str(adapter.domain(item))
+        counts[domain] = counts.get(domain, 0) + 1
+    return counts
 
 
 def summary(report: dict[str, Any]) -> str:

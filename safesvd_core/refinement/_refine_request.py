@@ -20,6 +20,7 @@ from ._refine import (
     RECOMMENDED_INPUTS,
     RefineDataWarning,
     RefineOptions,
+    item_domains,
     source_for,
     split_items,
 )
@@ -56,7 +57,7 @@ class RefinementRequest:
         check_dtypes(self.items[0], model, "refinement")
         check_finite(self.items, "refinement")
         source_for(adapter, self.items, self.options.rollout_steps)
-        split_items(self.items[:: self.world], self.options.held_out)  # one process's share
+        split_items(self.items, self.options.held_out, item_domains(adapter, self.items), self.world)
         symmetric_items(self.options.symmetries, self.options.seed, adapter, self.items)
         checked = (
             self
