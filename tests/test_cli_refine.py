@@ -64,7 +64,7 @@ def test_refine_table_refines_and_the_manifest_reports_it(tmp_path):
     report = read_manifest(tmp_path / "out")["reports"]["refine"]
     assert report["steps"] == 6 and [row["step"] for row in report["history"]] == [3, 6]
     assert (
-        report["items"] == {"fit": 3, "held_out": 1, "processes": 1}
+        report["items"] == {"fit": 3, "held_out": 1, "processes": 1, "held_out_domains": None}
         and report["source"] == "RolloutSource(steps=2, one_step_group=False)"
     )
 

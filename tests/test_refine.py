@@ -61,7 +61,7 @@ def test_refinement_with_fresh_data_gets_closer_to_the_original_and_reports_both
     report = refined.reports["refine"]
     assert report["kept"] == "refined" and report["best_step"] > 0
     assert report["held_out_refined"] < report["held_out_closed_form"]
-    assert report["items"] == {"fit": 7, "held_out": 1, "processes": 1} and [
+    assert report["items"] == {"fit": 7, "held_out": 1, "processes": 1, "held_out_domains": None} and [
         row["step"] for row in report["history"]
     ] == [
         20,

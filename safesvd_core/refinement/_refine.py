@@ -79,6 +79,7 @@ class Distiller:
     cached_bytes: int = 0
     recomputed: int = 0
     exchange_seconds: float = 0.0
+    energies: dict[int, list[float]] = attrs.field(factory=dict)
 
     def sum_values(self, values: Sequence[float]) -> list[float]:
         """``values`` summed over the processes (the time it takes counted as exchange)."""
@@ -87,11 +88,15 @@ class Distiller:
         self.exchange_seconds += time.perf_counter() - start
         return summed
 
-    def sum_gradients(self, parameters: Sequence[Tensor]) -> None:
-        """:func:`summed_gradients`, its time counted as exchange."""
+    def step_loss(self, loss: Tensor, parameters: Sequence[Tensor]) -> float:
+        """After the backward pass: the global batch's loss, and with several processes every
+        gradient summed over them in the same exchange (:func:`summed_gradients`; its time counted)."""
+        if self.reducer.world == 1:
+            return float(loss.detach())
         start = time.perf_counter()
-        summed_gradients(parameters, self.reducer)
+        value = summed_gradients(parameters, self.reducer, loss.detach())
         self.exchange_seconds += time.perf_counter() - start
+        return value
 
     def targets(self, index: int | None, item: Any) -> list[Tensor]:
         """The teacher's predictions of ``item``; cached by ``index`` up to the cap (``None``: an item
@@ -132,7 +137,11 @@ class Distiller:
         targets = self.targets(index, item)
         if self.reducer.world == 1:
             return [relative_distance(prediction, target) for (prediction, _), target in zip(calls, targets)]
-        energies = self.sum_values([float(torch.sum(target.double() ** 2)) for target in targets])
+        energies = self.energies.get(index) if index is not None else None
+        if energies is None:  # the global batch's teacher energy, exchanged once per indexed item
+            energies = self.sum_values([float(torch.sum(target.double() ** 2)) for target in targets])
+            if index is not None:
+                self.energies[index] = energies
         return [
             torch.sum((prediction - target) ** 2) / max(energy, torch.finfo(target.dtype).tiny)
             for (prediction, _), target, energy in zip(calls, targets, energies)
@@ -168,13 +177,16 @@ def shard(items: Sequence[Any], reducer: StatisticsReducer) -> list[Any]:
     return list(items[reducer.rank :: reducer.world])
 
 
-def summed_gradients(parameters: Sequence[Tensor], reducer: StatisticsReducer) -> None:
+def summed_gradients(parameters: Sequence[Tensor], reducer: StatisticsReducer, loss: Tensor) -> float:
     """Every parameter's gradient summed over the processes (a parameter this process's item did
-    not reach counts as zero)."""
+    not reach counts as zero), and this process's ``loss`` with them (one exchange for all); the
+    summed loss."""
     for parameter in parameters:
         if parameter.grad is None:
             parameter.grad = torch.zeros_like(parameter)
-    reducer.sum_tensors([parameter.grad for parameter in parameters])
+    total = loss.reshape(1).to(parameters[0].dtype)
+    reducer.sum_tensors([parameter.grad for parameter in parameters] + [total])
+    return float(total)
 
 
 def _trainable(model: nn.Module, choice: str) -> list[Tensor]:
@@ -318,22 +330,16 @@ def distil(
                 loss = distiller.loss(
                     distiller.terms(model, None, symmetric.item(step, fit[index]), precision)
                 )
-            value = (
-                float(loss.detach())
-                if reducer.world == 1
-                else distiller.sum_values([float(loss.detach())])[0]
-            )
-            if not math.isfinite(value):
+            optimizer.zero_grad(set_to_none=True)
+            precision.backward(loss)
+            value = distiller.step_loss(loss, parameters)
+            if not math.isfinite(value):  # no step taken
                 stopped = (
                     f"the distillation loss became {value} at step {step + 1}: training "
                     f"stopped and the best state (step {best['step']}) kept; lower the refine lr"
                 )
                 warnings.warn(f"refine: {stopped}", RefineWarning, stacklevel=2)
                 break
-            optimizer.zero_grad(set_to_none=True)
-            precision.backward(loss)
-            if reducer.world > 1:
-                distiller.sum_gradients(parameters)
             precision.step(optimizer)
             window += value
             bar.update(1)
