@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from safesvd_core import ConfigError, Refinement
-from safesvd_core.refinement._refine import split_items
+from safesvd_core.refinement._refine_split import split_items
 
 from test_compress import small_transformer
 from test_refine import fresh, options, quiet_compress

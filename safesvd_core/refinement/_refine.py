@@ -40,6 +40,7 @@ from ..run._seams import BatchSource, LocalReducer, PairSource, StatisticsReduce
 from ._refine_checkpoint import RefineCheckpoint
 from ._refine_options import RefineOptions
 from ._refine_precision import MixedPrecision
+from ._refine_split import domain_counts, item_domains, shard, split_items
 from ._refine_symmetries import symmetric_items
 
 #: The refinement-data study (docs/results/refine.md, the reference model at 0.4, 2000 steps) gave
@@ -171,12 +172,6 @@ def source_for(adapter: ModelAdapter, items: Sequence[Any], rollout_steps: int |
     return RolloutSource(steps=steps)
 
 
-def shard(items: Sequence[Any], reducer: StatisticsReducer) -> list[Any]:
-    """This process's items: item ``P·g + r`` of every global batch ``g`` (all of them alone; whole
-    global batches, as :func:`split_items` gives them)."""
-    return list(items[reducer.rank :: reducer.world])
-
-
 def summed_gradients(parameters: Sequence[Tensor], reducer: StatisticsReducer, loss: Tensor) -> float:
     """Every parameter's gradient summed over the processes (a parameter this process's item did
     not reach counts as zero), and this process's ``loss`` with them (one exchange for all); the
@@ -198,47 +193,6 @@ def _trainable(model: nn.Module, choice: str) -> list[Tensor]:
         for parameter in model.parameters()
         if parameter.is_floating_point() and parameter.requires_grad
     ]
-
-
-def split_items(
-    items: Sequence[Any], share: float, domains: Sequence[str | None] | None = None, world: int = 1
-) -> tuple[list[Any], list[Any]]:
-    """``(fit, held_out)``, whole global batches of ``world`` consecutive items each: the last ``share``
-    of the batches held out (at least one; none for ``share = 0``). With ``domains`` (the items'
-    labels), the last ``share`` of each domain's batches, so that the held-out score covers every
-    domain even when the items come sorted by domain (a domain of one batch is never held out)."""
-    if len(items) % world:
-        raise ConfigError(
-            f"distributed refinement on {world} processes takes global batches of one item per "
-            f"process: give a multiple of {world} refinement items, got {len(items)}"
-        )
-    batches = len(items) // world
-    if share == 0.0:
-        return list(items), []
-    keys = [None if domains is None else tuple(domains[g * world : (g + 1) * world]) for g in range(batches)]
-    groups: dict[Any, list[int]] = {}
-    for batch, key in enumerate(keys):
-        groups.setdefault(key, []).append(batch)
-    held: set[int] = set()
-    for members in groups.values():
-        count = min(len(members) - 1, max(1, round(share * len(members))))
-        held.update(members[len(members) - count :] if count > 0 else [])
-    if not held:
-        raise ConfigError(
-            f"refinement with a held-out share of {share} needs at least 2 items (batches) of one domain, "
-            f"got {batches}" + ("" if domains is None else f" in {len(groups)} domains")
-        )
-    chosen = [(batch in held) for batch in range(batches) for _ in range(world)]
-    return (
-        [item for item, out in zip(items, chosen) if not out],
-        [item for item, out in zip(items, chosen) if out],
-    )
-
-
-def item_domains(adapter: ModelAdapter, items: Sequence[Any]) -> list[str | None] | None:
-    """The items' domain labels (``ModelAdapter.domain``), or ``None`` when none is labelled."""
-    domains = [adapter.domain(item) for item in items]
-    return None if all(domain is None for domain in domains) else domains
 
 
 def _score(distiller: Distiller, model: nn.Module, items: Sequence[Any], offset: int) -> list[float]:
@@ -371,7 +325,7 @@ def distil(
             "fit": len(fit),
             "held_out": len(held_out),
             "processes": reducer.world,
-            "held_out_domains": None if domains is None else _counts(adapter, whole_held_out),
+            "held_out_domains": None if domains is None else domain_counts(adapter, whole_held_out),
         },
         "source": repr(source),
         "options": attrs.asdict(options),
@@ -388,14 +342,6 @@ def distil(
         "autocast": precision.name(),
     }
     return report
-
-
-def _counts(adapter: ModelAdapter, items: Sequence[Any]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        domain = str(adapter.domain(item))
-        counts[domain] = counts.get(domain, 0) + 1
-    return counts
 
 
 def summary(report: dict[str, Any]) -> str:

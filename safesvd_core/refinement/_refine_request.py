@@ -20,10 +20,9 @@ from ._refine import (
     RECOMMENDED_INPUTS,
     RefineDataWarning,
     RefineOptions,
-    item_domains,
     source_for,
-    split_items,
 )
+from ._refine_split import item_domains, split_items
 from ._refine_symmetries import symmetric_items
 from ._refinement import Refinement
 
