@@ -24,6 +24,7 @@ import argparse
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from safesvd_core.plugin import DEFAULTS, Factorization, whitened_factorization
 
 from . import latency
 from .measure import zoo_subject
+from .refine_subjects import SUBJECTS, compressed_folder, load_compressed_subject
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO_MODEL, RATIO = "scot-ns", 0.4
@@ -43,6 +45,7 @@ STEPS = ("conformance", "compress", "whitened", "latency", "refine")
 #: Refinement step 5: optimiser steps, items of 32 inputs (2-step trajectories), the options.
 REFINE_STEPS, REFINE_ITEMS = 100, 32
 REFINE_SETTINGS = {"lr": 3e-4, "warmup": 10, "eval_every": 50}
+REFERENCE = SUBJECTS["reference"]
 
 
 def conformance() -> str:
@@ -175,28 +178,19 @@ def latency_lines(device: torch.device) -> list[str]:
     ]
 
 
-def _refined(device: torch.device, autocast: str) -> dict[str, float | str]:
-    """The reference model compressed on the CPU, refined on ``device`` with ``autocast``."""
+def _refined(folder: str, device: torch.device, autocast: str) -> dict[str, float | str]:
+    """The reference model compressed (on the CPU) in ``folder``, refined on ``device`` with ``autocast``."""
     from safesvd_core import refine
-    from safesvd_zoo import reference
 
-    original = reference.load()
-    adapter_options = {"block_names": original.block_names(), "include": ["blocks.*"]}
-    result = compress(
-        original,
-        reference.trajectory_batches(32, 5),
-        ratio=RATIO,
-        family="ns-incompressible",
-        adapter_options={**adapter_options, "field_description": reference.FIELD},
-    )
-    items = reference.trajectory_batches(32 * REFINE_ITEMS, 2, seed=101, batch_size=32)
+    original, compressed = load_compressed_subject(REFERENCE, folder)
+    items = REFERENCE.items(REFINE_ITEMS)
     refined = refine(
-        result.model.to(device),
+        compressed.to(device),
         original.to(device),
         [tuple(tensor.to(device) for tensor in item) for item in items],
         steps=REFINE_STEPS,
-        adapter_options=adapter_options,
         autocast=autocast,
+        **REFERENCE.refine_options(original),
         **REFINE_SETTINGS,
     )
     report = refined.report
@@ -211,10 +205,14 @@ def _refined(device: torch.device, autocast: str) -> dict[str, float | str]:
 def refine_lines(device: torch.device) -> list[str]:
     """Refinement on ``device`` (float32 and ``auto``; on the CPU float32 and bfloat16) against the
     CPU's float32 run, one line each."""
-    cpu = _refined(torch.device("cpu"), "off")
-    runs = [("off", _refined(device, "off")), ("auto", _refined(device, "auto"))]
-    if device.type == "cpu":
-        runs = [("off", cpu), ("bfloat16", _refined(device, "bfloat16"))]
+    with tempfile.TemporaryDirectory() as work:
+        folder = compressed_folder(REFERENCE, work)
+        cpu = _refined(folder, torch.device("cpu"), "off")
+        choices = ("off", "bfloat16") if device.type == "cpu" else ("off", "auto")
+        runs = [
+            (choice, cpu if device.type == "cpu" and choice == "off" else _refined(folder, device, choice))
+            for choice in choices
+        ]
     return [
         f"refine on {device} (autocast {choice} → {run['autocast']}): {run['seconds'] * 1000:.0f} ms/step "
         f"(cpu float32 {cpu['seconds'] * 1000:.0f}); held-out {run['closed']:.4g} → {run['refined']:.4g} "

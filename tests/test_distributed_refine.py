@@ -20,7 +20,7 @@ from safesvd_core import ConfigError, Refinement, compress
 from safesvd_core.testing.loopback import run_on_loopback
 
 from test_compress import small_transformer
-from test_refine import options
+from test_refine import interrupting, options
 from test_rollout import trajectories
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
@@ -92,15 +92,8 @@ def _worker(rank: int, world: int, out: str) -> None:
             json.dumps(whole.reports["refine"]["exchange_seconds"])
         )
     model = _model()
-    real, calls = loop.Distiller.loss, {"n": 0}
-
-    def killed(self, terms):
-        calls["n"] += 1
-        if calls["n"] == 5:  # both processes at the same step: neither waits on the other
-            raise KeyboardInterrupt
-        return real(self, terms)
-
-    loop.Distiller.loss = killed
+    real = loop.Distiller.loss
+    loop.Distiller.loss = interrupting(5)  # both processes at the same step: neither waits on the other
     with contextlib.suppress(KeyboardInterrupt):
         _refined(model, Path(out) / "checkpoint")
     loop.Distiller.loss = real

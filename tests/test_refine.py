@@ -39,6 +39,19 @@ def quiet_compress(*args, **kwargs):
         return compress(*args, **kwargs)
 
 
+def interrupting(call: int):
+    """A ``Distiller.loss`` that raises ``KeyboardInterrupt`` at its ``call``-th call: an interrupted run."""
+    real, calls = refine_module.Distiller.loss, {"n": 0}
+
+    def killed(self, terms):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise KeyboardInterrupt
+        return real(self, terms)
+
+    return killed
+
+
 def options(model):
     return {"block_names": model.block_names(), "include": ["blocks.*"]}
 
@@ -253,18 +266,10 @@ def test_an_interrupted_refinement_resumes_to_the_uninterrupted_result(tmp_path,
     arguments = dict(ratio=0.4, adapter_options=options(model), refine=Refinement(fresh(), 30, **settings))
     whole = quiet_compress(model, calibration, **arguments)
 
-    real, calls = refine_module.Distiller.loss, {"n": 0}
-
-    def killed(self, terms):
-        calls["n"] += 1
-        if calls["n"] == 25:
-            raise KeyboardInterrupt
-        return real(self, terms)
-
-    monkeypatch.setattr(refine_module.Distiller, "loss", killed)
+    monkeypatch.setattr(refine_module.Distiller, "loss", interrupting(25))
     with pytest.raises(KeyboardInterrupt):
         quiet_compress(model, calibration, checkpoint_dir=tmp_path / "ckpt", **arguments)
-    monkeypatch.setattr(refine_module.Distiller, "loss", real)
+    monkeypatch.undo()
     assert (tmp_path / "ckpt" / "refine.safetensors").is_file()
     resumed = quiet_compress(model, calibration, checkpoint_dir=tmp_path / "ckpt", **arguments)
     assert resumed.reports["refine"]["history"] == whole.reports["refine"]["history"]

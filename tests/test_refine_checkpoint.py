@@ -15,7 +15,7 @@ import safesvd_core.refinement._refine as refine_module
 from safesvd_core import ConfigError, Refinement
 
 from test_compress import small_transformer
-from test_refine import fresh, options, quiet_compress
+from test_refine import fresh, interrupting, options, quiet_compress
 from test_rollout import trajectories
 
 STEPS, EVERY = 20, 5
@@ -32,15 +32,8 @@ def interrupted(tmp_path_factory):
         refine=Refinement(fresh(), steps=STEPS, eval_every=EVERY, lr=1e-3),
     )
     folder = tmp_path_factory.mktemp("ckpt")
-    real, calls = refine_module.Distiller.loss, {"n": 0}
-
-    def killed(self, terms):
-        calls["n"] += 1
-        if calls["n"] == 13:
-            raise KeyboardInterrupt
-        return real(self, terms)
-
-    refine_module.Distiller.loss = killed
+    real = refine_module.Distiller.loss
+    refine_module.Distiller.loss = interrupting(13)
     try:
         with pytest.raises(KeyboardInterrupt):
             quiet_compress(model, calibration, checkpoint_dir=folder, **arguments)

@@ -3,8 +3,6 @@ under ``torch.autocast``, the loss, parameters and scores in float32. On the CPU
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 
@@ -13,7 +11,7 @@ from safesvd_core import ConfigError, RefineOptions, refine
 from safesvd_core.refinement._refine_precision import MixedPrecision, autocast_dtype
 
 from test_compress import small_transformer
-from test_refine import fresh, options, quiet_compress
+from test_refine import fresh, interrupting, options, quiet_compress
 from test_rollout import trajectories
 
 SETTINGS = {"lr": 1e-3, "eval_every": 10, "warmup": 3}
@@ -67,18 +65,10 @@ def test_auto_is_off_on_the_cpu_bit_for_bit(compressed):
 
 def test_a_float16_refinement_resumes_with_its_loss_scale(compressed, tmp_path, monkeypatch):
     whole = _refined(compressed, autocast="float16")
-    real, calls = refine_module.Distiller.loss, {"n": 0}
-
-    def killed(self, terms):
-        calls["n"] += 1
-        if calls["n"] == 25:
-            raise KeyboardInterrupt
-        return real(self, terms)
-
-    monkeypatch.setattr(refine_module.Distiller, "loss", killed)
-    with contextlib.suppress(KeyboardInterrupt):
+    monkeypatch.setattr(refine_module.Distiller, "loss", interrupting(25))
+    with pytest.raises(KeyboardInterrupt):
         _refined(compressed, tmp_path, autocast="float16")
-    monkeypatch.setattr(refine_module.Distiller, "loss", real)
+    monkeypatch.undo()
     resumed = _refined(compressed, tmp_path, autocast="float16")
     assert resumed.report["history"] == whole.report["history"]
     for key, value in _state(whole).items():
