@@ -97,7 +97,7 @@ def _poseidon() -> nn.Module:
     )
 
 
-def _poseidon_adapter() -> Any:
+def poseidon_adapter() -> Any:
     from safesvd_adapters.hf import TransformersAdapter
 
     from .scale import CHANNELS
@@ -106,7 +106,7 @@ def _poseidon_adapter() -> Any:
 
 
 def _poseidon_options(model: nn.Module) -> dict[str, Any]:
-    return {"adapter": _poseidon_adapter()}
+    return {"adapter": poseidon_adapter()}
 
 
 def _poseidon_compress(model: nn.Module, folder: str) -> None:
@@ -116,7 +116,7 @@ def _poseidon_compress(model: nn.Module, folder: str) -> None:
 
     batches = calibration_batches(4, 2, seed=1, size=model.config.image_size)
     save_compressed(
-        compress(model, batches, ratio=RATIO, recipe="svd-llm", adapter=_poseidon_adapter()), folder
+        compress(model, batches, ratio=RATIO, recipe="svd-llm", adapter=poseidon_adapter()), folder
     )
 
 
