@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * (two - share) / share:.0f} % longer than one share alone. Process 0 spent "
         f"{exchange / steps * 1000:.0f} ms a step in the exchange ({100 * exchange / two:.0f} % of its time; "
         "one all-reduce a step of the gradients and the loss, a fraction of a MB, and one of each item's "
-        "teacher energy the first time it is seen; the time includes waiting for the other process); the rest of the gap is the two processes sharing the two "
+        "teacher energy the first time it is seen; the time includes waiting for the other process); "
+        "the rest of the gap is the two processes sharing the two "
         "cores with each other and with the machine's other work.\n"
     )
     lines.append(
