@@ -187,7 +187,9 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
         "(`passes`), and each phase's limit: clean, one forward and backward pass (safe-svd's Fisher) or "
         "one forward pass (svd-llm's); stages, one forward pass of the items per stage pass plus one "
         "float64 SVD per factored layer (the solves); allocate, one SVD per factored layer (the spectra; "
-        "the solve's could serve). For trajectories a forward pass is a rollout.\n"
+        "the solve's could serve). For trajectories a forward pass is a rollout. A stage pass over one-step "
+        "items runs the compressed prefix up to its stage, not the whole model, so the stage limit, counted "
+        "in whole forward passes, is an upper bound there (below 1× is possible).\n"
     )
     for row in rows:
         ours, theirs = row["runs"]["safe-svd"], row["runs"]["svd-llm"]
