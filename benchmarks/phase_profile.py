@@ -1,8 +1,8 @@
 """Where compression time goes: each phase of ``safe-svd`` beside ``svd-llm``'s in the same run, and
 beside its physical limit, the passes and decompositions it cannot avoid, measured with plain torch.
 
-    python -m benchmarks.profile            # writes docs/results/profile.md
-    python -m benchmarks.profile --quick    # one repeat, fewer items: checks the script
+    python -m benchmarks.phase_profile            # writes docs/results/profile.md
+    python -m benchmarks.phase_profile --quick    # one repeat, fewer items: checks the script
 
 Subjects (ratio 0.4, one thread):
 
@@ -179,7 +179,7 @@ def _limit(row: dict[str, Any], recipe: str, phase: str) -> float | None:
 
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
     lines = [
-        header("Where compression time goes: phases against their limits", "python -m benchmarks.profile")
+        header("Where compression time goes: phases against their limits", "python -m benchmarks.phase_profile")
     ]
     lines.append(
         f"Ratio {RATIO}, one thread, the best of {1 if quick else REPEATS} runs of each. Seconds by phase "
