@@ -179,7 +179,9 @@ def _limit(row: dict[str, Any], recipe: str, phase: str) -> float | None:
 
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
     lines = [
-        header("Where compression time goes: phases against their limits", "python -m benchmarks.phase_profile")
+        header(
+            "Where compression time goes: phases against their limits", "python -m benchmarks.phase_profile"
+        )
     ]
     lines.append(
         f"Ratio {RATIO}, one thread, the best of {1 if quick else REPEATS} runs of each. Seconds by phase "
