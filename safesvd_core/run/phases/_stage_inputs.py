@@ -54,9 +54,13 @@ class StageInputs:
             self._ensure_block_inputs(stage.block)
         recorded = self._recorded_clean(names) if stage.block is None else None
         with torch.no_grad():
+            inside = [name for name in names if owning_block(name, self.blocks) == stage.block]
+            # a block run stops once the layers inside it made their calls (the rest of the block
+            # would only compute what no statistic reads)
+            stop = calls if stage.block is None else {name: calls[name] for name in inside}
             for index, item in enumerate(job.batches):
-                clean_rec = LayerRecorder(job.original, names, stop_after=None if stage.block else calls)
-                shift_rec = LayerRecorder(job.model, names, stop_after=None if stage.block else calls)
+                clean_rec = LayerRecorder(job.original, names, stop_after=stop)
+                shift_rec = LayerRecorder(job.model, names, stop_after=stop)
                 if stage.block is None:
                     clean_inputs = recorded(index) if recorded is not None else None
                     if clean_inputs is None:
@@ -66,14 +70,13 @@ class StageInputs:
                     with shift_rec.attached():
                         run_until_stopped(source.run, job.adapter, job.model, item)
                 else:
-                    inside = [name for name in names if owning_block(name, self.blocks) == stage.block]
                     for model, recorder, inputs in (
                         (job.original, clean_rec, self.clean_inputs),
                         (job.model, shift_rec, self.shift_inputs),
                     ):
                         if inside:
                             with recorder.attached():
-                                _run_block(model.get_submodule(stage.block), inputs[index])
+                                run_until_stopped(_run_block, model.get_submodule(stage.block), inputs[index])
                         for name in names:  # a layer reading the block's input: the block's calls
                             if name not in inside:
                                 recorder.inputs[name] = [args[0] for args, _ in inputs[index]]
