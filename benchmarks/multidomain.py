@@ -37,13 +37,7 @@ REFINE_SAMPLES, HELD_OUT = 768, 0.25
 def refine_batches(samples: int, batch_size: int = 8) -> list[Any]:
     """The train split drawn with ``samples`` per domain, one domain per batch, domain-labelled."""
     entry = attrs.evolve(models.spec(NAME), samples={**models.spec(NAME).samples, "train": samples})
-    data = entry.split("train")
-    batches = []
-    for domain in dict.fromkeys(data.domains):
-        rows = torch.tensor([i for i, d in enumerate(data.domains) if d == domain])
-        for start in range(0, len(rows), batch_size):
-            batches.append(entry.batch(data, rows[start : start + batch_size], domain=domain))
-    return batches
+    return list(models.domain_batches(entry, entry.split("train"), batch_size))
 
 
 def domain_losses(model: torch.nn.Module, split: models.Split) -> dict[str, float]:

@@ -293,7 +293,13 @@ def test_split(name: str) -> Split:
 
 def batches(name: str, split: str = "calibration", batch_size: int = 8) -> Iterator[Any]:
     """A split in the adapter's batch convention, one domain per batch, with its domain label."""
-    entry, data = spec(name), spec(name).split(split)
+    entry = spec(name)
+    return domain_batches(entry, entry.split(split), batch_size)
+
+
+def domain_batches(entry: ZooModel, data: Split, batch_size: int = 8) -> Iterator[Any]:
+    """``data`` (a split of ``entry``, e.g. one drawn with other sample counts) in the adapter's batch
+    convention, one domain per batch, with its domain label."""
     for domain in dict.fromkeys(data.domains):
         rows = torch.tensor([i for i, d in enumerate(data.domains) if d == domain])
         for start in range(0, len(rows), batch_size):
@@ -327,6 +333,7 @@ __all__ = [
     "ZooModel",
     "batches",
     "card",
+    "domain_batches",
     "load",
     "relative_mse",
     "spec",
