@@ -177,6 +177,10 @@ def _limit(row: dict[str, Any], recipe: str, phase: str) -> float | None:
     return None
 
 
+def _shown(passes: dict[str, int]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in passes.items()) or "none"
+
+
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
     lines = [
         header(
@@ -214,8 +218,7 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
                 if recipe == "safe-svd":
                     cells.append("—" if not limit or seconds is None else f"{seconds / limit:.1f}")
             lines.append(f"| {phase} | " + " | ".join(cells) + " |")
-        shown = lambda passes: ", ".join(f"{key} {value}" for key, value in passes.items()) or "none"  # noqa: E731
-        lines.append(f"\nPasses: safe-svd {shown(ours['passes'])}; svd-llm {shown(theirs['passes'])}.\n")
+        lines.append(f"\nPasses: safe-svd {_shown(ours['passes'])}; svd-llm {_shown(theirs['passes'])}.\n")
     return "\n".join(lines)
 
 

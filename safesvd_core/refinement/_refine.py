@@ -23,7 +23,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,22 +82,27 @@ class Distiller:
     exchange_seconds: float = 0.0
     energies: dict[int, list[float]] = attrs.field(factory=dict)
 
+    @contextlib.contextmanager
+    def exchanging(self) -> Iterator[None]:
+        """A block of exchange between the processes: its time (waiting included) is counted."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.exchange_seconds += time.perf_counter() - start
+
     def sum_values(self, values: Sequence[float]) -> list[float]:
         """``values`` summed over the processes (the time it takes counted as exchange)."""
-        start = time.perf_counter()
-        summed = self.reducer.sum_values(values)
-        self.exchange_seconds += time.perf_counter() - start
-        return summed
+        with self.exchanging():
+            return self.reducer.sum_values(values)
 
     def step_loss(self, loss: Tensor, parameters: Sequence[Tensor]) -> float:
         """After the backward pass: the global batch's loss, and with several processes every
         gradient summed over them in the same exchange (:func:`summed_gradients`; its time counted)."""
         if self.reducer.world == 1:
             return float(loss.detach())
-        start = time.perf_counter()
-        value = summed_gradients(parameters, self.reducer, loss.detach())
-        self.exchange_seconds += time.perf_counter() - start
-        return value
+        with self.exchanging():
+            return summed_gradients(parameters, self.reducer, loss.detach())
 
     def targets(self, index: int | None, item: Any) -> list[Tensor]:
         """The teacher's predictions of ``item``; cached by ``index`` up to the cap (``None``: an item

@@ -43,11 +43,9 @@ class RefinementRequest:
     items: list[Any]
     options: RefineOptions
     same_as_calibration: bool
-    world: int = 1
+    world: int = 1  # the processes that share the refinement, one item of each global batch each
     #: The items' fingerprint, computed once: the processes' agreement, the checkpoint key, the record.
-    digest: str = attrs.field(
-        default=attrs.Factory(lambda self: fingerprint(self.items), takes_self=True)
-    )  # the processes that share the refinement, one item of each global batch each
+    digest: str = attrs.field(default=attrs.Factory(lambda self: fingerprint(self.items), takes_self=True))
 
     def checked(self, adapter: ModelAdapter, model: nn.Module, device: Any) -> RefinementRequest:
         """Refuse what cannot run (dtype, trajectory lengths, too few items for the held-out split, a
