@@ -32,6 +32,7 @@ class LayerRecorder:
     ) -> None:
         self.inputs: dict[str, list[Tensor]] = {name: [] for name in names}
         self.outputs: dict[str, list[Tensor]] = {name: [] for name in names}
+        self.versions: dict[str, list[int]] = {name: [] for name in names}
         self.order: list[str] = []
         self._model = model
         self._names = list(names)
@@ -45,6 +46,7 @@ class LayerRecorder:
             if name not in self.order:
                 self.order.append(name)
             self.inputs[name].append(args[0].detach())
+            self.versions[name].append(args[0]._version)
             if self._keep_outputs:
                 self.outputs[name].append(output)
             if self._stop_after and all(len(self.inputs[n]) >= c for n, c in self._stop_after.items()):
@@ -63,10 +65,22 @@ class LayerRecorder:
             for handle in handles:
                 handle.remove()
 
+    def changed_in_place(self) -> list[str]:
+        """The layers one of whose recorded inputs the model changed in place after the call (the
+        record then no longer holds what the layer read)."""
+        return [
+            name
+            for name in self._names
+            if any(
+                tensor._version != version for tensor, version in zip(self.inputs[name], self.versions[name])
+            )
+        ]
+
     def clear(self) -> None:
         for name in self._names:
             self.inputs[name].clear()
             self.outputs[name].clear()
+            self.versions[name].clear()
 
 
 class BlockRecorder:

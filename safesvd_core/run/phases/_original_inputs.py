@@ -90,10 +90,10 @@ class OriginalInputs:
                     return {}, {}
                 for block in calls:
                     calls[block].append(blocks.calls[block])
-                    size += sum(_bytes(call) for call in blocks.calls[block])
+                    size += sum(tensor_bytes(call) for call in blocks.calls[block])
                 for name in outside:
                     inputs[name].append(layers.inputs[name])
-                    size += _bytes(layers.inputs[name])
+                    size += tensor_bytes(layers.inputs[name])
                 if size > ORIGINAL_CACHE_BYTES:
                     state.log.notes.append(
                         f"the original model's recorded inputs exceed {ORIGINAL_CACHE_BYTES / 2**30:g} GiB: "
@@ -110,12 +110,12 @@ def owning_block(layer: str, blocks: Sequence[str]) -> str | None:
     return max(owners, key=len) if owners else None
 
 
-def _bytes(value: Any) -> int:
+def tensor_bytes(value: Any) -> int:
     """Bytes of the tensors in a recorded call (nested tuples, lists and dicts)."""
     if isinstance(value, Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, (tuple, list)):
-        return sum(_bytes(item) for item in value)
+        return sum(tensor_bytes(item) for item in value)
     if isinstance(value, dict):
-        return sum(_bytes(item) for item in value.values())
+        return sum(tensor_bytes(item) for item in value.values())
     return 0

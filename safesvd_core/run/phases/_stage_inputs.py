@@ -24,6 +24,7 @@ from ...model._capture import BlockRecorder, LayerRecorder, run_until_stopped
 from ...statistics._statistics import CalibrationStatistics, EstimatorFactory
 from .._job import RunState
 from .._outputs import Stage
+from ._block_record import BlockRecord, record_block
 from ._original_inputs import ItemCalls, OriginalInputs, owning_block
 
 
@@ -39,6 +40,8 @@ class StageInputs:
         blocks = state.job.adapter.blocks(state.job.model) or []
         self.blocks = blocks
         self.original = OriginalInputs(state, blocks) if _worth_recording(state, blocks) else None
+        self.block_record: BlockRecord | None = None  # the original side of the current block stage
+        self.unrecorded: set[str] = set()  # blocks whose original side runs per layer group
 
     def collect(self, stage: Stage, layers: tuple[str, ...] | None = None) -> dict[str, dict[str, Tensor]]:
         """Layer → the plan's shifted statistics of ``layers`` (default: every layer of ``stage``),
@@ -52,7 +55,7 @@ class StageInputs:
         calls = {name: probe.calls[name] for name in names}
         if stage.block is not None:
             self._ensure_block_inputs(stage.block)
-        recorded = self._recorded_clean(names) if stage.block is None else None
+        recorded = self._recorded_clean(names) if stage.block is None else self._recorded_block(stage)
         with torch.no_grad():
             inside = [name for name in names if owning_block(name, self.blocks) == stage.block]
             # a block run stops once the layers inside it made their calls (the rest of the block
@@ -74,7 +77,9 @@ class StageInputs:
                         (job.original, clean_rec, self.clean_inputs),
                         (job.model, shift_rec, self.shift_inputs),
                     ):
-                        if inside:
+                        if model is job.original and recorded is not None:
+                            recorder.inputs.update(recorded(index))
+                        elif inside:
                             with recorder.attached():
                                 run_until_stopped(_run_block, model.get_submodule(stage.block), inputs[index])
                         for name in names:  # a layer reading the block's input: the block's calls
@@ -125,6 +130,24 @@ class StageInputs:
 
         return run
 
+    def _recorded_block(self, stage: Stage):
+        """For a block stage: item index → the original's inputs of the stage's layers inside the
+        block, from one run of the block per item (:mod:`._block_record`), or None where the
+        original block runs per layer group."""
+        if stage.block in self.unrecorded:
+            return None
+        record = self.block_record
+        if record is None or record.block != stage.block:
+            inside = [name for name in stage.layers if owning_block(name, self.blocks) == stage.block]
+            record, reason = record_block(self.state.job.original, stage.block, inside, self.clean_inputs)
+            if record is None:
+                self.state.log.notes.append(reason)
+                self.unrecorded.add(stage.block)
+                return None
+            self.state.count("original blocks")
+            self.block_record = record
+        return record.layer_inputs.__getitem__
+
     def _ensure_block_inputs(self, block: str) -> None:
         if self.cache_block == block:
             return
@@ -153,6 +176,9 @@ class StageInputs:
         (and drop the recorded original inputs no later stage reads)."""
         if self.original is not None:
             self.original.done(stage.layers)
+        record, self.block_record = self.block_record, None
+        if record is not None and record.block != stage.block:
+            record = None
         if (
             stage.block is None or self.cache_block != stage.block
         ):  # an exact stage, or a block whose layers all stay dense
@@ -169,7 +195,11 @@ class StageInputs:
         job = state.job
         original_block = job.original.get_submodule(stage.block)
         # the first item decides whether ``following`` is fed by this block: the rest is carried only then
-        first = self._carried(original_block, self.clean_inputs[:1])
+        first = (
+            self._carried(original_block, self.clean_inputs[:1])
+            if record is None
+            else self._next_inputs(record.outputs[:1], self.clean_inputs[:1])
+        )
         expected = probe.block_inputs.get(following)
         got = first[0][0][0][0] if first else None
         if (
@@ -182,19 +212,29 @@ class StageInputs:
             # inputs are taken afresh by a prefix pass when its stage starts (counted in ``passes``)
             self.cache_block = None
             return
-        new_clean = first + self._carried(original_block, self.clean_inputs[1:])
+        new_clean = first + (
+            self._carried(original_block, self.clean_inputs[1:])
+            if record is None
+            else self._next_inputs(record.outputs[1:], self.clean_inputs[1:])
+        )
         new_shift = self._carried(job.model.get_submodule(stage.block), self.shift_inputs)
         self.clean_inputs, self.shift_inputs = new_clean, new_shift
         self.cache_block = following
 
     def _carried(self, block: nn.Module, cached: list[ItemCalls]) -> list[ItemCalls]:
         """The next block's inputs: ``block``'s output on each cached input, its other arguments kept."""
-        adapter = self.state.job.adapter
         with torch.no_grad():
-            return [
-                [((adapter.next_block_input(block(*args, **kwargs)), *args[1:]), kwargs)]
-                for [(args, kwargs)] in cached
-            ]
+            outputs = [[block(*args, **kwargs)] for [(args, kwargs)] in cached]
+        return self._next_inputs(outputs, cached)
+
+    def _next_inputs(self, outputs: list[list], cached: list[ItemCalls]) -> list[ItemCalls]:
+        """The next block's inputs from a block's ``outputs`` on each ``cached`` input (one call an
+        item), its other arguments kept."""
+        adapter = self.state.job.adapter
+        return [
+            [((adapter.next_block_input(output), *args[1:]), kwargs)]
+            for [output], [(args, kwargs)] in zip(outputs, cached, strict=True)
+        ]
 
 
 def _run_block(block: nn.Module, calls: ItemCalls) -> None:
