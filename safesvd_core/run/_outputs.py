@@ -50,6 +50,10 @@ class Probe:
     #: Layer outside every block → the block whose input it reads, the very tensor, as often (e.g. an
     #: FNO's skip convolution and its Fourier layer): it can share that block's stage.
     block_readers: Mapping[str, str] = attrs.field(factory=dict)
+    #: Submodule → the hook event at which its first call started (every start and end is one event).
+    first_calls: Mapping[str, int] = attrs.field(factory=dict)
+    #: Submodule with children, called once per item → the event at which its call ended.
+    single_calls: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def chained_blocks(self) -> bool:

@@ -10,6 +10,7 @@ import torch
 
 from ..._errors import ConfigError
 from ...model._capture import BlockRecorder, LayerRecorder
+from ...model._timeline import CallTimeline
 from .._items import check_prediction, running_first
 from .._job import Phase, RunState
 from .._outputs import Probe
@@ -32,10 +33,12 @@ class ProbePhase(Phase):
         blocks = job.adapter.blocks(job.model) or []
         layers = LayerRecorder(job.original, state.layers)
         block_recorder = BlockRecorder(job.original, blocks)
+        timeline = CallTimeline(job.original)
         with (
             torch.no_grad(),
             layers.attached(),
             block_recorder.attached(),
+            timeline.attached(),
             running_first(item, "calibration"),
         ):
             calls = state.source.run(job.adapter, job.original, item)
@@ -81,6 +84,12 @@ class ProbePhase(Phase):
                 blocks,
                 {name: state.maps[name].channel_dim for name in layers.inputs},
             ),
+            first_calls=timeline.starts,
+            single_calls={
+                name: timeline.ends[name]
+                for name, module in job.original.named_modules()
+                if timeline.calls.get(name) == 1 and name in timeline.ends and next(module.children(), None)
+            },
         )
         family = state.plan.family
         if family is not None:

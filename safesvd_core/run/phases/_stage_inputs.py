@@ -13,6 +13,7 @@ record fits; otherwise the original runs alongside.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -25,6 +26,7 @@ from ...statistics._statistics import CalibrationStatistics, EstimatorFactory
 from .._job import RunState
 from .._outputs import Stage
 from ._block_record import BlockRecord, record_block
+from ._finished_modules import FinishedModules
 from ._original_inputs import ItemCalls, OriginalInputs, owning_block
 
 
@@ -42,6 +44,8 @@ class StageInputs:
         self.original = OriginalInputs(state, blocks) if _worth_recording(state, blocks) else None
         self.block_record: BlockRecord | None = None  # the original side of the current block stage
         self.unrecorded: set[str] = set()  # blocks whose original side runs per layer group
+        probe = state.need("probe", "stages")
+        self.finished = FinishedModules(state) if probe.single_calls else None
 
     def collect(self, stage: Stage, layers: tuple[str, ...] | None = None) -> dict[str, dict[str, Tensor]]:
         """Layer → the plan's shifted statistics of ``layers`` (default: every layer of ``stage``),
@@ -70,7 +74,7 @@ class StageInputs:
                         with clean_rec.attached():
                             run_until_stopped(source.run, job.adapter, job.original, item)
                         clean_inputs = clean_rec.inputs
-                    with shift_rec.attached():
+                    with shift_rec.attached(), self._replaying(names, index):
                         run_until_stopped(source.run, job.adapter, job.model, item)
                 else:
                     for model, recorder, inputs in (
@@ -103,8 +107,24 @@ class StageInputs:
                                 domain=domain,
                             ),
                         )
+        self._finish(names if stage.block is None else ())
         job.reducer.reduce(stats)
         return {name: stats.layer(name) for name in names}
+
+    def _replaying(self, names: Sequence[str], index: int):
+        """While the compressed model runs on item ``index`` up to the first call of ``names``: its
+        finished submodules replayed (:mod:`._finished_modules`)."""
+        if self.finished is None:
+            return contextlib.nullcontext()
+        return self.finished.running(self.state.job.model, self.finished.before(names), index)
+
+    def _finish(self, names: Sequence[str]) -> None:
+        """After a stage's passes up to the first call of ``names``: count a pass that replayed, and
+        keep what the passes recorded."""
+        if self.finished is not None and names:
+            if self.finished.replayed(self.finished.before(names)):
+                self.state.count("replays")
+            self.finished.finish(len(self.state.job.batches))
 
     def _recorded_clean(self, names: tuple[str, ...]):
         """For an exact stage: item index → the original's inputs of ``names`` from the record (its
@@ -157,10 +177,13 @@ class StageInputs:
         self.clean_inputs, self.shift_inputs = ([], []) if recorded is None else (recorded, [])
         models = ((job.original, self.clean_inputs),) if recorded is None else ()
         with torch.no_grad():
-            for item in job.batches:
+            for index, item in enumerate(job.batches):
                 for model, store in (*models, (job.model, self.shift_inputs)):
                     recorder = BlockRecorder(model, [block], stop_at=block, stop_after=calls)
-                    with recorder.attached():
+                    replay = (
+                        self._replaying((block,), index) if model is job.model else contextlib.nullcontext()
+                    )
+                    with recorder.attached(), replay:
                         run_until_stopped(source.run, job.adapter, model, item)
                     if len(recorder.calls[block]) != calls:
                         raise SafeSVDError(
@@ -168,6 +191,7 @@ class StageInputs:
                             f"item, {calls} times on the first one; every item must call it alike"
                         )
                     store.append(recorder.calls[block])
+        self._finish((block,))
         self.state.count("prefix")
         self.cache_block = block
 
