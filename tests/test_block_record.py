@@ -85,3 +85,15 @@ def test_a_block_that_changes_a_recorded_input_in_place_runs_per_group(monkeypat
     unguarded = compress(model, items, ratio=0.5, adapter_options=adapter_options)
     assert unguarded.passes["original blocks"] == 2
     assert not _same(_weights(guarded), _weights(unguarded))
+
+
+def test_exact_stages_of_a_rollout_share_one_original_run_per_block(monkeypatch):
+    model = small_transformer()
+    items = trajectories(steps=3)
+    recorded = compress(model, items, ratio=0.4, adapter_options=options(model))
+    assert recorded.passes["original blocks"] == len(model.block_names())
+    assert recorded.passes["stages"] > recorded.passes["original blocks"]  # exact stages, one per group
+    monkeypatch.setattr(block_record, "BLOCK_RECORD_BYTES", 0)
+    per_stage = compress(model, items, ratio=0.4, adapter_options=options(model))
+    assert "original blocks" not in per_stage.passes
+    assert _same(_weights(recorded), _weights(per_stage))

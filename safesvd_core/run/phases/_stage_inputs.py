@@ -140,6 +140,9 @@ class StageInputs:
         calls = self.original.block_calls(owner) if owner is not None else None
         if calls is None:
             return None
+        record = self._block_layers(owner, calls)
+        if record is not None:
+            return lambda index: {name: record.layer_inputs[index][name] for name in names}
         block = self.state.job.original.get_submodule(owner)
 
         def run(index: int) -> dict[str, list[Tensor]]:
@@ -151,22 +154,28 @@ class StageInputs:
         return run
 
     def _recorded_block(self, stage: Stage):
-        """For a block stage: item index → the original's inputs of the stage's layers inside the
-        block, from one run of the block per item (:mod:`._block_record`), or None where the
-        original block runs per layer group."""
-        if stage.block in self.unrecorded:
+        """For a block stage: item index → the original's inputs of the block's layers, or None where
+        the original block runs per layer group."""
+        record = self._block_layers(stage.block, self.clean_inputs)
+        return None if record is None else record.layer_inputs.__getitem__
+
+    def _block_layers(self, block: str, calls: list[ItemCalls]) -> BlockRecord | None:
+        """The original's inputs of ``block``'s layers and its outputs on each item's ``calls``, from
+        one run of the block per item (:mod:`._block_record`), kept while its stages last; None where
+        not kept (the reason noted once)."""
+        if block in self.unrecorded:
             return None
-        record = self.block_record
-        if record is None or record.block != stage.block:
-            inside = [name for name in stage.layers if owning_block(name, self.blocks) == stage.block]
-            record, reason = record_block(self.state.job.original, stage.block, inside, self.clean_inputs)
+        if self.block_record is None or self.block_record.block != block:
+            order = self.state.need("probe", "stages").order
+            inside = [name for name in order if owning_block(name, self.blocks) == block]
+            record, reason = record_block(self.state.job.original, block, inside, calls)
             if record is None:
                 self.state.log.notes.append(reason)
-                self.unrecorded.add(stage.block)
+                self.unrecorded.add(block)
                 return None
             self.state.count("original blocks")
             self.block_record = record
-        return record.layer_inputs.__getitem__
+        return self.block_record
 
     def _ensure_block_inputs(self, block: str) -> None:
         if self.cache_block == block:
@@ -200,12 +209,13 @@ class StageInputs:
         (and drop the recorded original inputs no later stage reads)."""
         if self.original is not None:
             self.original.done(stage.layers)
+        if stage.block is None:  # an exact stage: a block record serves its block's next ones
+            self.cache_block = None
+            return
         record, self.block_record = self.block_record, None
         if record is not None and record.block != stage.block:
             record = None
-        if (
-            stage.block is None or self.cache_block != stage.block
-        ):  # an exact stage, or a block whose layers all stay dense
+        if self.cache_block != stage.block:  # a block whose layers all stay dense
             self.cache_block = None
             return
         state = self.state
