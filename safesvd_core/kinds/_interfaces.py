@@ -205,6 +205,12 @@ class Solver(ABC):
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         """Return the proxy singular values (descending, float64) that allocators rank by."""
 
+    def for_layer(self, rank: int, spectrum: Tensor | None) -> tuple[Solver, str]:
+        """The solver for a layer solved at ``rank`` whose proxy spectrum was ``spectrum`` (None:
+        unknown), and a note on the choice: this solver and no note, unless a solver can tell from
+        the spectrum that another way of solving is cheaper for the same result."""
+        return self, ""
+
 
 @attrs.frozen(kw_only=True)
 class LayerCandidate:

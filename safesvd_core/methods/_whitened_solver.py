@@ -12,6 +12,7 @@ from torch import Tensor
 from .._defaults import DEFAULTS
 from ..kinds._interfaces import Factorization, Solver
 from ..kinds._validators import one_of, positive, unit_interval
+from ..statistics._gram import gram_floor
 from ..statistics._solve import DECOMPOSITIONS, whitened_factorization, whitened_spectrum
 
 
@@ -59,6 +60,21 @@ class WhitenedSolver(Solver):
             fisher_jitter=self.fisher_jitter,
             decomposition=self.decomposition,
         )
+
+    def for_layer(self, rank: int, spectrum: Tensor | None) -> tuple[WhitenedSolver, str]:
+        """The full SVD where the Gram route's accuracy check is bound to fail: the allocation's
+        proxy spectrum (the clean objective's whitened weight) already puts ``(σ_k/σ₁)²`` below
+        the check's floor, so the Gram route would be paid for and then thrown away. Otherwise this
+        solver (the check still guards the Gram route)."""
+        if self.decomposition != "gram" or spectrum is None or not 0 < rank <= len(spectrum):
+            return self, ""
+        largest = float(spectrum[0])
+        ratio = (float(spectrum[rank - 1]) / largest) ** 2 if largest > 0.0 else 0.0
+        floor = gram_floor(len(spectrum))
+        if ratio >= floor:
+            return self, ""
+        note = f"Gram check predicted to fail (proxy (σ_k/σ₁)² = {ratio:.1e} < {floor:.1e}): full SVD"
+        return attrs.evolve(self, decomposition="svd"), note
 
     def spectrum(self, weight: Tensor, statistics: Mapping[str, Tensor]) -> Tensor:
         return whitened_spectrum(

@@ -143,17 +143,26 @@ def _solve(state: RunState, names: Sequence[str], statistics, shifted) -> None:
     """Solve ``names`` at their ranks on their clean plus ``shifted`` statistics (split across the
     job's processes: each layer by its owner) and replace them in ``job.model``."""
     order, ranks, progress = state.probe.order, state.allocation.ranks, state.progress
+    spectra = state.allocation.spectra or {}
 
     def solve(position: int) -> Shared:
         name = order[position]
         layer_statistics = statistics.layer(name)
         layer_statistics.update(shifted.get(name, {}))
         start = time.perf_counter()
+        note = ""
         if ranks[name] == 0:  # a dropped Fourier mode: nothing to solve
             factors = dropped(state.maps[name].weight)
         else:
-            factors = state.plan.solver.solve(state.maps[name].weight, ranks[name], layer_statistics)
-        record = attrs.evolve(factors.record, seconds=time.perf_counter() - start)
+            solver, note = state.plan.solver.for_layer(ranks[name], spectra.get(name))
+            factors = solver.solve(state.maps[name].weight, ranks[name], layer_statistics)
+        record = attrs.evolve(
+            factors.record,
+            seconds=time.perf_counter() - start,
+            note="; ".join(text for text in (note, factors.record.note) if text),
+        )
+        if note:  # the fallback taken before the route it replaces: recorded as one
+            record = attrs.evolve(record, paths={**record.paths, "decomposition": "svd-fallback"})
         return Shared(tensors={"first": factors.first, "second": factors.second}, meta=record.to_dict())
 
     for position, shared in state.job.reducer.share([order.index(name) for name in names], solve).items():
