@@ -52,10 +52,9 @@ def psd_root(matrix: Tensor, *, jitter: float = DEFAULTS.jitter, what: str = "ma
     Cholesky first; if it fails, eigen-decomposition with eigenvalues clamped at the jitter.
     """
     m, eps = jittered(matrix, jitter=jitter, what=what)
-    eye = torch.eye(m.shape[0], dtype=m.dtype, device=m.device)
     if eps == 0.0:
-        return Root(eye, "identity", 0.0)
-    shifted = m + eps * eye
+        return Root(torch.eye(m.shape[0], dtype=m.dtype, device=m.device), "identity", 0.0)
+    shifted = with_ridge(m, eps)
     factor, info = torch.linalg.cholesky_ex(shifted)
     if int(info) == 0 and torch.isfinite(factor).all():
         return Root(factor, "cholesky", eps)
@@ -78,13 +77,26 @@ def jittered(
     m = matrix.to(precise_dtype(matrix))
     if not torch.isfinite(m).all():
         raise NumericalError(f"{what} contains NaN or Inf; refusing to factor it")
-    m = 0.5 * (m + m.mH)
+    m = symmetrised(m)
     scale = float(torch.diagonal(m).real.mean())
     if scale <= 0.0:
         if float(m.abs().max()) == 0.0:
             return m, 0.0
         raise NumericalError(f"{what} has a non-positive mean diagonal ({scale:.3e}); it is not PSD")
     return m, jitter * scale
+
+
+def symmetrised(matrix: Tensor) -> Tensor:
+    """``(M + Mᴴ) / 2`` as a new tensor, with one temporary."""
+    total = matrix + matrix.mH
+    return total.mul_(0.5)
+
+
+def with_ridge(matrix: Tensor, eps: float) -> Tensor:
+    """``matrix + εI`` as a new tensor (the diagonal shifted; no identity matrix is built)."""
+    shifted = matrix.clone()
+    shifted.diagonal().add_(eps)
+    return shifted
 
 
 def thin_svd(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ..linalg._linalg import Root
+from ..linalg._linalg import Root, symmetrised
 
 #: How many times the eigensolver's error bound ``size · ε₆₄ · λ₁`` the smallest kept eigenvalue must be.
 GRAM_MARGIN = 100.0
@@ -47,7 +47,7 @@ class GramFactors(NamedTuple):
 
 def top_eigen(gram: Tensor, rank: int) -> tuple[Tensor, Tensor]:
     """The ``rank`` largest eigenvalues of the Hermitian ``gram`` (descending) and their eigenvectors."""
-    values, vectors = torch.linalg.eigh(0.5 * (gram + gram.mH))
+    values, vectors = torch.linalg.eigh(symmetrised(gram))
     return values.flip(0)[:rank], vectors.flip(1)[:, :rank]
 
 
@@ -97,5 +97,5 @@ def gram_values(matrix: Tensor, covariance: Tensor | None = None) -> Tensor:
     (default ``I``), from the eigenvalues of the ``m × m`` Gram matrix ``matrix · covariance · matrixᵀ``
     (clamped at 0)."""
     gram = matrix @ matrix.mH if covariance is None else matrix @ covariance @ matrix.mH
-    values = torch.linalg.eigvalsh(0.5 * (gram + gram.mH))
+    values = torch.linalg.eigvalsh(symmetrised(gram))
     return values.flip(0).clamp_min(0.0).sqrt()

@@ -15,7 +15,15 @@ from .._defaults import DEFAULTS
 from .._deprecation import renamed
 from .._errors import ConfigError, NumericalError
 from ..kinds._interfaces import Factorization, SolveRecord
-from ..linalg._linalg import Root, jittered, precise_dtype, psd_root, singular_values, thin_svd
+from ..linalg._linalg import (
+    Root,
+    jittered,
+    precise_dtype,
+    psd_root,
+    singular_values,
+    thin_svd,
+    with_ridge,
+)
 from ._gram import gram_input_side, gram_output_side, gram_values
 
 
@@ -117,8 +125,9 @@ def whitened_factorization(
         shift = _statistic(sigma_shift, w, "sigma_shift")
         cross = _statistic(sigma_cross, w, "sigma_cross")
     check_decomposition(decomposition)
-    combined = (1.0 - alpha) * clean + alpha * shift
-    target = (1.0 - alpha) * clean + alpha * cross
+    kept = (1.0 - alpha) * clean  # (1 − α) C, then + α Σ̃ and + α Σ× (new tensors, added in place)
+    combined = (alpha * shift).add_(kept)
+    target = (alpha * cross).add_(kept)
     fisher_jitter = fisher_jitter if fisher_jitter is not None else jitter
     wide = out_features <= in_features
     # the input side of the Gram route reads F̃ = SᵀS itself: no root of the Fisher
@@ -222,8 +231,10 @@ def _jittered_covariance(
 ) -> tuple[Tensor, float]:
     """``M + εI`` with the relative jitter a root would take (``I`` for an all-zero ``M``), and ``ε``."""
     symmetric, eps = jittered(matrix, jitter=jitter, what=what)
-    eye = torch.eye(symmetric.shape[0], dtype=symmetric.dtype, device=symmetric.device)
-    return (eye if eps == 0.0 else symmetric + eps * eye), eps
+    if eps == 0.0:
+        return torch.eye(symmetric.shape[0], dtype=symmetric.dtype, device=symmetric.device), eps
+    symmetric.diagonal().add_(eps)  # a new tensor of jittered's: shifted in place
+    return symmetric, eps
 
 
 def _ridge_target(target: Tensor, root: Root) -> Tensor:
@@ -234,10 +245,9 @@ def _ridge_target(target: Tensor, root: Root) -> Tensor:
     ``H + εI`` exactly, and at full rank the clean-only solution is ``W`` itself. With all-zero
     statistics (identity root) every ``W'`` is equally good; ``B = I`` then gives the plain SVD.
     """
-    eye = torch.eye(target.shape[0], dtype=target.dtype, device=target.device)
     if root.path == "identity":
-        return eye
-    return target + root.jitter * eye
+        return torch.eye(target.shape[0], dtype=target.dtype, device=target.device)
+    return with_ridge(target, root.jitter)
 
 
 def _fisher_matrix(
