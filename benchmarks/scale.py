@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.scale --shape l     # Poseidon-L's shapes: about 45 min on 2 cores
     .venv/bin/python -m benchmarks.scale --shape t     # Poseidon-T's shapes: minutes
+    .venv-full/bin/python -m benchmarks.scale --shape swin --samples 32 --batch 1 --threads 1
+                                                       # Aurora-small (needs aurora): minutes
     .venv/bin/python -m benchmarks.scale --render      # scale.md again from the raw rows; runs nothing
     .venv/bin/python -m benchmarks.scale --shape tiny  # checks this script in seconds (temporary --out)
 
@@ -52,7 +54,7 @@ from typing import Any
 import torch
 
 from safesvd_core import SpillPolicy, compress
-from safesvd_core.plugin import median_seconds
+from safesvd_core.plugin import make_adapter, median_seconds, tensor_leaves
 from safesvd_data import GENERATORS
 
 from .report import header
@@ -63,6 +65,8 @@ RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
 SHAPES: dict[str, dict[str, Any]] = {
     "poseidon-l": {"size": "L"},
     "poseidon-t": {"size": "T"},
+    # not the stand-in: Microsoft Aurora's AuroraSmall (benchmarks/swin_subject.py; needs `aurora`)
+    "swin": {"aurora": "AuroraSmall"},
     "tiny": {
         "size": "T",
         "image_size": 32,
@@ -82,6 +86,7 @@ CHECKS = ("tiny",)
 TITLES = {
     "poseidon-l": "Poseidon-L shape",
     "poseidon-t": "Poseidon-T shape",
+    "swin": "3-D Swin shape (Aurora-small)",
     "tiny": "tiny shape (a check of this script, not a result)",
 }
 POSEIDON_NOTES = {"poseidon-l": " (Poseidon-L: about 629M)", "poseidon-t": " (Poseidon-T: about 21M)"}
@@ -116,6 +121,7 @@ class Targets:
 TARGETS: dict[str, Targets] = {
     "poseidon-l": Targets(seconds=12 * 60, gib=14.0, times_reference=1.2, latency_within_reference=True),
     "poseidon-t": Targets(times_reference=2.0),
+    "swin": Targets(times_reference=2.0),
 }
 #: The run behind ``raw/scale.json``, written before the rows carried their run (from the page it made).
 LEGACY_RUN = {
@@ -149,14 +155,50 @@ def calibration_batches(samples: int, batch: int, seed: int, size: int) -> list[
 
 
 def relative_deviation(adapter, original, compressed, batches) -> float:
-    """``‖f_c(x) − f(x)‖ / ‖f(x)‖`` over the batches (random weights: a sanity number, not fidelity)."""
+    """``‖f_c(x) − f(x)‖ / ‖f(x)‖`` over the batches and every floating tensor of the predictions
+    (random weights: a sanity number, not fidelity)."""
     num = den = 0.0
     with torch.no_grad():
         for batch in batches:
-            reference = adapter.predict(original, batch)
-            num += float(torch.sum((adapter.predict(compressed, batch) - reference) ** 2))
-            den += float(torch.sum(reference**2))
+            pairs = zip(
+                tensor_leaves(adapter.predict(compressed, batch)),
+                tensor_leaves(adapter.predict(original, batch)),
+                strict=True,
+            )
+            for (_, new), (_, old) in pairs:
+                if old.is_floating_point():
+                    num += float(torch.sum((new - old) ** 2))
+                    den += float(torch.sum(old**2))
     return (num / den) ** 0.5
+
+
+def _subject(shape: str, samples: int, batch: int) -> tuple[Any, list[Any], Any, int | str]:
+    """``shape``'s model, calibration batches, adapter and grid size (a side of the square grid, or
+    the grid's description)."""
+    if shape == "swin":
+        from . import swin_subject
+
+        if not swin_subject.available():
+            raise SystemExit("the swin shape needs the aurora package (run it in .venv-full)")
+        model = swin_subject.build()
+        adapter = make_adapter("generic", {"block_names": swin_subject.block_names(model)})
+        size = f"{swin_subject.HEIGHT}×{swin_subject.WIDTH}"
+        return model, swin_subject.items(model, samples), adapter, size
+    from safesvd_adapters.framework import require
+
+    require("transformers", adapter="transformers", extra="transformers")
+    from safesvd_adapters.hf import TransformersAdapter
+    from safesvd_adapters.scot_like import scot_like
+
+    channels = len(CHANNELS["channels"])
+    model = scot_like(
+        **SHAPES[shape],
+        num_channels=channels,
+        num_out_channels=channels,
+        channel_slice_list_normalized_loss=EULER_GROUPS,
+    )
+    batches = calibration_batches(samples, batch, seed=1, size=model.config.image_size)
+    return model, batches, TransformersAdapter(**CHANNELS), model.config.image_size
 
 
 #: Configuration name → (recipe, its options).
@@ -208,25 +250,12 @@ def measure_scale(
     logging.getLogger("safesvd").addHandler(lines)
     torch.manual_seed(0)
     torch.set_num_threads(threads)
-    from safesvd_adapters.framework import require
-
-    require("transformers", adapter="transformers", extra="transformers")
-    from safesvd_adapters.hf import TransformersAdapter
-    from safesvd_adapters.scot_like import scot_like
-
     start = time.perf_counter()
-    channels = len(CHANNELS["channels"])
-    model = scot_like(
-        **SHAPES[shape],
-        num_channels=channels,
-        num_out_channels=channels,
-        channel_slice_list_normalized_loss=EULER_GROUPS,
-    )
-    build_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    batches = calibration_batches(samples, batch, seed=1, size=model.config.image_size)
-    data_seconds = time.perf_counter() - start
-    adapter = TransformersAdapter(**CHANNELS)
+    model, batches, adapter, size = _subject(shape, samples, batch)
+    build_seconds = time.perf_counter() - start  # the model and its data
+    data_seconds = 0.0
+    if shape == "swin":  # Aurora's predictions are weather batches: no PDE family applies
+        options = {key: value for key, value in options.items() if key != "family"}
     directory = spill_dir or Path(tempfile.mkdtemp(prefix="safesvd-scale-")) / "statistics"
     try:
         start = time.perf_counter()
@@ -259,7 +288,7 @@ def measure_scale(
         "layers": len(result.ranks),
         "blocks": len(adapter.blocks(model) or []),
         "stages": len(result.stages),
-        "image_size": model.config.image_size,
+        "image_size": size,
         "timings": {k: v for k, v in result.timings.items() if k != "total"},
         "passes": dict(result.passes),
         "solved": len(result.records),
@@ -393,14 +422,9 @@ def _targets(rows: list[dict[str, Any]], ratio: float, targets: Targets | None) 
     return out
 
 
-def _section(shape: str, rows: list[dict[str, Any]]) -> list[str]:
-    """The page's section of one shape: its run, model, table, memory estimates and targets."""
-    run, first = rows[0]["run"], rows[0]
-    lam = next(
-        (f" (λ = {row['lam']:.3g})" for row in rows if row["recipe"] == OURS and row["lam"] is not None), ""
-    )
-    lines = [f"\n## {TITLES[shape]}\n", run["generated"] + "\n"]
-    lines.append(
+def _scot_model(shape: str, first: dict[str, Any], run: dict[str, Any], lam: str) -> str:
+    """The model paragraph of a ScOT stand-in shape."""
+    return (
         "Model: the ScOT stand-in `ScOTLike` (Poseidon's ScOT structure: `ScOTLayer` blocks of HF Swinv2 "
         f"attention, time-conditioned LayerNorms, ConvNeXt skip blocks) at the shapes {SHAPES[shape]} "
         f"({shape}), random weights, {first['params_before']:,} parameters"
@@ -415,6 +439,36 @@ def _section(shape: str, rows: list[dict[str, Any]]) -> list[str]:
         f"statistics capped at {run['memory']} in memory and spilled to disk; each recipe runs in a fresh "
         "process. The weights are random, so the output deviation is a sanity check, not fidelity.\n"
     )
+
+
+def _swin_model(first: dict[str, Any], run: dict[str, Any]) -> str:
+    """The model paragraph of the 3-D Swin shape."""
+    return (
+        "Model: Microsoft Aurora's `AuroraSmall` (the `aurora` package's own code: Perceiver encoder "
+        "and decoder around a 3-D Swin U-Net backbone), random weights drawn from N(0, 0.02²), "
+        f"{first['params_before']:,} parameters. {first['layers']} compressible layers, {first['blocks']} "
+        f"blocks (its `Swin3DTransformerBlock`s; the modulation layers are conditioning, kept dense). "
+        f"Calibration: {run['samples']} random weather batches at {first['image_size']} (one sample, two "
+        "history steps, four pressure levels), the target the model's prediction plus noise "
+        "(`benchmarks/swin_subject.py`), batches of 1. Aurora predicts weather batches, not one field, so "
+        f"`{OURS}` runs without a PDE family, with the Gram route; `{REFERENCE}` the full SVD as "
+        f"published. Ratio {run['ratio']}; clean statistics capped at {run['memory']} in memory and "
+        "spilled to disk; each recipe runs in a fresh process. The weights are random, so the output "
+        "deviation is a sanity check, not fidelity.\n"
+    )
+
+
+def _section(shape: str, rows: list[dict[str, Any]]) -> list[str]:
+    """The page's section of one shape: its run, model, table, memory estimates and targets."""
+    run, first = rows[0]["run"], rows[0]
+    lam = next(
+        (f" (λ = {row['lam']:.3g})" for row in rows if row["recipe"] == OURS and row["lam"] is not None), ""
+    )
+    lines = [f"\n## {TITLES[shape]}\n", run["generated"] + "\n"]
+    if shape == "swin":
+        lines.append(_swin_model(first, run))
+    else:
+        lines.append(_scot_model(shape, first, run, lam))
     lines += _table(rows, first["batch"])
     lines.append("\nMemory estimate logged before the first pass (logger `safesvd`):\n")
     lines += [f"- `{row['recipe']}`: {row['memory_estimate'] or 'none logged'}" for row in rows]
@@ -451,15 +505,15 @@ def page(raw: Path, command: str, current: str | None) -> str | None:
         return None
     lines = [
         header(
-            "Scale runs: models with Poseidon's shapes compressed on this machine",
+            "Scale runs: models with Poseidon's shapes and Aurora-small compressed on this machine",
             command,
             threads="each section gives its run's threads",
         )
     ]
     lines.append(
-        "One section per shape measured (`python -m benchmarks.scale --shape l`, `--shape t`), each "
-        "rendered from its raw rows (`raw/scale-<shape>.json`) and headed by the run that measured them; "
-        "running one shape keeps the other shapes' sections."
+        "One section per shape measured (`python -m benchmarks.scale --shape l`, `--shape t`, "
+        "`--shape swin`), each rendered from its raw rows (`raw/scale-<shape>.json`) and headed by the "
+        "run that measured them; running one shape keeps the other shapes' sections."
     )
     for shape, rows in sections:
         lines += _section(shape, rows)

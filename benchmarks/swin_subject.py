@@ -28,7 +28,7 @@ def available() -> bool:
         return False
     try:
         import aurora  # noqa: F401
-    except Exception:  # timm or torchvision missing or broken
+    except (ImportError, RuntimeError, OSError):  # timm or torchvision missing or broken
         return False
     return True
 
@@ -48,7 +48,9 @@ def build() -> torch.nn.Module:
 
 def block_names(model: torch.nn.Module) -> list[str]:
     """The model's ``Swin3DTransformerBlock``s."""
-    return [name for name, module in model.named_modules() if type(module).__name__ == "Swin3DTransformerBlock"]
+    return [
+        name for name, module in model.named_modules() if type(module).__name__ == "Swin3DTransformerBlock"
+    ]
 
 
 def weather(seed: int) -> Any:
@@ -76,17 +78,20 @@ def items(model: torch.nn.Module, count: int, noise: float = 0.1) -> list[tuple[
     """``count`` pairs: random weather, and the model's prediction on it plus Gaussian noise."""
     from safesvd_core.plugin import map_structure
 
+    def noisy(generator: torch.Generator, prediction: Any) -> Any:
+        return map_structure(
+            lambda _, leaf: (
+                leaf + noise * torch.randn(leaf.shape, generator=generator)
+                if isinstance(leaf, torch.Tensor) and leaf.is_floating_point() and leaf.ndim > 2
+                else leaf
+            ),
+            prediction,
+        )
+
     pairs = []
     for seed in range(count):
         batch = weather(seed)
-        generator = torch.Generator().manual_seed(10_000 + seed)
         with torch.no_grad():
             prediction = model(batch)
-        target = map_structure(
-            lambda _, leaf: leaf + noise * torch.randn(leaf.shape, generator=generator)
-            if isinstance(leaf, torch.Tensor) and leaf.is_floating_point() and leaf.ndim > 2
-            else leaf,
-            prediction,
-        )
-        pairs.append((batch, target))
+        pairs.append((batch, noisy(torch.Generator().manual_seed(10_000 + seed), prediction)))
     return pairs
