@@ -2,6 +2,10 @@
 
 Complex rows (the Fourier coefficients of a spectral layer's mode) give complex128 sums of
 ``a bᴴ``: Hermitian moments ``E[x xᴴ]``, the first complex rows switching the sum to complex.
+
+A moment of rows against themselves (``E[x xᵀ]``: a covariance, a Fisher) is symmetric: on the CPU
+in float64 its sum takes BLAS's symmetric rank-k update (``dsyrk``), which computes one triangle at
+about half the cost of a full product; the other triangle is filled in when the sum is read.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import torch
+from scipy.linalg import blas
 from torch import Tensor
 
 from .._errors import NumericalError
@@ -23,30 +28,53 @@ class RunningMoment:
     """
 
     def __init__(self, rows: int, cols: int, *, device: torch.device | str | None = None) -> None:
-        self.total = torch.zeros(rows, cols, dtype=torch.float64, device=device)
+        self._sum = torch.zeros(rows, cols, dtype=torch.float64, device=device)
+        self._upper_only = False  # only the upper triangle holds the sum (rank-k updates since read)
+        self._symmetric = rows == cols  # every update so far was rows against themselves
         self.count = 0
+
+    @property
+    def total(self) -> Tensor:
+        """``Σ a bᵀ`` (both triangles)."""
+        if self._upper_only:
+            self._sum = torch.triu(self._sum) + torch.triu(self._sum, 1).mT
+            self._upper_only = False
+        return self._sum
+
+    @total.setter
+    def total(self, value: Tensor) -> None:
+        self._sum, self._upper_only = value, False
 
     def add(self, left: Tensor, right: Tensor | None = None) -> None:
         """Add the rows of ``left`` (``(r, rows)``) against ``right`` (``(r, cols)``, default ``left``)."""
-        if self.count == 0 and left.device != self.total.device:
-            self.total = self.total.to(left.device)  # accumulate where the activations live
+        if self.count == 0 and left.device != self._sum.device:
+            self.total = self._sum.to(left.device)  # accumulate where the activations live
         self._take_complex(left.is_complex() or (right is not None and right.is_complex()))
-        dtype = self.total.dtype
-        left = left.reshape(-1, left.shape[-1]).to(self.total.device, dtype)
-        right = left if right is None else right.reshape(-1, right.shape[-1]).to(self.total.device, dtype)
-        if left.shape[0] != right.shape[0]:
-            raise NumericalError(f"paired rows differ in number: {left.shape[0]} vs {right.shape[0]}")
-        if (left.shape[1], right.shape[1]) != tuple(self.total.shape):
+        device, dtype = self._sum.device, self._sum.dtype
+        left = left.reshape(-1, left.shape[-1]).to(device, dtype)
+        paired = left if right is None else right.reshape(-1, right.shape[-1]).to(device, dtype)
+        if left.shape[0] != paired.shape[0]:
+            raise NumericalError(f"paired rows differ in number: {left.shape[0]} vs {paired.shape[0]}")
+        if (left.shape[1], paired.shape[1]) != tuple(self._sum.shape):
             raise NumericalError(
-                f"moment of shape {tuple(self.total.shape)} got rows of widths {left.shape[1]} "
-                f"and {right.shape[1]}"
+                f"moment of shape {tuple(self._sum.shape)} got rows of widths {left.shape[1]} "
+                f"and {paired.shape[1]}"
             )
-        self.total.addmm_(left.mT, right.conj() if right.is_complex() else right)
+        self._symmetric = self._symmetric and right is None
+        if self._symmetric and device.type == "cpu" and dtype == torch.float64:
+            if not self._sum.is_contiguous():
+                self._sum = self._sum.contiguous()
+            rows = left.detach().contiguous().numpy()
+            # the C-ordered sum seen as Fortran-ordered is its transpose: its lower triangle is our upper
+            blas.dsyrk(1.0, rows.T, beta=1.0, c=self._sum.numpy().T, trans=0, lower=1, overwrite_c=1)
+            self._upper_only = True
+        else:
+            self.total.addmm_(left.mT, paired.conj() if paired.is_complex() else paired)
         # a NaN or Inf anywhere in the rows of a square moment reaches its diagonal (x·x, or
         # Inf·0 = NaN), and a sum once non-finite stays so: checking the diagonal is exact and far
         # cheaper than checking every row (a non-square moment is checked whole)
-        square = self.total.shape[0] == self.total.shape[1]
-        if not torch.isfinite(self.total.diagonal() if square else self.total).all():
+        square = self._sum.shape[0] == self._sum.shape[1]
+        if not torch.isfinite(self._sum.diagonal() if square else self._sum).all():
             raise NumericalError("non-finite calibration rows (NaN/Inf); the batch is not skipped silently")
         self.count += left.shape[0]
 
