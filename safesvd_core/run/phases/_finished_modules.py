@@ -46,23 +46,31 @@ class FinishedModules:
         """The event at which the first of ``names`` (layers, or a block) is first called."""
         return min(self.first_calls[name] for name in names)
 
-    def outermost(self, before: int) -> list[str]:
-        """The outermost submodules finished before event ``before`` (not refused)."""
-        done = [name for name, end in self.ends.items() if end < before and name not in self.refused]
+    def outermost(self, before: int, within: str | None = None) -> list[str]:
+        """The outermost submodules finished before event ``before`` (not refused), those inside
+        ``within`` only when given."""
+        done = [
+            name
+            for name, end in self.ends.items()
+            if end < before and name not in self.refused and _inside(name, within)
+        ]
         return [name for name in done if not any(name.startswith(other + ".") for other in done)]
 
     @contextlib.contextmanager
-    def running(self, model: nn.Module, before: int, index: int) -> Iterator[None]:
+    def running(
+        self, model: nn.Module, before: int, index: int, *, within: str | None = None, record: bool = True
+    ) -> Iterator[None]:
         """While a pass of ``model`` (the compressed model) on item ``index`` runs up to event
-        ``before``: the outermost finished submodules kept are replayed, the others recorded."""
-        replayed = self.replayed(before)
+        ``before``: the outermost finished submodules kept are replayed, the others recorded
+        (``record``). ``within``: a block run alone, whose submodules are the only ones it calls."""
+        replayed = self.replayed(before, within)
         saved: dict[str, Any] = {}
         handles = []
         for name in replayed:
             module = model.get_submodule(name)
             saved[name] = module.__dict__.get("forward")
             module.forward = self._replay(name, index)
-        for name in self.outermost(before):
+        for name in self.outermost(before, within) if record else ():
             if name not in self.kept:
                 module = model.get_submodule(name)
                 handles.append(module.register_forward_hook(self._record(name, index)))
@@ -77,9 +85,15 @@ class FinishedModules:
                 if forward is not None:
                     module.forward = forward
 
-    def replayed(self, before: int) -> list[str]:
-        """The kept submodules a pass up to event ``before`` replays (those finished by then)."""
-        return [name for name in self.kept if self.ends[name] < before]
+    def replayed(self, before: int, within: str | None = None) -> list[str]:
+        """The kept submodules a pass up to event ``before`` replays (those finished by then, inside
+        ``within`` when given)."""
+        return [name for name in self.kept if self.ends[name] < before and _inside(name, within)]
+
+    def forget(self, within: str) -> None:
+        """Drop what is kept inside ``within`` (a block whose stage is over)."""
+        for name in [name for name in self.kept if _inside(name, within)]:
+            del self.kept[name]
 
     def _replay(self, name: str, index: int):
         calls = []
@@ -140,3 +154,8 @@ def _bytes(outputs: list[Any]) -> int:
 def _copied(output: Any) -> Any:
     """``output`` with each tensor copied (detached)."""
     return map_structure(lambda _, leaf: leaf.detach().clone() if isinstance(leaf, Tensor) else leaf, output)
+
+
+def _inside(name: str, within: str | None) -> bool:
+    """Whether submodule ``name`` lies inside ``within`` (anywhere when None)."""
+    return within is None or name.startswith(within + ".")

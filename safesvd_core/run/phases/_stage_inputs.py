@@ -84,7 +84,12 @@ class StageInputs:
                         if model is job.original and recorded is not None:
                             recorder.inputs.update(recorded(index))
                         elif inside:
-                            with recorder.attached():
+                            replay = (
+                                self._replaying(inside, index, within=stage.block)
+                                if model is job.model
+                                else contextlib.nullcontext()
+                            )
+                            with recorder.attached(), replay:
                                 run_until_stopped(_run_block, model.get_submodule(stage.block), inputs[index])
                         for name in names:  # a layer reading the block's input: the block's calls
                             if name not in inside:
@@ -107,22 +112,23 @@ class StageInputs:
                                 domain=domain,
                             ),
                         )
-        self._finish(names if stage.block is None else ())
+        self._finish(names if stage.block is None else inside, stage.block)
         job.reducer.reduce(stats)
         return {name: stats.layer(name) for name in names}
 
-    def _replaying(self, names: Sequence[str], index: int):
-        """While the compressed model runs on item ``index`` up to the first call of ``names``: its
-        finished submodules replayed (:mod:`._finished_modules`)."""
+    def _replaying(self, names: Sequence[str], index: int, *, within: str | None = None):
+        """While the compressed model (or its block ``within``, run alone) runs on item ``index`` up
+        to the first call of ``names``: its finished submodules replayed (:mod:`._finished_modules`)."""
         if self.finished is None:
             return contextlib.nullcontext()
-        return self.finished.running(self.state.job.model, self.finished.before(names), index)
+        before = self.finished.before(names)
+        return self.finished.running(self.state.job.model, before, index, within=within)
 
-    def _finish(self, names: Sequence[str]) -> None:
+    def _finish(self, names: Sequence[str], within: str | None = None) -> None:
         """After a stage's passes up to the first call of ``names``: count a pass that replayed, and
         keep what the passes recorded."""
         if self.finished is not None and names:
-            if self.finished.replayed(self.finished.before(names)):
+            if self.finished.replayed(self.finished.before(names), within):
                 self.state.count("replays")
             self.finished.finish(len(self.state.job.batches))
 
@@ -212,6 +218,15 @@ class StageInputs:
         if stage.block is None:  # an exact stage: a block record serves its block's next ones
             self.cache_block = None
             return
+        try:
+            self._carry(stage)
+        finally:
+            if self.finished is not None:  # the block's replays served its stage only
+                self.finished.forget(stage.block)
+
+    def _carry(self, stage: Stage) -> None:
+        """After block ``stage``: the next block's inputs from this block's outputs, where the next
+        block reads them (else the next block's stage takes a prefix pass)."""
         record, self.block_record = self.block_record, None
         if record is not None and record.block != stage.block:
             record = None
@@ -251,15 +266,27 @@ class StageInputs:
             if record is None
             else self._next_inputs(record.outputs[1:], self.clean_inputs[1:])
         )
-        new_shift = self._carried(job.model.get_submodule(stage.block), self.shift_inputs)
+        new_shift = self._carried(job.model.get_submodule(stage.block), self.shift_inputs, stage.block)
         self.clean_inputs, self.shift_inputs = new_clean, new_shift
         self.cache_block = following
 
-    def _carried(self, block: nn.Module, cached: list[ItemCalls]) -> list[ItemCalls]:
-        """The next block's inputs: ``block``'s output on each cached input, its other arguments kept."""
+    def _carried(self, block: nn.Module, cached: list[ItemCalls], name: str | None = None) -> list[ItemCalls]:
+        """The next block's inputs: ``block``'s output on each cached input, its other arguments kept;
+        ``name``: the compressed model's block, whose finished submodules kept are replayed."""
+        outputs = []
         with torch.no_grad():
-            outputs = [[block(*args, **kwargs)] for [(args, kwargs)] in cached]
+            for index, [(args, kwargs)] in enumerate(cached):
+                with self._replaying_solved(name, index):
+                    outputs.append([block(*args, **kwargs)])
         return self._next_inputs(outputs, cached)
+
+    def _replaying_solved(self, block: str | None, index: int):
+        """While compressed ``block``, every layer of it solved, runs alone on item ``index``: the
+        submodules kept for it replayed, nothing recorded."""
+        if self.finished is None or block is None or block not in self.finished.ends:
+            return contextlib.nullcontext()
+        before = self.finished.ends[block]
+        return self.finished.running(self.state.job.model, before, index, within=block, record=False)
 
     def _next_inputs(self, outputs: list[list], cached: list[ItemCalls]) -> list[ItemCalls]:
         """The next block's inputs from a block's ``outputs`` on each ``cached`` input (one call an
