@@ -5,6 +5,7 @@ run per group, bit for bit; a record too large, or one the block changed in plac
 from __future__ import annotations
 
 import torch
+from chain_helpers import BlockChain, random_pairs
 from torch import nn
 
 import safesvd_core.run.phases._block_record as block_record
@@ -57,22 +58,11 @@ class MutatingBlock(nn.Module):
         return x + self.second(torch.relu(hidden))
 
 
-class MutatingNet(nn.Module):
-    def __init__(self, width: int = 12, depth: int = 2) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(MutatingBlock(width) for _ in range(depth))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-
 def test_a_block_that_changes_a_recorded_input_in_place_runs_per_group(monkeypatch):
     torch.manual_seed(0)
-    model = MutatingNet().eval()
-    items = [(x, torch.randn(16, 12)) for x in torch.randn(3, 16, 12).unbind()]
-    adapter_options = {"block_names": ["blocks.0", "blocks.1"]}
+    model = BlockChain(MutatingBlock(12) for _ in range(2)).eval()
+    items = random_pairs(3, 16, 12, seed=0)
+    adapter_options = {"block_names": model.block_names()}
     guarded = compress(model, items, ratio=0.5, adapter_options=adapter_options)
     assert "original blocks" not in guarded.passes
     assert any("in place" in note for note in guarded.log.notes)

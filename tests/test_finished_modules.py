@@ -5,6 +5,7 @@ bit, even where the model adds into a replayed output in place."""
 from __future__ import annotations
 
 import torch
+from chain_helpers import BlockChain, random_pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -97,25 +98,11 @@ class BlockWithParts(nn.Module):
         return x + self.feed(x)
 
 
-class Chain(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(BlockWithParts() for _ in range(3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-
 def test_a_block_run_alone_replays_its_finished_parts(monkeypatch):
     torch.manual_seed(0)
-    model = Chain().eval()
-    generator = torch.Generator().manual_seed(2)
-    items = [
-        (torch.randn(12, 16, generator=generator), torch.randn(12, 16, generator=generator)) for _ in range(3)
-    ]
-    options = {"adapter_options": {"block_names": [f"blocks.{index}" for index in range(3)]}}
+    model = BlockChain(BlockWithParts() for _ in range(3)).eval()
+    items = random_pairs(3, 12, 16, seed=2)
+    options = {"adapter_options": {"block_names": model.block_names()}}
     replayed = compress(model, items, ratio=0.5, **options)
     assert (
         replayed.passes["layer runs"] > 3 and replayed.passes["replays"] >= 1

@@ -5,6 +5,7 @@ instead of paying for the Gram route and throwing it away. The factors are those
 from __future__ import annotations
 
 import torch
+from chain_helpers import random_pairs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -53,12 +54,9 @@ class Wide(nn.Module):
 def test_predicted_layers_are_those_that_fall_back_and_get_the_same_factors(monkeypatch):
     torch.manual_seed(0)
     model = Wide().eval()
-    generator = torch.Generator().manual_seed(1)
     # 4 calibration rows for 64 and 256 features: both covariances are of rank 4, so the kept
     # components beyond it stand at the jitter of both, below the Gram check's floor
-    items = [
-        (torch.randn(2, 64, generator=generator), torch.randn(2, 64, generator=generator)) for _ in range(2)
-    ]
+    items = random_pairs(2, 2, 64, seed=1)
     predicted = compress(model, items, ratio=0.6)
     noted = {name for name, record in predicted.records.items() if "predicted" in record.note}
     assert noted and noted <= set(predicted.fallbacks)
