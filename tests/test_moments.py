@@ -78,3 +78,17 @@ def test_non_finite_rows_are_refused_on_the_symmetric_path():
     rows[2, 1] = float("nan")
     with pytest.raises(NumericalError, match="non-finite"):
         moment.add(rows)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_symmetric_update_runs_on_one_torch_thread_only(threads):
+    """With several torch threads, scipy's BLAS threads would contend with torch's: the full product."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        moment, rows = RunningMoment(6, 6), _rows(0, 10, 6)
+        moment.add(rows)
+        assert moment._upper_only == (threads == 1)
+        assert _close(moment.total, rows.double().mT @ rows.double())
+    finally:
+        torch.set_num_threads(previous)

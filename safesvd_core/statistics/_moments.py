@@ -4,8 +4,11 @@ Complex rows (the Fourier coefficients of a spectral layer's mode) give complex1
 ``a bᴴ``: Hermitian moments ``E[x xᴴ]``, the first complex rows switching the sum to complex.
 
 A moment of rows against themselves (``E[x xᵀ]``: a covariance, a Fisher) is symmetric: on the CPU
-in float64 its sum takes BLAS's symmetric rank-k update (``dsyrk``), which computes one triangle at
-about half the cost of a full product; the other triangle is filled in when the sum is read.
+in float64, with torch on one thread, its sum takes BLAS's symmetric rank-k update (``dsyrk``),
+which computes one triangle at about half the cost of a full product; the other triangle is filled
+in when the sum is read. With more torch threads it does not: scipy's BLAS threads and torch's
+OpenMP threads then contend for the cores (measured: twice the time of torch's full product on
+two threads).
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class RunningMoment:
                 f"and {paired.shape[1]}"
             )
         self._symmetric = self._symmetric and right is None
-        if self._symmetric and device.type == "cpu" and dtype == torch.float64:
+        if self._symmetric and _symmetric_update_pays(device, dtype):
             if not self._sum.is_contiguous():
                 self._sum = self._sum.contiguous()
             rows = left.detach().contiguous().numpy()
@@ -122,3 +125,8 @@ class RunningMoment:
             )
         self.total = total.to(self.total.device, precise_dtype(total)).clone()
         self.count = int(state[f"{prefix}count"])
+
+
+def _symmetric_update_pays(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether a symmetric sum takes ``dsyrk``: float64 on the CPU, torch on one thread."""
+    return device.type == "cpu" and dtype == torch.float64 and torch.get_num_threads() == 1
