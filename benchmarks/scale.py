@@ -172,9 +172,9 @@ def relative_deviation(adapter, original, compressed, batches) -> float:
     return (num / den) ** 0.5
 
 
-def _subject(shape: str, samples: int, batch: int) -> tuple[Any, list[Any], Any, int | str]:
-    """``shape``'s model, calibration batches, adapter and grid size (a side of the square grid, or
-    the grid's description)."""
+def _subject(shape: str) -> tuple[Any, Any, int | str, Callable[[int, int], list[Any]]]:
+    """``shape``'s model, adapter, grid size (a side of the square grid, or the grid's description)
+    and its calibration data: ``(samples, batch)`` → the batches."""
     if shape == "swin":
         from . import swin_subject
 
@@ -183,7 +183,7 @@ def _subject(shape: str, samples: int, batch: int) -> tuple[Any, list[Any], Any,
         model = swin_subject.build()
         adapter = make_adapter("generic", {"block_names": swin_subject.block_names(model)})
         size = f"{swin_subject.HEIGHT}×{swin_subject.WIDTH}"
-        return model, swin_subject.items(model, samples), adapter, size
+        return model, adapter, size, lambda samples, batch: swin_subject.items(model, samples)
     from safesvd_adapters.framework import require
 
     require("transformers", adapter="transformers", extra="transformers")
@@ -197,8 +197,13 @@ def _subject(shape: str, samples: int, batch: int) -> tuple[Any, list[Any], Any,
         num_out_channels=channels,
         channel_slice_list_normalized_loss=EULER_GROUPS,
     )
-    batches = calibration_batches(samples, batch, seed=1, size=model.config.image_size)
-    return model, batches, TransformersAdapter(**CHANNELS), model.config.image_size
+    size = model.config.image_size
+    return (
+        model,
+        TransformersAdapter(**CHANNELS),
+        size,
+        lambda samples, batch: calibration_batches(samples, batch, seed=1, size=size),
+    )
 
 
 #: Configuration name → (recipe, its options).
@@ -251,9 +256,11 @@ def measure_scale(
     torch.manual_seed(0)
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    model, batches, adapter, size = _subject(shape, samples, batch)
-    build_seconds = time.perf_counter() - start  # the model and its data
-    data_seconds = 0.0
+    model, adapter, size, make_batches = _subject(shape)
+    build_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    batches = make_batches(samples, batch)
+    data_seconds = time.perf_counter() - start
     if shape == "swin":  # Aurora's predictions are weather batches: no PDE family applies
         options = {key: value for key, value in options.items() if key != "family"}
     directory = spill_dir or Path(tempfile.mkdtemp(prefix="safesvd-scale-")) / "statistics"

@@ -23,7 +23,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..._errors import SafeSVDError
-from ..._structures import map_structure
+from ..._structures import map_structure, tensor_leaves
 from .._job import RunState
 
 #: The most bytes of recorded outputs the replays keep at once.
@@ -138,17 +138,7 @@ class FinishedModules:
 
 def _bytes(outputs: list[Any]) -> int:
     """Bytes of the tensors in recorded outputs (any structure)."""
-    total = 0
-
-    def count(_: str, leaf: Any) -> Any:
-        nonlocal total
-        if isinstance(leaf, Tensor):
-            total += leaf.numel() * leaf.element_size()
-        return leaf
-
-    for output in outputs:
-        map_structure(count, output)
-    return total
+    return sum(leaf.numel() * leaf.element_size() for output in outputs for _, leaf in tensor_leaves(output))
 
 
 def _copied(output: Any) -> Any:
