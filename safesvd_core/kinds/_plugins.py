@@ -7,6 +7,7 @@ and loaded the same way. ``SAFESVD_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the en
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import inspect
 import os
@@ -70,6 +71,7 @@ class PluginFailure:
         return f"{self.plugin!r} ({self.distribution}): {self.error}"
 
 
+@functools.lru_cache(maxsize=512)  # read at every instantiation (estimators: per layer and pass)
 def option_names(cls: type) -> frozenset[str] | None:
     """The keyword options ``cls(...)`` accepts, or ``None`` when it takes any (``**kwargs``)."""
     if attrs.has(cls):
