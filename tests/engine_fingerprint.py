@@ -19,7 +19,11 @@ through the sequential stages; ``svd-llm`` unchanged bit for bit. Regenerated on
 symmetric moments (covariances, Fisher) took BLAS's symmetric rank-k update on the CPU (one
 triangle, other rounding): ranks unchanged, every norm within 1.8e-4 of the previous golden file
 (safe-svd-balanced's ``blocks.3.query``), 5.3e-5 (safe-svd) and 4.0e-9 (svd-llm), the rounding
-carried through the sequential stages as before.
+carried through the sequential stages as before. Regenerated again when sibling layers (query, key
+and value read one input) took their input moments' products once per item, added to each sum
+instead of accumulated into it (other rounding): ranks unchanged, every norm within 1.8e-4 of the
+previous golden file (safe-svd-balanced's ``blocks.3.query``), 5.7e-5 (safe-svd) and 2.0e-9
+(svd-llm).
 """
 
 from __future__ import annotations

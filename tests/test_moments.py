@@ -1,8 +1,11 @@
-"""Running moments: a moment of rows against themselves takes the symmetric rank-k update (one
-triangle, filled in when read) and equals the plain float64 sum of outer products; paired rows, a
-mixture of both, merging, reducing and a state round trip read the whole sum."""
+"""Running moments: a moment of rows against themselves is accumulated one triangle at a time
+(filled in when read: BLAS's symmetric rank-k update on one torch thread, block rows on more) and
+equals the plain float64 sum of outer products; paired rows, a mixture of both, merging, reducing
+and a state round trip read the whole sum."""
 
 from __future__ import annotations
+
+import contextlib
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safesvd_core.plugin import NumericalError, RunningMoment
+from safesvd_core.statistics import _moments
 
 
 def _rows(seed: int, count: int, width: int) -> torch.Tensor:
@@ -80,15 +84,44 @@ def test_non_finite_rows_are_refused_on_the_symmetric_path():
         moment.add(rows)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_the_symmetric_update_runs_on_one_torch_thread_only(threads):
-    """With several torch threads, scipy's BLAS threads would contend with torch's: the full product."""
+@contextlib.contextmanager
+def _torch_threads(threads: int):
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        moment, rows = RunningMoment(6, 6), _rows(0, 10, 6)
-        moment.add(rows)
-        assert moment._upper_only == (threads == 1)
-        assert _close(moment.total, rows.double().mT @ rows.double())
+        yield
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dsyrk_serves_one_torch_thread_and_block_rows_several(threads, monkeypatch):
+    """With several torch threads, scipy's BLAS threads would contend with torch's: block rows."""
+    calls = []
+    real = _moments.blas.dsyrk
+    monkeypatch.setattr(_moments.blas, "dsyrk", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with _torch_threads(threads):
+        moment, rows = RunningMoment(6, 6), _rows(0, 10, 6)
+        moment.add(rows)
+        assert moment._upper_only  # one triangle either way
+        assert len(calls) == (threads == 1)
+        assert _close(moment.total, rows.double().mT @ rows.double())
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    width=st.integers(1, 3 * _moments.SYMMETRIC_BLOCK_WIDTH + 5),
+    counts=st.lists(st.integers(1, 12), min_size=1, max_size=4),
+    seed=st.integers(0, 2**16),
+    first_threads=st.sampled_from([1, 2]),
+)
+def test_block_rows_and_dsyrk_mixed_give_the_sum_of_outer_products(width, counts, seed, first_threads):
+    """Updates alternating between the two routes (a thread count changed mid-run) stay exact."""
+    moment, expected = RunningMoment(width, width), torch.zeros(width, width, dtype=torch.float64)
+    for offset, count in enumerate(counts):
+        rows = _rows(seed + offset, count, width)
+        with _torch_threads(first_threads if offset % 2 == 0 else 3 - first_threads):
+            moment.add(rows)
+        expected += rows.double().mT @ rows.double()
+    assert _close(moment.total, expected)
+    assert torch.equal(moment.total, moment.total.mT)

@@ -135,6 +135,27 @@ def test_layer_groups_are_consecutive_within_the_cap_and_greedy(sizes, cap):
         assert sum(by_name[name] for name in group) + by_name[following[0]] > cap
 
 
+@given(
+    sizes=st.lists(st.integers(1, 100), min_size=1, max_size=30),
+    joins=st.lists(st.booleans(), min_size=30, max_size=30),
+    cap=st.integers(100, 300),
+)
+def test_siblings_share_a_group_where_they_fit_together(sizes, joins, cap):
+    order = [f"layer{i}" for i in range(len(sizes))]
+    by_name = dict(zip(order, sizes))
+    together: dict[str, str] = {}
+    for index, name in enumerate(order):  # joins[i]: layer i reads the input of layer i - 1
+        together[name] = together[order[index - 1]] if index and joins[index] else name
+    groups = layer_groups(by_name, order, cap, together)
+    assert [name for group in groups for name in group] == order
+    assert all(sum(by_name[name] for name in group) <= cap for group in groups)
+    where = {name: position for position, group in enumerate(groups) for name in group}
+    for root in set(together.values()):
+        siblings = [name for name in order if together[name] == root]
+        if sum(by_name[name] for name in siblings) <= cap:
+            assert len({where[name] for name in siblings}) == 1, siblings
+
+
 def test_spilling_needs_json_able_estimator_options(tmp_path):
     make = EstimatorFactory({"energy-balanced": {"inner": ("clean-covariance",), "note": object()}})
     statistics = CalibrationStatistics.create({"layer": (4, 4)}, ("clean-covariance",), make)

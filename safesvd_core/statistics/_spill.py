@@ -62,23 +62,41 @@ class SpillPolicy:
         return policy
 
 
-def layer_groups(sizes: Mapping[str, int], order: Sequence[str], max_bytes: int) -> list[list[str]]:
+def layer_groups(
+    sizes: Mapping[str, int],
+    order: Sequence[str],
+    max_bytes: int,
+    together: Mapping[str, str] | None = None,
+) -> list[list[str]]:
     """Consecutive runs of ``order`` whose summed ``sizes`` stay within ``max_bytes``.
 
+    ``together``: layer → the first of the siblings reading its input (the probe's input groups).
+    Consecutive siblings go in one group where they fit together, so that their products are
+    shared (:mod:`._shared_products`) as in a run that holds every layer, to the same bits.
     A single layer over the cap is an error: it could never be held, whatever the grouping.
     """
-    groups: list[list[str]] = []
-    held = 0
     for name in order:
-        size = sizes[name]
-        if size > max_bytes:
+        if sizes[name] > max_bytes:
             raise ConfigError(
-                f"the statistics of layer {name!r} alone take {size:,} bytes, more than "
+                f"the statistics of layer {name!r} alone take {sizes[name]:,} bytes, more than "
                 f"the cap of {max_bytes:,} (SpillPolicy's max_bytes); raise the cap"
             )
-        if not groups or held + size > max_bytes:
-            groups.append([])
-            held = 0
-        groups[-1].append(name)
-        held += size
+    units: list[list[str]] = []
+    for name in order:
+        root = (together or {}).get(name, name)
+        if units and (together or {}).get(units[-1][-1], units[-1][-1]) == root:
+            units[-1].append(name)
+        else:
+            units.append([name])
+    groups: list[list[str]] = []
+    held = 0
+    for unit in units:
+        size = sum(sizes[name] for name in unit)
+        for part in [unit] if size <= max_bytes else [[name] for name in unit]:
+            part_size = sum(sizes[name] for name in part)
+            if not groups or held + part_size > max_bytes:
+                groups.append([])
+                held = 0
+            groups[-1].extend(part)
+            held += part_size
     return groups

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from torch import Tensor
 from .._errors import ConfigError
 from ..kinds._interfaces import Estimator, LayerSignals, Reduction
 from ..kinds._plugins import registry
+from ._shared_products import shared_products
 
 SEPARATOR = "::"
 #: The file that lists the layers of a spill directory (see :meth:`CalibrationStatistics.spill`).
@@ -177,6 +178,17 @@ class CalibrationStatistics:
             raise ConfigError(f"the statistics of {layer!r} are spilled to disk; they take no more rows")
         for estimator in self.estimators[layer].values():
             estimator.update(signals)
+
+    def update_all(self, updates: Sequence[tuple[str, LayerSignals]]) -> None:
+        """:meth:`update` for each ``(layer, signals)`` of one item, where rows that several layers
+        read (siblings) have their moments' products computed once (:mod:`._shared_products`)."""
+        with shared_products(
+            rows
+            for _, signals in updates
+            for rows in (signals.inputs, signals.shifted_inputs, signals.output_grads)
+        ):
+            for layer, signals in updates:
+                self.update(layer, signals)
 
     def layer(self, layer: str) -> dict[str, Tensor]:
         """All finished statistics of ``layer``, merged over its estimators (read from disk if spilled)."""

@@ -121,7 +121,8 @@ class CleanStatisticsPhase(Phase):
         groups = [state.layers]
         if job.spill is not None:  # every process's domains, so that every process groups alike
             sizes = _footprints(state, len(job.reducer.union(_domains(state))))
-            groups = layer_groups(sizes, state.layers, job.spill.max_bytes)
+            siblings = state.probe.input_groups if state.probe is not None else {}
+            groups = layer_groups(sizes, state.layers, job.spill.max_bytes, siblings)
         rows: dict[str, int] = {}
         for group in groups:
             statistics = CalibrationStatistics.create(
@@ -237,19 +238,19 @@ def _feed(
     statistics: CalibrationStatistics, views, recorder: LayerRecorder, spans, grads, domain, group
 ) -> None:
     """One group's rows of every layer (``spans``: the layer calls it covers), with their gradients if any."""
+    updates = []
     position = 0
     for name, view in views.items():
         for offset, call in enumerate(spans[name]):
             grad = grads[position + offset] if grads else None
             if grads and grad is None:
                 grad = torch.zeros_like(recorder.outputs[name][call])
-            statistics.update(
-                name,
-                LayerSignals(
-                    inputs=view.rows(recorder.inputs[name][call]),
-                    domain=domain,
-                    group=group,
-                    output_grads=None if grad is None else view.rows(grad.detach()),
-                ),
+            signals = LayerSignals(
+                inputs=view.rows(recorder.inputs[name][call]),
+                domain=domain,
+                group=group,
+                output_grads=None if grad is None else view.rows(grad.detach()),
             )
+            updates.append((name, signals))
         position += len(spans[name])
+    statistics.update_all(updates)

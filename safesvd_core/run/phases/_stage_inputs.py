@@ -96,6 +96,7 @@ class StageInputs:
                                 recorder.inputs[name] = [args[0] for args, _ in inputs[index]]
                     clean_inputs = clean_rec.inputs
                 domain = job.adapter.domain(source.first_batch(job.adapter, item))
+                updates = []
                 for name in names:
                     clean_calls, shift_calls = clean_inputs[name], shift_rec.inputs[name]
                     if len(clean_calls) != len(shift_calls):
@@ -103,8 +104,8 @@ class StageInputs:
                             f"layer {name!r} ran {len(clean_calls)} times in the original and "
                             f"{len(shift_calls)} times in the compressed model"
                         )
-                    for clean_in, shift_in in zip(clean_calls, shift_calls):
-                        stats.update(
+                    updates.extend(
+                        (
                             name,
                             LayerSignals(
                                 inputs=views[name].rows(clean_in),
@@ -112,6 +113,9 @@ class StageInputs:
                                 domain=domain,
                             ),
                         )
+                        for clean_in, shift_in in zip(clean_calls, shift_calls)
+                    )
+                stats.update_all(updates)
         self._finish(names if stage.block is None else inside, stage.block)
         job.reducer.reduce(stats)
         return {name: stats.layer(name) for name in names}
