@@ -7,8 +7,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from .._errors import SafeSVDError
+
+
+@contextlib.contextmanager
+def removed_after(handles: Sequence[RemovableHandle]) -> Iterator[None]:
+    """Hooks attached while the block runs: ``handles`` removed after it, whatever happens."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class StopForward(Exception):
@@ -56,14 +67,10 @@ class LayerRecorder:
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[LayerRecorder]:
-        handles = [
-            self._model.get_submodule(name).register_forward_hook(self._hook(name)) for name in self._names
-        ]
-        try:
+        with removed_after(
+            [self._model.get_submodule(name).register_forward_hook(self._hook(name)) for name in self._names]
+        ):
             yield self
-        finally:
-            for handle in handles:
-                handle.remove()
 
     def changed_in_place(self) -> list[str]:
         """The layers one of whose recorded inputs the model changed in place after the call (the
@@ -112,15 +119,13 @@ class BlockRecorder:
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[BlockRecorder]:
-        handles = [
-            self._model.get_submodule(name).register_forward_pre_hook(self._hook(name), with_kwargs=True)
-            for name in self._names
-        ]
-        try:
+        with removed_after(
+            [
+                self._model.get_submodule(name).register_forward_pre_hook(self._hook(name), with_kwargs=True)
+                for name in self._names
+            ]
+        ):
             yield self
-        finally:
-            for handle in handles:
-                handle.remove()
 
 
 def _detach(value: Any) -> Any:

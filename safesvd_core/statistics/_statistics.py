@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -179,10 +180,15 @@ class CalibrationStatistics:
         for estimator in self.estimators[layer].values():
             estimator.update(signals)
 
+    def sharing(self, rows: Iterable[Tensor | None]) -> contextlib.AbstractContextManager[Any]:
+        """A scope for :meth:`update` calls in which ``rows`` that several layers read (siblings;
+        the rows of every signal about to be added) have their products computed once
+        (:mod:`._shared_products`)."""
+        return shared_products(rows)
+
     def update_all(self, updates: Sequence[tuple[str, LayerSignals]]) -> None:
-        """:meth:`update` for each ``(layer, signals)`` of one item, where rows that several layers
-        read (siblings) have their moments' products computed once (:mod:`._shared_products`)."""
-        with shared_products(
+        """:meth:`update` for each ``(layer, signals)`` of one item, in one :meth:`sharing` scope."""
+        with self.sharing(
             rows
             for _, signals in updates
             for rows in (signals.inputs, signals.shifted_inputs, signals.output_grads)

@@ -17,6 +17,7 @@ from ..._errors import ConfigError
 from ...kinds._interfaces import LayerSignals
 from ...kinds._validators import one_of, steps_value
 from ...model._capture import LayerRecorder
+from ...model._gradient_taps import GradientTaps
 from ...model._layers import linear_map
 from ...physics._objective import FISHER_MODES, LAM_RECORD, CalibrationObjective
 from ...statistics._spill import layer_groups
@@ -191,18 +192,24 @@ def clean_pass(
     """Feed ``statistics`` the inputs (and, with ``needs_gradients``, the output gradients of the
     calibration loss) of ``names`` in the original model, over every calibration item: per
     statistics group of the batch source, the layer calls made by that group's model calls.
-    Returns the rows each layer saw in its widest group (the rank its covariance can reach)."""
+    Returns the rows each layer saw in its widest group (the rank its covariance can reach).
+
+    The gradients are taken one at a time while the backward pass runs (:mod:`...model._gradient_taps`):
+    neither the layers' outputs nor all their gradients are held at once."""
     job, source = state.job, state.source
     model, adapter = job.original, job.adapter
     views = {name: linear_map(model, name) for name in names}
-    recorder = LayerRecorder(model, names, keep_outputs=needs_gradients)
+    recorder = LayerRecorder(model, names)
+    taps = GradientTaps(model, names)
     grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
+    tapped = taps.attached() if needs_gradients else contextlib.nullcontext()
     rows: dict[str | None, dict[str, int]] = {}
-    with grad_context, recorder.attached():
+    with grad_context, recorder.attached(), tapped:
         for index, item in enumerate(
             tqdm(job.batches, desc="clean statistics", disable=not job.show_progress)
         ):
             recorder.clear()
+            taps.clear()
             with torch.set_grad_enabled(needs_gradients):
                 calls, ends = [], []  # ends[c][name]: the layer calls made up to the end of model call c
                 for call in source.predictions(adapter, model, item):
@@ -216,16 +223,14 @@ def clean_pass(
                         name: [i for c in chosen for i in range(ends[c - 1][name] if c else 0, ends[c][name])]
                         for name in names
                     }
-                    grads: list[Tensor | None] = []
+                    feed = _Feed(statistics, views, recorder, spans, domain, group)
                     if needs_gradients:
                         loss = source.loss(item_objective, calls, group)
-                        outputs = [recorder.outputs[name][i] for name in names for i in spans[name]]
-                        grads = list(
-                            torch.autograd.grad(
-                                loss, outputs, allow_unused=True, retain_graph=position + 1 < len(groups)
-                            )
-                        )
-                    _feed(statistics, views, recorder, spans, grads, domain, group)
+                        with statistics.sharing(feed.input_rows()):
+                            taps.backward(loss, feed.gradient, retain_graph=position + 1 < len(groups))
+                            feed.unreached(taps)
+                    else:
+                        statistics.update_all(feed.without_gradients())
                     for name in names:
                         counted = rows.setdefault(group, {}).setdefault(name, 0)
                         rows[group][name] = counted + sum(
@@ -234,23 +239,48 @@ def clean_pass(
     return {name: max(by_layer.get(name, 0) for by_layer in rows.values()) for name in names}
 
 
-def _feed(
-    statistics: CalibrationStatistics, views, recorder: LayerRecorder, spans, grads, domain, group
-) -> None:
-    """One group's rows of every layer (``spans``: the layer calls it covers), with their gradients if any."""
-    updates = []
-    position = 0
-    for name, view in views.items():
-        for offset, call in enumerate(spans[name]):
-            grad = grads[position + offset] if grads else None
-            if grads and grad is None:
-                grad = torch.zeros_like(recorder.outputs[name][call])
-            signals = LayerSignals(
-                inputs=view.rows(recorder.inputs[name][call]),
-                domain=domain,
-                group=group,
-                output_grads=None if grad is None else view.rows(grad.detach()),
-            )
-            updates.append((name, signals))
-        position += len(spans[name])
-    statistics.update_all(updates)
+class _Feed:
+    """One statistics group's rows of every layer (``spans``: the layer calls it covers)."""
+
+    def __init__(self, statistics, views, recorder: LayerRecorder, spans, domain, group) -> None:
+        self.statistics, self.views, self.recorder = statistics, views, recorder
+        self.spans = {name: set(calls) for name, calls in spans.items()}
+        self.domain, self.group = domain, group
+        self.fed: set[tuple[str, int]] = set()
+
+    def _signals(self, name: str, call: int, grad: Tensor | None) -> LayerSignals:
+        view = self.views[name]
+        return LayerSignals(
+            inputs=view.rows(self.recorder.inputs[name][call]),
+            domain=self.domain,
+            group=self.group,
+            output_grads=None if grad is None else view.rows(grad.detach()),
+        )
+
+    def input_rows(self) -> list[Tensor]:
+        """The input rows of every call the group covers (what siblings may share)."""
+        return [
+            self.views[name].rows(self.recorder.inputs[name][call])
+            for name, calls in self.spans.items()
+            for call in sorted(calls)
+        ]
+
+    def without_gradients(self) -> list[tuple[str, LayerSignals]]:
+        return [
+            (name, self._signals(name, call, None))
+            for name, calls in self.spans.items()
+            for call in sorted(calls)
+        ]
+
+    def gradient(self, name: str, call: int, grad: Tensor) -> None:
+        """A tapped output's gradient: fed with the call's input when the group covers the call."""
+        if call in self.spans[name]:
+            self.statistics.update(name, self._signals(name, call, grad))
+            self.fed.add((name, call))
+
+    def unreached(self, taps: GradientTaps) -> None:
+        """The calls the group covers whose output the loss does not depend on: a zero gradient."""
+        for name, calls in self.spans.items():
+            for call in sorted(calls):
+                if (name, call) not in self.fed:
+                    self.statistics.update(name, self._signals(name, call, taps.zeros(name, call)))

@@ -1,0 +1,94 @@
+"""Output gradients of named layers, handed over one at a time while the backward pass runs.
+
+Each call's output ``y`` is replaced by ``y + a``, with ``a`` a zero scalar that requires grad (the
+*anchor*; one per dtype and device), and a hook on ``y + a`` receives ``∂L/∂y``. One backward pass
+from the loss to the anchors then reaches every tapped output that the loss depends on, and hands
+its gradient over as soon as it is computed. Neither the outputs nor their gradients are held
+together, as they are by ``torch.autograd.grad(loss, outputs)``, which returns them all at once.
+Adding an exact zero leaves every value as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .._errors import SafeSVDError
+from ._capture import removed_after
+
+#: ``receive(layer, call, gradient)``: the gradient of the loss at one call's output.
+Receiver = Callable[[str, int, Tensor], None]
+
+
+class GradientTaps:
+    """Taps the outputs of ``names`` in ``model`` while :meth:`attached`; :meth:`backward` runs one
+    backward pass and hands each tapped output's gradient to a receiver."""
+
+    def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
+        self._model = model
+        self._names = list(names)
+        self.calls: dict[str, int] = {name: 0 for name in names}  # calls tapped so far, per layer
+        self._outputs: dict[str, list[tuple[torch.Size, torch.dtype, torch.device]]] = {n: [] for n in names}
+        self._anchors: dict[tuple[torch.dtype, str], Tensor] = {}
+        self._receive: Receiver | None = None
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor:
+            if not isinstance(output, Tensor) or not output.requires_grad:
+                raise SafeSVDError(
+                    f"layer {name!r} returned no tensor that requires grad: its output gradient "
+                    "cannot be taken (the clean pass sets the layers' weights to require grad)"
+                )
+            call = self.calls[name]
+            self.calls[name] += 1
+            self._outputs[name].append((output.shape, output.dtype, output.device))
+            tapped = output + self._anchor(output)
+            tapped.register_hook(lambda grad: self._received(name, call, grad))
+            return tapped
+
+        return hook
+
+    def _anchor(self, output: Tensor) -> Tensor:
+        key = (output.dtype, str(output.device))
+        if key not in self._anchors:
+            self._anchors[key] = torch.zeros((), dtype=output.dtype, device=output.device, requires_grad=True)
+        return self._anchors[key]
+
+    def _received(self, name: str, call: int, grad: Tensor) -> None:
+        if self._receive is not None:
+            self._receive(name, call, grad)
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[GradientTaps]:
+        with removed_after(
+            [self._model.get_submodule(name).register_forward_hook(self._hook(name)) for name in self._names]
+        ):
+            yield self
+
+    def backward(self, loss: Tensor, receive: Receiver, *, retain_graph: bool = False) -> None:
+        """Run the backward pass of ``loss`` to the anchors; ``receive`` gets the gradient at each
+        tapped output the loss depends on (an output it does not depend on gets no call)."""
+        if not self._anchors:
+            return
+        self._receive = receive
+        try:
+            torch.autograd.grad(
+                loss, list(self._anchors.values()), allow_unused=True, retain_graph=retain_graph
+            )
+        finally:
+            self._receive = None
+
+    def zeros(self, name: str, call: int) -> Tensor:
+        """A zero gradient for ``name``'s ``call`` (an output the loss does not depend on)."""
+        shape, dtype, device = self._outputs[name][call]
+        return torch.zeros(shape, dtype=dtype, device=device)
+
+    def clear(self) -> None:
+        """Start counting calls afresh (a new item) and let the anchors' graphs go."""
+        self.calls = {name: 0 for name in self._names}
+        self._outputs = {name: [] for name in self._names}
+        self._anchors.clear()
