@@ -54,7 +54,7 @@ from typing import Any
 import torch
 
 from safesvd_core import SpillPolicy, compress
-from safesvd_core.plugin import make_adapter, median_seconds, tensor_leaves
+from safesvd_core.plugin import Phase, RunHook, RunState, make_adapter, median_seconds, tensor_leaves
 from safesvd_data import GENERATORS
 
 from .report import header
@@ -224,6 +224,16 @@ CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+class _PeakByPhase(RunHook):
+    """The process's peak resident memory when each phase is done (where the peak was reached)."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, float] = {}
+
+    def phase_done(self, state: RunState, phase: Phase) -> None:
+        self.peaks[phase.name] = peak_gib()
+
+
 class _Lines(logging.Handler):
     """Keeps the messages of the ``safesvd`` logger (the memory estimate among them)."""
 
@@ -264,6 +274,7 @@ def measure_scale(
     if shape == "swin":  # Aurora's predictions are weather batches: no PDE family applies
         options = {key: value for key, value in options.items() if key != "family"}
     directory = spill_dir or Path(tempfile.mkdtemp(prefix="safesvd-scale-")) / "statistics"
+    peaks = _PeakByPhase()
     try:
         start = time.perf_counter()
         result = compress(
@@ -274,6 +285,7 @@ def measure_scale(
             adapter=adapter,
             statistics=SpillPolicy(directory, memory),
             progress=True,
+            hooks=[peaks],
             **options,
         )
         seconds = time.perf_counter() - start
@@ -286,6 +298,7 @@ def measure_scale(
         "recipe": config,
         "seconds": seconds,
         "peak_gib": peak,
+        "peak_by_phase": peaks.peaks,
         "spilled_gib": spilled_bytes / 2**30,
         "params_before": result.params_before,
         "params_after": result.params_after,
@@ -331,6 +344,12 @@ def _table(rows: list[dict[str, Any]], batch: int) -> list[str]:
         (f"× {REFERENCE} (same run)", lambda r: f"{r['seconds'] / reference:.2f}" if reference else "—"),
         ("time by phase (s)", lambda r: ", ".join(f"{k} {v:.0f}" for k, v in r["timings"].items())),
         ("peak resident memory (its process)", lambda r: f"{r['peak_gib']:.1f} GiB"),
+        (
+            "peak so far when each phase is done (GiB)",
+            lambda r: (
+                ", ".join(f"{k} {v:.1f}" for k, v in r.get("peak_by_phase", {}).items()) or "— (not recorded)"
+            ),
+        ),
         ("passes over the calibration set", lambda r: ", ".join(f"{k} {v}" for k, v in r["passes"].items())),
         (
             "stages",
