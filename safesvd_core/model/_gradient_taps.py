@@ -1,11 +1,13 @@
 """Output gradients of named layers, handed over one at a time while the backward pass runs.
 
-Each call's output ``y`` is replaced by ``y + a``, with ``a`` a zero scalar that requires grad (the
-*anchor*; one per dtype and device), and a hook on ``y + a`` receives ``∂L/∂y``. One backward pass
-from the loss to the anchors then reaches every tapped output that the loss depends on, and hands
-its gradient over as soon as it is computed. Neither the outputs nor their gradients are held
-together, as they are by ``torch.autograd.grad(loss, outputs)``, which returns them all at once.
-Adding an exact zero leaves every value as it was.
+Each call's output ``y`` passes through :class:`_Tap`, an identity whose other input is a zero
+scalar that requires grad (the *anchor*; one per dtype and device) and whose backward hands
+``∂L/∂y`` over. One backward pass from the loss to the anchors then reaches every tapped output that
+the loss depends on, and hands its gradient over as soon as it is computed. Neither the outputs
+nor their gradients are held together, as they are by ``torch.autograd.grad(loss, outputs)``,
+which returns them all at once. The tap copies nothing and adds no work to either pass: its
+output is ``y``'s storage (an in-place change of it after the layer, a ReLU's, is allowed), and its
+backward passes the gradient on unchanged, none to the anchor.
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ from ._capture import removed_after
 
 #: ``receive(layer, call, gradient)``: the gradient of the loss at one call's output.
 Receiver = Callable[[str, int, Tensor], None]
+
+
+class _Tap(torch.autograd.Function):
+    """Identity on ``output``; the backward hands its gradient to ``receive``. ``anchor`` puts every
+    tap on the way from the loss to the anchors."""
+
+    @staticmethod
+    def forward(ctx: Any, output: Tensor, anchor: Tensor, receive: Callable[[Tensor], None]) -> Tensor:
+        ctx.receive = receive
+        return output.detach()  # the same storage, tracked by this function (not a view of it)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        ctx.receive(grad)
+        return grad, None, None
 
 
 class GradientTaps:
@@ -46,9 +63,7 @@ class GradientTaps:
             call = self.calls[name]
             self.calls[name] += 1
             self._outputs[name].append((output.shape, output.dtype, output.device))
-            tapped = output + self._anchor(output)
-            tapped.register_hook(lambda grad: self._received(name, call, grad))
-            return tapped
+            return _Tap.apply(output, self._anchor(output), lambda grad: self._received(name, call, grad))
 
         return hook
 
