@@ -27,7 +27,8 @@ class StopForward(Exception):
 
 
 class LayerRecorder:
-    """Records, per named layer and per call, the input and (optionally) the output tensor.
+    """Records, per named layer and per call, the input tensor (the output gradients of the clean
+    pass come from :mod:`._gradient_taps`).
 
     ``stop_after`` maps layer name → number of calls after which the layer is complete; once
     every layer in it is complete the forward pass is stopped with :class:`StopForward`.
@@ -38,16 +39,13 @@ class LayerRecorder:
         model: nn.Module,
         names: Sequence[str],
         *,
-        keep_outputs: bool = False,
         stop_after: Mapping[str, int] | None = None,
     ) -> None:
         self.inputs: dict[str, list[Tensor]] = {name: [] for name in names}
-        self.outputs: dict[str, list[Tensor]] = {name: [] for name in names}
         self.versions: dict[str, list[int]] = {name: [] for name in names}
         self.order: list[str] = []
         self._model = model
         self._names = list(names)
-        self._keep_outputs = keep_outputs
         self._stop_after = dict(stop_after or {})
 
     def _hook(self, name: str):
@@ -58,8 +56,6 @@ class LayerRecorder:
                 self.order.append(name)
             self.inputs[name].append(args[0].detach())
             self.versions[name].append(args[0]._version)
-            if self._keep_outputs:
-                self.outputs[name].append(output)
             if self._stop_after and all(len(self.inputs[n]) >= c for n, c in self._stop_after.items()):
                 raise StopForward
 
@@ -86,7 +82,6 @@ class LayerRecorder:
     def clear(self) -> None:
         for name in self._names:
             self.inputs[name].clear()
-            self.outputs[name].clear()
             self.versions[name].clear()
 
 

@@ -48,7 +48,6 @@ class GradientTaps:
     def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
         self._model = model
         self._names = list(names)
-        self.calls: dict[str, int] = {name: 0 for name in names}  # calls tapped so far, per layer
         self._outputs: dict[str, list[tuple[torch.Size, torch.dtype, torch.device]]] = {n: [] for n in names}
         self._anchors: dict[tuple[torch.dtype, str], Tensor] = {}
         self._receive: Receiver | None = None
@@ -60,12 +59,16 @@ class GradientTaps:
                     f"layer {name!r} returned no tensor that requires grad: its output gradient "
                     "cannot be taken (the clean pass sets the layers' weights to require grad)"
                 )
-            call = self.calls[name]
-            self.calls[name] += 1
+            call = len(self._outputs[name])
             self._outputs[name].append((output.shape, output.dtype, output.device))
             return _Tap.apply(output, self._anchor(output), lambda grad: self._received(name, call, grad))
 
         return hook
+
+    @property
+    def calls(self) -> dict[str, int]:
+        """Calls tapped so far (this item), per layer."""
+        return {name: len(outputs) for name, outputs in self._outputs.items()}
 
     def _anchor(self, output: Tensor) -> Tensor:
         key = (output.dtype, str(output.device))
@@ -104,6 +107,5 @@ class GradientTaps:
 
     def clear(self) -> None:
         """Start counting calls afresh (a new item) and let the anchors' graphs go."""
-        self.calls = {name: 0 for name in self._names}
         self._outputs = {name: [] for name in self._names}
         self._anchors.clear()

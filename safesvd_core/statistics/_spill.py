@@ -81,10 +81,10 @@ def layer_groups(
                 f"the statistics of layer {name!r} alone take {sizes[name]:,} bytes, more than "
                 f"the cap of {max_bytes:,} (SpillPolicy's max_bytes); raise the cap"
             )
-    units: list[list[str]] = []
+    root = {name: (together or {}).get(name, name) for name in order}
+    units: list[list[str]] = []  # consecutive siblings
     for name in order:
-        root = (together or {}).get(name, name)
-        if units and (together or {}).get(units[-1][-1], units[-1][-1]) == root:
+        if units and root[units[-1][-1]] == root[name]:
             units[-1].append(name)
         else:
             units.append([name])
