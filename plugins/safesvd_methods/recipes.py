@@ -69,7 +69,8 @@ class SafeSVD(Recipe):
     ``jitter`` and ``fisher_jitter`` (relative), ``decomposition`` (``"gram"``: one eigendecomposition
     per layer, checked, falling back to ``"svd"``), ``min_rank``, ``fisher`` (``"empirical"``: the gradients
     at the model's residuals, the paper's; ``"sampled"``: at residuals drawn at the observed scale, the
-    model Fisher), ``seed`` (of those draws).
+    model Fisher), ``seed`` (of those draws), ``recompute_blocks`` (the Fisher's backward pass runs
+    each block again instead of holding its intermediate tensors; ``None``: with a ``SpillPolicy``).
 
     Rollouts, given trajectory items: ``rollout`` (on: calibrate on rollouts; off: on the
     trajectories' teacher-forced one-step batches), ``rollout_steps`` (``None``: every step the
@@ -114,6 +115,7 @@ class SafeSVD(Recipe):
     rollout: bool = option(CleanStatisticsPhase, "rollout")
     rollout_steps: int | str | None = option(CleanStatisticsPhase, "rollout_steps")
     balance_horizons: bool = option(CleanStatisticsPhase, "balance_horizons")
+    recompute_blocks: bool | None = option(CleanStatisticsPhase, "recompute_blocks")
     held_out: float = attrs.field(default=0.25, validator=unit_interval)
     refine_epochs: int = attrs.field(default=0, validator=non_negative_int)
     refine_lr: float = attrs.field(default=DEFAULTS.refine_lr, validator=positive)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from .._errors import SafeSVDError
+from ._recompute import recomputing
 
 
 @contextlib.contextmanager
@@ -50,6 +51,8 @@ class LayerRecorder:
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            if recomputing():  # the backward pass running a block again: not a new call
+                return
             if not args or not isinstance(args[0], Tensor):
                 raise SafeSVDError(f"layer {name!r} was called without a tensor as first argument")
             if name not in self.order:
@@ -104,6 +107,8 @@ class BlockRecorder:
 
     def _hook(self, name: str):
         def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if recomputing():
+                return
             if name not in self.order:
                 self.order.append(name)
             self.calls[name].append((_detach(args), _detach(kwargs)))

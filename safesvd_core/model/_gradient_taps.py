@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from .._errors import SafeSVDError
 from ._capture import removed_after
+from ._recompute import recomputing
 
 #: ``receive(layer, call, gradient)``: the gradient of the loss at one call's output.
 Receiver = Callable[[str, int, Tensor], None]
@@ -53,7 +54,9 @@ class GradientTaps:
         self._receive: Receiver | None = None
 
     def _hook(self, name: str):
-        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> Tensor | None:
+            if recomputing():  # the backward pass running a block again: its first run was tapped
+                return None
             if not isinstance(output, Tensor) or not output.requires_grad:
                 raise SafeSVDError(
                     f"layer {name!r} returned no tensor that requires grad: its output gradient "

@@ -13,12 +13,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..._defaults import DEFAULTS
-from ..._errors import ConfigError
+from ..._errors import ConfigError, SafeSVDError
 from ...kinds._interfaces import LayerSignals
 from ...kinds._validators import one_of, steps_value
 from ...model._capture import LayerRecorder
 from ...model._gradient_taps import GradientTaps
 from ...model._layers import linear_map
+from ...model._recompute import recomputed_blocks
 from ...physics._objective import FISHER_MODES, LAM_RECORD, CalibrationObjective
 from ...statistics._spill import layer_groups
 from ...statistics._statistics import CalibrationStatistics, EstimatorFactory
@@ -43,7 +44,11 @@ class CleanStatisticsPhase(Phase):
     ``seed`` (of those draws). Given trajectories: ``rollout`` (calibrate on rollouts, else on their
     teacher-forced one-step batches), ``rollout_steps`` (``None``: every step they hold; a number up
     to that; ``"auto"`` with a tuning phase), ``balance_horizons`` (energy-balance the one-step and
-    the rollout statistics); ``balance_domains`` (energy-balance the domains: ``safe-svd-balanced``).
+    the rollout statistics); ``balance_domains`` (energy-balance the domains: ``safe-svd-balanced``);
+    ``recompute_blocks`` (the gradient pass keeps each block's arguments, not its intermediate
+    tensors, and runs the block again in the backward pass: one more forward pass over the blocks
+    for a graph of about their arguments; ``None``: when the statistics are capped in memory, a
+    ``SpillPolicy``).
     """
 
     name: ClassVar[str] = "clean"
@@ -57,6 +62,7 @@ class CleanStatisticsPhase(Phase):
     rollout_steps: int | str | None = attrs.field(default=None, validator=steps_value)
     balance_horizons: bool = True
     balance_domains: bool = False
+    recompute_blocks: bool | None = None
 
     def configure(self, draft: PlanDraft) -> None:
         steps = draft.auto(self, "rollout_steps", self.rollout_steps, None)
@@ -135,7 +141,9 @@ class CleanStatisticsPhase(Phase):
                 for by_name in statistics.estimators.values()
                 for estimator in by_name.values()
             )
-            rows.update(clean_pass(state, statistics, group, objective, needs_gradients))
+            rows.update(
+                clean_pass(state, statistics, group, objective, needs_gradients, self._recomputed(state))
+            )
             job.reducer.reduce(statistics)
             if job.spill is not None:
                 with state.timed("spill"):
@@ -146,6 +154,11 @@ class CleanStatisticsPhase(Phase):
             groups=tuple(tuple(group) for group in groups),
             rows=rows,
         )
+
+    def _recomputed(self, state: RunState) -> tuple[str, ...]:
+        """The blocks the gradient pass runs again in its backward pass (``recompute_blocks``)."""
+        wanted = state.job.spill is not None if self.recompute_blocks is None else self.recompute_blocks
+        return tuple(state.probe.block_order) if wanted and state.probe is not None else ()
 
 
 def _domains(state: RunState) -> list[str]:
@@ -188,6 +201,7 @@ def clean_pass(
     names: Sequence[str],
     objective: CalibrationObjective,
     needs_gradients: bool,
+    recomputed: Sequence[str] = (),
 ) -> dict[str, int]:
     """Feed ``statistics`` the inputs (and, with ``needs_gradients``, the output gradients of the
     calibration loss) of ``names`` in the original model, over every calibration item: per
@@ -195,7 +209,9 @@ def clean_pass(
     Returns the rows each layer saw in its widest group (the rank its covariance can reach).
 
     The gradients are taken one at a time while the backward pass runs (:mod:`...model._gradient_taps`):
-    neither the layers' outputs nor all their gradients are held at once."""
+    neither the layers' outputs nor all their gradients are held at once. With gradients, the blocks
+    ``recomputed`` run again in the backward pass instead of holding their intermediate tensors
+    (:mod:`...model._recompute`)."""
     job, source = state.job, state.source
     model, adapter = job.original, job.adapter
     views = {name: linear_map(model, name) for name in names}
@@ -203,8 +219,9 @@ def clean_pass(
     taps = GradientTaps(model, names)
     grad_context = _weights_require_grad(model, names) if needs_gradients else contextlib.nullcontext()
     tapped = taps.attached() if needs_gradients else contextlib.nullcontext()
+    again = recomputed_blocks(model, recomputed) if needs_gradients else contextlib.nullcontext()
     rows: dict[str | None, dict[str, int]] = {}
-    with grad_context, recorder.attached(), tapped:
+    with grad_context, recorder.attached(), tapped, again:
         for index, item in enumerate(
             tqdm(job.batches, desc="clean statistics", disable=not job.show_progress)
         ):
@@ -226,7 +243,7 @@ def clean_pass(
                     feed = _Feed(statistics, views, recorder, spans, domain, group)
                     if needs_gradients:
                         loss = source.loss(item_objective, calls, group)
-                        with statistics.sharing(feed.input_rows()):
+                        with statistics.sharing(feed.input_rows()), _explained(recomputed):
                             taps.backward(loss, feed.gradient, retain_graph=position + 1 < len(groups))
                             feed.unreached(taps)
                     else:
@@ -237,6 +254,21 @@ def clean_pass(
                             views[name].row_count(recorder.inputs[name][i]) for i in spans[name]
                         )
     return {name: max(by_layer.get(name, 0) for by_layer in rows.values()) for name in names}
+
+
+@contextlib.contextmanager
+def _explained(recomputed: Sequence[str]) -> Iterator[None]:
+    """Autograd's refusal of a changed block argument, said in the phase's terms."""
+    try:
+        yield
+    except RuntimeError as error:
+        if not recomputed or "modified by an inplace operation" not in str(error):
+            raise
+        raise SafeSVDError(
+            "the backward pass cannot run a block again: the model changes a tensor the block read "
+            "in place, after the block ran (recomputing the blocks needs their arguments as they "
+            "were); compress with recompute_blocks=False"
+        ) from error
 
 
 class _Feed:
